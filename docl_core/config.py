@@ -1,0 +1,111 @@
+"""Run configuration and schedules: plain dataclasses, saved with every run (run.json "config")."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
+ESTIMATORS = ("exact", "byproduct", "fast")
+
+
+@dataclass
+class Schedule:
+    """Per-round schedules (DESIGN.md §2). Rounds are numbered t = 0 .. rounds-1."""
+
+    k_start: float = 0.2         # fraction of N selected in round 0
+    k_growth: float = 1.2        # k_t = k_start · k_growth^t (fraction of N) ...
+    k_cap: float = 1.0           # ... capped at this fraction of N
+    lam_start: float = 1.0       # weight λ_0 of the diversity term F(S), in score units (rescaled per round)
+    lam_decay: float = 0.9       # λ_t = lam_start · lam_decay^t
+    temperature: float = 1.0     # τ of the DoCL pool draw p_i ∝ exp(a_i/τ), a standardised per round
+    pool_factor: float = 2.0     # DoCL draws a candidate pool of pool_factor · k_t samples
+    lr: float = 0.05             # peak learning rate (SGD, momentum 0.9), per mean-loss step
+    lr_min: float = 0.001        # floor of the cosine inside each round
+    warmup_epochs: int = 1       # warm start: plain epochs on all data before round 0
+    epochs_per_round: float = 1.0  # passes over the *selected* subset per round
+
+    def k(self, t: int, n: int) -> int:
+        """Selected-set size k_t for a training set of n samples."""
+        frac = min(self.k_cap, self.k_start * self.k_growth ** t)
+        return max(1, min(n, int(round(frac * n))))
+
+    def lam(self, t: int) -> float:
+        return self.lam_start * self.lam_decay ** t
+
+    def lr_at(self, step_in_round: int, steps_in_round: int) -> float:
+        """Cosine annealing from lr to lr_min inside a round (restarted every round)."""
+        frac = step_in_round / max(1, steps_in_round)
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * frac))
+
+    def validate(self) -> None:
+        if not 0 < self.k_start <= 1 or not 0 < self.k_cap <= 1:
+            raise ValueError("k_start and k_cap are fractions of N: choose values in (0, 1]")
+        if self.k_growth < 1:
+            raise ValueError(f"k_growth must be ≥ 1 (the selected set grows), got {self.k_growth}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.lr <= 0 or self.lr_min < 0 or self.lr_min > self.lr:
+            raise ValueError("need 0 ≤ lr_min ≤ lr and lr > 0")
+        if self.pool_factor < 1:
+            raise ValueError(f"pool_factor must be ≥ 1, got {self.pool_factor}")
+        if self.epochs_per_round <= 0:
+            raise ValueError("epochs_per_round must be positive")
+        if self.warmup_epochs < 0:
+            raise ValueError("warmup_epochs must be ≥ 0")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; saved in run.json and enough to reproduce it."""
+
+    dataset: str = "digits"          # a built-in name or a path (.npz, .csv, CIFAR/Fashion-MNIST folder)
+    curriculum: str = "docl"         # one of CURRICULA
+    rounds: int = 10                 # curriculum rounds
+    seed: int = 0
+    model: Optional[str] = None      # mlp | cnn | resnet; None picks the dataset's default
+    estimator: str = "exact"         # the score that drives selection (ESTIMATORS)
+    log_estimators: list[str] = field(default_factory=lambda: ["byproduct"])  # logged beside it
+    diversity: str = "facility"      # facility (stochastic greedy) | centrality (authors' proxy) | none
+    label_noise: float = 0.0         # fraction of train labels flipped (classification)
+    batch_size: int = 64             # training mini-batch
+    score_batch_size: int = 512      # scoring batch
+    probe_size: int = 64             # kernel probe samples (stratified); 0 turns kernel logging off
+    step_budget: Optional[int] = None  # total gradient steps; None: from the schedule
+    weight_decay: float = 5e-4
+    device: str = "auto"             # auto | cpu | cuda | cuda:N
+    checkpoint_every: int = 1        # rounds between checkpoints
+    schedule: Schedule = field(default_factory=Schedule)
+
+    def validate(self) -> None:
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {', '.join(CURRICULA)}")
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(ESTIMATORS)}")
+        for e in self.log_estimators:
+            if e not in ESTIMATORS:
+                raise ValueError(f"unknown estimator {e!r} in log_estimators: choose from {', '.join(ESTIMATORS)}")
+        if self.diversity not in ("facility", "centrality", "none"):
+            raise ValueError(f"unknown diversity {self.diversity!r}: use facility, centrality or none")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be ≥ 1, got {self.rounds}")
+        if self.batch_size < 1 or self.score_batch_size < 1:
+            raise ValueError("batch sizes must be positive integers")
+        if not 0 <= self.label_noise < 1:
+            raise ValueError(f"label_noise is a fraction in [0, 1), got {self.label_noise}")
+        if self.probe_size < 0:
+            raise ValueError("probe_size must be ≥ 0 (0 turns kernel logging off)")
+        if self.step_budget is not None and self.step_budget < 1:
+            raise ValueError("step_budget must be a positive number of gradient steps")
+        self.schedule.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        sched = d.pop("schedule", {}) or {}
+        sk = {f.name for f in fields(Schedule)}
+        return cls(**d, schedule=Schedule(**{k: v for k, v in sched.items() if k in sk}))

@@ -1,0 +1,386 @@
+"""Per-sample learning dynamics: residuals, output speeds, DoCL scores, tangent-kernel blocks.
+
+Notation (DESIGN.md §1): r_i = ∂ℓ_i/∂f(x_i) (residual), J_i = ∂f(x_i)/∂θ, H_ij = J_i J_jᵀ,
+v_i = (1/N) Σ_j H_ij r_j (output speed), a_i = r_i · v_i (DoCL score).
+
+The identity r_iᵀ H_ij r_j = g_i · g_j (g_i = ∇θ ℓ_i) gives a_i = g_i · ḡ and v_i = J_i ḡ with
+ḡ the full-data mean gradient, so exact scores for all N samples cost one backward pass (ḡ)
+plus one forward-mode pass (`torch.func.jvp` along ḡ), in batches: no per-sample gradient
+and no N×N kernel is ever formed. Scoring runs with eval-mode normalisation (batch statistics
+would couple samples) and leaves the model's parameters, buffers, mode and .grad untouched.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, jacrev, jvp, vmap
+
+TASKS = ("classification", "regression")
+
+
+@dataclass
+class Dynamics:
+    """Per-sample dynamics at one set of weights (all tensors on the inputs' device and dtype)."""
+
+    score: torch.Tensor     # (N,)   a_i = r_i · v_i
+    residual: torch.Tensor  # (N, C) r_i = ∂ℓ_i/∂f(x_i)
+    speed: torch.Tensor     # (N, C) v_i = J_i ḡ, so ∂f(x_i)/∂t = −v_i under gradient flow
+    loss: torch.Tensor      # (N,)   ℓ_i
+    output: torch.Tensor    # (N, C) f(x_i)
+    grad_norm: float        # ‖ḡ‖, the mean-gradient norm
+    estimator: str = "exact"
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use 'classification' or 'regression'")
+    return task
+
+
+def check_inputs(X: torch.Tensor, y: Optional[torch.Tensor] = None, task: str = "classification",
+                 num_outputs: Optional[int] = None) -> None:
+    """Raise ValueError with a short fix when X, y cannot be scored."""
+    check_task(task)
+    if not isinstance(X, torch.Tensor):
+        raise ValueError(f"X must be a torch.Tensor, got {type(X).__name__}")
+    if X.ndim < 1 or X.shape[0] == 0:
+        raise ValueError("X is empty: pass at least one sample (first dimension N ≥ 1)")
+    if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        raise ValueError("X contains NaN or inf: clean or impute the features first")
+    if y is None:
+        return
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"y must be a torch.Tensor, got {type(y).__name__}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} samples but y has {y.shape[0]}: pass one target per sample")
+    if task == "classification":
+        if y.is_floating_point() or y.ndim != 1:
+            raise ValueError("classification needs integer class labels of shape (N,); "
+                             "use task='regression' for float targets")
+        if int(y.min()) < 0 or (num_outputs is not None and int(y.max()) >= num_outputs):
+            raise ValueError(f"labels must lie in [0, {num_outputs}) for a model with {num_outputs} "
+                             f"outputs; found labels in [{int(y.min())}, {int(y.max())}]")
+    else:
+        if not y.is_floating_point():
+            raise ValueError("regression needs float targets of shape (N, C)")
+        if not bool(torch.isfinite(y).all()):
+            raise ValueError("y contains NaN or inf: clean the targets first")
+        if num_outputs is not None and (y.ndim != 2 or y.shape[1] != num_outputs):
+            raise ValueError(f"regression targets must have shape (N, {num_outputs}) to match the "
+                             f"model's outputs; got {tuple(y.shape)}")
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def residual_and_loss(output: torch.Tensor, y: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual r = ∂ℓ/∂f (B, C) and per-sample loss ℓ (B,) for one batch of outputs (B, C).
+
+    classification: ℓ = softmax cross-entropy, r = softmax(f) − onehot(y).
+    regression:     ℓ = ½‖f − y‖²,            r = f − y.
+    """
+    if task == "classification":
+        logp = torch.log_softmax(output, dim=1)
+        loss = -logp.gather(1, y.view(-1, 1)).squeeze(1)
+        residual = logp.exp()
+        residual[torch.arange(len(y), device=y.device), y] -= 1.0
+        return residual, loss
+    diff = output - y
+    return diff, 0.5 * (diff * diff).sum(1)
+
+
+def per_sample_loss(output: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    """Per-sample loss ℓ (B,), differentiable (used for ḡ and by the trainer)."""
+    if task == "classification":
+        return F.cross_entropy(output, y, reduction="none")
+    return 0.5 * ((output - y) ** 2).sum(1)
+
+
+# ----------------------------------------------------------------------------- model state
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval-mode normalisation and no dropout while scoring; restores every submodule's mode."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _weights(model: nn.Module) -> tuple[dict, dict]:
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    return params, buffers
+
+
+def _batches(n: int, batch_size: int) -> Iterator[slice]:
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def _num_outputs(model: nn.Module, X: torch.Tensor) -> int:
+    with torch.no_grad(), eval_mode(model):
+        out = model(X[:1])
+    if out.ndim != 2:
+        raise ValueError(f"the model must return outputs of shape (B, C); got {tuple(out.shape)}")
+    return out.shape[1]
+
+
+def mean_gradient(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
+                  batch_size: int = 512) -> dict[str, torch.Tensor]:
+    """ḡ = (1/N) Σ_i ∇θ ℓ_i, as a dict name → tensor shaped like each parameter.
+
+    One backward pass over X in batches, eval-mode; .grad of the model is not touched.
+    """
+    check_task(task)
+    _check_batch_size(batch_size)
+    names = [k for k, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    total = [torch.zeros_like(p) for p in params]
+    with eval_mode(model), torch.enable_grad():
+        for sl in _batches(len(X), batch_size):
+            loss = per_sample_loss(model(X[sl]), y[sl], task).sum()
+            for acc, g in zip(total, torch.autograd.grad(loss, params)):
+                acc.add_(g)
+    return {k: g / len(X) for k, g in zip(names, total)}
+
+
+def _tangent(model: nn.Module, gbar: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # frozen parameters move nowhere under gradient flow: zero tangent
+    return {k: gbar[k] if k in gbar else torch.zeros_like(p) for k, p in model.named_parameters()}
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
+                batch_size: int = 512, estimator: str = "exact", eps: Optional[float] = None,
+                gbar: Optional[dict[str, torch.Tensor]] = None) -> Dynamics:
+    """DoCL scores a_i = r_i · v_i for every sample, with residuals and output speeds.
+
+    Args:
+        model: any nn.Module mapping a batch (B, ...) to outputs (B, C); scored as given in
+            eval mode, left unchanged.
+        X: (N, ...) inputs on the model's device and dtype.
+        y: (N,) integer labels (classification) or (N, C) float targets (regression).
+        task: "classification" (softmax cross-entropy) or "regression" (½‖f − y‖²).
+        batch_size: samples per pass; memory is O(P + batch_size).
+        estimator: "exact" (forward-mode JVP along ḡ, default) or "fast" (central finite
+            differences of outputs along ḡ: two plain forwards instead of the JVP, error O(ε²)).
+        eps: finite-difference step for "fast", relative to ‖θ‖/‖ḡ‖ (default: 4e-3 in float32,
+            6e-6 in float64, about the cube root of the machine epsilon).
+        gbar: a precomputed mean gradient (e.g. all-reduced across ranks); computed if None.
+
+    Returns:
+        Dynamics with score (N,), residual (N, C), speed (N, C), loss (N,), output (N, C).
+    """
+    if estimator not in ("exact", "fast"):
+        raise ValueError(f"unknown estimator {estimator!r}: use 'exact' or 'fast' "
+                         "(the byproduct estimator is ByproductEstimator, fed by the training loop)")
+    _check_batch_size(batch_size)
+    check_inputs(X, y, task)
+    C = _num_outputs(model, X)
+    check_inputs(X, y, task, num_outputs=C)
+    if gbar is None:
+        gbar = mean_gradient(model, X, y, task, batch_size)
+    params, buffers = _weights(model)
+    tangent = _tangent(model, gbar)
+    gnorm = math.sqrt(sum(float((t * t).sum()) for t in tangent.values()))
+
+    def f(p, xb):
+        return functional_call(model, (p, buffers), (xb,))
+
+    outputs, speeds = [], []
+    with eval_mode(model), torch.no_grad():
+        if estimator == "exact":
+            for sl in _batches(len(X), batch_size):
+                out, dout = jvp(lambda p: f(p, X[sl]), (params,), (tangent,))
+                outputs.append(out)
+                speeds.append(dout)
+        else:
+            if eps is None:
+                eps = 6e-6 if X.dtype == torch.float64 else 4e-3
+            pnorm = math.sqrt(sum(float((p * p).sum()) for p in params.values()))
+            h = eps * max(pnorm, 1.0) / max(gnorm, 1e-30)
+            plus = {k: params[k] + h * tangent[k] for k in params}
+            minus = {k: params[k] - h * tangent[k] for k in params}
+            for sl in _batches(len(X), batch_size):
+                fp, fm = f(plus, X[sl]), f(minus, X[sl])
+                outputs.append(0.5 * (fp + fm))  # f(θ) + O(h²): no third forward needed
+                speeds.append((fp - fm) / (2 * h))
+    output = torch.cat(outputs)
+    speed = torch.cat(speeds)  # (N, C)
+    residual, loss = residual_and_loss(output, y, task)  # (N, C), (N,)
+    return Dynamics(score=(residual * speed).sum(1), residual=residual, speed=speed, loss=loss,
+                    output=output, grad_norm=gnorm, estimator=estimator)
+
+
+# ----------------------------------------------------------------------------- kernel
+
+
+def jacobians(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Output Jacobians J_i = ∂f(x_i)/∂θ flattened over all parameters: (B, C, P). Eval mode."""
+    params, buffers = _weights(model)
+
+    def f_one(p, x):
+        return functional_call(model, (p, buffers), (x.unsqueeze(0),)).squeeze(0)
+
+    with eval_mode(model):
+        jac = vmap(jacrev(f_one), (None, 0))(params, X)  # name → (B, C, *shape)
+    B = X.shape[0]
+    return torch.cat([j.reshape(B, j.shape[1], -1) for j in jac.values()], dim=2)
+
+
+def kernel_block(model: nn.Module, X_probe: torch.Tensor, reduce: str = "trace",
+                 memory_budget_bytes: int = 1 << 30) -> torch.Tensor:
+    """Tangent-kernel blocks H_ij = J_i J_jᵀ on a probe set, by Jacobian contraction in chunks.
+
+    Args:
+        model: scored in eval mode, left unchanged.
+        X_probe: (m, ...) probe inputs.
+        reduce: "trace" for K_ij = tr H_ij, shape (m, m); "full" for H, shape (m, m, C, C).
+        memory_budget_bytes: bound on the Jacobians held at once. When all m Jacobians fit,
+            they are computed once; otherwise chunk pairs are contracted (Jacobians recomputed).
+
+    Returns:
+        (m, m) or (m, m, C, C) tensor on X_probe's device and dtype.
+    """
+    if reduce not in ("trace", "full"):
+        raise ValueError(f"unknown reduce {reduce!r}: use 'trace' or 'full'")
+    check_inputs(X_probe)
+    m = X_probe.shape[0]
+    C = _num_outputs(model, X_probe)
+    P = sum(p.numel() for p in model.parameters())
+    row_bytes = C * P * X_probe.element_size()
+    chunk = max(1, min(m, memory_budget_bytes // (2 * row_bytes)))
+    eq = "acp,bcp->ab" if reduce == "trace" else "acp,bdp->abcd"
+    shape = (m, m) if reduce == "trace" else (m, m, C, C)
+    out = torch.empty(shape, dtype=X_probe.dtype, device=X_probe.device)
+    with torch.no_grad():
+        if chunk >= m:
+            J = jacobians(model, X_probe)  # (m, C, P)
+            return torch.einsum(eq, J, J)
+        starts = list(range(0, m, chunk))
+        for a in starts:
+            Ja = jacobians(model, X_probe[a:a + chunk])
+            for b in starts:
+                if b < a:
+                    continue
+                Jb = Ja if b == a else jacobians(model, X_probe[b:b + chunk])
+                blk = torch.einsum(eq, Ja, Jb)
+                out[a:a + chunk, b:b + chunk] = blk
+                if b != a:  # H_ji = H_ijᵀ
+                    out[b:b + chunk, a:a + chunk] = blk.transpose(0, 1) if reduce == "trace" \
+                        else blk.permute(1, 0, 3, 2)
+    return out
+
+
+def kernel_eigenvalues(K: torch.Tensor, top: int = 20) -> torch.Tensor:
+    """Largest eigenvalues, descending, of a trace kernel (m, m) or full blocks (m, m, C, C)."""
+    if K.ndim == 4:
+        m, _, C, _ = K.shape
+        K = K.permute(0, 2, 1, 3).reshape(m * C, m * C)
+    if K.ndim != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"expected a square kernel (m, m) or blocks (m, m, C, C); got {tuple(K.shape)}")
+    ev = torch.linalg.eigvalsh(0.5 * (K + K.T))
+    return ev.flip(0)[:top]
+
+
+def score_contributions(H: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """c_ij = r_iᵀ H_ij r_j / m (m, m): sample j's share of probe sample i's kernel score.
+
+    Args:
+        H: full kernel blocks (m, m, C, C).
+        residual: (m, C) residuals of the probe samples.
+    Row sums give the `kernel` estimator r_i · (1/m) Σ_j H_ij r_j, which equals the exact
+    score when the probe set is the whole training set.
+    """
+    if H.ndim != 4 or residual.ndim != 2 or H.shape[0] != residual.shape[0] or H.shape[2] != residual.shape[1]:
+        raise ValueError(f"need blocks (m, m, C, C) and residuals (m, C); got {tuple(H.shape)} "
+                         f"and {tuple(residual.shape)}")
+    m = H.shape[0]
+    return torch.einsum("ic,ijcd,jd->ij", residual, H, residual) / m
+
+
+def kernel_scores(model: nn.Module, X_probe: torch.Tensor, y_probe: torch.Tensor,
+                  task: str = "classification") -> torch.Tensor:
+    """The `kernel` estimator on a probe set: a_i = r_i · (1/m) Σ_j H_ij r_j, shape (m,)."""
+    check_inputs(X_probe, y_probe, task)
+    with torch.no_grad(), eval_mode(model):
+        residual, _ = residual_and_loss(model(X_probe), y_probe, task)
+    return score_contributions(kernel_block(model, X_probe, reduce="full"), residual).sum(1)
+
+
+# ----------------------------------------------------------------------------- byproduct
+
+
+class ByproductEstimator:
+    """The `byproduct` score from outputs training already computed (the authors' estimator).
+
+    For a sample seen at step t' with outputs f_{t'} and again at step t with outputs f_t:
+        â_i = (onehot(y_i) − p_i) · (f_t − f_{t'}) / (Σ lr between t' and t)^lr_power
+    (regression: (y_i − f_t) · ...), then smoothed: score ← β·score + (1 − β)·â.
+    It costs no extra forward or backward, but goes stale for samples not selected.
+
+    Feed it after each optimiser step with `update(ids, outputs, lr)`; `lr` is the learning
+    rate of the step the batch was used for.
+    """
+
+    def __init__(self, y: torch.Tensor, num_outputs: int, task: str = "classification",
+                 ema: float = 0.9, temperature: float = 1.0, lr_power: float = 1.0):
+        check_task(task)
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema must lie in [0, 1), got {ema}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.task, self.ema, self.temperature, self.lr_power = task, ema, temperature, lr_power
+        self.y = y
+        N = y.shape[0]
+        dev = y.device
+        self.last_output = torch.zeros(N, num_outputs, device=dev)  # (N, C) f at last visit
+        self.lr_since = torch.zeros(N, dtype=torch.float64, device=dev)  # (N,) Σ lr since last visit
+        self.seen = torch.zeros(N, dtype=torch.bool, device=dev)
+        self.score = torch.zeros(N, device=dev)  # (N,) smoothed estimate
+        self.observed = torch.zeros(N, dtype=torch.long, device=dev)  # estimates so far
+
+    def update(self, ids: torch.Tensor, outputs: torch.Tensor, lr: float) -> None:
+        ids = ids.to(self.y.device)
+        out = outputs.detach().to(self.last_output.device, torch.float32)  # (B, C)
+        y = self.y[ids]
+        if self.task == "classification":
+            p = torch.softmax(out / self.temperature, dim=1)
+            toward = -p
+            toward[torch.arange(len(ids), device=out.device), y] += 1.0  # onehot − p
+        else:
+            toward = y.to(out.dtype) - out
+        again = self.seen[ids] & (self.lr_since[ids] > 0)
+        if bool(again.any()):
+            i = ids[again]
+            step = (self.lr_since[i] ** self.lr_power).to(out.dtype)
+            est = (toward[again] * (out[again] - self.last_output[i])).sum(1) / step
+            first = self.observed[i] == 0
+            self.score[i] = torch.where(first, est, self.ema * self.score[i] + (1 - self.ema) * est)
+            self.observed[i] += 1
+        self.last_output[ids] = out
+        self.lr_since[ids] = 0.0
+        self.seen[ids] = True
+        self.lr_since += lr

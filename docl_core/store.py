@@ -1,0 +1,373 @@
+"""The run store: plain files one folder per run, written atomically, read by the app.
+
+    runs/<experiment>/<run>/
+      run.json                    config, versions, seed, status, last complete round, error
+      rounds.parquet              one row per round
+      samples/round=NNNN.parquet  one row per training sample per round
+      kernel/round=NNNN.npz       probe ids, trace block (m, m), optional full blocks, eigenvalues
+      dataset.parquet             sample id, label, split, label-noise flag, thumbnail bytes
+      checkpoint.pt               model, optimiser, schedules and generator state
+
+Every file is written to a temporary name and renamed into place. `run.json` is written last
+in a round: it is the commit point. Readers trust only rounds ≤ `last_complete_round`, so a
+run can be read while it trains, and a killed run resumes from its last complete round.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORMAT = "docl-run/1"
+RUN_FILE = "run.json"
+
+
+class RunStoreError(ValueError):
+    """A folder that is not a readable docl run (message says what is wrong and what to do)."""
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, default=_json_default).encode())
+
+
+def atomic_write_parquet(path: Path, df: pd.DataFrame) -> None:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf, compression="zstd")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def round_name(t: int) -> str:
+    return f"round={t:04d}"
+
+
+# ----------------------------------------------------------------------------- writer
+
+
+class RunWriter:
+    """Writes one run folder. Call `start`, then `write_round` per round, then `finish` or `fail`.
+
+    Only the process that owns the run writes (rank 0 under torch.distributed).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.dir = Path(run_dir)
+        self.meta: dict[str, Any] = {}
+
+    def start(self, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+        """Create (or, with resume=True, reopen) the run. Returns the run.json contents."""
+        path = self.dir / RUN_FILE
+        if path.exists():
+            old = read_run_json(self.dir)
+            if not resume:
+                raise RunStoreError(f"{self.dir} already holds a run: pass --resume to continue it, "
+                                    "or choose another --out/--name")
+            self.meta = old
+            self.meta["status"] = "running"
+            self.meta["error"] = None
+        else:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.meta = {"format": FORMAT, "status": "running", "last_complete_round": -1,
+                         "error": None, "created": time.time(), **meta}
+        self._commit()
+        return self.meta
+
+    def write_dataset(self, df: pd.DataFrame) -> None:
+        atomic_write_parquet(self.dir / "dataset.parquet", df)
+
+    def write_round(self, t: int, round_row: dict[str, Any], samples: pd.DataFrame,
+                    kernel: Optional[dict[str, np.ndarray]] = None,
+                    checkpoint: Optional[bytes] = None) -> None:
+        """Write everything for round t, then commit it by rewriting run.json."""
+        samples = samples.copy()
+        samples["round"] = np.int32(t)
+        atomic_write_parquet(self.dir / "samples" / f"{round_name(t)}.parquet", samples)
+        if kernel is not None:
+            atomic_write_npz(self.dir / "kernel" / f"{round_name(t)}.npz", kernel)
+        rounds_path = self.dir / "rounds.parquet"
+        old = pd.read_parquet(rounds_path) if rounds_path.exists() else pd.DataFrame()
+        if len(old):
+            old = old[old["round"] < t]  # rows past the last commit belong to a killed attempt
+        row = pd.DataFrame([{"round": t, **round_row}])
+        atomic_write_parquet(rounds_path, pd.concat([old, row], ignore_index=True) if len(old) else row)
+        if checkpoint is not None:
+            atomic_write_bytes(self.dir / "checkpoint.pt", checkpoint)
+        self.meta["last_complete_round"] = int(t)
+        self._commit()
+
+    def finish(self, status: str = "complete") -> None:
+        self.meta["status"] = status
+        self._commit()
+
+    def fail(self, reason: str) -> None:
+        self.meta["status"] = "failed"
+        self.meta["error"] = reason
+        self._commit()
+
+    def update_meta(self, **fields) -> None:
+        self.meta.update(fields)
+        self._commit()
+
+    def _commit(self) -> None:
+        self.meta["updated"] = time.time()
+        atomic_write_json(self.dir / RUN_FILE, self.meta)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_FILE
+    if not Path(run_dir).is_dir():
+        raise RunStoreError(f"{run_dir} is not a folder: point at a run or experiment folder")
+    if not path.exists():
+        raise RunStoreError(f"{run_dir} is not a docl run (no run.json): point at a folder "
+                            "written by `docl run` or DynamicsTracker")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete the run "
+                            "or rerun it with --resume") from None
+    if not isinstance(meta, dict) or "last_complete_round" not in meta:
+        raise RunStoreError(f"{path} is not a docl run file (no last_complete_round)")
+    return meta
+
+
+class RunReader:
+    """Read-only view of one run, trusting only rounds ≤ last_complete_round.
+
+    Call `refresh()` to pick up rounds written since the reader was made.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.dir = Path(run_dir)
+        self.meta = read_run_json(self.dir)
+
+    def refresh(self) -> "RunReader":
+        self.meta = read_run_json(self.dir)
+        return self
+
+    # --- identity
+    @property
+    def name(self) -> str:
+        return self.meta.get("name", self.dir.name)
+
+    @property
+    def curriculum(self) -> str:
+        return self.meta.get("config", {}).get("curriculum", self.meta.get("curriculum", "custom"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta.get("config", {}).get("seed", self.meta.get("seed", 0)))
+
+    @property
+    def task(self) -> str:
+        return self.meta.get("task", self.meta.get("config", {}).get("task", "classification"))
+
+    @property
+    def status(self) -> str:
+        return self.meta.get("status", "unknown")
+
+    @property
+    def last_complete_round(self) -> int:
+        return int(self.meta.get("last_complete_round", -1))
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def round_ids(self) -> list[int]:
+        return list(range(self.last_complete_round + 1))
+
+    # --- frames
+    def rounds(self) -> pd.DataFrame:
+        """One row per committed round (columns: round, k, lr, steps, losses, accuracies, timings)."""
+        path = self.dir / "rounds.parquet"
+        if self.last_complete_round < 0 or not path.exists():
+            return pd.DataFrame({"round": pd.Series(dtype="int64")})
+        df = _read_parquet(path)
+        return df[df["round"] <= self.last_complete_round].reset_index(drop=True)
+
+    def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
+        """Per-sample frame of round t (one row per training sample)."""
+        self._check_round(t)
+        return _read_parquet(self.dir / "samples" / f"{round_name(t)}.parquet", columns)
+
+    def samples_all(self, columns: Optional[list[str]] = None,
+                    rounds: Optional[Iterable[int]] = None) -> pd.DataFrame:
+        """Per-sample frames of several (default: all committed) rounds, stacked."""
+        ids = list(self.round_ids if rounds is None else rounds)
+        if not ids:
+            return pd.DataFrame(columns=columns or ["sample_id", "round"])
+        cols = None if columns is None else list(dict.fromkeys(["round", *columns]))
+        frames = [self.samples(t, cols) for t in ids]
+        return pd.concat(frames, ignore_index=True)
+
+    def kernel_rounds(self) -> list[int]:
+        return [t for t in self.round_ids if (self.dir / "kernel" / f"{round_name(t)}.npz").exists()]
+
+    def kernel(self, t: int) -> dict[str, np.ndarray]:
+        """Kernel arrays of round t: probe_ids (m,), trace (m, m), eigenvalues, and more if logged."""
+        self._check_round(t)
+        path = self.dir / "kernel" / f"{round_name(t)}.npz"
+        if not path.exists():
+            raise RunStoreError(f"round {t} of {self.name} logged no kernel: rerun with kernel logging on")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as e:  # zip/npz corruption comes in many exception types
+            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): rerun that round "
+                                "with --resume") from None
+
+    def dataset(self) -> pd.DataFrame:
+        """sample_id, label, split, noisy, ... (thumbnail bytes for images, x0/x1 for 2-D data)."""
+        path = self.dir / "dataset.parquet"
+        if not path.exists():
+            return pd.DataFrame(columns=["sample_id", "label", "split"])
+        return _read_parquet(path)
+
+    def _check_round(self, t: int) -> None:
+        if not 0 <= t <= self.last_complete_round:
+            raise RunStoreError(f"round {t} of {self.name} is not committed yet "
+                                f"(rounds 0..{self.last_complete_round} are)")
+
+
+def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFrame:
+    if not path.exists():
+        raise RunStoreError(f"{path} is missing: the run is incomplete; rerun it with --resume")
+    try:
+        if columns is not None:
+            have = set(pq.read_schema(path).names)
+            columns = [c for c in columns if c in have]
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): rerun the run "
+                            "with --resume") from None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / RUN_FILE).is_file()
+
+
+class ExperimentReader:
+    """A folder of runs that share a dataset and budget (or a single run folder)."""
+
+    def __init__(self, exp_dir: str | os.PathLike):
+        self.dir = Path(exp_dir)
+        if not self.dir.is_dir():
+            raise RunStoreError(f"{self.dir} does not exist or is not a folder: pick an experiment folder")
+        if is_run_dir(self.dir):
+            candidates = [self.dir]
+        else:
+            candidates = sorted(p for p in self.dir.iterdir() if p.is_dir() and is_run_dir(p))
+        if not candidates:
+            raise RunStoreError(f"{self.dir} holds no docl runs (no sub-folder with run.json): "
+                                "point at a folder written by `docl run`/`docl compare`")
+        self.runs: list[RunReader] = []
+        self.errors: dict[str, str] = {}  # run folder name → why it was skipped
+        for p in candidates:
+            try:
+                self.runs.append(RunReader(p))
+            except RunStoreError as e:
+                self.errors[p.name] = str(e)
+        if not self.runs:
+            raise RunStoreError(f"no readable run in {self.dir}: " + "; ".join(self.errors.values()))
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def run(self, name: str) -> RunReader:
+        for r in self.runs:
+            if r.name == name or r.dir.name == name:
+                return r
+        raise RunStoreError(f"no run named {name!r} in {self.dir}; runs: "
+                            + ", ".join(r.dir.name for r in self.runs))
+
+    def summary(self) -> pd.DataFrame:
+        """One row per run: run, curriculum, seed, status, rounds done, dataset, estimator."""
+        rows = []
+        for r in self.runs:
+            cfg = r.meta.get("config", {})
+            rows.append({"run": r.dir.name, "curriculum": r.curriculum, "seed": r.seed,
+                         "status": r.status, "rounds_done": r.last_complete_round + 1,
+                         "rounds_planned": r.meta.get("rounds_planned", cfg.get("rounds")),
+                         "dataset": cfg.get("dataset", r.meta.get("dataset")),
+                         "estimator": cfg.get("estimator"), "error": r.meta.get("error")})
+        return pd.DataFrame(rows)
+
+    def rounds(self) -> pd.DataFrame:
+        """All runs' round frames stacked, with run, curriculum and seed columns."""
+        frames = []
+        for r in self.runs:
+            df = r.rounds()
+            if len(df):
+                frames.append(df.assign(run=r.dir.name, curriculum=r.curriculum, seed=r.seed))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["round", "run", "curriculum", "seed"])
+
+
+def list_experiments(root: str | os.PathLike) -> list[Path]:
+    """Experiment folders under root (folders holding run folders, or root itself)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    if any(is_run_dir(p) for p in root.iterdir() if p.is_dir()):
+        return [root]
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and any(is_run_dir(q) for q in p.iterdir() if q.is_dir()))
