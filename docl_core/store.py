@@ -141,12 +141,17 @@ class RunWriter:
         rounds_path = self.dir / "rounds.parquet"
         old = pd.read_parquet(rounds_path) if rounds_path.exists() else pd.DataFrame()
         if len(old):
-            old = old[old["round"] < t]  # rows past the last commit belong to a killed attempt
+            # a rewritten round replaces its row; rows past the last commit (a killed attempt)
+            # stay invisible to readers until their round is committed again
+            old = old[old["round"] != t]
         row = pd.DataFrame([{"round": t, **round_row}])
-        atomic_write_parquet(rounds_path, pd.concat([old, row], ignore_index=True) if len(old) else row)
+        rounds = pd.concat([old, row], ignore_index=True) if len(old) else row
+        atomic_write_parquet(rounds_path, rounds.sort_values("round", kind="stable"))
         if checkpoint is not None:
             atomic_write_bytes(self.dir / "checkpoint.pt", checkpoint)
-        self.meta["last_complete_round"] = int(t)
+        # a resumed run may rewrite rounds it had committed (identical under the same seed):
+        # the commit point never moves backwards, so readers never see rounds vanish
+        self.meta["last_complete_round"] = max(int(t), int(self.meta.get("last_complete_round", -1)))
         self._commit()
 
     def finish(self, status: str = "complete") -> None:

@@ -1,0 +1,359 @@
+"""DynamicsTracker: log any PyTorch training loop into a docl run, in three calls.
+
+    tracker = DynamicsTracker("runs/mine/run-0", model, X, y)
+    for epoch in range(E):
+        for ids in batches:                      # indices into X
+            out = model(X[ids]); loss = ...; loss.backward(); opt.step()
+            tracker.on_batch(ids, out, lr=opt.param_groups[0]["lr"])
+        tracker.end_round(metrics={"val_acc": ...})
+    tracker.close()
+
+`on_batch` feeds the byproduct estimator from outputs the loop already computed (no extra
+forward). `end_round` measures the current weights: exact scores (one backward pass for ḡ
+plus one forward-mode pass), residuals, speeds, kernel blocks on a fixed stratified probe
+set, and writes the round per the run-store contract. The tracker never touches the
+model's parameters, buffers, mode or .grad, the optimiser, or the global random state.
+The built-in trainer logs through this same class.
+"""
+from __future__ import annotations
+
+import io
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
+                       kernel_eigenvalues, residual_and_loss, score_contributions)
+from .store import RunWriter
+
+FULL_KERNEL_MAX = 2_000_000  # store full (m, m, C, C) blocks up to this many numbers (8 MB)
+
+
+@dataclass
+class Measurement:
+    """Per-sample state of the training set at one set of weights (tensors on the data device)."""
+
+    loss: torch.Tensor                  # (N,)
+    output: torch.Tensor                # (N, C)
+    residual: torch.Tensor              # (N, C)
+    scores: dict[str, torch.Tensor]     # estimator name → (N,)
+    speed: Optional[torch.Tensor]       # (N, C) from the exact or fast estimator
+    features: Optional[torch.Tensor]    # (N, D) penultimate embeddings, when asked for
+    grad_norm: float = float("nan")
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stratified_probe(y: torch.Tensor, m: int, seed: int, task: str) -> torch.Tensor:
+    """m sample ids, an equal share per class (classification) or uniform (regression), sorted by class."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    n = len(y)
+    m = min(m, n)
+    if task != "classification":
+        return torch.randperm(n, generator=g)[:m].sort().values
+    yc = y.cpu()
+    classes = yc.unique()
+    per = [torch.nonzero(yc == c).flatten() for c in classes]
+    per = [ids[torch.randperm(len(ids), generator=g)] for ids in per]
+    take, i = [], 0
+    while len(take) < m:  # round-robin over classes keeps the probe balanced
+        for ids in per:
+            if i < len(ids) and len(take) < m:
+                take.append(int(ids[i]))
+        i += 1
+    probe = torch.tensor(take)
+    return probe[torch.argsort(yc[probe] * n + probe)]  # ordered by class, then id
+
+
+def model_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Penultimate embeddings if the model offers `features`, else its outputs."""
+    fn = getattr(model, "features", None)
+    return fn(x) if callable(fn) else model(x)
+
+
+class DynamicsTracker:
+    """Logs per-sample dynamics of a training loop into a docl run folder.
+
+    Args:
+        out_dir: the run folder (created; its parent is the experiment folder).
+        model: the model being trained (read only).
+        X: (N, ...) training inputs the loop draws from; sample ids index into X.
+        y: (N,) int labels or (N, C) float targets.
+        task: "classification" or "regression".
+        estimator: the estimator reported as `score` ("exact", "fast" or "byproduct").
+        log_estimators: further estimators logged beside it (columns score_<name>).
+        probe_size: kernel probe samples (stratified by class); 0 turns kernel logging off.
+        eval_sets: optional {"val": (X, y), "test": (X, y)} evaluated at each round's end.
+        noisy: optional (N,) bool, which labels were flipped (for the app's noise views).
+        dataset_frame: optional dataset.parquet contents (ids, splits, thumbnails, ...).
+        config, meta: stored in run.json.
+        resume: reopen an existing run folder instead of refusing to overwrite it.
+
+    Overhead (measured, benchmarks/bench_training.py): on_batch is a few tensor ops per
+    batch; end_round costs about two epochs' worth of compute for exact scores (one
+    backward for ḡ, one forward-mode pass) plus the probe kernel; byproduct-only logging
+    costs one eval forward per round.
+    """
+
+    def __init__(self, out_dir, model: nn.Module, X: torch.Tensor, y: torch.Tensor,
+                 task: str = "classification", *, estimator: str = "exact",
+                 log_estimators=("byproduct",), probe_size: int = 64, score_batch_size: int = 512,
+                 eval_sets: Optional[dict[str, tuple[torch.Tensor, torch.Tensor]]] = None,
+                 noisy: Optional[torch.Tensor] = None, dataset_frame: Optional[pd.DataFrame] = None,
+                 config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
+                 byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False,
+                 writer: Optional[RunWriter] = None):
+        check_inputs(X, y, task)
+        with torch.no_grad(), eval_mode(model):
+            C = model(X[:1]).shape[1]
+        check_inputs(X, y, task, num_outputs=C)
+        estimators = [estimator, *[e for e in log_estimators if e != estimator]]
+        for e in estimators:
+            if e not in ("exact", "fast", "byproduct"):
+                raise ValueError(f"unknown estimator {e!r}: use exact, fast or byproduct")
+        self.model, self.X, self.y, self.task = model, X, y, task
+        self.N, self.C = X.shape[0], C
+        self.estimator, self.estimators = estimator, estimators
+        self.score_batch_size = score_batch_size
+        self.eval_sets = eval_sets or {}
+        self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
+        self.byproduct = ByproductEstimator(y, C, task, ema=byproduct_ema)
+        self.times_selected = torch.zeros(self.N, dtype=torch.long)
+        self.seen_this_round = torch.zeros(self.N, dtype=torch.bool)
+        self.steps = 0
+        self.samples_seen = 0
+        self.round = 0
+        self._round_lr_max = 0.0
+        self._round_start = time.perf_counter()
+        self.last_row: dict[str, Any] = {}
+        self.probe = stratified_probe(y, probe_size, seed, task) if probe_size > 0 else None
+        self.writer = writer or RunWriter(out_dir)
+        self.dir = Path(self.writer.dir)
+        base_meta = {"name": self.dir.name, "task": task, "num_outputs": C, "num_train": self.N,
+                     "world_size": 1, "device": str(X.device), "versions": versions(),
+                     "config": config or {"curriculum": "custom", "estimator": estimator},
+                     **(meta or {})}
+        started = self.writer.start(base_meta, resume=resume)
+        self.round = started["last_complete_round"] + 1
+        if dataset_frame is not None and (not resume or not (self.dir / "dataset.parquet").exists()):
+            self.writer.write_dataset(dataset_frame)
+        elif dataset_frame is None and not (self.dir / "dataset.parquet").exists():
+            self.writer.write_dataset(self._default_frame())
+
+    # ------------------------------------------------------------------ the three calls
+
+    def on_batch(self, sample_ids, outputs: torch.Tensor, lr: float) -> None:
+        """After an optimiser step: the batch's sample ids (B,), its outputs (B, C), the step's lr."""
+        ids = torch.as_tensor(sample_ids, dtype=torch.long).to(self.y.device)
+        if outputs.shape[0] != ids.shape[0]:
+            raise ValueError(f"on_batch got {ids.shape[0]} ids but {outputs.shape[0]} outputs: "
+                             "pass one id per row of outputs")
+        self.byproduct.update(ids, outputs.detach(), float(lr))
+        self.seen_this_round[ids.cpu()] = True
+        self.steps += 1
+        self.samples_seen += int(ids.shape[0])
+        self._round_lr_max = max(self._round_lr_max, float(lr))
+
+    def end_round(self, metrics: Optional[dict[str, float]] = None, measured: Optional[Measurement] = None,
+                  selected: Optional[torch.Tensor] = None, weights: Optional[torch.Tensor] = None,
+                  timings: Optional[dict[str, float]] = None, checkpoint: Optional[bytes] = None,
+                  extra_round: Optional[dict[str, Any]] = None) -> int:
+        """Close a round: measure (unless given), evaluate, write the round. Returns its number.
+
+        `selected` (ids trained on this round) defaults to the samples passed to on_batch
+        since the last round; `measured` defaults to a measurement of the current weights.
+        """
+        t = self.round
+        if measured is None:
+            measured = self.measure()
+        sel = self.seen_this_round.clone() if selected is None else _mask(selected, self.N)
+        w = torch.zeros(self.N)
+        if weights is not None and selected is not None:
+            w[torch.as_tensor(selected).cpu().long()] = torch.as_tensor(weights, dtype=torch.float32).cpu()
+        else:
+            w[sel] = 1.0
+        self.times_selected += sel.long()
+        t0 = time.perf_counter()
+        evals = self.evaluate()
+        row = {"k": int(sel.sum()), "lr": self._round_lr_max, "steps": self.steps,
+               "epoch_equiv": self.samples_seen / self.N, **evals,
+               "score_time_s": measured.seconds, "eval_time_s": time.perf_counter() - t0,
+               "grad_norm": measured.grad_norm,
+               "noisy_selected": int((sel & self.noisy).sum()) if self.noisy is not None else 0,
+               "round_time_s": time.perf_counter() - self._round_start,
+               **(timings or {}), **(extra_round or {}), **(metrics or {})}
+        kernel = self.kernel_arrays() if self.probe is not None else None
+        self.writer.write_round(t, row, self.sample_frame(measured, sel, w), kernel, checkpoint)
+        self.last_row = row
+        self.round = t + 1
+        self.seen_this_round.zero_()
+        self._round_lr_max = 0.0
+        self._round_start = time.perf_counter()
+        return t
+
+    def close(self, status: str = "complete") -> None:
+        self.writer.finish(status)
+
+    def fail(self, reason: str) -> None:
+        self.writer.fail(reason)
+
+    # ------------------------------------------------------------------ measuring
+
+    def measure(self, features: bool = False) -> Measurement:
+        """Loss, residual, scores (each estimator asked for) and optionally features, at current weights."""
+        t0 = time.perf_counter()
+        scores: dict[str, torch.Tensor] = {}
+        speed = None
+        grad_norm = float("nan")
+        base = None
+        for name in self.estimators:
+            if name == "byproduct":
+                scores[name] = self.byproduct_scores()
+                continue
+            dyn = docl_scores(self.model, self.X, self.y, self.task, batch_size=self.score_batch_size,
+                              estimator=name)
+            scores[name] = dyn.score
+            if speed is None or name == "exact":
+                speed, base, grad_norm = dyn.speed, dyn, dyn.grad_norm
+        feats = None
+        with torch.no_grad(), eval_mode(self.model):
+            if features or base is None:
+                outs, fs = [], []
+                for s in range(0, self.N, self.score_batch_size):
+                    xb = self.X[s:s + self.score_batch_size]
+                    if features:
+                        f = model_features(self.model, xb)
+                        fs.append(f)
+                    if base is None:
+                        outs.append(self.model(xb))
+                feats = torch.cat(fs) if features else None
+                if base is None:
+                    output = torch.cat(outs)
+            if base is not None:
+                output = base.output
+        residual, loss = residual_and_loss(output, self.y, self.task)
+        return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=speed,
+                           features=feats, grad_norm=grad_norm, seconds=time.perf_counter() - t0)
+
+    def byproduct_scores(self) -> torch.Tensor:
+        """Byproduct estimates (N,); samples never estimated get the largest estimate (explore them)."""
+        s = self.byproduct.score.clone()
+        have = self.byproduct.observed > 0
+        fill = s[have].max() if bool(have.any()) else torch.tensor(0.0)
+        s[~have] = fill
+        return s.to(self.X.dtype)
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and accuracy (classification) or MSE (regression) on each eval set."""
+        out = {}
+        with torch.no_grad(), eval_mode(self.model):
+            for split, (Xs, ys) in self.eval_sets.items():
+                if len(Xs) == 0:
+                    continue
+                o = torch.cat([self.model(Xs[s:s + self.score_batch_size])
+                               for s in range(0, len(Xs), self.score_batch_size)])
+                _, loss = residual_and_loss(o, ys, self.task)
+                out[f"{split}_loss"] = float(loss.mean())
+                if self.task == "classification":
+                    out[f"{split}_acc"] = float((o.argmax(1) == ys).float().mean())
+                else:
+                    out[f"{split}_mse"] = float(((o - ys) ** 2).mean())
+        return out
+
+    def kernel_arrays(self) -> dict[str, np.ndarray]:
+        """Probe-set kernel: ids, labels, trace (m, m), eigenvalues, residuals, contributions c_ij."""
+        ids = self.probe.to(self.X.device)
+        Xp, yp = self.X[ids], self.y[ids]
+        H = kernel_block(self.model, Xp, reduce="full")  # (m, m, C, C)
+        with torch.no_grad(), eval_mode(self.model):
+            residual, _ = residual_and_loss(self.model(Xp), yp, self.task)
+        contrib = score_contributions(H, residual)  # (m, m)
+        trace = torch.diagonal(H, dim1=2, dim2=3).sum(-1)  # (m, m)
+        arrays = {"probe_ids": self.probe.numpy().astype(np.int64),
+                  "labels": yp.cpu().numpy() if self.task == "classification"
+                  else np.full(len(ids), -1, dtype=np.int64),
+                  "trace": trace.float().cpu().numpy(),
+                  "eigenvalues": kernel_eigenvalues(trace, top=20).float().cpu().numpy(),
+                  "residual": residual.float().cpu().numpy(),
+                  "contributions": contrib.float().cpu().numpy(),
+                  "kernel_score": contrib.sum(1).float().cpu().numpy()}
+        if H.numel() <= FULL_KERNEL_MAX:
+            arrays["full"] = H.float().cpu().numpy()
+        return arrays
+
+    def sample_frame(self, m: Measurement, selected: torch.Tensor, weights: torch.Tensor) -> pd.DataFrame:
+        """The per-sample frame of one round (DESIGN.md §3 columns)."""
+        cpu = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
+        df = {"sample_id": np.arange(self.N, dtype=np.int64)}
+        if self.task == "classification":
+            p = torch.softmax(m.output, 1)
+            yl = self.y.long()
+            df["label"] = self.y.cpu().numpy().astype(np.int64)
+            df["correct"] = (m.output.argmax(1) == yl).cpu().numpy()
+            df["p_true"] = cpu(p.gather(1, yl.view(-1, 1)).squeeze(1))
+        else:
+            df["label"] = np.full(self.N, -1, dtype=np.int64)
+            df["correct"] = np.zeros(self.N, dtype=bool)
+            df["p_true"] = np.full(self.N, np.nan, dtype=np.float32)
+            df["output0"] = cpu(m.output[:, 0])
+        df["loss"] = cpu(m.loss)
+        df["residual_norm"] = cpu(m.residual.norm(dim=1))
+        df["speed_norm"] = cpu(m.speed.norm(dim=1)) if m.speed is not None else np.full(self.N, np.nan, np.float32)
+        df["score"] = cpu(m.scores[self.estimator])
+        for name, s in m.scores.items():
+            df[f"score_{name}"] = cpu(s)
+        df["selected"] = selected.cpu().numpy()
+        df["weight"] = weights.cpu().numpy().astype(np.float32)
+        df["times_selected"] = self.times_selected.cpu().numpy().astype(np.int32)
+        return pd.DataFrame(df)
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        b = self.byproduct
+        return {"times_selected": self.times_selected.clone(), "steps": self.steps,
+                "samples_seen": self.samples_seen, "round": self.round,
+                "byproduct": {"last_output": b.last_output.cpu(), "lr_since": b.lr_since.cpu(),
+                              "seen": b.seen.cpu(), "score": b.score.cpu(), "observed": b.observed.cpu()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.times_selected = state["times_selected"].clone()
+        self.steps, self.samples_seen = int(state["steps"]), int(state["samples_seen"])
+        dev = self.y.device
+        for k, v in state["byproduct"].items():
+            setattr(self.byproduct, k, v.to(dev))
+
+    def _default_frame(self) -> pd.DataFrame:
+        label = self.y.cpu().numpy().astype(np.int64) if self.task == "classification" \
+            else np.full(self.N, -1, dtype=np.int64)
+        noisy = self.noisy.numpy() if self.noisy is not None else np.zeros(self.N, dtype=bool)
+        return pd.DataFrame({"sample_id": np.arange(self.N, dtype=np.int64), "split": "train",
+                             "label": label, "clean_label": label, "noisy": noisy})
+
+
+def _mask(ids, n: int) -> torch.Tensor:
+    m = torch.zeros(n, dtype=torch.bool)
+    m[torch.as_tensor(ids).cpu().long()] = True
+    return m
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
+            "pandas": pandas.__version__, "platform": platform.platform()}
+
+
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """Serialise a checkpoint of tensors and plain values (loadable with weights_only=True)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()

@@ -1,0 +1,107 @@
+"""DynamicsTracker: three calls in someone else's loop produce a complete docl run, and change nothing."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from docl_core import DynamicsTracker, RunReader
+from docl_core.dynamics import docl_scores
+
+
+def _data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 6, generator=g)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+    return X, y
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 3))
+
+
+def _loop(model, X, y, tracker=None, epochs=3, seed=1):
+    """A user's own loop: shuffled mini-batches, SGD with momentum, a step lr."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    torch.manual_seed(seed)
+    for epoch in range(epochs):
+        for ids in torch.randperm(len(X)).split(16):
+            out = model(X[ids])
+            loss = nn.functional.cross_entropy(out, y[ids])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if tracker:
+                tracker.on_batch(ids, out, lr=opt.param_groups[0]["lr"])
+        if tracker:
+            tracker.end_round(metrics={"epoch": epoch})
+    return opt
+
+
+def test_three_calls_write_a_complete_run(tmp_path):
+    X, y = _data()
+    model = _model()
+    tracker = DynamicsTracker(tmp_path / "mine" / "run-0", model, X, y, probe_size=12)
+    _loop(model, X, y, tracker)
+    tracker.close()
+    r = RunReader(tmp_path / "mine" / "run-0")
+    assert r.status == "complete" and r.round_ids == [0, 1, 2]
+    rounds = r.rounds()
+    assert list(rounds["epoch"]) == [0, 1, 2] and (rounds["k"] == len(X)).all()
+    assert list(rounds["steps"]) == [6, 12, 18]
+    s = r.samples(2)
+    for col in ["sample_id", "label", "loss", "correct", "p_true", "residual_norm", "speed_norm", "score",
+                "score_exact", "score_byproduct", "selected", "weight", "times_selected"]:
+        assert col in s.columns, col
+    assert (s["times_selected"] == 3).all() and s["selected"].all()
+    # the logged score is the exact score of the final weights
+    exact = docl_scores(model, X, y).score.numpy()
+    np.testing.assert_allclose(s["score"].to_numpy(), exact, rtol=1e-4, atol=1e-7)
+    k = r.kernel(2)
+    assert k["trace"].shape == (12, 12) and k["contributions"].shape == (12, 12)
+    np.testing.assert_allclose(k["contributions"].sum(1), k["kernel_score"], rtol=1e-4, atol=1e-7)
+    assert (np.diff(k["labels"]) >= 0).all()  # probe ordered by class
+    assert set(r.dataset().columns) >= {"sample_id", "label", "split"}
+
+
+def test_tracker_changes_nothing_in_the_users_training(tmp_path):
+    X, y = _data(seed=3)
+    plain, tracked = _model(5), _model(5)
+    opt_plain = _loop(plain, X, y)
+    rng_plain = torch.get_rng_state()
+    tracker = DynamicsTracker(tmp_path / "run", tracked, X, y, probe_size=8)
+    opt_tracked = _loop(tracked, X, y, tracker)
+    rng_tracked = torch.get_rng_state()
+    tracker.close()
+    assert torch.equal(rng_plain, rng_tracked)
+    for (n, a), (_, b) in zip(plain.state_dict().items(), tracked.state_dict().items()):
+        assert torch.equal(a, b), n
+    assert tracked.training  # mode restored after every end_round
+    sp, st = opt_plain.state_dict()["state"], opt_tracked.state_dict()["state"]
+    for i in sp:
+        assert torch.equal(sp[i]["momentum_buffer"], st[i]["momentum_buffer"])
+
+
+def test_regression_and_bad_calls(tmp_path):
+    X = torch.randn(40, 3)
+    Y = torch.randn(40, 2)
+    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2))
+    tr = DynamicsTracker(tmp_path / "reg", model, X, Y, task="regression", probe_size=5,
+                         eval_sets={"test": (X[:10], Y[:10])})
+    out = model(X[:8])
+    with pytest.raises(ValueError, match="ids"):
+        tr.on_batch(torch.arange(4), out, lr=0.1)
+    tr.on_batch(torch.arange(8), out.detach(), lr=0.1)
+    tr.end_round()
+    tr.close()
+    r = RunReader(tmp_path / "reg")
+    s = r.samples(0)
+    assert s["selected"].sum() == 8 and "output0" in s.columns
+    assert "test_mse" in r.rounds().columns
+    with pytest.raises(ValueError, match="regression"):
+        DynamicsTracker(tmp_path / "bad", model, X, torch.arange(40), task="regression")
+    with pytest.raises(ValueError, match="unknown task"):
+        DynamicsTracker(tmp_path / "bad2", model, X, Y, task="ranking")
