@@ -96,6 +96,9 @@ class DynamicsTracker:
         dataset_frame: optional dataset.parquet contents (ids, splits, thumbnails, ...).
         config, meta: stored in run.json.
         resume: reopen an existing run folder instead of refusing to overwrite it.
+        refresh: with only the byproduct estimator, False reuses the outputs training already
+            computed for losses and residuals (stale for samples not seen this round, as the
+            authors' code does) instead of one eval forward over X per round.
 
     Overhead (measured, benchmarks/bench_training.py): on_batch is a few tensor ops per
     batch; end_round costs about two epochs' worth of compute for exact scores (one
@@ -109,7 +112,7 @@ class DynamicsTracker:
                  eval_sets: Optional[dict[str, tuple[torch.Tensor, torch.Tensor]]] = None,
                  noisy: Optional[torch.Tensor] = None, dataset_frame: Optional[pd.DataFrame] = None,
                  config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
-                 byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False,
+                 byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
                  writer: Optional[RunWriter] = None):
         check_inputs(X, y, task)
         with torch.no_grad(), eval_mode(model):
@@ -122,6 +125,7 @@ class DynamicsTracker:
         self.model, self.X, self.y, self.task = model, X, y, task
         self.N, self.C = X.shape[0], C
         self.estimator, self.estimators = estimator, estimators
+        self.refresh = refresh
         self.score_batch_size = score_batch_size
         self.eval_sets = eval_sets or {}
         self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
@@ -224,6 +228,11 @@ class DynamicsTracker:
             if speed is None or name == "exact":
                 speed, base, grad_norm = dyn.speed, dyn, dyn.grad_norm
         feats = None
+        if base is None and not self.refresh and not features:
+            output = self.byproduct.last_output.to(self.X.dtype)  # what training last saw
+            residual, loss = residual_and_loss(output, self.y, self.task)
+            return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=None,
+                               features=None, seconds=time.perf_counter() - t0)
         with torch.no_grad(), eval_mode(self.model):
             if features or base is None:
                 outs, fs = [], []
