@@ -1,0 +1,751 @@
+"""Datasets: built-in toy sets, a user's arrays, local CIFAR-10 and Fashion-MNIST folders.
+
+`load_dataset(name_or_path, seed, label_noise)` returns a `Dataset`: train/val/test tensors
+(features standardised with train statistics), the label-noise record, and `frame()`, the
+contents of a run's dataset.parquet. Everything is offline and deterministic in `seed`.
+
+Reading user files never executes code from them: `.npz` is read with allow_pickle=False,
+and CIFAR-10's pickled batches go through `RestrictedUnpickler`, which only rebuilds numpy
+arrays. Any bad input ends in a one-line `ValueError` that names the problem and the fix.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import pickle
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+TASKS = ("classification", "regression")
+KINDS = ("image", "points2d", "curve1d", "tabular")
+
+# Built-in datasets, for CLI help and the app.
+DATASET_DESCRIPTIONS = {
+    "digits": "scikit-learn's 8×8 handwritten digits, 10 classes, 1797 images",
+    "moons": "two interleaved half-moons in 2-D (noise 0.25), 2 classes, 1500 points",
+    "blobs": "four overlapping Gaussian blobs in 2-D, 4 classes, 1500 points",
+    "sine": "1-D regression y = sin(x) + heteroscedastic noise, 5% outliers in train, 1000 points",
+}
+DATASETS = tuple(DATASET_DESCRIPTIONS)
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label column, a CIFAR-10 "
+             "python-batch folder or a Fashion-MNIST idx folder")
+
+# Independent random streams per purpose, so changing one step never reshuffles another.
+_STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS = range(5)
+
+
+@dataclass(repr=False)
+class Dataset:
+    """A dataset split into train / val / test, ready for a model.
+
+    x tensors are float32 (N, *input_shape), standardised with train statistics; y is int64 (N,)
+    for classification and float32 (N, C) for regression.
+    """
+
+    name: str
+    task: str                    # "classification" | "regression"
+    kind: str                    # "image" | "points2d" | "curve1d" | "tabular"
+    x_train: torch.Tensor        # (N, *input_shape) float32
+    y_train: torch.Tensor        # (N,) int64 (given, possibly noisy) or (N, C) float32
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_outputs: int             # classes, or target dimension
+    noisy: torch.Tensor          # (N,) bool: the train label was corrupted (flipped, or an outlier)
+    clean_y_train: torch.Tensor  # train labels before noise, like y_train
+    class_names: Optional[list[str]]
+    input_shape: tuple           # per sample, e.g. (1, 8, 8) or (2,)
+    x_mean: Optional[torch.Tensor] = None  # train statistics, broadcastable to input_shape:
+    x_std: Optional[torch.Tensor] = None   # original x = x · x_std + x_mean
+
+    @property
+    def num_train(self) -> int:
+        return len(self.x_train)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, {self.task}, {self.kind}, input {self.input_shape}, "
+                f"outputs {self.num_outputs}, train/val/test {len(self.x_train)}/{len(self.x_val)}/"
+                f"{len(self.x_test)}, noisy {int(self.noisy.sum())})")
+
+    def original_x(self, x: torch.Tensor) -> torch.Tensor:
+        """Undo the standardisation: features in the source's own units."""
+        if self.x_mean is None or self.x_std is None:
+            return x
+        return x * self.x_std + self.x_mean
+
+    def frame(self) -> pd.DataFrame:
+        """One row per sample: the contents of a run's dataset.parquet.
+
+        Columns: sample_id (train 0..N−1, then val, then test), split, label (given; −1 for
+        regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
+        thumbnail (PNG bytes, image).
+        """
+        xs = [self.x_train, self.x_val, self.x_test]
+        ys = [self.y_train, self.y_val, self.y_test]
+        sizes = [len(x) for x in xs]
+        n = sum(sizes)
+        split = np.repeat(np.array(["train", "val", "test"], dtype=object), sizes)
+        noisy = np.zeros(n, dtype=bool)
+        noisy[:sizes[0]] = self.noisy.numpy()
+        if self.task == "classification":
+            label = torch.cat(ys).numpy().astype(np.int64)
+            clean = torch.cat([self.clean_y_train, self.y_val, self.y_test]).numpy().astype(np.int64)
+        else:
+            label = clean = np.full(n, -1, dtype=np.int64)
+        frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
+                              "label": label, "clean_label": clean, "noisy": noisy})
+        x = self.original_x(torch.cat(xs)).numpy()
+        if self.kind == "points2d":
+            frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
+        elif self.kind == "curve1d":
+            frame["x0"] = x[:, 0].astype(np.float64)
+            frame["target"] = torch.cat(ys)[:, 0].numpy().astype(np.float64)
+        elif self.kind == "image":
+            frame["thumbnail"] = thumbnails(x)
+        return frame
+
+
+# ----------------------------------------------------------------------------- thumbnails
+
+
+def thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
+    """PNG bytes per image (N, c, H, W): grayscale for c = 1, RGB for c = 3.
+
+    Intensities are scaled by the range over all images (not per image, so contrast is
+    comparable across the gallery); images smaller than `size` are upscaled by an integer
+    factor with nearest-neighbour so pixels stay crisp.
+    """
+    from PIL import Image
+
+    lo, hi = float(images.min()), float(images.max())
+    pixels = np.clip((images - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if pixels.shape[1] not in (1, 3):  # other channel counts: show the first channel
+        pixels = pixels[:, :1]
+    pixels = pixels.transpose(0, 2, 3, 1)  # (N, H, W, c), PIL's layout
+    factor = max(1, size // max(pixels.shape[1], pixels.shape[2]))
+    if factor > 1:
+        pixels = pixels.repeat(factor, axis=1).repeat(factor, axis=2)
+    out = []
+    for img in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass
+class _Source:
+    """Raw arrays as a source provides them, before splitting and standardisation."""
+
+    name: str
+    kind: str
+    x: np.ndarray                      # (N, *input_shape)
+    y: np.ndarray                      # (N,) labels (any integer-like or string) or (N,)/(N, C) targets
+    task: Optional[str] = None         # None: infer from y's dtype
+    x_test: Optional[np.ndarray] = None
+    y_test: Optional[np.ndarray] = None
+    class_names: Optional[list[str]] = None  # names indexed by the raw integer label
+
+
+def _digits(options: dict) -> _Source:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None] / 16.0  # (1797, 1, 8, 8), pixel values 0..16
+    return _Source("digits", "image", x, bunch.target.astype(np.int64), "classification",
+                   class_names=[str(c) for c in range(10)])
+
+
+def _moons(options: dict) -> _Source:
+    from sklearn.datasets import make_moons
+
+    n = _positive_int(options.get("n_samples", 1500), "n_samples")
+    noise = float(options.get("noise", 0.25))
+    # The points are drawn with data_seed, not seed: 'moons' is one fixed set, and seed varies
+    # the splits and the label noise.
+    x, y = make_moons(n, noise=noise, random_state=int(options.get("data_seed", 0)))
+    return _Source("moons", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
+                   class_names=["upper", "lower"])
+
+
+def _blobs(options: dict) -> _Source:
+    from sklearn.datasets import make_blobs
+
+    n = _positive_int(options.get("n_samples", 1500), "n_samples")
+    centers = np.array([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]])
+    std = float(options.get("noise", 1.4))  # wide enough that neighbouring blobs overlap
+    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=int(options.get("data_seed", 0)))
+    return _Source("blobs", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
+                   class_names=[f"blob {c}" for c in range(4)])
+
+
+def _sine(options: dict) -> _Source:
+    n = _positive_int(options.get("n_samples", 1000), "n_samples")
+    rng = np.random.default_rng(int(options.get("data_seed", 0)))
+    x = rng.uniform(-3.0, 3.0, size=(n, 1))
+    noise_std = float(options.get("noise", 0.1)) * (0.5 + np.abs(x) / 3.0)  # grows with |x|
+    y = np.sin(x) + noise_std * rng.standard_normal((n, 1))
+    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression")
+
+
+_BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine}
+# Options each source understands, besides the generic ones (limit, test_limit).
+_OPTIONS = {"digits": set(), "moons": {"n_samples", "noise", "data_seed"},
+            "blobs": {"n_samples", "noise", "data_seed"},
+            "sine": {"n_samples", "noise", "data_seed", "outliers"},
+            "npz": {"task"}, "csv": {"task", "label_column"}, "cifar": set(), "idx": set()}
+_GENERIC_OPTIONS = {"limit", "test_limit"}
+
+
+def _npz(path: Path, options: dict) -> _Source:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = set(archive.files)
+            missing = {"x", "y"} - names
+            if missing:
+                raise ValueError(f"{path.name} has no array {' or '.join(sorted(missing))!r} "
+                                 f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
+            if ("x_test" in names) != ("y_test" in names):
+                raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
+            arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise ValueError(f"{path.name} holds object (pickled) arrays, which docl never loads: "
+                             "save plain numeric arrays") from None
+        if str(e).startswith(path.name):
+            raise
+        raise ValueError(f"cannot read {path.name}: not a valid .npz ({_why(e)}): "
+                         "re-save it with numpy.savez") from None
+    except Exception as e:  # zipfile, zlib, EOF and OS errors from a corrupted or truncated file
+        raise ValueError(f"cannot read {path.name}: corrupted or truncated .npz ({_why(e)}): "
+                         "re-save it with numpy.savez") from None
+    x = arrays["x"]
+    kind = "tabular"
+    x_test = arrays.get("x_test")
+    if x.ndim == 1:  # one feature per sample
+        x, x_test = x[:, None], (None if x_test is None else x_test[:, None])
+    elif x.ndim == 3:  # (N, H, W) grayscale images
+        kind, x, x_test = "image", x[:, None], (None if x_test is None else x_test[:, None])
+    elif x.ndim == 4:
+        kind = "image"
+        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):  # channels last → channels first
+            x, x_test = x.transpose(0, 3, 1, 2), (None if x_test is None else x_test.transpose(0, 3, 1, 2))
+    elif x.ndim != 2:
+        raise ValueError(f"x in {path.name} has shape {x.shape}: use (N, d) features or "
+                         "(N, H, W) / (N, c, H, W) images")
+    if x_test is not None and x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(f"x_test in {path.name} has per-sample shape {x_test.shape[1:]} but x has "
+                         f"{x.shape[1:]}: make them match")
+    return _Source(path.stem, kind, x, arrays["y"], options.get("task"), x_test, arrays.get("y_test"))
+
+
+def _csv(path: Path, options: dict) -> _Source:
+    try:
+        table = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path.name} is empty: write a header row and at least one sample") from None
+    except Exception as e:  # parser, encoding and OS errors
+        raise ValueError(f"cannot read {path.name} as CSV ({_why(e)}): save it as comma-separated "
+                         "text with a header row") from None
+    if len(table) == 0:
+        raise ValueError(f"{path.name} has a header but no rows: add samples")
+    label_column = options.get("label_column") or ("label" if "label" in table.columns else table.columns[-1])
+    if label_column not in table.columns:
+        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {', '.join(map(str, table.columns))}): "
+                         "pass label_column=")
+    features = table.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise ValueError(f"{path.name} has only the label column {label_column!r}: add feature columns")
+    text = [str(c) for c in features.columns if not (pd.api.types.is_numeric_dtype(features[c])
+                                                     or pd.api.types.is_bool_dtype(features[c]))]
+    if text:
+        raise ValueError(f"{path.name}: feature column(s) {', '.join(text[:5])} are not numeric: "
+                         "encode them as numbers or drop them")
+    labels = table[label_column]
+    if labels.isna().any():
+        raise ValueError(f"{path.name}: label column {label_column!r} has {int(labels.isna().sum())} "
+                         "missing value(s): fill or drop those rows")
+    y = labels.to_numpy()
+    if y.dtype == object:  # class names as text
+        y = y.astype(str)
+    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"))
+
+
+# --- CIFAR-10 python batches (pickles) ---
+
+
+class ForbiddenPickle(pickle.UnpicklingError):
+    """A pickle asked for a global outside the allowlist."""
+
+
+def _numpy_attr(module: str, name: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles plain containers of numpy arrays and nothing else.
+
+    A pickle can call any importable function (os.system, ...) through the globals it names;
+    this unpickler resolves only the few names numpy's array reconstruction needs, under both
+    numpy 1 (numpy.core) and numpy 2 (numpy._core) spellings, and raises `ForbiddenPickle`
+    for anything else. Dicts, lists, strings and numbers need no globals at all.
+    """
+
+    _ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),  # how Python 3 spells bytes in protocol-2 pickles
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise ForbiddenPickle(f"{module}.{name}")
+        if module == "_codecs":
+            import codecs
+            return codecs.encode
+        # Import from the spelling this numpy has (numpy.core is a deprecated alias in numpy 2).
+        for spelling in (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")):
+            obj = _numpy_attr(spelling, name)
+            if obj is not None:
+                return obj
+        raise ForbiddenPickle(f"{module}.{name} (not available in this numpy)")
+
+
+def restricted_load(path: Path):
+    """Unpickle a file with `RestrictedUnpickler`; ValueError on anything else."""
+    try:
+        with open(path, "rb") as f:
+            # latin1: CIFAR's batches are Python 2 pickles; numpy rebuilds arrays from latin1 text.
+            return RestrictedUnpickler(f, encoding="latin1").load()
+    except ForbiddenPickle as e:
+        raise ValueError(f"{path.name} is a pickle that asks for {e} — docl only loads numpy arrays "
+                         "from CIFAR batches: use the official CIFAR-10 python files") from None
+    except Exception as e:  # truncated or corrupted pickles fail in many ways
+        raise ValueError(f"cannot read {path.name}: corrupted or truncated pickle ({_why(e)}): "
+                         "re-download the CIFAR-10 python batches") from None
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    batch = restricted_load(path)
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path.name} is not a CIFAR batch (a dict with 'data' and 'labels'): "
+                         "use the CIFAR-10 python version")
+    batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in batch.items()}
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[1] != 3072 or labels is None:
+        raise ValueError(f"{path.name} lacks 'data' (N, 3072) uint8 or 'labels': use the CIFAR-10 "
+                         "python version")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{path.name}: 'labels' are not integers: use the CIFAR-10 python version") from None
+    if labels.shape != (len(data),):
+        raise ValueError(f"{path.name} has {len(data)} images but {labels.size} labels: re-download it")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_folder(folder: Path) -> Optional[Path]:
+    """The folder that holds data_batch_* files: `folder` or its cifar-10-batches-py child."""
+    for candidate in (folder, folder / "cifar-10-batches-py"):
+        if candidate.is_dir() and any(candidate.glob("data_batch_*")):
+            return candidate
+    return None
+
+
+def _cifar(folder: Path, options: dict) -> _Source:
+    root = _cifar_folder(folder)
+    files = sorted(root.glob("data_batch_*"), key=lambda p: p.name)
+    parts = [_cifar_batch(p) for p in files]
+    x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    x_test = y_test = None
+    if (root / "test_batch").exists():
+        x_test, y_test = _cifar_batch(root / "test_batch")
+    names = CIFAR10_CLASSES
+    if (root / "batches.meta").exists():
+        meta = restricted_load(root / "batches.meta")
+        if isinstance(meta, dict):
+            meta = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in meta.items()}
+            found = meta.get("label_names")
+            if isinstance(found, list) and found:
+                names = [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in found]
+    return _Source(folder.name, "image", x, y, "classification", x_test, y_test, list(names))
+
+
+# --- Fashion-MNIST idx files ---
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Parse an idx file (plain or .gz): magic 0x00 0x00 <dtype> <ndim>, ndim big-endian sizes, data."""
+    try:
+        raw = gzip.open(path, "rb").read() if path.name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"cannot read {path.name}: corrupted or truncated gzip ({_why(e)}): "
+                         "re-download it") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path.name} is not an idx file (bad magic number): use the original "
+                         "Fashion-MNIST files")
+    if raw[3] != ndim:
+        raise ValueError(f"{path.name} holds a {raw[3]}-D array, expected {ndim}-D: check which file is which")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path.name} is truncated (header cut short): re-download it")
+    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + math.prod(shape) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path.name} has {len(raw)} bytes but its header {shape} implies {expected}: "
+                         "the file is truncated or corrupted, re-download it")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+
+
+def _idx_file(folder: Path, prefix: str, ndim: int) -> Optional[Path]:
+    for sep in ("-", "."):
+        for suffix in ("", ".gz"):
+            p = folder / f"{prefix}{sep}idx{ndim}-ubyte{suffix}"
+            if p.exists():
+                return p
+    return None
+
+
+def _idx(folder: Path, options: dict) -> _Source:
+    def pair(prefix):
+        images, labels = _idx_file(folder, f"{prefix}-images", 3), _idx_file(folder, f"{prefix}-labels", 1)
+        if (images is None) != (labels is None):
+            have, need = (images, f"{prefix}-labels-idx1-ubyte") if images else (labels, f"{prefix}-images-idx3-ubyte")
+            raise ValueError(f"{folder.name} has {have.name} but no {need}[.gz]: add the missing file")
+        if images is None:
+            return None, None
+        x, y = read_idx(images, 3), read_idx(labels, 1)
+        if len(x) != len(y):
+            raise ValueError(f"{images.name} has {len(x)} images but {labels.name} has {len(y)} labels: "
+                             "use matching files")
+        return x[:, None], y.astype(np.int64)
+
+    x, y = pair("train")
+    if x is None:
+        raise ValueError(f"{folder} has no train-images-idx3-ubyte[.gz]: point at a Fashion-MNIST folder")
+    x_test, y_test = pair("t10k")
+    # Same file format as MNIST: the clothing names only when the folder says Fashion-MNIST.
+    fashion = "fashion" in str(folder.resolve()).lower()
+    names = FASHION_MNIST_CLASSES if fashion else [str(c) for c in range(10)]
+    return _Source(folder.name, "image", x, y, "classification", x_test, y_test, names)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _why(e: Exception) -> str:
+    """A short, single-line description of a third-party exception."""
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:120]}" if text else type(e).__name__
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _check_dtype(x: np.ndarray, where: str) -> None:
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"{where} has dtype {x.dtype}: features must be numbers (int, float or bool)")
+    if x.ndim == 0:
+        raise ValueError(f"{where} is a single number: pass an array with one row per sample")
+
+
+def _check_features(x: np.ndarray, where: str) -> np.ndarray:
+    """float32 copy of x; ValueError when empty or not finite."""
+    _check_dtype(x, where)
+    if len(x) == 0 or x[0].size == 0:
+        raise ValueError(f"{where} is empty: provide at least one sample with at least one feature")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
+        raise ValueError(f"{where} has NaN or inf in {bad} sample(s) (or values beyond float32): "
+                         "clean or impute the features first")
+    return x
+
+
+def _resolve_task(y: np.ndarray, task: Optional[str], where: str) -> str:
+    if task is not None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}: use 'classification' or 'regression'")
+        return task
+    # Integers, booleans and text are classes; floats are regression targets.
+    return "regression" if y.dtype.kind == "f" else "classification"
+
+
+def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> tuple[list[np.ndarray], list[str]]:
+    """Map raw labels (ints ≥ 0, integer-valued floats, bools or text) to ids 0..K−1."""
+    for y in ys:
+        if y.ndim != 1:
+            raise ValueError(f"{where}: class labels must have shape (N,), got {y.shape}: "
+                             "use task='regression' for target vectors")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all() or (y != np.round(y)).any():
+                raise ValueError(f"{where}: labels are non-integer floats, not class ids: "
+                                 "pass task='regression' or round them to integers")
+        elif y.dtype.kind not in "biuUS":
+            raise ValueError(f"{where}: labels have dtype {y.dtype}: use integer class ids or text")
+        if y.dtype.kind in "iuf" and (y < 0).any():
+            raise ValueError(f"{where}: negative labels (min {y.min():g}): class ids must be 0, 1, 2, ...")
+    both = np.concatenate(ys)
+    if both.dtype.kind == "f":
+        both = both.astype(np.int64)
+    values, ids = np.unique(both, return_inverse=True)
+    if len(values) < 2:
+        raise ValueError(f"{where}: only one class ({values[0]}) in the labels: classification needs ≥ 2 classes")
+    if values.dtype.kind in "iub" and names is not None and int(values.max()) < len(names):
+        class_names = [names[int(v)] for v in values]
+    else:
+        class_names = [str(v) for v in values]
+    out, start = [], 0
+    for y in ys:
+        out.append(ids[start:start + len(y)].astype(np.int64))
+        start += len(y)
+    return out, class_names
+
+
+def _targets(y: np.ndarray, where: str) -> np.ndarray:
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"{where}: regression targets have dtype {y.dtype}: use numbers")
+    y = y.astype(np.float32)
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.ndim != 2:
+        raise ValueError(f"{where}: regression targets must be (N,) or (N, C), got {y.shape}")
+    if not np.isfinite(y).all():
+        raise ValueError(f"{where}: targets contain NaN or inf: clean them first")
+    return y
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def stratified_holdout(labels: Optional[np.ndarray], n: int, fraction: float,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Indices of round(fraction · n) held-out samples (at least one when fraction > 0).
+
+    Stratified when labels are given: each class is shuffled, its j-th member gets rank
+    (j + ½)/n_c, and the smallest ranks are held out, so every class gives up close to
+    `fraction` of its members and the total is exact. Returns sorted indices.
+    """
+    m = 0 if fraction <= 0 else max(1, int(round(fraction * n)))
+    if m == 0:
+        return np.zeros(0, dtype=np.int64)
+    if labels is None:
+        return np.sort(rng.permutation(n)[:m])
+    rank = np.empty(n)
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        rank[members] = (np.arange(len(members)) + 0.5) / len(members)
+    tiebreak = rng.permutation(n)  # classes of equal size tie on rank: break ties at random
+    order = np.lexsort((tiebreak, rank))
+    return np.sort(order[:m])
+
+
+def _complement(n: int, held: np.ndarray) -> np.ndarray:
+    keep = np.ones(n, dtype=bool)
+    keep[held] = False
+    return np.flatnonzero(keep)
+
+
+def flip_labels(y: np.ndarray, num_classes: int, fraction: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Flip exactly round(fraction · N) labels, each to a different class chosen uniformly.
+
+    Returns (noisy labels, flipped mask), both (N,).
+    """
+    n = len(y)
+    flipped = np.zeros(n, dtype=bool)
+    flipped[rng.choice(n, size=int(round(fraction * n)), replace=False)] = True
+    y = y.copy()
+    # Adding 1..K−1 modulo K lands on every other class with equal chance, never on y itself.
+    y[flipped] = (y[flipped] + rng.integers(1, num_classes, size=int(flipped.sum()))) % num_classes
+    return y, flipped
+
+
+def _standardise(x_train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Train mean and std, per feature (tabular, points, curves) or per channel (images)."""
+    axes = (0, 2, 3) if kind == "image" else (0,)
+    mean = x_train.mean(axis=axes, keepdims=True, dtype=np.float64)[0]
+    std = x_train.std(axis=axes, keepdims=True, dtype=np.float64)[0]
+    std[std < 1e-8] = 1.0  # constant features stay constant (zero) instead of dividing by zero
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _check_fraction(value, what: str, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or value < 0 or value >= 1 or (low_open and value == 0):
+        interval = "(0, 1)" if low_open else "[0, 1)"
+        raise ValueError(f"{what} must be a fraction in {interval}, got {value!r}")
+    return float(value)
+
+
+def _source(name_or_path: str, options: dict) -> tuple[str, _Source]:
+    if not isinstance(name_or_path, (str, Path)) or str(name_or_path).strip() == "":
+        raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; got {name_or_path!r}")
+    key = str(name_or_path)
+    if key in _BUILTINS:
+        return key, _BUILTINS[key](options)
+    path = Path(key).expanduser()
+    if not path.exists():
+        if path.suffix or "/" in key or "\\" in key:
+            raise ValueError(f"no such file or folder: {key}: check the path")
+        raise ValueError(f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, or {PATH_HELP}")
+    if path.is_dir():
+        if _cifar_folder(path) is not None:
+            return "cifar", _cifar(path, options)
+        if _idx_file(path, "train-images", 3) is not None or _idx_file(path, "train-labels", 1) is not None:
+            return "idx", _idx(path, options)
+        raise ValueError(f"folder {key} holds neither CIFAR-10 python batches (data_batch_1.., test_batch) "
+                         "nor Fashion-MNIST idx files (train-images-idx3-ubyte, ...): point at one of those")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return "npz", _npz(path, options)
+    if suffix == ".csv":
+        return "csv", _csv(path, options)
+    raise ValueError(f"unsupported file type {path.suffix or '(none)'} for {path.name}: use .npz or .csv, "
+                     "or a CIFAR-10 / Fashion-MNIST folder")
+
+
+def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val_fraction: float = 0.15,
+                 test_fraction: float = 0.2, **options) -> Dataset:
+    """Load a built-in dataset (see DATASETS) or a user's file/folder, split and standardise it.
+
+    name_or_path: a built-in name, a .npz (x, y, optional x_test, y_test), a .csv with a label
+        column, a CIFAR-10 python-batch folder or a Fashion-MNIST idx folder.
+    seed: drives the splits and the label noise (built-in points are drawn with data_seed=0).
+    label_noise: fraction of train labels flipped to another class (classification only).
+    val_fraction: share of the training pool held out for validation (stratified).
+    test_fraction: share held out for testing when the source has no test set of its own.
+    options: n_samples, noise, data_seed (moons, blobs, sine); outliers (sine, fraction of
+        train targets replaced by outliers, marked noisy; default 0.05); task, label_column
+        (.npz/.csv); limit (cap on samples read from the training pool, stratified) and
+        test_limit (cap on a given test set), for any source.
+    Raises ValueError with a one-line message for any bad input.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    label_noise = _check_fraction(label_noise, "label_noise")
+    val_fraction = _check_fraction(val_fraction, "val_fraction")
+    test_fraction = _check_fraction(test_fraction, "test_fraction", low_open=True)
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
+                         "training data: keep their sum below 1")
+    source_type, src = _source(name_or_path, options)
+    unknown = set(options) - _OPTIONS[source_type] - _GENERIC_OPTIONS
+    if unknown:
+        allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
+                         f"use {', '.join(allowed)}")
+    where = src.name
+    x, y = np.asarray(src.x), np.asarray(src.y)
+    _check_dtype(x, f"x of {where}")
+    if y.ndim == 0 or len(y) != len(x):
+        raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
+    has_test = src.x_test is not None
+    if has_test:
+        x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
+        _check_dtype(x_test, f"x_test of {where}")
+        if y_test.ndim == 0 or len(y_test) != len(x_test):
+            raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {len(y_test)}: "
+                             "pass one label per test sample")
+    task = _resolve_task(y, src.task, where)
+    if task == "classification":
+        (y, *rest), class_names = _class_ids([y, y_test] if has_test else [y], src.class_names, where)
+        y_test = rest[0] if has_test else None
+        num_outputs = len(class_names)
+        strata = y
+    else:
+        if label_noise > 0:
+            raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
+                             "use label_noise=0")
+        y = _targets(y, where)
+        y_test = _targets(y_test, f"{where} (y_test)") if has_test else None
+        if has_test and y_test.shape[1] != y.shape[1]:
+            raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has {y_test.shape[1]}")
+        class_names, num_outputs, strata = None, y.shape[1], None
+
+    # Cap the training pool (and a given test set) before splitting; stratified, so classes keep their shares.
+    limit = options.get("limit")
+    if limit is not None and _positive_int(limit, "limit") < len(x):
+        keep = stratified_holdout(strata, len(x), limit / len(x), np.random.default_rng([seed, _STREAM_LIMIT]))
+        x, y = x[keep], y[keep]
+        strata = y if task == "classification" else None
+    test_limit = options.get("test_limit")
+    if has_test and test_limit is not None and _positive_int(test_limit, "test_limit") < len(x_test):
+        keep = stratified_holdout(y_test if task == "classification" else None, len(x_test),
+                                  test_limit / len(x_test), np.random.default_rng([seed, _STREAM_LIMIT + 100]))
+        x_test, y_test = x_test[keep], y_test[keep]
+    # Convert to float32 only after the caps: a full CIFAR-10 in float32 is 600 MB.
+    x = _check_features(x, f"x of {where}")
+    if has_test:
+        x_test = _check_features(x_test, f"x_test of {where}")
+
+    if not has_test:
+        held = stratified_holdout(strata, len(x), test_fraction, np.random.default_rng([seed, _STREAM_TEST]))
+        rest = _complement(len(x), held)
+        x_test, y_test, x, y = x[held], y[held], x[rest], y[rest]
+        strata = y if task == "classification" else None
+    held = stratified_holdout(strata, len(x), val_fraction, np.random.default_rng([seed, _STREAM_VAL]))
+    rest = _complement(len(x), held)
+    x_val, y_val, x_train, y_train = x[held], y[held], x[rest], y[rest]
+    if len(x_train) == 0:
+        raise ValueError(f"{where} has too few samples ({len(x) + len(x_test)}) to split into train, "
+                         "validation and test: provide more data")
+    if task == "classification" and len(np.unique(y_train)) < 2:
+        raise ValueError(f"{where}: the training split has fewer than 2 classes: provide more samples per class")
+
+    clean = y_train
+    noisy = np.zeros(len(y_train), dtype=bool)
+    if label_noise > 0:
+        y_train, noisy = flip_labels(y_train, num_outputs, label_noise,
+                                     np.random.default_rng([seed, _STREAM_NOISE]))
+    if source_type == "sine":  # outliers in train only, so validation and test measure the clean curve
+        fraction = _check_fraction(options.get("outliers", 0.05), "outliers")
+        rng = np.random.default_rng([seed, _STREAM_OUTLIERS])
+        noisy = np.zeros(len(y_train), dtype=bool)
+        noisy[rng.choice(len(y_train), size=int(round(fraction * len(y_train))), replace=False)] = True
+        y_train = y_train.copy()
+        y_train[noisy] += rng.choice([-1.0, 1.0], size=(int(noisy.sum()), 1)) * rng.uniform(1.0, 2.0, (int(noisy.sum()), 1))
+
+    mean, std = _standardise(x_train, src.kind)
+    as_x = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
+    as_y = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    return Dataset(
+        name=src.name, task=task, kind=src.kind,
+        x_train=as_x(x_train), y_train=as_y(y_train), x_val=as_x(x_val), y_val=as_y(y_val),
+        x_test=as_x(x_test), y_test=as_y(y_test), num_outputs=int(num_outputs),
+        noisy=torch.from_numpy(noisy), clean_y_train=as_y(clean), class_names=class_names,
+        input_shape=tuple(int(s) for s in x_train.shape[1:]),
+        x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std),
+    )

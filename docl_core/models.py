@@ -1,0 +1,161 @@
+"""Models: an MLP, a small CNN for small images, a small ResNet for 32×32 images.
+
+`build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
+name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
+to outputs (B, C) and exposes `features(x)` (B, D), the penultimate embedding that the
+diversity term F(S) compares. Models hold no device: move them with `.to(device)`.
+
+Activations are not in-place, so torch.func (vmap, jvp, jacrev) can trace every model.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MODELS = ("mlp", "cnn", "resnet")
+MODEL_DESCRIPTIONS = {
+    "mlp": "flatten, 2 hidden ReLU layers of width 128; any input",
+    "cnn": "3 conv-BatchNorm-ReLU blocks and global pooling; small images (8×8, 28×28)",
+    "resnet": "ResNet with 3 stages (32, 64, 128 channels), BatchNorm; 32×32 images",
+}
+
+
+class MLP(nn.Module):
+    """Flatten → [Linear → ReLU] × depth → Linear."""
+
+    def __init__(self, in_features: int, num_outputs: int, width: int = 128, depth: int = 2):
+        super().__init__()
+        layers, d = [], in_features
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.ReLU()]
+            d = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(d, num_outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.flatten(1))  # (B, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+def conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                         nn.BatchNorm2d(c_out), nn.ReLU())
+
+
+class SmallCNN(nn.Module):
+    """conv(w) → conv(2w) → max-pool → conv(4w) → global average pool → Linear.
+
+    About 24k parameters at width 16 on 8×8 digits; the global pool makes it work for any
+    image size (the max-pool is skipped for images under 2×2).
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, image_size: tuple[int, int], width: int = 16):
+        super().__init__()
+        pool = nn.MaxPool2d(2) if min(image_size) >= 2 else nn.Identity()
+        self.body = nn.Sequential(conv_bn(in_channels, width), conv_bn(width, 2 * width), pool,
+                                  conv_bn(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * width, num_outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (B, 4·width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with BatchNorm and an identity (or 1×1 projection) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """Stem conv → 3 stages of BasicBlocks (stride 1, 2, 2) → global average pool → Linear.
+
+    Widths (32, 64, 128) and one block per stage give about 0.31M parameters (a ResNet-8);
+    on 32×32 inputs the stages see 32×32, 16×16 and 8×8 maps.
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, widths: tuple[int, ...] = (32, 64, 128),
+                 blocks_per_stage: int = 1):
+        super().__init__()
+        self.stem = conv_bn(in_channels, widths[0])
+        stages, c = [], widths[0]
+        for i, w in enumerate(widths):
+            for b in range(blocks_per_stage):
+                stages.append(BasicBlock(c, w, stride=2 if (i > 0 and b == 0) else 1))
+                c = w
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(c, num_outputs)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x)))  # (B, widths[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+def default_model(dataset) -> str:
+    """The model a dataset gets when none is named: resnet for 32×32 images, cnn for other
+    images (8×8 digits, 28×28 Fashion-MNIST), mlp for points, curves and tables."""
+    if dataset.kind != "image":
+        return "mlp"
+    return "resnet" if tuple(dataset.input_shape[-2:]) == (32, 32) else "cnn"
+
+
+def build_model(name: str | None, dataset, **options) -> nn.Module:
+    """A freshly initialised model for `dataset` (deterministic under torch.manual_seed).
+
+    name: "mlp" | "cnn" | "resnet", or None for `default_model(dataset)`.
+    options: width, depth (mlp); width (cnn); widths, blocks_per_stage (resnet).
+    """
+    name = default_model(dataset) if name is None else name
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)} (or none for the default)")
+    shape, outputs = tuple(dataset.input_shape), int(dataset.num_outputs)
+    if name == "mlp":
+        in_features = 1
+        for s in shape:
+            in_features *= int(s)
+        model = _construct(MLP, name, in_features, outputs, **options)
+    else:
+        if dataset.kind != "image" or len(shape) != 3:
+            raise ValueError(f"model {name!r} needs images (c, H, W) but {dataset.name!r} is {dataset.kind} "
+                             f"data of shape {shape}: use 'mlp'")
+        if name == "cnn":
+            model = _construct(SmallCNN, name, shape[0], outputs, shape[1:], **options)
+        else:
+            model = _construct(ResNet, name, shape[0], outputs, **options)
+    model.name = name  # recorded so a checkpoint can say what it holds
+    return model
+
+
+def _construct(cls, name: str, *args, **options) -> nn.Module:
+    try:
+        return cls(*args, **options)
+    except TypeError:
+        raise ValueError(f"model {name!r} does not take option(s) {', '.join(sorted(options))}: "
+                         "see build_model's docstring") from None
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
