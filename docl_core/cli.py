@@ -86,14 +86,20 @@ def _check_out(out: Path) -> Path:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from .distributed import init_from_env, shutdown
     from .trainer import train_run
     cfg = config_from_args(a, a.curriculum, a.seed)
     out = _check_out(Path(a.out))
     name = a.name or f"{cfg.curriculum}-s{cfg.seed}"
     if "/" in name or name.startswith("."):
         raise ValueError(f"run name {name!r} must be a plain folder name (no '/' or leading '.')")
-    run_dir = train_run(cfg, out / name, resume=a.resume, progress=not a.no_progress)
-    print(f"run written to {run_dir}")
+    ctx = init_from_env(cfg.device)  # torchrun sets WORLD_SIZE > 1; otherwise one process
+    try:
+        run_dir = train_run(cfg, out / name, resume=a.resume, progress=not a.no_progress, dist=ctx)
+    finally:
+        shutdown(ctx)
+    if ctx.is_writer:
+        print(f"run written to {run_dir}" + (f" by {ctx.world} processes" if ctx.active else ""))
     return 0
 
 

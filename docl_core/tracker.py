@@ -30,9 +30,10 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from .distributed import SINGLE, DistContext
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
-                       kernel_eigenvalues, residual_and_loss, score_contributions)
-from .store import RunWriter
+                       kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
+from .store import RunWriter, read_run_json
 
 FULL_KERNEL_MAX = 2_000_000  # store full (m, m, C, C) blocks up to this many numbers (8 MB)
 
@@ -113,7 +114,7 @@ class DynamicsTracker:
                  noisy: Optional[torch.Tensor] = None, dataset_frame: Optional[pd.DataFrame] = None,
                  config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
-                 writer: Optional[RunWriter] = None):
+                 writer: Optional[RunWriter] = None, dist: DistContext = SINGLE):
         check_inputs(X, y, task)
         with torch.no_grad(), eval_mode(model):
             C = model(X[:1]).shape[1]
@@ -125,6 +126,7 @@ class DynamicsTracker:
         self.model, self.X, self.y, self.task = model, X, y, task
         self.N, self.C = X.shape[0], C
         self.estimator, self.estimators = estimator, estimators
+        self.dist = dist
         self.refresh = refresh
         self.score_batch_size = score_batch_size
         self.eval_sets = eval_sets or {}
@@ -139,10 +141,10 @@ class DynamicsTracker:
         self._round_start = time.perf_counter()
         self.last_row: dict[str, Any] = {}
         self.probe = stratified_probe(y, probe_size, seed, task) if probe_size > 0 else None
-        self.writer = writer or RunWriter(out_dir)
+        self.writer = writer or (RunWriter(out_dir) if dist.is_writer else _FollowerWriter(out_dir))
         self.dir = Path(self.writer.dir)
         base_meta = {"name": self.dir.name, "task": task, "num_outputs": C, "num_train": self.N,
-                     "world_size": 1, "device": str(X.device), "versions": versions(),
+                     "world_size": dist.world, "device": str(X.device), "versions": versions(),
                      "config": config or {"curriculum": "custom", "estimator": estimator},
                      **(meta or {})}
         started = self.writer.start(base_meta, resume=resume)
@@ -160,7 +162,11 @@ class DynamicsTracker:
         if outputs.shape[0] != ids.shape[0]:
             raise ValueError(f"on_batch got {ids.shape[0]} ids but {outputs.shape[0]} outputs: "
                              "pass one id per row of outputs")
-        self.byproduct.update(ids, outputs.detach(), float(lr))
+        outputs = outputs.detach()
+        if self.dist.active:  # every rank keeps the same byproduct state for the global batch
+            ids = self.dist.all_gather_rows(ids.to(outputs.device)).to(self.y.device)
+            outputs = self.dist.all_gather_rows(outputs)
+        self.byproduct.update(ids, outputs, float(lr))
         self.seen_this_round[ids.cpu()] = True
         self.steps += 1
         self.samples_seen += int(ids.shape[0])
@@ -194,8 +200,9 @@ class DynamicsTracker:
                "noisy_selected": int((sel & self.noisy).sum()) if self.noisy is not None else 0,
                "round_time_s": time.perf_counter() - self._round_start,
                **(timings or {}), **(extra_round or {}), **(metrics or {})}
-        kernel = self.kernel_arrays() if self.probe is not None else None
-        self.writer.write_round(t, row, self.sample_frame(measured, sel, w), kernel, checkpoint)
+        if self.dist.is_writer:
+            kernel = self.kernel_arrays() if self.probe is not None else None
+            self.writer.write_round(t, row, self.sample_frame(measured, sel, w), kernel, checkpoint)
         self.last_row = row
         self.round = t + 1
         self.seen_this_round.zero_()
@@ -212,42 +219,51 @@ class DynamicsTracker:
     # ------------------------------------------------------------------ measuring
 
     def measure(self, features: bool = False) -> Measurement:
-        """Loss, residual, scores (each estimator asked for) and optionally features, at current weights."""
+        """Loss, residual, scores (each estimator asked for) and optionally features, at current weights.
+
+        Under torch.distributed each rank computes its shard (ḡ all-reduced) and the
+        per-sample results are all-gathered, so every rank holds the same full measurement.
+        """
         t0 = time.perf_counter()
+        ctx = self.dist
+        sh = ctx.shard(self.N)
+        X, y = self.X[sh], self.y[sh]
         scores: dict[str, torch.Tensor] = {}
-        speed = None
+        speed = output = None
         grad_norm = float("nan")
-        base = None
+        gbar = None
         for name in self.estimators:
             if name == "byproduct":
                 scores[name] = self.byproduct_scores()
                 continue
-            dyn = docl_scores(self.model, self.X, self.y, self.task, batch_size=self.score_batch_size,
-                              estimator=name)
-            scores[name] = dyn.score
+            if gbar is None and ctx.active:
+                gbar = mean_gradient(self.model, X, y, self.task, self.score_batch_size)
+                parts = list(gbar.values())
+                for g in parts:
+                    g.mul_(len(X) / self.N)  # shard mean → shard's share of the global mean
+                ctx.all_reduce_sum_(parts)
+            dyn = docl_scores(self.model, X, y, self.task, batch_size=self.score_batch_size,
+                              estimator=name, gbar=gbar)
+            scores[name] = ctx.all_gather_rows(dyn.score)
             if speed is None or name == "exact":
-                speed, base, grad_norm = dyn.speed, dyn, dyn.grad_norm
-        feats = None
-        if base is None and not self.refresh and not features:
+                speed, output, grad_norm = dyn.speed, dyn.output, dyn.grad_norm
+        if speed is not None:
+            speed, output = ctx.all_gather_rows(speed), ctx.all_gather_rows(output)
+        elif not self.refresh and not features:
             output = self.byproduct.last_output.to(self.X.dtype)  # what training last saw
-            residual, loss = residual_and_loss(output, self.y, self.task)
-            return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=None,
-                               features=None, seconds=time.perf_counter() - t0)
-        with torch.no_grad(), eval_mode(self.model):
-            if features or base is None:
-                outs, fs = [], []
-                for s in range(0, self.N, self.score_batch_size):
-                    xb = self.X[s:s + self.score_batch_size]
+        feats = None
+        if features or output is None:
+            outs, fs = [], []
+            with torch.no_grad(), eval_mode(self.model):
+                for s in range(0, len(X), self.score_batch_size):
+                    xb = X[s:s + self.score_batch_size]
                     if features:
-                        f = model_features(self.model, xb)
-                        fs.append(f)
-                    if base is None:
+                        fs.append(model_features(self.model, xb))
+                    if output is None:
                         outs.append(self.model(xb))
-                feats = torch.cat(fs) if features else None
-                if base is None:
-                    output = torch.cat(outs)
-            if base is not None:
-                output = base.output
+            feats = ctx.all_gather_rows(torch.cat(fs)) if features else None
+            if output is None:
+                output = ctx.all_gather_rows(torch.cat(outs))
         residual, loss = residual_and_loss(output, self.y, self.task)
         return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=speed,
                            features=feats, grad_norm=grad_norm, seconds=time.perf_counter() - t0)
@@ -261,20 +277,31 @@ class DynamicsTracker:
         return s.to(self.X.dtype)
 
     def evaluate(self) -> dict[str, float]:
-        """Loss and accuracy (classification) or MSE (regression) on each eval set."""
+        """Loss and accuracy (classification) or MSE (regression) on each eval set (sharded, reduced)."""
         out = {}
         with torch.no_grad(), eval_mode(self.model):
             for split, (Xs, ys) in self.eval_sets.items():
-                if len(Xs) == 0:
+                n = len(Xs)
+                if n == 0:
                     continue
-                o = torch.cat([self.model(Xs[s:s + self.score_batch_size])
-                               for s in range(0, len(Xs), self.score_batch_size)])
-                _, loss = residual_and_loss(o, ys, self.task)
-                out[f"{split}_loss"] = float(loss.mean())
+                sh = self.dist.shard(n)
+                Xl, yl = Xs[sh], ys[sh]
+                sums = torch.zeros(3, dtype=torch.float64, device=Xs.device)  # loss, correct, squared error
+                for s in range(0, len(Xl), self.score_batch_size):
+                    o = self.model(Xl[s:s + self.score_batch_size])
+                    yb = yl[s:s + self.score_batch_size]
+                    _, loss = residual_and_loss(o, yb, self.task)
+                    sums[0] += loss.sum()
+                    if self.task == "classification":
+                        sums[1] += (o.argmax(1) == yb).sum()
+                    else:
+                        sums[2] += ((o - yb) ** 2).mean(1).sum()
+                self.dist.all_reduce_sum_([sums])
+                out[f"{split}_loss"] = float(sums[0]) / n
                 if self.task == "classification":
-                    out[f"{split}_acc"] = float((o.argmax(1) == ys).float().mean())
+                    out[f"{split}_acc"] = float(sums[1]) / n
                 else:
-                    out[f"{split}_mse"] = float(((o - ys) ** 2).mean())
+                    out[f"{split}_mse"] = float(sums[2]) / n
         return out
 
     def kernel_arrays(self) -> dict[str, np.ndarray]:
@@ -346,6 +373,34 @@ class DynamicsTracker:
         noisy = self.noisy.numpy() if self.noisy is not None else np.zeros(self.N, dtype=bool)
         return pd.DataFrame({"sample_id": np.arange(self.N, dtype=np.int64), "split": "train",
                              "label": label, "clean_label": label, "noisy": noisy})
+
+
+class _FollowerWriter:
+    """What ranks other than 0 hold instead of a writer: they read the run, never write it."""
+
+    def __init__(self, run_dir):
+        self.dir = Path(run_dir)
+        self.meta: dict[str, Any] = {}
+
+    def start(self, meta, resume=False):
+        self.meta = read_run_json(self.dir) if resume and (self.dir / "run.json").exists() \
+            else {**meta, "last_complete_round": -1}
+        return self.meta
+
+    def write_dataset(self, df):
+        pass
+
+    def write_round(self, *a, **kw):
+        pass
+
+    def finish(self, status="complete"):
+        pass
+
+    def fail(self, reason):
+        pass
+
+    def update_meta(self, **fields):
+        self.meta.update(fields)
 
 
 def _mask(ids, n: int) -> torch.Tensor:

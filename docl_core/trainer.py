@@ -21,6 +21,7 @@ import torch
 from .config import RunConfig
 from .curricula import RoundState, make_curriculum
 from .data import Dataset, load_dataset
+from .distributed import SINGLE, DistContext
 from .dynamics import per_sample_loss
 from .models import build_model
 from .store import RunStoreError, read_run_json
@@ -47,16 +48,23 @@ class Trainer:
     """One run of one curriculum. `Trainer(config, run_dir).run()` writes the run folder."""
 
     def __init__(self, config: RunConfig, run_dir, resume: bool = False,
-                 dataset: Optional[Dataset] = None, progress: bool = False):
+                 dataset: Optional[Dataset] = None, progress: bool = False, dist: DistContext = SINGLE):
         config.validate()
-        self.cfg, self.dir, self.progress = config, Path(run_dir), progress
-        self.device = resolve_device(config.device)
-        if not resume and (self.dir / "run.json").exists():
+        self.cfg, self.dir, self.progress, self.dist = config, Path(run_dir), progress and dist.is_writer, dist
+        self.device = dist.device if dist.active else resolve_device(config.device)
+        if dist.active and min(config.batch_size, config.schedule.k(0, 10**9)) < dist.world:
+            raise ValueError(f"batch size {config.batch_size} is smaller than the {dist.world} processes: "
+                             "each needs a share of every batch; raise --batch-size")
+        if not resume and dist.is_writer and (self.dir / "run.json").exists():
             raise RunStoreError(f"{self.dir} already holds a run: pass --resume to continue it, "
                                 "or choose another --name")
         torch.manual_seed(config.seed)  # model init
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
         self.model = build_model(config.model, self.ds).to(self.device)
+        self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
+        if dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(self.model)
         self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection and batch order
         self.opt = torch.optim.SGD(self.model.parameters(), lr=config.schedule.lr, momentum=0.9,
@@ -73,7 +81,7 @@ class Trainer:
             noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
             meta={"rounds_planned": config.rounds, "class_names": self.ds.class_names,
                   "dataset_kind": self.ds.kind, "device": str(dev)},
-            seed=config.seed, resume=resume)
+            seed=config.seed, resume=resume, dist=dist)
         self.start_round = 0
         if resume:
             self._restore()
@@ -157,6 +165,8 @@ class Trainer:
         return self.dir
 
     def _checkpoint(self, t: int) -> Optional[bytes]:
+        if not self.dist.is_writer:
+            return None
         every = max(1, self.cfg.checkpoint_every)
         if (t + 1) % every and t + 1 != self.cfg.rounds:
             return None
@@ -188,11 +198,17 @@ class Trainer:
                 order = torch.cat([order, perm])
             take, order = order[:min(bs, len(ids))], order[min(bs, len(ids)):]
             batch, w = ids[take], weights[take]
+            wsum = w.sum()
+            if self.dist.active:
+                # each rank takes its share of the global batch; DDP averages gradients over
+                # ranks, so scaling by world size gives the global weighted mean's gradient
+                batch, w = batch[self.dist.rank::self.dist.world], w[self.dist.rank::self.dist.world]
+                wsum = wsum / self.dist.world
             lr = sched.lr_at(step, steps)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            out = self.model(self.X[batch])
-            loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / w.sum()
+            out = self.net(self.X[batch])
+            loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / wsum
             if not bool(torch.isfinite(loss)):
                 raise TrainingDiverged(f"non-finite training loss at round {self.tracker.round}, step "
                                        f"{step}: lower the learning rate (--lr) and rerun")
@@ -210,7 +226,7 @@ def _progress(it, on: bool, desc: str):
 
 
 def train_run(config: RunConfig, run_dir, resume: bool = False, progress: bool = False,
-              dataset: Optional[Dataset] = None) -> Path:
+              dataset: Optional[Dataset] = None, dist: DistContext = SINGLE) -> Path:
     """Train one run into `run_dir` (resume=True continues it, or starts it if absent)."""
     resume = resume and (Path(run_dir) / "run.json").exists()
-    return Trainer(config, run_dir, resume=resume, dataset=dataset, progress=progress).run()
+    return Trainer(config, run_dir, resume=resume, dataset=dataset, progress=progress, dist=dist).run()

@@ -1,0 +1,98 @@
+"""Scale-out on torch.distributed: shards, all-reduce of ḡ, all-gather of per-sample results.
+
+Launch with torchrun (`torchrun --nproc_per_node=K -m docl_core run ...`), which sets RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; gloo on CPU, NCCL on GPUs. Every rank
+keeps the training set in memory but scores only its contiguous shard: ḡ is the all-reduced
+sum of shard gradients over N, per-sample results are all-gathered so every rank makes the
+same global selection from the same seeded generator, training steps split each global
+batch across ranks under DistributedDataParallel, and only rank 0 writes the run.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistContext:
+    """Who this process is in the job (world 1 when torch.distributed is not in use)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous share of n samples (sizes differ by at most one)."""
+        base, extra = divmod(n, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (1 if self.rank < extra else 0))
+
+    def all_reduce_sum_(self, tensors: list[torch.Tensor]) -> None:
+        if self.active:
+            flat = torch.cat([t.reshape(-1) for t in tensors])
+            dist.all_reduce(flat)
+            offset = 0
+            for t in tensors:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+
+    def all_gather_rows(self, local: torch.Tensor) -> torch.Tensor:
+        """Concatenate each rank's rows in rank order (row counts may differ by rank)."""
+        if not self.active:
+            return local
+        n = torch.tensor([local.shape[0]], device=local.device)
+        sizes = [torch.zeros_like(n) for _ in range(self.world)]
+        dist.all_gather(sizes, n)
+        sizes = [int(s) for s in sizes]
+        pad = torch.zeros((max(sizes), *local.shape[1:]), dtype=local.dtype, device=local.device)
+        pad[:local.shape[0]] = local
+        parts = [torch.empty_like(pad) for _ in range(self.world)]
+        dist.all_gather(parts, pad)
+        return torch.cat([p[:s] for p, s in zip(parts, sizes)])
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+
+SINGLE = DistContext()
+
+
+def init_from_env(device: str = "auto", timeout_s: float = 300.0) -> DistContext:
+    """Join the torchrun job described by the environment, or return the single-process context.
+
+    A rank that dies makes the others' next collective fail (gloo: connection closed; both
+    backends: after `timeout_s` at the latest), and torchrun then ends the whole job.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        dev = torch.device("cuda", local)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo",
+                                timeout=datetime.timedelta(seconds=timeout_s))
+    return DistContext(rank=rank, world=world, device=dev)
+
+
+def shutdown(ctx: Optional[DistContext]) -> None:
+    if ctx is not None and ctx.active and dist.is_initialized():
+        dist.destroy_process_group()
