@@ -1,0 +1,210 @@
+"""The five curricula (DESIGN.md §2) behind one interface: `select(RoundState) -> Selection`.
+
+| name      | selection at round t                                                          |
+|-----------|-------------------------------------------------------------------------------|
+| random    | k_t uniform samples                                                           |
+| spl       | the k_t smallest current losses (easy first)                                  |
+| mcl       | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                                |
+| docl-nr   | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)       |
+| docl      | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement with p_i ∝ exp(z_i/τ),|
+|           | z = standardised scores; then the docl-nr objective inside the pool          |
+
+The objective, its scaling (weights min-max to [0, 1], F̄ a mean coverage in [0, 1], so λ means
+the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" = no random
+subsample (the public code's `use_random_subsample` switch) is our reading of the name.
+
+`diversity` picks F: "facility" (facility location, greedy), "centrality" (the authors'
+modular proxy, top-k of w̃ + λ F̄({i})) or "none" (λ dropped: plain top-k). When F is needed
+but `state.features` is None the curriculum falls back to "none" for that round (with a
+warning) instead of failing: a loop that cannot provide embeddings still trains.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from . import selection as sel
+
+CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
+DIVERSITIES = ("facility", "centrality", "none")
+
+# One colour and one display name per curriculum, used by every figure in the app.
+CURRICULUM_COLORS = {
+    "random": "#8c8c8c",     # grey: the baseline
+    "spl": "#e8862a",        # orange: easy first
+    "mcl": "#7b3f9e",        # purple: hard and diverse
+    "docl-nr": "#74b3e0",    # light blue: DoCL without the random pool
+    "docl": "#1450b4",       # strong blue: DoCL
+}
+CURRICULUM_LABELS = {"random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
+
+
+@dataclass
+class RoundState:
+    """What a curriculum sees at the start of round t (all tensors on one device)."""
+
+    t: int                                  # round index, 0-based
+    k: int                                  # k_t, samples to select, 1 ≤ k ≤ N
+    lam: float                              # λ_t, weight of the diversity term (units: see selection.py)
+    temperature: float                      # τ of the DoCL pool draw, on standardised scores
+    pool_factor: float                      # DoCL candidate pool = pool_factor · k_t samples (≥ 1)
+    loss: torch.Tensor                      # (N,) current per-sample losses
+    score: Optional[torch.Tensor]           # (N,) DoCL scores (the run's estimator)
+    features: Optional[torch.Tensor]        # (N, D) penultimate embeddings, for F(S)
+    generator: torch.Generator              # seeded; the only randomness allowed
+
+
+@dataclass
+class Selection:
+    indices: torch.Tensor                   # (k,) int64, distinct, in [0, N)
+    weights: torch.Tensor                   # (k,) float32, 1.0 unless the curriculum reweights
+
+
+class Curriculum:
+    """Base: validates the state, picks indices (`_pick`), wraps them in a Selection."""
+
+    name = "curriculum"
+    needs_scores = False
+    uses_diversity = False                  # whether F (and so features) enters the selection
+
+    def __init__(self, diversity: str = "facility", method: Optional[str] = None, epsilon: float = 0.01):
+        if diversity not in DIVERSITIES:
+            raise ValueError(f"unknown diversity {diversity!r}: choose one of {', '.join(DIVERSITIES)}")
+        if method is not None and method not in sel.METHODS:
+            raise ValueError(f"unknown greedy method {method!r}: choose one of {', '.join(sel.METHODS)}")
+        if not 0 < epsilon < 1:
+            raise ValueError(f"epsilon must lie in (0, 1), got {epsilon}")
+        self.diversity = diversity if self.uses_diversity else "none"
+        self.method = method or self.default_method
+        self.epsilon = epsilon
+
+    default_method = "stochastic"
+
+    @property
+    def needs_features(self) -> bool:
+        return self.diversity != "none"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(diversity={self.diversity!r}, method={self.method!r})"
+
+    def select(self, state: RoundState) -> Selection:
+        n = self._check(state)
+        idx = self._pick(state, n).to(device=state.loss.device, dtype=torch.int64)
+        return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device))
+
+    def _pick(self, state: RoundState, n: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _check(self, state: RoundState) -> int:
+        sel.check_values(state.loss, "losses")
+        n = state.loss.shape[0]
+        sel.check_k(state.k, n)
+        if self.needs_scores:
+            if state.score is None:
+                raise ValueError(f"curriculum {self.name!r} needs DoCL scores but state.score is None: "
+                                 "compute scores before selecting")
+            sel.check_values(state.score, "scores")
+            if state.score.shape[0] != n:
+                raise ValueError(f"{state.score.shape[0]} scores for {n} losses: pass one score per sample")
+        if self.needs_features and state.features is not None:
+            sel.check_features(state.features, n)
+        return n
+
+    def _diversity(self, state: RoundState) -> str:
+        """The diversity used this round: "none" when features are missing (see module doc)."""
+        if self.diversity != "none" and state.features is None:
+            warnings.warn(f"{self.name}: no features in this round, selecting without diversity "
+                          "(diversity='none')", RuntimeWarning, stacklevel=3)
+            return "none"
+        return self.diversity
+
+    def _maximize(self, state: RoundState, w: torch.Tensor, features: Optional[torch.Tensor],
+                  k: int) -> torch.Tensor:
+        """max (1/k) Σ_S w̃ + λ F̄(S) over the rows given, by the configured diversity/method."""
+        diversity = self._diversity(state)
+        if diversity == "none" or features is None:
+            return sel.top_k(w, k)
+        if diversity == "centrality":
+            return sel.modular_select(w, features, k, state.lam)
+        return sel.maximize_facility(w, features, k, state.lam, self.method, state.generator, self.epsilon)
+
+
+class RandomCurriculum(Curriculum):
+    """k uniform samples without replacement (k = N: a plain epoch in random order)."""
+
+    name = "random"
+
+    def _pick(self, state, n):
+        return torch.randperm(n, generator=state.generator, device=state.generator.device)[:state.k]
+
+
+class SPL(Curriculum):
+    """Self-paced learning: the k smallest current losses (easy first; the schedule grows k)."""
+
+    name = "spl"
+
+    def _pick(self, state, n):
+        return sel.top_k(state.loss, state.k, largest=False)
+
+
+class MCL(Curriculum):
+    """Minimax curriculum: hard (large loss) and diverse, max (1/k) Σ ℓ̃ + λ_t F̄(S)."""
+
+    name = "mcl"
+    uses_diversity = True
+
+    def _pick(self, state, n):
+        return self._maximize(state, state.loss, state.features, state.k)
+
+
+class DoCLNR(Curriculum):
+    """DoCL without the random pool: max (1/k) Σ ã + λ_t F̄(S) over all N; lazy greedy by default,
+    so the answer is a function of the scores and features alone."""
+
+    name = "docl-nr"
+    needs_scores = True
+    uses_diversity = True
+    default_method = "lazy"
+
+    def _pick(self, state, n):
+        return self._maximize(state, state.score, state.features, state.k)
+
+
+class DoCL(Curriculum):
+    """DoCL: a pool of min(N, ⌈pool_factor·k⌉) samples drawn without replacement with
+    p_i ∝ exp(z_i/τ) (z = standardised scores), then the DoCL-NR objective inside the pool
+    (w̃ scaled and F̄ averaged over the pool)."""
+
+    name = "docl"
+    needs_scores = True
+    uses_diversity = True
+
+    def _pick(self, state, n):
+        pf = float(state.pool_factor)
+        if not math.isfinite(pf) or pf < 1:
+            raise ValueError(f"pool_factor must be a finite number ≥ 1, got {state.pool_factor}")
+        m = min(n, max(state.k, math.ceil(pf * state.k)))
+        pool = sel.weighted_sample(sel.standardize(state.score), m, state.generator, state.temperature)
+        pool = pool.to(state.score.device)
+        feats = state.features[pool] if state.features is not None else None
+        return pool[self._maximize(state, state.score[pool], feats, state.k)]
+
+
+_CLASSES = {c.name: c for c in (RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}
+
+
+def make_curriculum(name: str, diversity: str = "facility", **opts) -> Curriculum:
+    """Build a curriculum by name. opts: method ("stochastic" | "lazy" | "greedy"; default
+    stochastic, lazy for docl-nr) and epsilon (stochastic greedy's ε). Random and SPL ignore
+    `diversity` (their needs_features is False)."""
+    key = str(name).lower()
+    if key not in _CLASSES:
+        raise ValueError(f"unknown curriculum {name!r}: choose one of {', '.join(CURRICULA)}")
+    unknown = set(opts) - {"method", "epsilon"}
+    if unknown:
+        raise ValueError(f"unknown curriculum options {sorted(unknown)}: use method and epsilon")
+    return _CLASSES[key](diversity=diversity, **opts)
