@@ -213,6 +213,9 @@ _GENERIC_OPTIONS = {"limit", "test_limit"}
 
 
 def _npz(path: Path, options: dict) -> _Source:
+    with open(path, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would try pickle next
+            raise ValueError(f"{path.name} is not a .npz archive (no zip header): save it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
@@ -224,7 +227,7 @@ def _npz(path: Path, options: dict) -> _Source:
                 raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
             arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
     except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+        if "Object arrays" in str(e):
             raise ValueError(f"{path.name} holds object (pickled) arrays, which docl never loads: "
                              "save plain numeric arrays") from None
         if str(e).startswith(path.name):
@@ -476,13 +479,13 @@ def _check_dtype(x: np.ndarray, where: str) -> None:
         raise ValueError(f"{where} has dtype {x.dtype}: features must be numbers (int, float or bool)")
     if x.ndim == 0:
         raise ValueError(f"{where} is a single number: pass an array with one row per sample")
+    if len(x) == 0 or x[0].size == 0:
+        raise ValueError(f"{where} is empty: provide at least one sample with at least one feature")
 
 
 def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     """float32 copy of x; ValueError when empty or not finite."""
     _check_dtype(x, where)
-    if len(x) == 0 or x[0].size == 0:
-        raise ValueError(f"{where} is empty: provide at least one sample with at least one feature")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
