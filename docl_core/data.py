@@ -160,6 +160,7 @@ class _Source:
     x_test: Optional[np.ndarray] = None
     y_test: Optional[np.ndarray] = None
     class_names: Optional[list[str]] = None  # names indexed by the raw integer label
+    origin: str = ""                   # how error messages name the source (a file name)
 
 
 def _digits(options: dict) -> _Source:
@@ -221,7 +222,7 @@ def _npz(path: Path, options: dict) -> _Source:
             names = set(archive.files)
             missing = {"x", "y"} - names
             if missing:
-                raise ValueError(f"{path.name} has no array {' or '.join(sorted(missing))!r} "
+                raise ValueError(f"{path.name} has no array(s) {' and '.join(map(repr, sorted(missing)))} "
                                  f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
             if ("x_test" in names) != ("y_test" in names):
                 raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
@@ -254,7 +255,8 @@ def _npz(path: Path, options: dict) -> _Source:
     if x_test is not None and x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"x_test in {path.name} has per-sample shape {x_test.shape[1:]} but x has "
                          f"{x.shape[1:]}: make them match")
-    return _Source(path.stem, kind, x, arrays["y"], options.get("task"), x_test, arrays.get("y_test"))
+    return _Source(path.stem, kind, x, arrays["y"], options.get("task"), x_test, arrays.get("y_test"),
+                   origin=path.name)
 
 
 def _csv(path: Path, options: dict) -> _Source:
@@ -286,7 +288,8 @@ def _csv(path: Path, options: dict) -> _Source:
     y = labels.to_numpy()
     if y.dtype == object:  # class names as text
         y = y.astype(str)
-    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"))
+    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
+                   origin=path.name)
 
 
 # --- CIFAR-10 python batches (pickles) ---
@@ -670,15 +673,15 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
         raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
                          f"use {', '.join(allowed)}")
-    where = src.name
+    where = src.origin or src.name
     x, y = np.asarray(src.x), np.asarray(src.y)
-    _check_dtype(x, f"x of {where}")
+    _check_dtype(x, f"x in {where}")
     if y.ndim == 0 or len(y) != len(x):
         raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
     has_test = src.x_test is not None
     if has_test:
         x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
-        _check_dtype(x_test, f"x_test of {where}")
+        _check_dtype(x_test, f"x_test in {where}")
         if y_test.ndim == 0 or len(y_test) != len(x_test):
             raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {len(y_test)}: "
                              "pass one label per test sample")
@@ -710,9 +713,9 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
                                   test_limit / len(x_test), np.random.default_rng([seed, _STREAM_LIMIT + 100]))
         x_test, y_test = x_test[keep], y_test[keep]
     # Convert to float32 only after the caps: a full CIFAR-10 in float32 is 600 MB.
-    x = _check_features(x, f"x of {where}")
+    x = _check_features(x, f"x in {where}")
     if has_test:
-        x_test = _check_features(x_test, f"x_test of {where}")
+        x_test = _check_features(x_test, f"x_test in {where}")
 
     if not has_test:
         held = stratified_holdout(strata, len(x), test_fraction, np.random.default_rng([seed, _STREAM_TEST]))
