@@ -38,6 +38,7 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
                          "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
+MAX_CLASSES = 1000  # more distinct labels than this are almost surely targets, not classes
 PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label column, a CIFAR-10 "
              "python-batch folder or a Fashion-MNIST idx folder")
 
@@ -106,7 +107,7 @@ class Dataset:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
-        x = self.original_x(torch.cat(xs)).numpy()
+        x = self.original_x(torch.cat(xs)).numpy() if self.kind in ("points2d", "curve1d", "image") else None
         if self.kind == "points2d":
             frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
         elif self.kind == "curve1d":
@@ -176,10 +177,10 @@ def _moons(options: dict) -> _Source:
     from sklearn.datasets import make_moons
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
-    noise = float(options.get("noise", 0.25))
+    noise = _nonnegative(options.get("noise", 0.25), "noise")
     # The points are drawn with data_seed, not seed: 'moons' is one fixed set, and seed varies
     # the splits and the label noise.
-    x, y = make_moons(n, noise=noise, random_state=int(options.get("data_seed", 0)))
+    x, y = make_moons(n, noise=noise, random_state=_data_seed(options))
     return _Source("moons", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
                    class_names=["upper", "lower"])
 
@@ -189,17 +190,17 @@ def _blobs(options: dict) -> _Source:
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
     centers = np.array([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]])
-    std = float(options.get("noise", 1.4))  # wide enough that neighbouring blobs overlap
-    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=int(options.get("data_seed", 0)))
+    std = _nonnegative(options.get("noise", 1.4), "noise")  # wide enough that neighbouring blobs overlap
+    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=_data_seed(options))
     return _Source("blobs", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
                    class_names=[f"blob {c}" for c in range(4)])
 
 
 def _sine(options: dict) -> _Source:
     n = _positive_int(options.get("n_samples", 1000), "n_samples")
-    rng = np.random.default_rng(int(options.get("data_seed", 0)))
+    rng = np.random.default_rng(_data_seed(options))
     x = rng.uniform(-3.0, 3.0, size=(n, 1))
-    noise_std = float(options.get("noise", 0.1)) * (0.5 + np.abs(x) / 3.0)  # grows with |x|
+    noise_std = _nonnegative(options.get("noise", 0.1), "noise") * (0.5 + np.abs(x) / 3.0)  # grows with |x|
     y = np.sin(x) + noise_std * rng.standard_normal((n, 1))
     return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression")
 
@@ -408,7 +409,11 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
 def read_idx(path: Path, ndim: int) -> np.ndarray:
     """Parse an idx file (plain or .gz): magic 0x00 0x00 <dtype> <ndim>, ndim big-endian sizes, data."""
     try:
-        raw = gzip.open(path, "rb").read() if path.name.endswith(".gz") else path.read_bytes()
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"cannot read {path.name}: corrupted or truncated gzip ({_why(e)}): "
                          "re-download it") from None
@@ -450,7 +455,7 @@ def _idx(folder: Path, options: dict) -> _Source:
         if len(x) != len(y):
             raise ValueError(f"{images.name} has {len(x)} images but {labels.name} has {len(y)} labels: "
                              "use matching files")
-        return x[:, None], y.astype(np.int64)
+        return x[:, None], y  # labels are validated with every other source's
 
     x, y = pair("train")
     if x is None:
@@ -475,6 +480,20 @@ def _positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _nonnegative(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _data_seed(options: dict) -> int:
+    seed = options.get("data_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"data_seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def _check_dtype(x: np.ndarray, where: str) -> None:
@@ -526,6 +545,9 @@ def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> 
     values, ids = np.unique(both, return_inverse=True)
     if len(values) < 2:
         raise ValueError(f"{where}: only one class ({values[0]}) in the labels: classification needs ≥ 2 classes")
+    if len(values) > MAX_CLASSES or (len(values) > 20 and 2 * len(values) > len(both)):
+        raise ValueError(f"{where}: {len(values)} distinct labels for {len(both)} samples do not look like "
+                         "classes: pass task='regression' for numeric targets")
     if values.dtype.kind in "iub" and names is not None and int(values.max()) < len(names):
         class_names = [names[int(v)] for v in values]
     else:
@@ -616,12 +638,13 @@ def _check_fraction(value, what: str, low_open: bool = False) -> float:
     return float(value)
 
 
-def _source(name_or_path: str, options: dict) -> tuple[str, _Source]:
+def _detect(name_or_path) -> tuple[str, Optional[Path]]:
+    """What kind of source this is: a built-in name, "npz", "csv", "cifar" or "idx" (with its path)."""
     if not isinstance(name_or_path, (str, Path)) or str(name_or_path).strip() == "":
         raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; got {name_or_path!r}")
     key = str(name_or_path)
     if key in _BUILTINS:
-        return key, _BUILTINS[key](options)
+        return key, None
     path = Path(key).expanduser()
     if not path.exists():
         if path.suffix or "/" in key or "\\" in key:
@@ -629,18 +652,33 @@ def _source(name_or_path: str, options: dict) -> tuple[str, _Source]:
         raise ValueError(f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, or {PATH_HELP}")
     if path.is_dir():
         if _cifar_folder(path) is not None:
-            return "cifar", _cifar(path, options)
+            return "cifar", path
         if _idx_file(path, "train-images", 3) is not None or _idx_file(path, "train-labels", 1) is not None:
-            return "idx", _idx(path, options)
+            return "idx", path
         raise ValueError(f"folder {key} holds neither CIFAR-10 python batches (data_batch_1.., test_batch) "
                          "nor Fashion-MNIST idx files (train-images-idx3-ubyte, ...): point at one of those")
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return "npz", _npz(path, options)
-    if suffix == ".csv":
-        return "csv", _csv(path, options)
+    if suffix in (".npz", ".csv"):
+        return suffix[1:], path
     raise ValueError(f"unsupported file type {path.suffix or '(none)'} for {path.name}: use .npz or .csv, "
                      "or a CIFAR-10 / Fashion-MNIST folder")
+
+
+_READERS = {"npz": _npz, "csv": _csv, "cifar": _cifar, "idx": _idx}
+
+
+def _read(source_type: str, path: Optional[Path], options: dict) -> _Source:
+    unknown = set(options) - _OPTIONS[source_type] - _GENERIC_OPTIONS
+    if unknown:
+        allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
+                         f"use {', '.join(allowed)}")
+    if path is None:
+        return _BUILTINS[source_type](options)
+    try:
+        return _READERS[source_type](path, options)
+    except OSError as e:  # permissions, a file vanishing mid-read, a full disk cache, ...
+        raise ValueError(f"cannot read {path}: {_why(e)}: check that the file is readable") from None
 
 
 def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val_fraction: float = 0.15,
@@ -667,12 +705,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
                          "training data: keep their sum below 1")
-    source_type, src = _source(name_or_path, options)
-    unknown = set(options) - _OPTIONS[source_type] - _GENERIC_OPTIONS
-    if unknown:
-        allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
-                         f"use {', '.join(allowed)}")
+    source_type, path = _detect(name_or_path)
+    src = _read(source_type, path, options)
     where = src.origin or src.name
     x, y = np.asarray(src.x), np.asarray(src.y)
     _check_dtype(x, f"x in {where}")
@@ -745,7 +779,12 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         y_train[noisy] += rng.choice([-1.0, 1.0], size=(int(noisy.sum()), 1)) * rng.uniform(1.0, 2.0, (int(noisy.sum()), 1))
 
     mean, std = _standardise(x_train, src.kind)
-    as_x = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
+
+    def as_x(a: np.ndarray) -> torch.Tensor:  # a is a fresh float32 copy (fancy indexing): scale in place
+        a -= mean
+        a /= std
+        return torch.from_numpy(np.ascontiguousarray(a))
+
     as_y = lambda a: torch.from_numpy(np.ascontiguousarray(a))
     return Dataset(
         name=src.name, task=task, kind=src.kind,
