@@ -81,10 +81,10 @@ class Dataset:
                 f"{len(self.x_test)}, noisy {int(self.noisy.sum())})")
 
     def original_x(self, x: torch.Tensor) -> torch.Tensor:
-        """Undo the standardisation: features in the source's own units."""
+        """Undo the standardisation: features (B, *input_shape) in the source's own units."""
         if self.x_mean is None or self.x_std is None:
             return x
-        return x * self.x_std + self.x_mean
+        return x * self.x_std.to(x.device) + self.x_mean.to(x.device)
 
     def frame(self) -> pd.DataFrame:
         """One row per sample: the contents of a run's dataset.parquet.
@@ -93,16 +93,16 @@ class Dataset:
         regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
         thumbnail (PNG bytes, image).
         """
-        xs = [self.x_train, self.x_val, self.x_test]
-        ys = [self.y_train, self.y_val, self.y_test]
+        xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
+        ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
         sizes = [len(x) for x in xs]
         n = sum(sizes)
         split = np.repeat(np.array(["train", "val", "test"], dtype=object), sizes)
         noisy = np.zeros(n, dtype=bool)
-        noisy[:sizes[0]] = self.noisy.numpy()
+        noisy[:sizes[0]] = self.noisy.cpu().numpy()
         if self.task == "classification":
             label = torch.cat(ys).numpy().astype(np.int64)
-            clean = torch.cat([self.clean_y_train, self.y_val, self.y_test]).numpy().astype(np.int64)
+            clean = torch.cat([self.clean_y_train.cpu(), ys[1], ys[2]]).numpy().astype(np.int64)
         else:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
@@ -221,24 +221,22 @@ def _npz(path: Path, options: dict) -> _Source:
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = set(archive.files)
-            missing = {"x", "y"} - names
-            if missing:
-                raise ValueError(f"{path.name} has no array(s) {' and '.join(map(repr, sorted(missing)))} "
-                                 f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
-            if ("x_test" in names) != ("y_test" in names):
-                raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
             arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
     except ValueError as e:
         if "Object arrays" in str(e):
             raise ValueError(f"{path.name} holds object (pickled) arrays, which docl never loads: "
                              "save plain numeric arrays") from None
-        if str(e).startswith(path.name):
-            raise
         raise ValueError(f"cannot read {path.name}: not a valid .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
     except Exception as e:  # zipfile, zlib, EOF and OS errors from a corrupted or truncated file
         raise ValueError(f"cannot read {path.name}: corrupted or truncated .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
+    missing = {"x", "y"} - names
+    if missing:
+        raise ValueError(f"{path.name} has no array(s) {' and '.join(map(repr, sorted(missing)))} "
+                         f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
+    if ("x_test" in names) != ("y_test" in names):
+        raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
     x = arrays["x"]
     kind = "tabular"
     x_test = arrays.get("x_test")
