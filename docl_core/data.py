@@ -43,7 +43,7 @@ PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label col
              "python-batch folder or a Fashion-MNIST idx folder")
 
 # Independent random streams per purpose, so changing one step never reshuffles another.
-_STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS = range(5)
+_STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS, _STREAM_TEST_LIMIT = range(6)
 
 
 @dataclass(repr=False)
@@ -162,6 +162,7 @@ class _Source:
     y_test: Optional[np.ndarray] = None
     class_names: Optional[list[str]] = None  # names indexed by the raw integer label
     origin: str = ""                   # how error messages name the source (a file name)
+    outliers: float = 0.0              # regression: fraction of train targets to corrupt (marked noisy)
 
 
 def _digits(options: dict) -> _Source:
@@ -202,7 +203,9 @@ def _sine(options: dict) -> _Source:
     x = rng.uniform(-3.0, 3.0, size=(n, 1))
     noise_std = _nonnegative(options.get("noise", 0.1), "noise") * (0.5 + np.abs(x) / 3.0)  # grows with |x|
     y = np.sin(x) + noise_std * rng.standard_normal((n, 1))
-    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression")
+    outliers = _check_fraction(options.get("outliers", 0.05), "outliers")
+    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression",
+                   outliers=outliers)
 
 
 _BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine}
@@ -270,8 +273,8 @@ def _csv(path: Path, options: dict) -> _Source:
         raise ValueError(f"{path.name} has a header but no rows: add samples")
     label_column = options.get("label_column") or ("label" if "label" in table.columns else table.columns[-1])
     if label_column not in table.columns:
-        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {', '.join(map(str, table.columns))}): "
-                         "pass label_column=")
+        columns = ", ".join(map(str, table.columns))
+        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {columns}): pass label_column=")
     features = table.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise ValueError(f"{path.name} has only the label column {label_column!r}: add feature columns")
@@ -331,7 +334,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             import codecs
             return codecs.encode
         # Import from the spelling this numpy has (numpy.core is a deprecated alias in numpy 2).
-        for spelling in (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")):
+        spellings = (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core"))
+        for spelling in spellings:
             obj = _numpy_attr(spelling, name)
             if obj is not None:
                 return obj
@@ -419,7 +423,8 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise ValueError(f"{path.name} is not an idx file (bad magic number): use the original "
                          "Fashion-MNIST files")
     if raw[3] != ndim:
-        raise ValueError(f"{path.name} holds a {raw[3]}-D array, expected {ndim}-D: check which file is which")
+        raise ValueError(f"{path.name} holds a {raw[3]}-D array, expected {ndim}-D: "
+                         "check which file is which")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{path.name} is truncated (header cut short): re-download it")
@@ -445,7 +450,10 @@ def _idx(folder: Path, options: dict) -> _Source:
     def pair(prefix):
         images, labels = _idx_file(folder, f"{prefix}-images", 3), _idx_file(folder, f"{prefix}-labels", 1)
         if (images is None) != (labels is None):
-            have, need = (images, f"{prefix}-labels-idx1-ubyte") if images else (labels, f"{prefix}-images-idx3-ubyte")
+            if images is not None:
+                have, need = images, f"{prefix}-labels-idx1-ubyte"
+            else:
+                have, need = labels, f"{prefix}-images-idx3-ubyte"
             raise ValueError(f"{folder.name} has {have.name} but no {need}[.gz]: add the missing file")
         if images is None:
             return None, None
@@ -514,7 +522,7 @@ def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _resolve_task(y: np.ndarray, task: Optional[str], where: str) -> str:
+def _resolve_task(y: np.ndarray, task: Optional[str]) -> str:
     if task is not None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}: use 'classification' or 'regression'")
@@ -523,7 +531,8 @@ def _resolve_task(y: np.ndarray, task: Optional[str], where: str) -> str:
     return "regression" if y.dtype.kind == "f" else "classification"
 
 
-def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> tuple[list[np.ndarray], list[str]]:
+def _class_ids(ys: list[np.ndarray], names: Optional[list[str]],
+               where: str) -> tuple[list[np.ndarray], list[str]]:
     """Map raw labels (ints ≥ 0, integer-valued floats, bools or text) to ids 0..K−1."""
     for y in ys:
         if y.ndim != 1:
@@ -542,7 +551,8 @@ def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> 
         both = both.astype(np.int64)
     values, ids = np.unique(both, return_inverse=True)
     if len(values) < 2:
-        raise ValueError(f"{where}: only one class ({values[0]}) in the labels: classification needs ≥ 2 classes")
+        raise ValueError(f"{where}: only one class ({values[0]}) in the labels: "
+                         "classification needs ≥ 2 classes")
     if len(values) > MAX_CLASSES or (len(values) > 20 and 2 * len(values) > len(both)):
         raise ValueError(f"{where}: {len(values)} distinct labels for {len(both)} samples do not look like "
                          "classes: pass task='regression' for numeric targets")
@@ -616,6 +626,18 @@ def flip_labels(y: np.ndarray, num_classes: int, fraction: float,
     return y, flipped
 
 
+def add_outliers(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shift exactly round(fraction · N) regression targets (N, C) by ±(1..2): (targets, outlier mask)."""
+    n = len(y)
+    hit = np.zeros(n, dtype=bool)
+    hit[rng.choice(n, size=int(round(fraction * n)), replace=False)] = True
+    y = y.copy()
+    size = (int(hit.sum()), y.shape[1])
+    shift = rng.choice([-1.0, 1.0], size=size) * rng.uniform(1.0, 2.0, size)  # sign × magnitude
+    y[hit] += shift.astype(y.dtype)
+    return y, hit
+
+
 def _standardise(x_train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Train mean and std, per feature (tabular, points, curves) or per channel (images)."""
     axes = (0, 2, 3) if kind == "image" else (0,)
@@ -639,7 +661,8 @@ def _check_fraction(value, what: str, low_open: bool = False) -> float:
 def _detect(name_or_path) -> tuple[str, Optional[Path]]:
     """What kind of source this is: a built-in name, "npz", "csv", "cifar" or "idx" (with its path)."""
     if not isinstance(name_or_path, (str, Path)) or str(name_or_path).strip() == "":
-        raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; got {name_or_path!r}")
+        raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; "
+                         f"got {name_or_path!r}")
     key = str(name_or_path)
     if key in _BUILTINS:
         return key, None
@@ -706,75 +729,38 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     source_type, path = _detect(name_or_path)
     src = _read(source_type, path, options)
     where = src.origin or src.name
-    x, y = np.asarray(src.x), np.asarray(src.y)
-    _check_dtype(x, f"x in {where}")
-    if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
-    has_test = src.x_test is not None
-    if has_test:
-        x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
-        _check_dtype(x_test, f"x_test in {where}")
-        if y_test.ndim == 0 or len(y_test) != len(x_test):
-            raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {len(y_test)}: "
-                             "pass one label per test sample")
-    task = _resolve_task(y, src.task, where)
-    if task == "classification":
-        (y, *rest), class_names = _class_ids([y, y_test] if has_test else [y], src.class_names, where)
-        y_test = rest[0] if has_test else None
-        num_outputs = len(class_names)
-        strata = y
-    else:
-        if label_noise > 0:
-            raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
-                             "use label_noise=0")
-        y = _targets(y, where)
-        y_test = _targets(y_test, f"{where} (y_test)") if has_test else None
-        if has_test and y_test.shape[1] != y.shape[1]:
-            raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has {y_test.shape[1]}")
-        class_names, num_outputs, strata = None, y.shape[1], None
+    x, y, x_test, y_test, task, num_outputs, class_names = _labelled(src, where)
+    if task == "regression" and label_noise > 0:
+        raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
+                         "use label_noise=0")
+    classes = task == "classification"
 
-    # Cap the training pool (and a given test set) before splitting; stratified, so classes keep their shares.
-    limit = options.get("limit")
-    if limit is not None and _positive_int(limit, "limit") < len(x):
-        keep = stratified_holdout(strata, len(x), limit / len(x), np.random.default_rng([seed, _STREAM_LIMIT]))
-        x, y = x[keep], y[keep]
-        strata = y if task == "classification" else None
-    test_limit = options.get("test_limit")
-    if has_test and test_limit is not None and _positive_int(test_limit, "test_limit") < len(x_test):
-        keep = stratified_holdout(y_test if task == "classification" else None, len(x_test),
-                                  test_limit / len(x_test), np.random.default_rng([seed, _STREAM_LIMIT + 100]))
-        x_test, y_test = x_test[keep], y_test[keep]
-    # Convert to float32 only after the caps: a full CIFAR-10 in float32 is 600 MB.
+    # Cap the pools before converting to float32 (a full CIFAR-10 in float32 is 600 MB);
+    # stratified, so classes keep their shares.
+    if options.get("limit") is not None:
+        x, y = _cap(x, y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
+    if x_test is not None and options.get("test_limit") is not None:
+        x_test, y_test = _cap(x_test, y_test, classes, _positive_int(options["test_limit"], "test_limit"),
+                              [seed, _STREAM_TEST_LIMIT])
     x = _check_features(x, f"x in {where}")
-    if has_test:
+    if x_test is None:
+        x, y, x_test, y_test = _holdout(x, y, classes, test_fraction, [seed, _STREAM_TEST])
+    else:
         x_test = _check_features(x_test, f"x_test in {where}")
-
-    if not has_test:
-        held = stratified_holdout(strata, len(x), test_fraction, np.random.default_rng([seed, _STREAM_TEST]))
-        rest = _complement(len(x), held)
-        x_test, y_test, x, y = x[held], y[held], x[rest], y[rest]
-        strata = y if task == "classification" else None
-    held = stratified_holdout(strata, len(x), val_fraction, np.random.default_rng([seed, _STREAM_VAL]))
-    rest = _complement(len(x), held)
-    x_val, y_val, x_train, y_train = x[held], y[held], x[rest], y[rest]
+    x_train, y_train, x_val, y_val = _holdout(x, y, classes, val_fraction, [seed, _STREAM_VAL])
     if len(x_train) == 0:
         raise ValueError(f"{where} has too few samples ({len(x) + len(x_test)}) to split into train, "
                          "validation and test: provide more data")
-    if task == "classification" and len(np.unique(y_train)) < 2:
-        raise ValueError(f"{where}: the training split has fewer than 2 classes: provide more samples per class")
+    if classes and len(np.unique(y_train)) < 2:
+        raise ValueError(f"{where}: the training split has fewer than 2 classes: "
+                         "provide more samples per class")
 
-    clean = y_train
-    noisy = np.zeros(len(y_train), dtype=bool)
+    clean, noisy = y_train, np.zeros(len(y_train), dtype=bool)
     if label_noise > 0:
         y_train, noisy = flip_labels(y_train, num_outputs, label_noise,
                                      np.random.default_rng([seed, _STREAM_NOISE]))
-    if source_type == "sine":  # outliers in train only, so validation and test measure the clean curve
-        fraction = _check_fraction(options.get("outliers", 0.05), "outliers")
-        rng = np.random.default_rng([seed, _STREAM_OUTLIERS])
-        noisy = np.zeros(len(y_train), dtype=bool)
-        noisy[rng.choice(len(y_train), size=int(round(fraction * len(y_train))), replace=False)] = True
-        y_train = y_train.copy()
-        y_train[noisy] += rng.choice([-1.0, 1.0], size=(int(noisy.sum()), 1)) * rng.uniform(1.0, 2.0, (int(noisy.sum()), 1))
+    if src.outliers > 0:  # train only, so validation and test measure the clean curve
+        y_train, noisy = add_outliers(y_train, src.outliers, np.random.default_rng([seed, _STREAM_OUTLIERS]))
 
     mean, std = _standardise(x_train, src.kind)
 
@@ -792,3 +778,49 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         input_shape=tuple(int(s) for s in x_train.shape[1:]),
         x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std),
     )
+
+
+def _labelled(src: _Source, where: str):
+    """Check lengths and labels: (x, y, x_test, y_test, task, num_outputs, class_names).
+
+    Classification labels become ids 0..K−1 (int64, (N,)); regression targets float32 (N, C).
+    x stays in the source's dtype (checked for a numeric dtype and at least one sample).
+    """
+    x, y = np.asarray(src.x), np.asarray(src.y)
+    _check_dtype(x, f"x in {where}")
+    if y.ndim == 0 or len(y) != len(x):
+        raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
+    x_test = y_test = None
+    if src.x_test is not None:
+        x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
+        _check_dtype(x_test, f"x_test in {where}")
+        if y_test.ndim == 0 or len(y_test) != len(x_test):
+            raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {y_test.size}: "
+                             "pass one label per test sample")
+    task = _resolve_task(y, src.task)
+    if task == "classification":
+        ids, class_names = _class_ids([y] if y_test is None else [y, y_test], src.class_names, where)
+        y, y_test = ids[0], (ids[1] if y_test is not None else None)
+        return x, y, x_test, y_test, task, len(class_names), class_names
+    y = _targets(y, where)
+    if y_test is not None:
+        y_test = _targets(y_test, f"{where} (y_test)")
+        if y_test.shape[1] != y.shape[1]:
+            raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has "
+                             f"{y_test.shape[1]}: make them match")
+    return x, y, x_test, y_test, task, y.shape[1], None
+
+
+def _cap(x: np.ndarray, y: np.ndarray, classes: bool, limit: int, entropy) -> tuple[np.ndarray, np.ndarray]:
+    """At most `limit` samples, drawn stratified by class (or uniformly for regression)."""
+    if limit >= len(x):
+        return x, y
+    keep = stratified_holdout(y if classes else None, len(x), limit / len(x), np.random.default_rng(entropy))
+    return x[keep], y[keep]
+
+
+def _holdout(x: np.ndarray, y: np.ndarray, classes: bool, fraction: float, entropy):
+    """Split off a held-out fraction (stratified by class): (x_rest, y_rest, x_held, y_held)."""
+    held = stratified_holdout(y if classes else None, len(x), fraction, np.random.default_rng(entropy))
+    rest = _complement(len(x), held)
+    return x[rest], y[rest], x[held], y[held]

@@ -149,7 +149,8 @@ def test_npz_tabular_classification_with_given_test(tmp_path):
     x, y = blob_arrays(60)
     xt, yt = blob_arrays(15, seed=1)
     ds = load_dataset(write_npz(tmp_path / "mine.npz", x=x, y=y, x_test=xt, y_test=yt), seed=0)
-    assert (ds.name, ds.kind, ds.task, ds.input_shape, ds.num_outputs) == ("mine", "tabular", "classification", (3,), 3)
+    assert (ds.name, ds.kind, ds.task) == ("mine", "tabular", "classification")
+    assert (ds.input_shape, ds.num_outputs) == ((3,), 3)
     assert len(ds.x_test) == 15 and len(ds.x_train) + len(ds.x_val) == 60
     # The given test set is standardised with train statistics, not its own.
     assert torch.allclose(ds.original_x(ds.x_test), torch.tensor(xt, dtype=torch.float32), atol=1e-5)
@@ -315,6 +316,11 @@ def _cifar_variant(content):
     return make
 
 
+def _batch(obj):
+    """A CIFAR folder whose data_batch_1 holds `obj` instead."""
+    return _cifar_variant(lambda p: pickle.dumps(obj))
+
+
 def _idx_variant(edit):
     def make(tmp):
         folder = write_idx(tmp / "fmnist", n=10, n_test=0)
@@ -331,6 +337,7 @@ def _edit(name, change):
 
 
 X, Y = blob_arrays(30)
+IMAGES, LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 BAD_INPUTS = [
     # (case id, make(tmp_path) -> name_or_path, kwargs, words the message must contain)
     ("unknown name", lambda tmp: "mnist_please", {}, "unknown dataset"),
@@ -367,20 +374,18 @@ BAD_INPUTS = [
     ("csv missing label", _csv("a,label\n1,0\n2,\n3,1\n"), {}, "missing value"),
     ("csv no such label column", _csv("a,b\n1,0\n2,1\n"), {"label_column": "y"}, "no column 'y'"),
     ("csv only a label column", _csv("label\n0\n1\n"), {}, "only the label column"),
-    ("cifar forbidden pickle", _cifar_variant(lambda p: pickle.dumps({"data": os.system})), {}, "system"),
+    ("cifar forbidden pickle", _batch({"data": os.system}), {}, "system"),
     ("cifar truncated", _cifar_variant(lambda p: p.read_bytes()[:500]), {}, "truncated"),
-    ("cifar not a dict", _cifar_variant(lambda p: pickle.dumps([1, 2, 3])), {}, "not a CIFAR batch"),
-    ("cifar wrong data shape", _cifar_variant(lambda p: pickle.dumps({"data": np.zeros((2, 5)), "labels": [0, 1]})),
-     {}, "lacks 'data'"),
-    ("cifar label count", _cifar_variant(lambda p: pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]})),
-     {}, "2 images but 1 labels"),
-    ("idx bad magic", _idx_variant(_edit("train-images-idx3-ubyte", lambda b: b"\x01\x02" + b[2:])), {}, "magic"),
-    ("idx truncated", _idx_variant(_edit("train-images-idx3-ubyte", lambda b: b[:-100])), {}, "truncated"),
-    ("idx wrong ndim", _idx_variant(_edit("train-labels-idx1-ubyte", lambda b: b[:3] + b"\x03" + b[4:])), {}, "expected 1-D"),
-    ("idx corrupted gzip", _idx_variant(lambda f: (f / "train-labels-idx1-ubyte").rename(f / "train-labels-idx1-ubyte.gz")),
-     {}, "gzip"),
-    ("idx missing labels", _idx_variant(lambda f: (f / "train-labels-idx1-ubyte").unlink()), {}, "no train-labels"),
-    ("idx count mismatch", _idx_variant(lambda f: (f / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(7, np.uint8)))),
+    ("cifar not a dict", _batch([1, 2, 3]), {}, "not a CIFAR batch"),
+    ("cifar wrong data shape", _batch({"data": np.zeros((2, 5)), "labels": [0, 1]}), {}, "lacks 'data'"),
+    ("cifar label count", _batch({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}), {}, "2 images but 1 labels"),
+    ("cifar text labels", _batch({"data": np.zeros((2, 3072), np.uint8), "labels": ["a", "b"]}), {}, "not integers"),
+    ("idx bad magic", _idx_variant(_edit(IMAGES, lambda b: b"\x01\x02" + b[2:])), {}, "magic"),
+    ("idx truncated", _idx_variant(_edit(IMAGES, lambda b: b[:-100])), {}, "truncated"),
+    ("idx wrong ndim", _idx_variant(_edit(LABELS, lambda b: b[:3] + b"\x03" + b[4:])), {}, "expected 1-D"),
+    ("idx corrupted gzip", _idx_variant(lambda f: (f / LABELS).rename(f / (LABELS + ".gz"))), {}, "gzip"),
+    ("idx missing labels", _idx_variant(lambda f: (f / LABELS).unlink()), {}, "no train-labels"),
+    ("idx count mismatch", _idx_variant(lambda f: (f / LABELS).write_bytes(idx_bytes(np.zeros(7, np.uint8)))),
      {}, "10 images but"),
     ("label_noise 1", lambda tmp: "digits", {"label_noise": 1.0}, "label_noise"),
     ("label_noise negative", lambda tmp: "digits", {"label_noise": -0.1}, "label_noise"),
