@@ -35,6 +35,24 @@ def write_cifar(folder, n=20, batches=2, protocol=2, test=True, meta=True, str_k
     return folder
 
 
+def py2_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A CIFAR batch as Python 2's cPickle wrote it (protocol 2): str keys and raw array bytes as
+    BINSTRING, globals spelled numpy.core.multiarray. Written opcode by opcode."""
+    def text(b: bytes) -> bytes:  # BINSTRING: 'T', 4-byte little-endian length, bytes
+        return b"T" + len(b).to_bytes(4, "little") + b
+
+    def small(i: int) -> bytes:  # BININT (4-byte signed)
+        return b"J" + i.to_bytes(4, "little", signed=True)
+
+    dtype = (b"cnumpy\ndtype\n" + text(b"u1") + b"K\x00K\x01\x87R"  # dtype('u1', 0, 1) ...
+             + b"(K\x03" + text(b"|") + b"NNN" + small(-1) + small(-1) + b"K\x00tb")  # ... + its state
+    array = (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n" + b"K\x00\x85" + text(b"b")
+             + b"\x87R" + b"(K\x01" + small(data.shape[0]) + small(data.shape[1]) + b"\x86" + dtype
+             + b"\x89" + text(data.tobytes()) + b"tb")
+    label_list = b"](" + b"".join(small(v) for v in labels) + b"e"
+    return b"\x80\x02}(" + text(b"data") + array + text(b"labels") + label_list + b"u."
+
+
 def idx_bytes(arr: np.ndarray) -> bytes:
     """idx encoding of a uint8 array: magic 0x00 0x00 0x08 <ndim>, big-endian sizes, data."""
     return bytes([0, 0, 0x08, arr.ndim]) + np.array(arr.shape, dtype=">u4").tobytes() + arr.tobytes()
@@ -210,6 +228,19 @@ def test_cifar_folder(tmp_path, protocol, str_keys):
     assert len(limited.x_train) + len(limited.x_val) == 30
 
 
+def test_cifar_python2_pickles(tmp_path):
+    """The official batches are Python 2 pickles; they must load through the restricted unpickler."""
+    data = np.random.default_rng(0).integers(0, 256, (20, 3072), dtype=np.uint8)
+    labels = [i % 10 for i in range(20)]
+    (tmp_path / "data_batch_1").write_bytes(py2_batch(data, labels))
+    (tmp_path / "test_batch").write_bytes(py2_batch(data[:10], labels[:10]))
+    assert pickle.loads(py2_batch(data, labels), encoding="latin1")["data"].shape == (20, 3072)
+    ds = load_dataset(str(tmp_path), val_fraction=0.0)
+    assert ds.input_shape == (3, 32, 32) and len(ds.x_train) == 20 and len(ds.x_test) == 10
+    pixels = ds.original_x(ds.x_test).round().to(torch.uint8).reshape(10, 3072).numpy()
+    assert np.array_equal(pixels, data[:10])
+
+
 def test_cifar_without_test_batch_or_meta(tmp_path):
     ds = load_dataset(str(write_cifar(tmp_path / "c", n=30, batches=1, test=False, meta=False)))
     assert len(ds.x_test) == 6 and ds.class_names[0] == "airplane"
@@ -262,6 +293,15 @@ def test_frame_columns_per_kind():
             assert (frame["label"] != frame["clean_label"]).sum() == int(ds.noisy.sum())
     frame = load_dataset("moons").frame()
     assert frame[["x0", "x1"]].abs().max().max() < 4  # original units, not standardised
+
+
+def test_frame_tabular_and_regression(tmp_path):
+    x, y = blob_arrays(40)
+    frame = load_dataset(write_npz(tmp_path / "t.npz", x=x, y=y)).frame()
+    assert list(frame.columns) == ["sample_id", "split", "label", "clean_label", "noisy"]
+    assert frame["label"].between(0, 2).all() and not frame["noisy"].any()
+    frame = load_dataset(write_npz(tmp_path / "r.npz", x=x[:, :1], y=np.sin(x[:, 0]))).frame()
+    assert frame["label"].eq(-1).all() and frame["clean_label"].eq(-1).all() and "thumbnail" not in frame
 
 
 def test_frame_thumbnails_are_png_and_parquet_small(tmp_path):
