@@ -217,20 +217,30 @@ _OPTIONS = {"digits": set(), "moons": {"n_samples", "noise", "data_seed"},
 _GENERIC_OPTIONS = {"limit", "test_limit"}
 
 
+class _NotNpz(Exception):
+    pass
+
+
 def _npz(path: Path, options: dict) -> _Source:
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would try pickle next
-            raise ValueError(f"{path.name} is not a .npz archive (no zip header): save it with numpy.savez")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-            arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
+        # We own the file handle: np.load leaks its own when a truncated archive fails to open.
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would try pickle next
+                raise _NotNpz()
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as archive:
+                names = set(archive.files)
+                arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
+    except _NotNpz:
+        raise ValueError(f"{path.name} is not a .npz archive (no zip header): save it with numpy.savez") from None
     except ValueError as e:
         if "Object arrays" in str(e):
             raise ValueError(f"{path.name} holds object (pickled) arrays, which docl never loads: "
                              "save plain numeric arrays") from None
         raise ValueError(f"cannot read {path.name}: not a valid .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # not the file's content: _read reports it
     except Exception as e:  # zipfile, zlib, EOF and OS errors from a corrupted or truncated file
         raise ValueError(f"cannot read {path.name}: corrupted or truncated .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
