@@ -459,3 +459,38 @@ def test_dataset_is_a_dataclass_with_the_contract_fields():
     fields = set(Dataset.__dataclass_fields__)
     assert {"name", "task", "kind", "x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "num_outputs",
             "noisy", "clean_y_train", "class_names", "input_shape"} <= fields
+
+
+def _mutate(data: bytes, rng: np.random.Generator) -> bytes:
+    """Truncate, overwrite a few bytes, or cut a slice out."""
+    how, b = rng.integers(3), bytearray(data)
+    if how == 0:
+        return bytes(b[: rng.integers(0, len(b))])
+    if how == 1:
+        for _ in range(rng.integers(1, 8)):
+            b[rng.integers(len(b))] = rng.integers(256)
+        return bytes(b)
+    i = rng.integers(len(b))
+    return bytes(b[:i] + b[i + rng.integers(1, 50):])
+
+
+def test_corrupted_files_only_raise_value_error(tmp_path):
+    """Randomly damaged npz / csv / CIFAR / idx files load or raise a one-line ValueError, nothing else."""
+    x, y = blob_arrays(40)
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y}).to_csv(tmp_path / "a.csv", index=False)
+    targets = {  # file to damage -> what to load
+        tmp_path / "a.npz": write_npz(tmp_path / "a.npz", x=x, y=y),
+        tmp_path / "a.csv": str(tmp_path / "a.csv"),
+        write_cifar(tmp_path / "c", n=20, batches=1) / "data_batch_1": str(tmp_path / "c"),
+        write_idx(tmp_path / "i", n=20, n_test=0, gz=True) / "train-images-idx3-ubyte.gz": str(tmp_path / "i"),
+        write_idx(tmp_path / "j", n=20, n_test=0) / "train-labels-idx1-ubyte": str(tmp_path / "j"),
+    }
+    originals = {path: path.read_bytes() for path in targets}
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        path = list(targets)[trial % len(targets)]
+        path.write_bytes(_mutate(originals[path], rng))
+        try:
+            load_dataset(targets[path])
+        except ValueError as e:
+            assert type(e) is ValueError and "\n" not in str(e), repr(e)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from torch.func import functional_call, jvp
+from torch.func import functional_call, jacrev, jvp, vmap
 
 from docl_core.data import load_dataset
 from docl_core.models import MODELS, build_model, count_parameters, default_model
@@ -15,6 +15,8 @@ def fake(kind: str, shape: tuple, outputs: int = 3, name: str = "fake"):
     """The three attributes build_model reads, without loading data."""
     return SimpleNamespace(name=name, kind=kind, input_shape=shape, num_outputs=outputs)
 
+
+SMALL = {"mlp": {"width": 16}, "cnn": {"width": 4}, "resnet": {"widths": (4, 8, 8)}}  # quick torch.func checks
 
 CASES = [  # (dataset stand-in, default model)
     (fake("image", (1, 8, 8), 10), "cnn"),
@@ -84,7 +86,7 @@ def test_forward_mode_through_functional_call(name):
     """The dynamics engine runs jvp through functional_call in eval mode: every model must allow it."""
     ds = fake("image", (1, 8, 8), 4)
     torch.manual_seed(0)
-    model = build_model(name, ds).eval()
+    model = build_model(name, ds, **SMALL[name]).eval()
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     tangent = {k: torch.randn_like(v) for k, v in params.items()}
@@ -100,6 +102,23 @@ def test_forward_mode_through_functional_call(name):
     plus = f({k: p64[k] + eps * tangent[k].double() for k in p64})
     minus = f({k: p64[k] - eps * tangent[k].double() for k in p64})
     assert torch.allclose((plus - minus) / (2 * eps), speed.double(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_per_sample_jacobians_under_vmap(name):
+    """Kernel blocks use vmap(jacrev) over single samples: J_i · t must equal the jvp along t."""
+    ds = fake("image", (1, 8, 8), 3)
+    torch.manual_seed(0)
+    model = build_model(name, ds, **SMALL[name]).eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    tangent = {k: torch.randn_like(v) for k, v in params.items()}
+    x = torch.randn(2, 1, 8, 8)
+    one = lambda p, xi: functional_call(model, (p, buffers), (xi.unsqueeze(0),)).squeeze(0)
+    jac = vmap(jacrev(one), in_dims=(None, 0))(params, x)  # {name: (B, C, *param shape)}
+    via_jac = sum((jac[k].flatten(2) * tangent[k].flatten()).sum(-1) for k in params)  # (B, C)
+    _, speed = jvp(lambda p: functional_call(model, (p, buffers), (x,)), (params,), (tangent,))
+    assert torch.allclose(via_jac, speed, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name, ds, needle", [
