@@ -38,11 +38,12 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
                          "Shirt", "Sneaker", "Bag", "Ankle boot"]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
+MAX_CLASSES = 1000  # more distinct labels than this are almost surely targets, not classes
 PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label column, a CIFAR-10 "
              "python-batch folder or a Fashion-MNIST idx folder")
 
 # Independent random streams per purpose, so changing one step never reshuffles another.
-_STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS = range(5)
+_STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS, _STREAM_TEST_LIMIT = range(6)
 
 
 @dataclass(repr=False)
@@ -80,10 +81,10 @@ class Dataset:
                 f"{len(self.x_test)}, noisy {int(self.noisy.sum())})")
 
     def original_x(self, x: torch.Tensor) -> torch.Tensor:
-        """Undo the standardisation: features in the source's own units."""
+        """Undo the standardisation: features (B, *input_shape) in the source's own units."""
         if self.x_mean is None or self.x_std is None:
             return x
-        return x * self.x_std + self.x_mean
+        return x * self.x_std.to(x.device) + self.x_mean.to(x.device)
 
     def frame(self) -> pd.DataFrame:
         """One row per sample: the contents of a run's dataset.parquet.
@@ -92,21 +93,21 @@ class Dataset:
         regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
         thumbnail (PNG bytes, image).
         """
-        xs = [self.x_train, self.x_val, self.x_test]
-        ys = [self.y_train, self.y_val, self.y_test]
+        xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
+        ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
         sizes = [len(x) for x in xs]
         n = sum(sizes)
         split = np.repeat(np.array(["train", "val", "test"], dtype=object), sizes)
         noisy = np.zeros(n, dtype=bool)
-        noisy[:sizes[0]] = self.noisy.numpy()
+        noisy[:sizes[0]] = self.noisy.cpu().numpy()
         if self.task == "classification":
             label = torch.cat(ys).numpy().astype(np.int64)
-            clean = torch.cat([self.clean_y_train, self.y_val, self.y_test]).numpy().astype(np.int64)
+            clean = torch.cat([self.clean_y_train.cpu(), ys[1], ys[2]]).numpy().astype(np.int64)
         else:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
-        x = self.original_x(torch.cat(xs)).numpy()
+        x = self.original_x(torch.cat(xs)).numpy() if self.kind in ("points2d", "curve1d", "image") else None
         if self.kind == "points2d":
             frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
         elif self.kind == "curve1d":
@@ -160,6 +161,8 @@ class _Source:
     x_test: Optional[np.ndarray] = None
     y_test: Optional[np.ndarray] = None
     class_names: Optional[list[str]] = None  # names indexed by the raw integer label
+    origin: str = ""                   # how error messages name the source (a file name)
+    outliers: float = 0.0              # regression: fraction of train targets to corrupt (marked noisy)
 
 
 def _digits(options: dict) -> _Source:
@@ -175,10 +178,10 @@ def _moons(options: dict) -> _Source:
     from sklearn.datasets import make_moons
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
-    noise = float(options.get("noise", 0.25))
+    noise = _nonnegative(options.get("noise", 0.25), "noise")
     # The points are drawn with data_seed, not seed: 'moons' is one fixed set, and seed varies
     # the splits and the label noise.
-    x, y = make_moons(n, noise=noise, random_state=int(options.get("data_seed", 0)))
+    x, y = make_moons(n, noise=noise, random_state=_data_seed(options))
     return _Source("moons", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
                    class_names=["upper", "lower"])
 
@@ -188,19 +191,21 @@ def _blobs(options: dict) -> _Source:
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
     centers = np.array([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]])
-    std = float(options.get("noise", 1.4))  # wide enough that neighbouring blobs overlap
-    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=int(options.get("data_seed", 0)))
+    std = _nonnegative(options.get("noise", 1.4), "noise")  # wide enough that neighbouring blobs overlap
+    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=_data_seed(options))
     return _Source("blobs", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
                    class_names=[f"blob {c}" for c in range(4)])
 
 
 def _sine(options: dict) -> _Source:
     n = _positive_int(options.get("n_samples", 1000), "n_samples")
-    rng = np.random.default_rng(int(options.get("data_seed", 0)))
+    rng = np.random.default_rng(_data_seed(options))
     x = rng.uniform(-3.0, 3.0, size=(n, 1))
-    noise_std = float(options.get("noise", 0.1)) * (0.5 + np.abs(x) / 3.0)  # grows with |x|
+    noise_std = _nonnegative(options.get("noise", 0.1), "noise") * (0.5 + np.abs(x) / 3.0)  # grows with |x|
     y = np.sin(x) + noise_std * rng.standard_normal((n, 1))
-    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression")
+    outliers = _check_fraction(options.get("outliers", 0.05), "outliers")
+    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression",
+                   outliers=outliers)
 
 
 _BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine}
@@ -212,28 +217,39 @@ _OPTIONS = {"digits": set(), "moons": {"n_samples", "noise", "data_seed"},
 _GENERIC_OPTIONS = {"limit", "test_limit"}
 
 
+class _NotNpz(Exception):
+    pass
+
+
 def _npz(path: Path, options: dict) -> _Source:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-            missing = {"x", "y"} - names
-            if missing:
-                raise ValueError(f"{path.name} has no array {' or '.join(sorted(missing))!r} "
-                                 f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
-            if ("x_test" in names) != ("y_test" in names):
-                raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
-            arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
+        # We own the file handle: np.load leaks its own when a truncated archive fails to open.
+        with open(path, "rb") as f:
+            if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive; np.load would try pickle next
+                raise _NotNpz()
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as archive:
+                names = set(archive.files)
+                arrays = {k: archive[k] for k in ("x", "y", "x_test", "y_test") if k in names}
+    except _NotNpz:
+        raise ValueError(f"{path.name} is not a .npz archive (no zip header): save it with numpy.savez") from None
     except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+        if "Object arrays" in str(e):
             raise ValueError(f"{path.name} holds object (pickled) arrays, which docl never loads: "
                              "save plain numeric arrays") from None
-        if str(e).startswith(path.name):
-            raise
         raise ValueError(f"cannot read {path.name}: not a valid .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
+    except (PermissionError, FileNotFoundError, IsADirectoryError):
+        raise  # not the file's content: _read reports it
     except Exception as e:  # zipfile, zlib, EOF and OS errors from a corrupted or truncated file
         raise ValueError(f"cannot read {path.name}: corrupted or truncated .npz ({_why(e)}): "
                          "re-save it with numpy.savez") from None
+    missing = {"x", "y"} - names
+    if missing:
+        raise ValueError(f"{path.name} has no array(s) {' and '.join(map(repr, sorted(missing)))} "
+                         f"(found {sorted(names) or 'none'}): save with np.savez(path, x=..., y=...)")
+    if ("x_test" in names) != ("y_test" in names):
+        raise ValueError(f"{path.name} has only one of x_test / y_test: save both or neither")
     x = arrays["x"]
     kind = "tabular"
     x_test = arrays.get("x_test")
@@ -251,7 +267,8 @@ def _npz(path: Path, options: dict) -> _Source:
     if x_test is not None and x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"x_test in {path.name} has per-sample shape {x_test.shape[1:]} but x has "
                          f"{x.shape[1:]}: make them match")
-    return _Source(path.stem, kind, x, arrays["y"], options.get("task"), x_test, arrays.get("y_test"))
+    return _Source(path.stem, kind, x, arrays["y"], options.get("task"), x_test, arrays.get("y_test"),
+                   origin=path.name)
 
 
 def _csv(path: Path, options: dict) -> _Source:
@@ -266,8 +283,8 @@ def _csv(path: Path, options: dict) -> _Source:
         raise ValueError(f"{path.name} has a header but no rows: add samples")
     label_column = options.get("label_column") or ("label" if "label" in table.columns else table.columns[-1])
     if label_column not in table.columns:
-        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {', '.join(map(str, table.columns))}): "
-                         "pass label_column=")
+        columns = ", ".join(map(str, table.columns))
+        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {columns}): pass label_column=")
     features = table.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise ValueError(f"{path.name} has only the label column {label_column!r}: add feature columns")
@@ -283,7 +300,8 @@ def _csv(path: Path, options: dict) -> _Source:
     y = labels.to_numpy()
     if y.dtype == object:  # class names as text
         y = y.astype(str)
-    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"))
+    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
+                   origin=path.name)
 
 
 # --- CIFAR-10 python batches (pickles) ---
@@ -326,7 +344,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             import codecs
             return codecs.encode
         # Import from the spelling this numpy has (numpy.core is a deprecated alias in numpy 2).
-        for spelling in (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")):
+        spellings = (module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core"))
+        for spelling in spellings:
             obj = _numpy_attr(spelling, name)
             if obj is not None:
                 return obj
@@ -402,7 +421,11 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
 def read_idx(path: Path, ndim: int) -> np.ndarray:
     """Parse an idx file (plain or .gz): magic 0x00 0x00 <dtype> <ndim>, ndim big-endian sizes, data."""
     try:
-        raw = gzip.open(path, "rb").read() if path.name.endswith(".gz") else path.read_bytes()
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"cannot read {path.name}: corrupted or truncated gzip ({_why(e)}): "
                          "re-download it") from None
@@ -410,7 +433,8 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise ValueError(f"{path.name} is not an idx file (bad magic number): use the original "
                          "Fashion-MNIST files")
     if raw[3] != ndim:
-        raise ValueError(f"{path.name} holds a {raw[3]}-D array, expected {ndim}-D: check which file is which")
+        raise ValueError(f"{path.name} holds a {raw[3]}-D array, expected {ndim}-D: "
+                         "check which file is which")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{path.name} is truncated (header cut short): re-download it")
@@ -436,7 +460,10 @@ def _idx(folder: Path, options: dict) -> _Source:
     def pair(prefix):
         images, labels = _idx_file(folder, f"{prefix}-images", 3), _idx_file(folder, f"{prefix}-labels", 1)
         if (images is None) != (labels is None):
-            have, need = (images, f"{prefix}-labels-idx1-ubyte") if images else (labels, f"{prefix}-images-idx3-ubyte")
+            if images is not None:
+                have, need = images, f"{prefix}-labels-idx1-ubyte"
+            else:
+                have, need = labels, f"{prefix}-images-idx3-ubyte"
             raise ValueError(f"{folder.name} has {have.name} but no {need}[.gz]: add the missing file")
         if images is None:
             return None, None
@@ -444,7 +471,7 @@ def _idx(folder: Path, options: dict) -> _Source:
         if len(x) != len(y):
             raise ValueError(f"{images.name} has {len(x)} images but {labels.name} has {len(y)} labels: "
                              "use matching files")
-        return x[:, None], y.astype(np.int64)
+        return x[:, None], y  # labels are validated with every other source's
 
     x, y = pair("train")
     if x is None:
@@ -471,18 +498,32 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+def _nonnegative(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _data_seed(options: dict) -> int:
+    seed = options.get("data_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"data_seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def _check_dtype(x: np.ndarray, where: str) -> None:
     if x.dtype.kind not in "biuf":
         raise ValueError(f"{where} has dtype {x.dtype}: features must be numbers (int, float or bool)")
     if x.ndim == 0:
         raise ValueError(f"{where} is a single number: pass an array with one row per sample")
+    if len(x) == 0 or x[0].size == 0:
+        raise ValueError(f"{where} is empty: provide at least one sample with at least one feature")
 
 
 def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     """float32 copy of x; ValueError when empty or not finite."""
     _check_dtype(x, where)
-    if len(x) == 0 or x[0].size == 0:
-        raise ValueError(f"{where} is empty: provide at least one sample with at least one feature")
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).reshape(len(x), -1).any(1).sum())
@@ -491,7 +532,7 @@ def _check_features(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _resolve_task(y: np.ndarray, task: Optional[str], where: str) -> str:
+def _resolve_task(y: np.ndarray, task: Optional[str]) -> str:
     if task is not None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}: use 'classification' or 'regression'")
@@ -500,7 +541,8 @@ def _resolve_task(y: np.ndarray, task: Optional[str], where: str) -> str:
     return "regression" if y.dtype.kind == "f" else "classification"
 
 
-def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> tuple[list[np.ndarray], list[str]]:
+def _class_ids(ys: list[np.ndarray], names: Optional[list[str]],
+               where: str) -> tuple[list[np.ndarray], list[str]]:
     """Map raw labels (ints ≥ 0, integer-valued floats, bools or text) to ids 0..K−1."""
     for y in ys:
         if y.ndim != 1:
@@ -519,7 +561,11 @@ def _class_ids(ys: list[np.ndarray], names: Optional[list[str]], where: str) -> 
         both = both.astype(np.int64)
     values, ids = np.unique(both, return_inverse=True)
     if len(values) < 2:
-        raise ValueError(f"{where}: only one class ({values[0]}) in the labels: classification needs ≥ 2 classes")
+        raise ValueError(f"{where}: only one class ({values[0]}) in the labels: "
+                         "classification needs ≥ 2 classes")
+    if len(values) > MAX_CLASSES or (len(values) > 20 and 2 * len(values) > len(both)):
+        raise ValueError(f"{where}: {len(values)} distinct labels for {len(both)} samples do not look like "
+                         "classes: pass task='regression' for numeric targets")
     if values.dtype.kind in "iub" and names is not None and int(values.max()) < len(names):
         class_names = [names[int(v)] for v in values]
     else:
@@ -590,6 +636,18 @@ def flip_labels(y: np.ndarray, num_classes: int, fraction: float,
     return y, flipped
 
 
+def add_outliers(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shift exactly round(fraction · N) regression targets (N, C) by ±(1..2): (targets, outlier mask)."""
+    n = len(y)
+    hit = np.zeros(n, dtype=bool)
+    hit[rng.choice(n, size=int(round(fraction * n)), replace=False)] = True
+    y = y.copy()
+    size = (int(hit.sum()), y.shape[1])
+    shift = rng.choice([-1.0, 1.0], size=size) * rng.uniform(1.0, 2.0, size)  # sign × magnitude
+    y[hit] += shift.astype(y.dtype)
+    return y, hit
+
+
 def _standardise(x_train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Train mean and std, per feature (tabular, points, curves) or per channel (images)."""
     axes = (0, 2, 3) if kind == "image" else (0,)
@@ -610,12 +668,14 @@ def _check_fraction(value, what: str, low_open: bool = False) -> float:
     return float(value)
 
 
-def _source(name_or_path: str, options: dict) -> tuple[str, _Source]:
+def _detect(name_or_path) -> tuple[str, Optional[Path]]:
+    """What kind of source this is: a built-in name, "npz", "csv", "cifar" or "idx" (with its path)."""
     if not isinstance(name_or_path, (str, Path)) or str(name_or_path).strip() == "":
-        raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; got {name_or_path!r}")
+        raise ValueError(f"dataset must be a name ({', '.join(DATASETS)}) or {PATH_HELP}; "
+                         f"got {name_or_path!r}")
     key = str(name_or_path)
     if key in _BUILTINS:
-        return key, _BUILTINS[key](options)
+        return key, None
     path = Path(key).expanduser()
     if not path.exists():
         if path.suffix or "/" in key or "\\" in key:
@@ -623,18 +683,33 @@ def _source(name_or_path: str, options: dict) -> tuple[str, _Source]:
         raise ValueError(f"unknown dataset {key!r}: use one of {', '.join(DATASETS)}, or {PATH_HELP}")
     if path.is_dir():
         if _cifar_folder(path) is not None:
-            return "cifar", _cifar(path, options)
+            return "cifar", path
         if _idx_file(path, "train-images", 3) is not None or _idx_file(path, "train-labels", 1) is not None:
-            return "idx", _idx(path, options)
+            return "idx", path
         raise ValueError(f"folder {key} holds neither CIFAR-10 python batches (data_batch_1.., test_batch) "
                          "nor Fashion-MNIST idx files (train-images-idx3-ubyte, ...): point at one of those")
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return "npz", _npz(path, options)
-    if suffix == ".csv":
-        return "csv", _csv(path, options)
+    if suffix in (".npz", ".csv"):
+        return suffix[1:], path
     raise ValueError(f"unsupported file type {path.suffix or '(none)'} for {path.name}: use .npz or .csv, "
                      "or a CIFAR-10 / Fashion-MNIST folder")
+
+
+_READERS = {"npz": _npz, "csv": _csv, "cifar": _cifar, "idx": _idx}
+
+
+def _read(source_type: str, path: Optional[Path], options: dict) -> _Source:
+    unknown = set(options) - _OPTIONS[source_type] - _GENERIC_OPTIONS
+    if unknown:
+        allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
+        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
+                         f"use {', '.join(allowed)}")
+    if path is None:
+        return _BUILTINS[source_type](options)
+    try:
+        return _READERS[source_type](path, options)
+    except OSError as e:  # permissions, a file vanishing mid-read, a full disk cache, ...
+        raise ValueError(f"cannot read {path}: {_why(e)}: check that the file is readable") from None
 
 
 def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val_fraction: float = 0.15,
@@ -661,85 +736,49 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     if val_fraction + test_fraction >= 1:
         raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
                          "training data: keep their sum below 1")
-    source_type, src = _source(name_or_path, options)
-    unknown = set(options) - _OPTIONS[source_type] - _GENERIC_OPTIONS
-    if unknown:
-        allowed = sorted(_OPTIONS[source_type] | _GENERIC_OPTIONS)
-        raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} for {source_type} data: "
-                         f"use {', '.join(allowed)}")
-    where = src.name
-    x, y = np.asarray(src.x), np.asarray(src.y)
-    _check_dtype(x, f"x of {where}")
-    if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
-    has_test = src.x_test is not None
-    if has_test:
-        x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
-        _check_dtype(x_test, f"x_test of {where}")
-        if y_test.ndim == 0 or len(y_test) != len(x_test):
-            raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {len(y_test)}: "
-                             "pass one label per test sample")
-    task = _resolve_task(y, src.task, where)
-    if task == "classification":
-        (y, *rest), class_names = _class_ids([y, y_test] if has_test else [y], src.class_names, where)
-        y_test = rest[0] if has_test else None
-        num_outputs = len(class_names)
-        strata = y
+    source_type, path = _detect(name_or_path)
+    src = _read(source_type, path, options)
+    where = src.origin or src.name
+    x, y, x_test, y_test, task, num_outputs, class_names = _labelled(src, where)
+    if task == "regression" and label_noise > 0:
+        raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
+                         "use label_noise=0")
+    classes = task == "classification"
+
+    # Cap the pools before converting to float32 (a full CIFAR-10 in float32 is 600 MB);
+    # stratified, so classes keep their shares.
+    if options.get("limit") is not None:
+        x, y = _cap(x, y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
+    if x_test is not None and options.get("test_limit") is not None:
+        x_test, y_test = _cap(x_test, y_test, classes, _positive_int(options["test_limit"], "test_limit"),
+                              [seed, _STREAM_TEST_LIMIT])
+    x = _check_features(x, f"x in {where}")
+    if x_test is None:
+        x, y, x_test, y_test = _holdout(x, y, classes, test_fraction, [seed, _STREAM_TEST])
     else:
-        if label_noise > 0:
-            raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
-                             "use label_noise=0")
-        y = _targets(y, where)
-        y_test = _targets(y_test, f"{where} (y_test)") if has_test else None
-        if has_test and y_test.shape[1] != y.shape[1]:
-            raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has {y_test.shape[1]}")
-        class_names, num_outputs, strata = None, y.shape[1], None
-
-    # Cap the training pool (and a given test set) before splitting; stratified, so classes keep their shares.
-    limit = options.get("limit")
-    if limit is not None and _positive_int(limit, "limit") < len(x):
-        keep = stratified_holdout(strata, len(x), limit / len(x), np.random.default_rng([seed, _STREAM_LIMIT]))
-        x, y = x[keep], y[keep]
-        strata = y if task == "classification" else None
-    test_limit = options.get("test_limit")
-    if has_test and test_limit is not None and _positive_int(test_limit, "test_limit") < len(x_test):
-        keep = stratified_holdout(y_test if task == "classification" else None, len(x_test),
-                                  test_limit / len(x_test), np.random.default_rng([seed, _STREAM_LIMIT + 100]))
-        x_test, y_test = x_test[keep], y_test[keep]
-    # Convert to float32 only after the caps: a full CIFAR-10 in float32 is 600 MB.
-    x = _check_features(x, f"x of {where}")
-    if has_test:
-        x_test = _check_features(x_test, f"x_test of {where}")
-
-    if not has_test:
-        held = stratified_holdout(strata, len(x), test_fraction, np.random.default_rng([seed, _STREAM_TEST]))
-        rest = _complement(len(x), held)
-        x_test, y_test, x, y = x[held], y[held], x[rest], y[rest]
-        strata = y if task == "classification" else None
-    held = stratified_holdout(strata, len(x), val_fraction, np.random.default_rng([seed, _STREAM_VAL]))
-    rest = _complement(len(x), held)
-    x_val, y_val, x_train, y_train = x[held], y[held], x[rest], y[rest]
+        x_test = _check_features(x_test, f"x_test in {where}")
+    x_train, y_train, x_val, y_val = _holdout(x, y, classes, val_fraction, [seed, _STREAM_VAL])
     if len(x_train) == 0:
         raise ValueError(f"{where} has too few samples ({len(x) + len(x_test)}) to split into train, "
                          "validation and test: provide more data")
-    if task == "classification" and len(np.unique(y_train)) < 2:
-        raise ValueError(f"{where}: the training split has fewer than 2 classes: provide more samples per class")
+    if classes and len(np.unique(y_train)) < 2:
+        raise ValueError(f"{where}: the training split has fewer than 2 classes: "
+                         "provide more samples per class")
 
-    clean = y_train
-    noisy = np.zeros(len(y_train), dtype=bool)
+    clean, noisy = y_train, np.zeros(len(y_train), dtype=bool)
     if label_noise > 0:
         y_train, noisy = flip_labels(y_train, num_outputs, label_noise,
                                      np.random.default_rng([seed, _STREAM_NOISE]))
-    if source_type == "sine":  # outliers in train only, so validation and test measure the clean curve
-        fraction = _check_fraction(options.get("outliers", 0.05), "outliers")
-        rng = np.random.default_rng([seed, _STREAM_OUTLIERS])
-        noisy = np.zeros(len(y_train), dtype=bool)
-        noisy[rng.choice(len(y_train), size=int(round(fraction * len(y_train))), replace=False)] = True
-        y_train = y_train.copy()
-        y_train[noisy] += rng.choice([-1.0, 1.0], size=(int(noisy.sum()), 1)) * rng.uniform(1.0, 2.0, (int(noisy.sum()), 1))
+    if src.outliers > 0:  # train only, so validation and test measure the clean curve
+        y_train, noisy = add_outliers(y_train, src.outliers, np.random.default_rng([seed, _STREAM_OUTLIERS]))
 
     mean, std = _standardise(x_train, src.kind)
-    as_x = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std, dtype=np.float32))
+
+    def as_x(a: np.ndarray) -> torch.Tensor:  # a is a fresh float32 copy (fancy indexing): scale in place
+        a -= mean
+        a /= std
+        return torch.from_numpy(np.ascontiguousarray(a))
+
     as_y = lambda a: torch.from_numpy(np.ascontiguousarray(a))
     return Dataset(
         name=src.name, task=task, kind=src.kind,
@@ -749,3 +788,49 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         input_shape=tuple(int(s) for s in x_train.shape[1:]),
         x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std),
     )
+
+
+def _labelled(src: _Source, where: str):
+    """Check lengths and labels: (x, y, x_test, y_test, task, num_outputs, class_names).
+
+    Classification labels become ids 0..K−1 (int64, (N,)); regression targets float32 (N, C).
+    x stays in the source's dtype (checked for a numeric dtype and at least one sample).
+    """
+    x, y = np.asarray(src.x), np.asarray(src.y)
+    _check_dtype(x, f"x in {where}")
+    if y.ndim == 0 or len(y) != len(x):
+        raise ValueError(f"{where}: x has {len(x)} samples but y has {y.size}: pass one label per sample")
+    x_test = y_test = None
+    if src.x_test is not None:
+        x_test, y_test = np.asarray(src.x_test), np.asarray(src.y_test)
+        _check_dtype(x_test, f"x_test in {where}")
+        if y_test.ndim == 0 or len(y_test) != len(x_test):
+            raise ValueError(f"{where}: x_test has {len(x_test)} samples but y_test has {y_test.size}: "
+                             "pass one label per test sample")
+    task = _resolve_task(y, src.task)
+    if task == "classification":
+        ids, class_names = _class_ids([y] if y_test is None else [y, y_test], src.class_names, where)
+        y, y_test = ids[0], (ids[1] if y_test is not None else None)
+        return x, y, x_test, y_test, task, len(class_names), class_names
+    y = _targets(y, where)
+    if y_test is not None:
+        y_test = _targets(y_test, f"{where} (y_test)")
+        if y_test.shape[1] != y.shape[1]:
+            raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has "
+                             f"{y_test.shape[1]}: make them match")
+    return x, y, x_test, y_test, task, y.shape[1], None
+
+
+def _cap(x: np.ndarray, y: np.ndarray, classes: bool, limit: int, entropy) -> tuple[np.ndarray, np.ndarray]:
+    """At most `limit` samples, drawn stratified by class (or uniformly for regression)."""
+    if limit >= len(x):
+        return x, y
+    keep = stratified_holdout(y if classes else None, len(x), limit / len(x), np.random.default_rng(entropy))
+    return x[keep], y[keep]
+
+
+def _holdout(x: np.ndarray, y: np.ndarray, classes: bool, fraction: float, entropy):
+    """Split off a held-out fraction (stratified by class): (x_rest, y_rest, x_held, y_held)."""
+    held = stratified_holdout(y if classes else None, len(x), fraction, np.random.default_rng(entropy))
+    rest = _complement(len(x), held)
+    return x[rest], y[rest], x[held], y[held]

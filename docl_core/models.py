@@ -3,7 +3,7 @@
 `build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
 name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
 to outputs (B, C) and exposes `features(x)` (B, D), the penultimate embedding that the
-diversity term F(S) compares. Models hold no device: move them with `.to(device)`.
+diversity term F(S) compares, D = `model.feature_dim`. Models hold no device: move them with `.to(device)`.
 
 Activations are not in-place, so torch.func (vmap, jvp, jacrev) can trace every model.
 """
@@ -32,6 +32,7 @@ class MLP(nn.Module):
             d = width
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(d, num_outputs)
+        self.feature_dim = d
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x.flatten(1))  # (B, width)
@@ -58,6 +59,7 @@ class SmallCNN(nn.Module):
         self.body = nn.Sequential(conv_bn(in_channels, width), conv_bn(width, 2 * width), pool,
                                   conv_bn(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(4 * width, num_outputs)
+        self.feature_dim = 4 * width
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # (B, 4·width)
@@ -105,6 +107,7 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(*stages)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(c, num_outputs)
+        self.feature_dim = c
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.stages(self.stem(x)))  # (B, widths[-1])

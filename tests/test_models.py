@@ -1,0 +1,138 @@
+"""docl_core.models: shapes per data kind, defaults, determinism, torch.func compatibility, errors."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch.func import functional_call, jacrev, jvp, vmap
+
+from docl_core.data import load_dataset
+from docl_core.models import MODELS, build_model, count_parameters, default_model
+
+
+def fake(kind: str, shape: tuple, outputs: int = 3, name: str = "fake"):
+    """The three attributes build_model reads, without loading data."""
+    return SimpleNamespace(name=name, kind=kind, input_shape=shape, num_outputs=outputs)
+
+
+SMALL = {"mlp": {"width": 16}, "cnn": {"width": 4}, "resnet": {"widths": (4, 8, 8)}}  # quick torch.func checks
+
+CASES = [  # (dataset stand-in, default model)
+    (fake("image", (1, 8, 8), 10), "cnn"),
+    (fake("image", (1, 28, 28), 10), "cnn"),
+    (fake("image", (3, 32, 32), 10), "resnet"),
+    (fake("image", (3, 5, 7), 2), "cnn"),
+    (fake("points2d", (2,), 4), "mlp"),
+    (fake("curve1d", (1,), 1), "mlp"),
+    (fake("tabular", (13,), 3), "mlp"),
+]
+
+
+@pytest.mark.parametrize("ds, expected", CASES, ids=[f"{c[0].kind}{c[0].input_shape}" for c in CASES])
+def test_default_model_shapes(ds, expected):
+    assert default_model(ds) == expected
+    torch.manual_seed(0)
+    model = build_model(None, ds)
+    assert model.name == expected
+    x = torch.randn(2, *ds.input_shape)
+    assert model(x).shape == (2, ds.num_outputs)
+    assert model.features(x).shape == (2, model.feature_dim)
+    model.eval()  # eval-mode BatchNorm: one sample works too (as when scoring)
+    assert model(x[:1]).shape == (1, ds.num_outputs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_on_images(name):
+    ds = fake("image", (3, 32, 32), 10)
+    torch.manual_seed(0)
+    model = build_model(name, ds)
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10) and model.features(x).shape[0] == 2
+
+
+def test_real_datasets():
+    for name, expected in (("digits", "cnn"), ("moons", "mlp"), ("sine", "mlp")):
+        ds = load_dataset(name, n_samples=100) if name != "digits" else load_dataset(name, limit=100)
+        model = build_model(None, ds)
+        assert model.name == expected and model(ds.x_train[:4]).shape == (4, ds.num_outputs)
+
+
+def test_parameter_counts():
+    digits = build_model("cnn", fake("image", (1, 8, 8), 10))
+    assert 10_000 <= count_parameters(digits) <= 100_000
+    resnet = build_model("resnet", fake("image", (3, 32, 32), 10))
+    assert 300_000 <= count_parameters(resnet) <= 1_000_000
+    mlp = build_model("mlp", fake("points2d", (2,), 2), width=8)
+    assert count_parameters(mlp) == (2 * 8 + 8) + (8 * 8 + 8) + (8 * 2 + 2)
+    for p in mlp.parameters():
+        p.requires_grad_(False)
+    assert count_parameters(mlp) == 0 and count_parameters(mlp, trainable_only=False) > 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_init_is_deterministic_under_manual_seed(name):
+    ds = fake("image", (1, 8, 8), 10)
+    states = []
+    for seed in (7, 7, 8):
+        torch.manual_seed(seed)
+        states.append(build_model(name, ds).state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_mode_through_functional_call(name):
+    """The dynamics engine runs jvp through functional_call in eval mode: every model must allow it."""
+    ds = fake("image", (1, 8, 8), 4)
+    torch.manual_seed(0)
+    model = build_model(name, ds, **SMALL[name]).eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    tangent = {k: torch.randn_like(v) for k, v in params.items()}
+    x = torch.randn(3, 1, 8, 8)
+    out, speed = jvp(lambda p: functional_call(model, (p, buffers), (x,)), (params,), (tangent,))
+    assert out.shape == speed.shape == (3, 4)
+    # Against a finite difference along the same tangent (float64 for a tight check).
+    model.double()
+    p64 = {k: v.detach().double() for k, v in model.named_parameters()}
+    b64 = {k: v.detach() for k, v in model.named_buffers()}
+    eps = 1e-6
+    f = lambda p: functional_call(model, (p, b64), (x.double(),))
+    plus = f({k: p64[k] + eps * tangent[k].double() for k in p64})
+    minus = f({k: p64[k] - eps * tangent[k].double() for k in p64})
+    assert torch.allclose((plus - minus) / (2 * eps), speed.double(), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_per_sample_jacobians_under_vmap(name):
+    """Kernel blocks use vmap(jacrev) over single samples: J_i · t must equal the jvp along t."""
+    ds = fake("image", (1, 8, 8), 3)
+    torch.manual_seed(0)
+    model = build_model(name, ds, **SMALL[name]).eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    tangent = {k: torch.randn_like(v) for k, v in params.items()}
+    x = torch.randn(2, 1, 8, 8)
+    one = lambda p, xi: functional_call(model, (p, buffers), (xi.unsqueeze(0),)).squeeze(0)
+    jac = vmap(jacrev(one), in_dims=(None, 0))(params, x)  # {name: (B, C, *param shape)}
+    via_jac = sum((jac[k].flatten(2) * tangent[k].flatten()).sum(-1) for k in params)  # (B, C)
+    _, speed = jvp(lambda p: functional_call(model, (p, buffers), (x,)), (params,), (tangent,))
+    assert torch.allclose(via_jac, speed, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, ds, needle", [
+    ("transformer", fake("image", (1, 8, 8)), "unknown model"),
+    ("cnn", fake("points2d", (2,)), "needs images"),
+    ("resnet", fake("tabular", (5,)), "needs images"),
+])
+def test_build_model_errors(name, ds, needle):
+    with pytest.raises(ValueError, match=needle) as info:
+        build_model(name, ds)
+    if needle == "unknown model":
+        assert all(m in str(info.value) for m in MODELS)
+
+
+def test_build_model_rejects_unknown_options():
+    with pytest.raises(ValueError, match="does not take"):
+        build_model("mlp", fake("tabular", (3,)), kernel_size=3)
