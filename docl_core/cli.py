@@ -33,6 +33,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of train labels flipped")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")
+    p.add_argument("--kernel-full", action="store_true", help="also store full (m, m, C, C) kernel blocks")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--k-start", type=float, default=s.k_start, help="fraction of N in round 0")
     p.add_argument("--k-growth", type=float, default=s.k_growth, help="k grows by this factor per round")
@@ -58,7 +59,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
     cfg = RunConfig(dataset=a.dataset, curriculum=curriculum, rounds=a.rounds, seed=seed,
                     model=a.model, estimator=a.estimator, log_estimators=logged,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
-                    probe_size=a.probe_size, device=a.device, schedule=sched)
+                    probe_size=a.probe_size, kernel_full=a.kernel_full, device=a.device, schedule=sched)
     cfg.validate()
     return cfg
 

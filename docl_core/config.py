@@ -71,6 +71,7 @@ class RunConfig:
     batch_size: int = 64             # training mini-batch
     score_batch_size: int = 512      # scoring batch
     probe_size: int = 64             # kernel probe samples (stratified); 0 turns kernel logging off
+    kernel_full: bool = False        # also store full (m, m, C, C) kernel blocks (C² × the trace's size)
     step_budget: Optional[int] = None  # total gradient steps; None: from the schedule
     weight_decay: float = 5e-4
     device: str = "auto"             # auto | cpu | cuda | cuda:N

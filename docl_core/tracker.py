@@ -35,7 +35,6 @@ from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode,
                        kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
 from .store import RunWriter, read_run_json
 
-FULL_KERNEL_MAX = 2_000_000  # store full (m, m, C, C) blocks up to this many numbers (8 MB)
 
 
 @dataclass
@@ -92,6 +91,8 @@ class DynamicsTracker:
         estimator: the estimator reported as `score` ("exact", "fast" or "byproduct").
         log_estimators: further estimators logged beside it (columns score_<name>).
         probe_size: kernel probe samples (stratified by class); 0 turns kernel logging off.
+        kernel_full: also store the full (m, m, C, C) blocks (the trace, contributions and
+            eigenvalues are always stored; full blocks are C² times larger).
         eval_sets: optional {"val": (X, y), "test": (X, y)} evaluated at each round's end.
         noisy: optional (N,) bool, which labels were flipped (for the app's noise views).
         dataset_frame: optional dataset.parquet contents (ids, splits, thumbnails, ...).
@@ -114,7 +115,8 @@ class DynamicsTracker:
                  noisy: Optional[torch.Tensor] = None, dataset_frame: Optional[pd.DataFrame] = None,
                  config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
-                 writer: Optional[RunWriter] = None, dist: DistContext = SINGLE):
+                 writer: Optional[RunWriter] = None, dist: DistContext = SINGLE,
+                 kernel_full: bool = False):
         check_inputs(X, y, task)
         with torch.no_grad(), eval_mode(model):
             C = model(X[:1]).shape[1]
@@ -128,6 +130,7 @@ class DynamicsTracker:
         self.estimator, self.estimators = estimator, estimators
         self.dist = dist
         self.refresh = refresh
+        self.kernel_full = kernel_full
         self.score_batch_size = score_batch_size
         self.eval_sets = eval_sets or {}
         self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
@@ -321,7 +324,7 @@ class DynamicsTracker:
                   "residual": residual.float().cpu().numpy(),
                   "contributions": contrib.float().cpu().numpy(),
                   "kernel_score": contrib.sum(1).float().cpu().numpy()}
-        if H.numel() <= FULL_KERNEL_MAX:
+        if self.kernel_full:
             arrays["full"] = H.float().cpu().numpy()
         return arrays
 

@@ -81,7 +81,7 @@ class Trainer:
             noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
             meta={"rounds_planned": config.rounds, "class_names": self.ds.class_names,
                   "dataset_kind": self.ds.kind, "device": str(dev)},
-            seed=config.seed, resume=resume, dist=dist)
+            seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
         self.start_round = 0
         if resume:
             self._restore()
