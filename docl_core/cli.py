@@ -179,6 +179,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.print_help()
         return 0
     from .store import RunStoreError
+    previous = _terminate_as_interrupt()
     try:
         return a.func(a)
     except (ValueError, RunStoreError, FileNotFoundError) as e:
@@ -192,7 +193,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         if isinstance(e, TrainingDiverged):
             print(f"docl: run failed: {e}", file=sys.stderr)
             return 3
+        if os.environ.get("WORLD_SIZE", "1") != "1":
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            print(f"docl: error: rank {os.environ.get('RANK', '?')} stopped: {first} (a peer process "
+                  "probably failed; see its message above, then rerun with --resume)", file=sys.stderr)
+            return 4
         raise
+    finally:
+        if previous is not None:
+            import signal
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (torchrun stopping workers, a cluster preempting) ends a run like Ctrl-C: the
+    run is marked interrupted and continues with --resume."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

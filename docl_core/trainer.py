@@ -162,6 +162,11 @@ class Trainer:
         except KeyboardInterrupt:
             self.tracker.writer.update_meta(status="interrupted")
             raise
+        except Exception as e:  # e.g. a peer process died under torch.distributed
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            self.tracker.fail(f"{type(e).__name__} at round {self.tracker.round}: {first}; "
+                              "fix the cause, then rerun with --resume")
+            raise
         return self.dir
 
     def _checkpoint(self, t: int) -> Optional[bytes]:
