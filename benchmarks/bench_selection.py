@@ -94,7 +94,7 @@ def main() -> None:
     print(f"{'method':32s} {'median s':>10s} {'min s':>10s} {'× centrality':>13s}")
     for name, times in results.items():
         med = statistics.median(times)
-        print(f"{name:32s} {med:10.4f} {min(times):10.4f} {med / base:13.1f}")
+        print(f"{name:32s} {med:10.4f} {min(times):10.4f} {med / base:13.2f}")
     ratio = statistics.median(results["stochastic greedy (facility)"]) / base
     print(f"stochastic greedy / centrality = {ratio:.0f}×")
 

@@ -1,13 +1,13 @@
 """The five curricula (DESIGN.md §2) behind one interface: `select(RoundState) -> Selection`.
 
-| name      | selection at round t                                                          |
-|-----------|-------------------------------------------------------------------------------|
-| random    | k_t uniform samples                                                           |
-| spl       | the k_t smallest current losses (easy first)                                  |
-| mcl       | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                                |
-| docl-nr   | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)       |
-| docl      | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement with p_i ∝ exp(z_i/τ),|
-|           | z = standardised scores; then the docl-nr objective inside the pool          |
+| name    | selection at round t                                                      |
+|---------|---------------------------------------------------------------------------|
+| random  | k_t uniform samples                                                       |
+| spl     | the k_t smallest current losses (easy first)                              |
+| mcl     | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                            |
+| docl-nr | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)   |
+| docl    | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement, p_i ∝ exp(z_i/τ) |
+|         | with z the standardised scores; then the docl-nr objective inside the pool |
 
 The objective, its scaling (weights min-max to [0, 1], F̄ a mean coverage in [0, 1], so λ means
 the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" = no random
@@ -70,6 +70,7 @@ class Curriculum:
     name = "curriculum"
     needs_scores = False
     uses_diversity = False                  # whether F (and so features) enters the selection
+    default_method = "stochastic"           # facility-location maximiser unless `method` is given
 
     def __init__(self, diversity: str = "facility", method: Optional[str] = None, epsilon: float = 0.01):
         if diversity not in DIVERSITIES:
@@ -81,8 +82,6 @@ class Curriculum:
         self.diversity = diversity if self.uses_diversity else "none"
         self.method = method or self.default_method
         self.epsilon = epsilon
-
-    default_method = "stochastic"
 
     @property
     def needs_features(self) -> bool:

@@ -238,12 +238,10 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
         return top_k(w, k)
     # F̄({j}) = mean_i (1 + cos_ij)/2 = 1/2 + c_j / 2n: the exact first-step gains, as upper bounds.
     bound = w / k + lam * (0.5 + 0.5 * centrality(x, normalized=True) / n)   # (n,)
-    fresh = torch.full((n,), -1, dtype=torch.int64, device=x.device)     # step at which bound was exact
+    fresh = torch.zeros(n, dtype=torch.int64, device=x.device)           # step at which bound was exact
     cover = x.new_full((n,), -1.0)                                       # (n,) cosine units
     picked = []
     for step in range(k):
-        if step == 0:
-            fresh.fill_(0)                                               # singleton gains are exact
         while True:
             top = bound.topk(min(batch, n - step)).indices               # (b,) best bounds first
             if int(fresh[top[0]]) == step:                               # exact and ≥ every bound
