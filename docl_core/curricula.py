@@ -20,6 +20,7 @@ warning) instead of failing: a loop that cannot provide embeddings still trains.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ class Curriculum:
 
     def select(self, state: RoundState) -> Selection:
         n = self._check(state)
+        state = dataclasses.replace(state, k=sel.check_k(state.k, n))    # a plain int from here on
         idx = self._pick(state, n).to(device=state.loss.device, dtype=torch.int64)
         return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device))
 

@@ -26,6 +26,7 @@ indices, distinct, in [0, n), on the device of their inputs.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Optional
 
 import torch
@@ -38,15 +39,13 @@ METHODS = ("stochastic", "lazy", "greedy")   # facility-location maximisers (`ma
 
 
 def check_k(k: int, n: int) -> int:
-    """Raise ValueError unless 1 ≤ k ≤ n (k an integer)."""
-    if isinstance(k, bool) or not isinstance(k, int):
-        try:
-            k_int = int(k)
-        except (TypeError, ValueError):
-            raise ValueError(f"k must be an integer number of samples, got {k!r}") from None
-        if k_int != k:
-            raise ValueError(f"k must be an integer number of samples, got {k!r}")
-        k = k_int
+    """Raise ValueError unless k is an integer (Python or numpy/torch scalar) with 1 ≤ k ≤ n."""
+    if isinstance(k, bool):
+        raise ValueError(f"k must be an integer number of samples, got {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise ValueError(f"k must be an integer number of samples, got {k!r}") from None
     if k < 1:
         raise ValueError(f"k={k} selects nothing: choose k ≥ 1")
     if k > n:
