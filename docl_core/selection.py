@@ -121,9 +121,9 @@ def normalize_features(features: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def similarity(xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-    """s = (1 + cos) / 2 ∈ [0, 1] between normalised rows. (a, D), (b, D) → (a, b)"""
-    return (xa @ xb.T).add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
+def similarity(cos: torch.Tensor) -> torch.Tensor:
+    """The similarity of this module, s = (1 + cos) / 2 ∈ [0, 1], from cosines (any shape)."""
+    return ((1.0 + cos) * 0.5).clamp_(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- facility location
@@ -174,7 +174,7 @@ def facility_location(features: torch.Tensor, indices: torch.Tensor) -> float:
     x = normalize_features(check_features(features, features.shape[0]))
     idx = torch.as_tensor(indices, dtype=torch.int64, device=x.device)
     cover = coverage(x, x[idx])                                          # (n,) cosine units
-    return float(((1.0 + cover) * 0.5).clamp_(0.0, 1.0).mean())
+    return float(similarity(cover).mean())
 
 
 def objective(weights: Optional[torch.Tensor], features: Optional[torch.Tensor],
