@@ -92,18 +92,19 @@ class Curriculum:
         return f"{type(self).__name__}(diversity={self.diversity!r}, method={self.method!r})"
 
     def select(self, state: RoundState) -> Selection:
-        n = self._check(state)
-        state = dataclasses.replace(state, k=sel.check_k(state.k, n))    # a plain int from here on
+        n, k = self._check(state)
+        state = dataclasses.replace(state, k=k)                          # a plain int from here on
         idx = self._pick(state, n).to(device=state.loss.device, dtype=torch.int64)
         return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device))
 
     def _pick(self, state: RoundState, n: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def _check(self, state: RoundState) -> int:
+    def _check(self, state: RoundState) -> tuple[int, int]:
+        """Validate the state for this curriculum; returns (N, k)."""
         sel.check_values(state.loss, "losses")
         n = state.loss.shape[0]
-        sel.check_k(state.k, n)
+        k = sel.check_k(state.k, n)
         if self.needs_scores:
             if state.score is None:
                 raise ValueError(f"curriculum {self.name!r} needs DoCL scores but state.score is None: "
@@ -113,7 +114,7 @@ class Curriculum:
                 raise ValueError(f"{state.score.shape[0]} scores for {n} losses: pass one score per sample")
         if self.needs_features and state.features is not None:
             sel.check_features(state.features, n)
-        return n
+        return n, k
 
     def _diversity(self, state: RoundState) -> str:
         """The diversity used this round: "none" when features are missing (see module doc)."""
