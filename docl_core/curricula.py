@@ -1,13 +1,13 @@
 """The five curricula (DESIGN.md §2) behind one interface: `select(RoundState) -> Selection`.
 
-| name      | selection at round t                                                          |
-|-----------|-------------------------------------------------------------------------------|
-| random    | k_t uniform samples                                                           |
-| spl       | the k_t smallest current losses (easy first)                                  |
-| mcl       | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                                |
-| docl-nr   | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)       |
-| docl      | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement with p_i ∝ exp(z_i/τ),|
-|           | z = standardised scores; then the docl-nr objective inside the pool          |
+| name    | selection at round t                                                      |
+|---------|---------------------------------------------------------------------------|
+| random  | k_t uniform samples                                                       |
+| spl     | the k_t smallest current losses (easy first)                              |
+| mcl     | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                            |
+| docl-nr | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)   |
+| docl    | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement, p_i ∝ exp(z_i/τ) |
+|         | with z the standardised scores; then the docl-nr objective inside the pool |
 
 The objective, its scaling (weights min-max to [0, 1], F̄ a mean coverage in [0, 1], so λ means
 the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" = no random
@@ -20,6 +20,7 @@ warning) instead of failing: a loop that cannot provide embeddings still trains.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class Curriculum:
     name = "curriculum"
     needs_scores = False
     uses_diversity = False                  # whether F (and so features) enters the selection
+    default_method = "stochastic"           # facility-location maximiser unless `method` is given
 
     def __init__(self, diversity: str = "facility", method: Optional[str] = None, epsilon: float = 0.01):
         if diversity not in DIVERSITIES:
@@ -82,8 +84,6 @@ class Curriculum:
         self.method = method or self.default_method
         self.epsilon = epsilon
 
-    default_method = "stochastic"
-
     @property
     def needs_features(self) -> bool:
         return self.diversity != "none"
@@ -92,17 +92,19 @@ class Curriculum:
         return f"{type(self).__name__}(diversity={self.diversity!r}, method={self.method!r})"
 
     def select(self, state: RoundState) -> Selection:
-        n = self._check(state)
+        n, k = self._check(state)
+        state = dataclasses.replace(state, k=k)                          # a plain int from here on
         idx = self._pick(state, n).to(device=state.loss.device, dtype=torch.int64)
         return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device))
 
     def _pick(self, state: RoundState, n: int) -> torch.Tensor:
         raise NotImplementedError
 
-    def _check(self, state: RoundState) -> int:
+    def _check(self, state: RoundState) -> tuple[int, int]:
+        """Validate the state for this curriculum; returns (N, k)."""
         sel.check_values(state.loss, "losses")
         n = state.loss.shape[0]
-        sel.check_k(state.k, n)
+        k = sel.check_k(state.k, n)
         if self.needs_scores:
             if state.score is None:
                 raise ValueError(f"curriculum {self.name!r} needs DoCL scores but state.score is None: "
@@ -112,7 +114,7 @@ class Curriculum:
                 raise ValueError(f"{state.score.shape[0]} scores for {n} losses: pass one score per sample")
         if self.needs_features and state.features is not None:
             sel.check_features(state.features, n)
-        return n
+        return n, k
 
     def _diversity(self, state: RoundState) -> str:
         """The diversity used this round: "none" when features are missing (see module doc)."""

@@ -26,6 +26,7 @@ indices, distinct, in [0, n), on the device of their inputs.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Optional
 
 import torch
@@ -38,15 +39,13 @@ METHODS = ("stochastic", "lazy", "greedy")   # facility-location maximisers (`ma
 
 
 def check_k(k: int, n: int) -> int:
-    """Raise ValueError unless 1 ≤ k ≤ n (k an integer)."""
-    if isinstance(k, bool) or not isinstance(k, int):
-        try:
-            k_int = int(k)
-        except (TypeError, ValueError):
-            raise ValueError(f"k must be an integer number of samples, got {k!r}") from None
-        if k_int != k:
-            raise ValueError(f"k must be an integer number of samples, got {k!r}")
-        k = k_int
+    """Raise ValueError unless k is an integer (Python or numpy/torch scalar) with 1 ≤ k ≤ n."""
+    if isinstance(k, bool):
+        raise ValueError(f"k must be an integer number of samples, got {k!r}")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise ValueError(f"k must be an integer number of samples, got {k!r}") from None
     if k < 1:
         raise ValueError(f"k={k} selects nothing: choose k ≥ 1")
     if k > n:
@@ -122,9 +121,9 @@ def normalize_features(features: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def similarity(xa: torch.Tensor, xb: torch.Tensor) -> torch.Tensor:
-    """s = (1 + cos) / 2 ∈ [0, 1] between normalised rows. (a, D), (b, D) → (a, b)"""
-    return (xa @ xb.T).add_(1.0).mul_(0.5).clamp_(0.0, 1.0)
+def similarity(cos: torch.Tensor) -> torch.Tensor:
+    """The similarity of this module, s = (1 + cos) / 2 ∈ [0, 1], from cosines (any shape)."""
+    return ((1.0 + cos) * 0.5).clamp_(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- facility location
@@ -175,7 +174,7 @@ def facility_location(features: torch.Tensor, indices: torch.Tensor) -> float:
     x = normalize_features(check_features(features, features.shape[0]))
     idx = torch.as_tensor(indices, dtype=torch.int64, device=x.device)
     cover = coverage(x, x[idx])                                          # (n,) cosine units
-    return float(((1.0 + cover) * 0.5).clamp_(0.0, 1.0).mean())
+    return float(similarity(cover).mean())
 
 
 def objective(weights: Optional[torch.Tensor], features: Optional[torch.Tensor],
@@ -238,12 +237,10 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
         return top_k(w, k)
     # F̄({j}) = mean_i (1 + cos_ij)/2 = 1/2 + c_j / 2n: the exact first-step gains, as upper bounds.
     bound = w / k + lam * (0.5 + 0.5 * centrality(x, normalized=True) / n)   # (n,)
-    fresh = torch.full((n,), -1, dtype=torch.int64, device=x.device)     # step at which bound was exact
+    fresh = torch.zeros(n, dtype=torch.int64, device=x.device)           # step at which bound was exact
     cover = x.new_full((n,), -1.0)                                       # (n,) cosine units
     picked = []
     for step in range(k):
-        if step == 0:
-            fresh.fill_(0)                                               # singleton gains are exact
         while True:
             top = bound.topk(min(batch, n - step)).indices               # (b,) best bounds first
             if int(fresh[top[0]]) == step:                               # exact and ≥ every bound

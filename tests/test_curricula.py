@@ -59,6 +59,13 @@ def test_random_is_uniform_and_seeded():
     assert counts.min() > 20 and counts.max() < 80                      # expect 50 each
 
 
+def test_k_may_be_a_numpy_or_torch_integer():
+    import numpy as np
+    for k in (np.int64(4), torch.tensor(4)):
+        for name in CURRICULA:
+            assert_valid(make_curriculum(name).select(state(k=k)), 4, 30)
+
+
 def test_spl_picks_the_k_smallest_losses():
     s = state(n=40, k=7)
     got = make_curriculum("spl").select(s).indices
@@ -140,6 +147,10 @@ def test_errors_say_what_to_fix():
         with pytest.raises(ValueError, match="NaN or inf"):
             c.select(state(loss=torch.tensor([0.1, float("nan"), 0.3]), k=1, score=torch.zeros(3),
                            features=False))
+    with pytest.raises(ValueError, match="k must be an integer"):
+        make_curriculum("spl").select(state(k=2.5))
+    with pytest.raises(ValueError, match="k=0 selects nothing"):
+        make_curriculum("random").select(state(k=0))
     with pytest.raises(ValueError, match="needs DoCL scores"):
         make_curriculum("docl").select(state(score=None))
     with pytest.raises(ValueError, match="NaN or inf"):
