@@ -147,8 +147,18 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return cmd_compare(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other docl error (exit code 2).
+
+    Sub-commands inherit it: add_subparsers makes its parsers of the parent's class.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"docl: error: {message}: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="docl", description="docl: a training-dynamics lab for "
+    parser = _Parser(prog="docl", description="docl: a training-dynamics lab for "
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
     sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo}")
     p = sub.add_parser("run", help="train one run of one curriculum")
