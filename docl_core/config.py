@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
@@ -41,7 +42,7 @@ class Schedule:
     def validate(self) -> None:
         for f in fields(self):  # NaN slips through every comparison below; inf breaks k_t
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 flag = "lam" if f.name == "lam_start" else f.name.replace("_", "-")
                 raise ValueError(f"{f.name} must be a finite number, got {value!r}: pass a number to --{flag}")
         if not 0 < self.k_start <= 1 or not 0 < self.k_cap <= 1:
