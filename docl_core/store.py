@@ -111,6 +111,7 @@ class RunWriter:
     def start(self, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
         """Create (or, with resume=True, reopen) the run. Returns the run.json contents."""
         path = self.dir / RUN_FILE
+        self._remove_stale_temps()
         if path.exists():
             old = read_run_json(self.dir)
             if not resume:
@@ -125,6 +126,14 @@ class RunWriter:
                          "error": None, "created": time.time(), **meta}
         self._commit()
         return self.meta
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temporary files a killed writer left behind (only one process writes a run)."""
+        for folder in (self.dir, self.dir / "samples", self.dir / "kernel"):
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tmp"):
+                    with _suppress():
+                        tmp.unlink()
 
     def write_dataset(self, df: pd.DataFrame) -> None:
         atomic_write_parquet(self.dir / "dataset.parquet", df)
