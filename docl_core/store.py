@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 
 FORMAT = "docl-run/1"
 RUN_FILE = "run.json"
+# --resume continues after the last committed round; it never rewrites committed files
+REDO = "delete the run folder and run it again (the same seed reproduces it)"
 
 
 class RunStoreError(ValueError):
@@ -194,10 +196,10 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete the run "
-                            "or rerun it with --resume") from None
+        raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
     if not isinstance(meta, dict) or "last_complete_round" not in meta:
-        raise RunStoreError(f"{path} is not a docl run file (no last_complete_round)")
+        raise RunStoreError(f"{path} is not a docl run file (no last_complete_round): point at a "
+                            "folder written by `docl run` or DynamicsTracker")
     return meta
 
 
@@ -252,9 +254,11 @@ class RunReader:
     def rounds(self) -> pd.DataFrame:
         """One row per committed round (columns: round, k, lr, steps, losses, accuracies, timings)."""
         path = self.dir / "rounds.parquet"
-        if self.last_complete_round < 0 or not path.exists():
+        if self.last_complete_round < 0:
             return pd.DataFrame({"round": pd.Series(dtype="int64")})
         df = _read_parquet(path)
+        if "round" not in df.columns:
+            raise RunStoreError(f"{path} has no 'round' column, so it was not written by docl: {REDO}")
         return df[df["round"] <= self.last_complete_round].reset_index(drop=True)
 
     def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
@@ -285,8 +289,7 @@ class RunReader:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except Exception as e:  # zip/npz corruption comes in many exception types
-            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): rerun that round "
-                                "with --resume") from None
+            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
 
     def dataset(self) -> pd.DataFrame:
         """sample_id, label, split, noisy, ... (thumbnail bytes for images, x0/x1 for 2-D data)."""
@@ -303,15 +306,14 @@ class RunReader:
 
 def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFrame:
     if not path.exists():
-        raise RunStoreError(f"{path} is missing: the run is incomplete; rerun it with --resume")
+        raise RunStoreError(f"{path} is missing from a committed round: {REDO}")
     try:
         if columns is not None:
             have = set(pq.read_schema(path).names)
             columns = [c for c in columns if c in have]
         return pq.read_table(path, columns=columns).to_pandas()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): rerun the run "
-                            "with --resume") from None
+    except (pa.ArrowException, OSError) as e:
+        raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): {REDO}") from None
 
 
 def is_run_dir(path: Path) -> bool:
