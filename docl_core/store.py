@@ -316,6 +316,21 @@ def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFra
         raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): {REDO}") from None
 
 
+def resolve_inside(root: str | os.PathLike, name: str) -> Path:
+    """`root/name` for a user-typed run or experiment name, refusing any that leaves `root`.
+
+    `..` parts, absolute paths and symlinks pointing out of root are all caught by comparing
+    resolved paths, so the app can pass whatever a user typed.
+    """
+    base = Path(root).resolve()
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise RunStoreError(f"run name {name!r} is empty or not text: type the name of a folder in {root}")
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        raise RunStoreError(f"{name!r} points outside {root}: type the name of a run or experiment inside it")
+    return target
+
+
 def is_run_dir(path: Path) -> bool:
     return (Path(path) / RUN_FILE).is_file()
 
