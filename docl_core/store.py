@@ -308,10 +308,12 @@ def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFra
     if not path.exists():
         raise RunStoreError(f"{path} is missing from a committed round: {REDO}")
     try:
+        # One read of the whole file: pyarrow opens a path more than once (footer, then pages),
+        # and a writer's rename between the opens mixes two versions of the file.
+        pf = pq.ParquetFile(pa.BufferReader(path.read_bytes()))
         if columns is not None:
-            have = set(pq.read_schema(path).names)
-            columns = [c for c in columns if c in have]
-        return pq.read_table(path, columns=columns).to_pandas()
+            columns = [c for c in columns if c in set(pf.schema_arrow.names)]
+        return pf.read(columns=columns).to_pandas()
     except (pa.ArrowException, OSError) as e:
         raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): {REDO}") from None
 
