@@ -151,7 +151,12 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other docl error (exit code 2).
 
     Sub-commands inherit it: add_subparsers makes its parsers of the parent's class.
+    No abbreviations: `--epochs 3` must not silently mean `--epochs-per-round 3`.
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"docl: error: {message}: see `{self.prog} --help`\n")
