@@ -94,6 +94,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     name = a.name or f"{cfg.curriculum}-s{cfg.seed}"
     if "/" in name or name.startswith("."):
         raise ValueError(f"run name {name!r} must be a plain folder name (no '/' or leading '.')")
+    if (out / name).exists() and not (out / name).is_dir():
+        raise ValueError(f"{out / name} is a file, not a run folder: choose another --name or --out")
     ctx = init_from_env(cfg.device)  # torchrun sets WORLD_SIZE > 1; otherwise one process
     try:
         run_dir = train_run(cfg, out / name, resume=a.resume, progress=not a.no_progress, dist=ctx)
@@ -198,6 +200,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return a.func(a)
     except (ValueError, RunStoreError, FileNotFoundError) as e:
         print(f"docl: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, a file where a folder should be, ...
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"docl: error: {e.strerror or e}{where}: check that --out is a writable folder with "
+              "free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("docl: interrupted; continue with --resume", file=sys.stderr)
