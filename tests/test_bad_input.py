@@ -139,8 +139,17 @@ def make_files(d: Path) -> None:
     (d / "plain_folder" / "readme.md").write_text("nothing here")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # two shared cores: torch's own threads only oversubscribe them (about 10x slower here)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def root(tmp_path_factory, one_thread) -> Path:
     root = tmp_path_factory.mktemp("catalogue")
     (root / "data").mkdir()
     make_files(root / "data")
@@ -250,6 +259,8 @@ cli("cuda-absent", ["--device", "cuda"], r"CUDA is not available", r"--device cp
 cli("out-under-a-file", ["--out", "{root}/a_file/runs"], r"cannot write to .*a_file/runs", r"writable --out")
 cli("out-is-a-file", ["--out", "{root}/a_file"], r"cannot write to .*a_file", r"writable --out")
 cli("existing-run-without-resume", ["--name", "docl-s0"], r"already holds a run", r"--resume")
+cli("name-is-a-file", ["--name", "taken"], r"exp/taken is a file, not a run folder", r"another --name",
+    setup=lambda root: (root / "exp" / "taken").write_text("not a run"))
 cli("name-escapes", ["--name", "../elsewhere"], r"run name '../elsewhere'", r"plain folder name")
 cli("name-hidden", ["--name", ".hidden"], r"run name '.hidden'", r"plain folder name")
 cli("resume-corrupted-checkpoint", ["--out", "{root}/cases/ckpt-torn", "--resume", "--name", "docl-s0"],
