@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -100,7 +101,9 @@ class Trainer:
         if not path.exists():
             return None
         try:
-            return torch.load(io.BytesIO(path.read_bytes()), map_location=self.device, weights_only=True)
+            with warnings.catch_warnings():  # a foreign pickle also warns: the error below says it all
+                warnings.simplefilter("ignore")
+                return torch.load(io.BytesIO(path.read_bytes()), map_location=self.device, weights_only=True)
         except Exception as e:  # truncated/corrupted file: many exception types
             raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete it to "
                                 "restart the run from round 0") from None
