@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -126,6 +127,8 @@ class RunWriter:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.meta = {"format": FORMAT, "status": "running", "last_complete_round": -1,
                          "error": None, "created": time.time(), **meta}
+        # who writes: a reader on this machine can tell a killed run from a live one
+        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname()}
         self._commit()
         return self.meta
 
@@ -244,7 +247,16 @@ class RunReader:
 
     @property
     def is_live(self) -> bool:
-        return self.status == "running"
+        """Status running, and (when written on this machine) its writer process still exists.
+
+        A run killed with -9 never gets to change its status; without this it looks live forever.
+        """
+        if self.status != "running":
+            return False
+        writer = self.meta.get("writer") or {}
+        if writer.get("host") == socket.gethostname() and writer.get("pid"):
+            return _pid_alive(int(writer["pid"]))
+        return True  # another machine's process (or an older run): trust the status
 
     @property
     def round_ids(self) -> list[int]:
@@ -302,6 +314,16 @@ class RunReader:
         if not 0 <= t <= self.last_complete_round:
             raise RunStoreError(f"round {t} of {self.name} is not committed yet "
                                 f"(rounds 0..{self.last_complete_round} are)")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFrame:
