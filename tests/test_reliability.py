@@ -180,16 +180,20 @@ def test_kill9_at_random_moments_then_resume_equals_uninterrupted(tmp_path, tiny
         kills += 1
         after = read_everything(run_dir)  # every reader opens it, showing committed rounds only
         reads += 1
+        if after > -2:  # status still says running, but the app must not show it as live
+            assert not RunReader(run_dir).is_live
         temps = sorted(p.name for p in run_dir.rglob(".*.tmp")) if run_dir.exists() else []
         log.append(f"{where}{'' if hit else ' (timer)'}: committed {before} -> {after}, "
                    f"checkpoint round {_checkpoint_round(run_dir)}, temp files {len(temps)}")
     assert kills >= 4, log
+    live_seen = False
     # finish it, reading it all the while (the app watching a live run)
     for _ in range(3):
         proc = _launch(_run_args(tiny_npz, exp, "killed") + ["--resume"])
         while proc.poll() is None:
             read_everything(run_dir)
             reads += 1
+            live_seen |= (run_dir / "run.json").exists() and RunReader(run_dir).is_live
             time.sleep(0.01)  # leave the writer some CPU
         assert proc.returncode == 0, proc.stderr.read().decode()
         proc.stderr.close()
@@ -199,6 +203,7 @@ def test_kill9_at_random_moments_then_resume_equals_uninterrupted(tmp_path, tiny
     ref.stderr.close()
     done = RunReader(run_dir)
     assert done.status == "complete" and done.last_complete_round == 5
+    assert live_seen and not done.is_live
     assert not list(run_dir.rglob(".*.tmp")), "temporary files left behind"
     pd.testing.assert_frame_equal(_frames(exp / "reference"), _frames(run_dir), check_exact=True)
     a, b = RunReader(exp / "reference").rounds(), done.rounds()
