@@ -94,6 +94,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     name = a.name or f"{cfg.curriculum}-s{cfg.seed}"
     if "/" in name or name.startswith("."):
         raise ValueError(f"run name {name!r} must be a plain folder name (no '/' or leading '.')")
+    if (out / name).exists() and not (out / name).is_dir():
+        raise ValueError(f"{out / name} is a file, not a run folder: choose another --name or --out")
     ctx = init_from_env(cfg.device)  # torchrun sets WORLD_SIZE > 1; otherwise one process
     try:
         run_dir = train_run(cfg, out / name, resume=a.resume, progress=not a.no_progress, dist=ctx)
@@ -147,8 +149,23 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return cmd_compare(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other docl error (exit code 2).
+
+    Sub-commands inherit it: add_subparsers makes its parsers of the parent's class.
+    No abbreviations: `--epochs 3` must not silently mean `--epochs-per-round 3`.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"docl: error: {message}: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="docl", description="docl: a training-dynamics lab for "
+    parser = _Parser(prog="docl", description="docl: a training-dynamics lab for "
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
     sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo}")
     p = sub.add_parser("run", help="train one run of one curriculum")
@@ -184,6 +201,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return a.func(a)
     except (ValueError, RunStoreError, FileNotFoundError) as e:
         print(f"docl: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, a file where a folder should be, ...
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"docl: error: {e.strerror or e}{where}: check that --out is a writable folder with "
+              "free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("docl: interrupted; continue with --resume", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
@@ -39,6 +40,11 @@ class Schedule:
         return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * frac))
 
     def validate(self) -> None:
+        for f in fields(self):  # NaN slips through every comparison below; inf breaks k_t
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+                flag = "lam" if f.name == "lam_start" else f.name.replace("_", "-")
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}: pass a number to --{flag}")
         if not 0 < self.k_start <= 1 or not 0 < self.k_cap <= 1:
             raise ValueError("k_start and k_cap are fractions of N: choose values in (0, 1]")
         if self.k_growth < 1:

@@ -811,6 +811,12 @@ def _labelled(src: _Source, where: str):
     if task == "classification":
         ids, class_names = _class_ids([y] if y_test is None else [y, y_test], src.class_names, where)
         y, y_test = ids[0], (ids[1] if y_test is not None else None)
+        if y_test is not None:  # a class no training sample has cannot be learned: out of range
+            unseen = np.setdiff1d(y_test, y)
+            if len(unseen):
+                shown = ", ".join(class_names[i] for i in unseen[:5])
+                raise ValueError(f"{where}: y_test has class(es) {shown} that no training label has: "
+                                 "drop those test samples or add training samples of those classes")
         return x, y, x_test, y_test, task, len(class_names), class_names
     y = _targets(y, where)
     if y_test is not None:

@@ -159,7 +159,9 @@ def mean_gradient(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str 
     with eval_mode(model), torch.enable_grad():
         for sl in _batches(len(X), batch_size):
             loss = per_sample_loss(model(X[sl]), y[sl], task).sum()
-            for acc, g in zip(total, torch.autograd.grad(loss, params)):
+            # a parameter the forward does not use (a spare head, say) has gradient zero
+            grads = torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True)
+            for acc, g in zip(total, grads):
                 acc.add_(g)
     return {k: g / len(X) for k, g in zip(names, total)}
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ import pyarrow.parquet as pq
 
 FORMAT = "docl-run/1"
 RUN_FILE = "run.json"
+# --resume continues after the last committed round; it never rewrites committed files
+REDO = "delete the run folder and run it again (the same seed reproduces it)"
 
 
 class RunStoreError(ValueError):
@@ -111,6 +114,7 @@ class RunWriter:
     def start(self, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
         """Create (or, with resume=True, reopen) the run. Returns the run.json contents."""
         path = self.dir / RUN_FILE
+        self._remove_stale_temps()
         if path.exists():
             old = read_run_json(self.dir)
             if not resume:
@@ -123,8 +127,18 @@ class RunWriter:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.meta = {"format": FORMAT, "status": "running", "last_complete_round": -1,
                          "error": None, "created": time.time(), **meta}
+        # who writes: a reader on this machine can tell a killed run from a live one
+        self.meta["writer"] = {"pid": os.getpid(), "host": socket.gethostname()}
         self._commit()
         return self.meta
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temporary files a killed writer left behind (only one process writes a run)."""
+        for folder in (self.dir, self.dir / "samples", self.dir / "kernel"):
+            if folder.is_dir():
+                for tmp in folder.glob(".*.tmp"):
+                    with _suppress():
+                        tmp.unlink()
 
     def write_dataset(self, df: pd.DataFrame) -> None:
         atomic_write_parquet(self.dir / "dataset.parquet", df)
@@ -185,10 +199,10 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete the run "
-                            "or rerun it with --resume") from None
+        raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
     if not isinstance(meta, dict) or "last_complete_round" not in meta:
-        raise RunStoreError(f"{path} is not a docl run file (no last_complete_round)")
+        raise RunStoreError(f"{path} is not a docl run file (no last_complete_round): point at a "
+                            "folder written by `docl run` or DynamicsTracker")
     return meta
 
 
@@ -233,7 +247,16 @@ class RunReader:
 
     @property
     def is_live(self) -> bool:
-        return self.status == "running"
+        """Status running, and (when written on this machine) its writer process still exists.
+
+        A run killed with -9 never gets to change its status; without this it looks live forever.
+        """
+        if self.status != "running":
+            return False
+        writer = self.meta.get("writer") or {}
+        if writer.get("host") == socket.gethostname() and writer.get("pid"):
+            return _pid_alive(int(writer["pid"]))
+        return True  # another machine's process (or an older run): trust the status
 
     @property
     def round_ids(self) -> list[int]:
@@ -243,9 +266,11 @@ class RunReader:
     def rounds(self) -> pd.DataFrame:
         """One row per committed round (columns: round, k, lr, steps, losses, accuracies, timings)."""
         path = self.dir / "rounds.parquet"
-        if self.last_complete_round < 0 or not path.exists():
+        if self.last_complete_round < 0:
             return pd.DataFrame({"round": pd.Series(dtype="int64")})
         df = _read_parquet(path)
+        if "round" not in df.columns:
+            raise RunStoreError(f"{path} has no 'round' column, so it was not written by docl: {REDO}")
         return df[df["round"] <= self.last_complete_round].reset_index(drop=True)
 
     def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
@@ -276,8 +301,7 @@ class RunReader:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
         except Exception as e:  # zip/npz corruption comes in many exception types
-            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): rerun that round "
-                                "with --resume") from None
+            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
 
     def dataset(self) -> pd.DataFrame:
         """sample_id, label, split, noisy, ... (thumbnail bytes for images, x0/x1 for 2-D data)."""
@@ -292,17 +316,43 @@ class RunReader:
                                 f"(rounds 0..{self.last_complete_round} are)")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _read_parquet(path: Path, columns: Optional[list[str]] = None) -> pd.DataFrame:
     if not path.exists():
-        raise RunStoreError(f"{path} is missing: the run is incomplete; rerun it with --resume")
+        raise RunStoreError(f"{path} is missing from a committed round: {REDO}")
     try:
+        # One read of the whole file: pyarrow opens a path more than once (footer, then pages),
+        # and a writer's rename between the opens mixes two versions of the file.
+        pf = pq.ParquetFile(pa.BufferReader(path.read_bytes()))
         if columns is not None:
-            have = set(pq.read_schema(path).names)
-            columns = [c for c in columns if c in have]
-        return pq.read_table(path, columns=columns).to_pandas()
-    except (pa.ArrowInvalid, OSError) as e:
-        raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): rerun the run "
-                            "with --resume") from None
+            columns = [c for c in columns if c in set(pf.schema_arrow.names)]
+        return pf.read(columns=columns).to_pandas()
+    except (pa.ArrowException, OSError) as e:
+        raise RunStoreError(f"{path} is corrupted ({str(e).splitlines()[0][:80]}): {REDO}") from None
+
+
+def resolve_inside(root: str | os.PathLike, name: str) -> Path:
+    """`root/name` for a user-typed run or experiment name, refusing any that leaves `root`.
+
+    `..` parts, absolute paths and symlinks pointing out of root are all caught by comparing
+    resolved paths, so the app can pass whatever a user typed.
+    """
+    base = Path(root).resolve()
+    if not isinstance(name, str) or not name.strip() or "\x00" in name:
+        raise RunStoreError(f"run name {name!r} is empty or not text: type the name of a folder in {root}")
+    target = (base / name).resolve()
+    if target != base and base not in target.parents:
+        raise RunStoreError(f"{name!r} points outside {root}: type the name of a run or experiment inside it")
+    return target
 
 
 def is_run_dir(path: Path) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -72,6 +73,9 @@ class Trainer:
         dev = self.device
         self.X, self.y = self.ds.x_train.to(dev), self.ds.y_train.to(dev)
         self.N = len(self.X)
+        # read the checkpoint before the tracker reopens (so rewrites) run.json: a bad
+        # checkpoint must leave the run exactly as it was
+        state = self._load_checkpoint() if resume else None
         self.tracker = DynamicsTracker(
             self.dir, self.model, self.X, self.y, self.ds.task, estimator=config.estimator,
             log_estimators=config.log_estimators, probe_size=config.probe_size,
@@ -84,7 +88,7 @@ class Trainer:
             seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
         self.start_round = 0
         if resume:
-            self._restore()
+            self._restore(state)
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -92,19 +96,25 @@ class Trainer:
         return {"round": t, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "generator": self.gen.get_state(), "tracker": self.tracker.state_dict()}
 
-    def _restore(self) -> None:
+    def _load_checkpoint(self) -> Optional[dict]:
         path = self.dir / "checkpoint.pt"
-        meta = read_run_json(self.dir)
         if not path.exists():
+            return None
+        try:
+            with warnings.catch_warnings():  # a foreign pickle also warns: the error below says it all
+                warnings.simplefilter("ignore")
+                return torch.load(io.BytesIO(path.read_bytes()), map_location=self.device, weights_only=True)
+        except Exception as e:  # truncated/corrupted file: many exception types
+            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete it to "
+                                "restart the run from round 0") from None
+
+    def _restore(self, state: Optional[dict]) -> None:
+        meta = read_run_json(self.dir)
+        if state is None:
             if meta["last_complete_round"] >= 0:
                 # rounds exist but no weights to continue from: start over, rewriting them
                 self.tracker.round = 0
             return
-        try:
-            state = torch.load(io.BytesIO(path.read_bytes()), map_location=self.device, weights_only=True)
-        except Exception as e:  # truncated/corrupted file: many exception types
-            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete it to "
-                                "restart the run from round 0") from None
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
