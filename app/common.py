@@ -244,6 +244,10 @@ def sidebar() -> Optional[Context]:
     focus = None
     if runs:
         names = [r.dir.name for r in runs]
+        wanted = st.query_params.get("run")  # links like /scores?run=docl-s0 open that run
+        if wanted in names and st.session_state.get("_qp_run") != wanted:
+            st.session_state["focus_run"] = wanted
+            st.session_state["_qp_run"] = wanted
         if st.session_state.get("focus_run") not in names:
             prefer = [r for r in runs if r.curriculum == "docl" and r.status == "complete"]
             st.session_state["focus_run"] = (prefer[0] if prefer else runs[0]).dir.name
@@ -288,6 +292,7 @@ def context() -> Context:
     ctx = st.session_state.get("_ctx_obj")
     if ctx is None:
         st.stop()
+    synthetic_notice(ctx)
     return ctx
 
 
@@ -306,7 +311,7 @@ def need_focus(ctx: Context) -> RunReader:
 def synthetic_notice(ctx: Optional[Context]) -> None:
     if ctx and any(r.meta.get("synthetic") for r in ctx.experiment.runs):
         st.warning("Synthetic test data: these runs were written by `tests/synthetic_runs.py` to exercise "
-                   "the dashboard. Their numbers are invented, not results.", icon="🧪")
+                   "the dashboard. Their numbers are invented, not results.", icon=":material/science:")
 
 
 # ----------------------------------------------------------------------------- drawing helpers

@@ -13,17 +13,17 @@ import streamlit as st  # noqa: E402
 
 from app import common  # noqa: E402
 
-st.set_page_config(page_title="docl — curriculum dynamics", page_icon="📈", layout="wide")
+st.set_page_config(page_title="docl — curriculum dynamics", page_icon=":material/school:", layout="wide")
 
 PAGES = [
-    st.Page("pages/compare.py", title="Compare", icon="📊", default=True),
-    st.Page("pages/scores.py", title="Scores", icon="🌡️"),
-    st.Page("pages/subsets.py", title="Selected subsets", icon="🎯"),
-    st.Page("pages/kernel.py", title="Tangent kernel", icon="🧮"),
-    st.Page("pages/sample.py", title="Sample", icon="🔎"),
-    st.Page("pages/datamap.py", title="Data map", icon="🗺️"),
-    st.Page("pages/new_run.py", title="New run", icon="🚀"),
-    st.Page("pages/how_it_works.py", title="How it works", icon="📖"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
+    st.Page("pages/scores.py", title="Scores", icon=":material/thermostat:"),
+    st.Page("pages/subsets.py", title="Selected subsets", icon=":material/filter_center_focus:"),
+    st.Page("pages/kernel.py", title="Tangent kernel", icon=":material/grid_on:"),
+    st.Page("pages/sample.py", title="Sample", icon=":material/search:"),
+    st.Page("pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
+    st.Page("pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
+    st.Page("pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]
 page = st.navigation(PAGES)
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
@@ -35,5 +35,4 @@ st.session_state["_ctx_obj"] = ctx
 
 with common.error_box():
     if ctx is not None or page.title in ("New run", "How it works"):
-        common.synthetic_notice(ctx)
         page.run()

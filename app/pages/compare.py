@@ -55,6 +55,7 @@ def curves():
 
     st.subheader("Final accuracy (Table-1 style)")
     table = views.final_accuracy_table(rounds, summary)
+    table = table.set_index("curriculum").loc[common.sort_curricula(table["curriculum"])].reset_index()
     shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
     shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
     st.dataframe(shown, hide_index=True)
@@ -79,7 +80,7 @@ def curves():
         order = [common.curriculum_label(c) for c in common.sort_curricula(rounds["curriculum"])]
         fig = px.bar(timing, x="curriculum", y="seconds", color="phase", barmode="stack",
                      category_orders={"curriculum": order},
-                     color_discrete_sequence=["#332288", "#88CCEE", "#44AA99", "#DDCC77"],
+                     color_discrete_sequence=["#44AA99", "#DDCC77", "#CC6677", "#AAAAAA"],
                      title="Mean time per round, by phase")
         fig.update_layout(yaxis_title="seconds per round", xaxis_title=None, height=360)
         common.chart(fig, "Scoring and selection are the price of a curriculum: compare them with the "

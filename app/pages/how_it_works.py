@@ -55,8 +55,9 @@ pts = ex["points"]
 m = st.columns(3)
 m[0].metric("max |a_i − Σ_j c_ij|", f"{ex['max_abs_diff']:.1e}", help="The identity above, checked in float32.")
 m[1].metric("largest |a_i|", f"{ex['max_abs_score']:.3g}")
-m[2].metric("computed in", f"{ex['seconds']:.2f} s", help="docl_scores (exact), kernel_block (full) and "
-            "score_contributions on the CPU; cached afterwards.")
+m[2].metric("computed in", f"{ex['seconds']:.2f} s", help="Training, docl_scores (exact), kernel_block (full) and "
+            "score_contributions on the CPU, cached afterwards. The first call in a fresh server also pays "
+            "torch.func's one-time set-up.")
 left, right = st.columns(2)
 with left:
     fig = px.scatter(pts, x="x0", y="x1", color="score", symbol=pts["label"].astype(str),
@@ -65,7 +66,8 @@ with left:
                      title=f"{n} points in 2-D, MLP 2→16→3, coloured by a_i", labels={"symbol": "class"})
     fig.update_traces(marker=dict(size=11, line=dict(width=0.5, color="#333")))
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    fig.update_layout(height=430, xaxis_title="x₀", yaxis_title="x₁")
+    fig.update_layout(height=430, xaxis_title="x₀", yaxis_title="x₁",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, title="class"))
     common.chart(fig, "Red points drive the loss down fastest right now: they sit between the classes, where the "
                  "model is unsure and still moving.", key="hw_points")
 with right:

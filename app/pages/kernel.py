@@ -51,7 +51,7 @@ def body():
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)
         fig = px.line(ev, x="round", y="eigenvalue", color="rank", markers=True, log_y=True,
-                      title="Top eigenvalues of K over rounds", color_discrete_sequence=px.colors.sequential.Plasma_r)
+                      title="Top eigenvalues of K over rounds", color_discrete_sequence=px.colors.sequential.Viridis)
         fig.update_layout(yaxis_title="eigenvalue (log scale)", legend_title="rank", height=520)
         common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
                      "shows how the kernel evolves away from its starting value.", key="k_eig")
@@ -76,7 +76,7 @@ def body():
     same = contrib[contrib["label"] == contrib.loc[contrib["sample_id"] == sid, "label"].iloc[0]]
     c[3].metric("from its own class", f"{100 * same['contribution'].sum() / (score_i if score_i else 1):.0f} %")
     top = contrib.head(12).copy()
-    top["who"] = [("itself" if s == sid else f"#{s}") + f" (class {names[l] if 0 <= l < len(names) else l})"
+    top["who"] = [("itself" if s == sid else f"#{s}") + f" ({names[l] if 0 <= l < len(names) else f'class {l}'})"
                   for s, l in zip(top["sample_id"], top["label"])]
     top["sign"] = np.where(top["contribution"] >= 0, "pushes score up", "pulls score down")
     fig = px.bar(top, x="contribution", y="who", color="sign", orientation="h",

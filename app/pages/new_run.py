@@ -32,7 +32,7 @@ with st.form("new_run"):
     device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
     name = st.text_input("Run name (optional)", value="", placeholder="<curriculum>-s<seed>",
                          help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
-    submitted = st.form_submit_button("🚀 Start training", type="primary")
+    submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:")
 
 if submitted:
     req = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),

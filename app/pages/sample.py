@@ -20,6 +20,16 @@ def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
     return views.sample_history(common.RunReader(run_dir), sid)
 
 
+def _default_sample() -> int:
+    """The probe sample with the highest kernel score in the last kernel round (it has neighbours), else 0."""
+    kr = run.kernel_rounds()
+    if not kr:
+        return 0
+    K = common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])
+    score = K.get("kernel_score")
+    return int(K["probe_ids"][int(np.argmax(score))]) if score is not None and len(score) else int(K["probe_ids"][0])
+
+
 def body():
     run.refresh()
     n = int(run.meta.get("num_train") or len(common.run_samples(str(run.dir), common.run_stamp(run.dir), 0, ("sample_id",))))
@@ -28,7 +38,7 @@ def body():
         st.session_state["picked_sample"] = int(qp)
     if "smp_id" not in st.session_state or st.session_state.get("_smp_from") != st.session_state.get("picked_sample"):
         pick = st.session_state.get("picked_sample")
-        st.session_state["smp_id"] = int(pick) if pick is not None and 0 <= int(pick) < n else 0
+        st.session_state["smp_id"] = int(pick) if pick is not None and 0 <= int(pick) < n else _default_sample()
         st.session_state["_smp_from"] = st.session_state.get("picked_sample")
     sid = int(st.number_input(f"Sample id (0 – {n - 1})", min_value=0, max_value=max(n - 1, 0), step=1, key="smp_id"))
     hist = history(str(run.dir), common.run_stamp(run.dir), sid)

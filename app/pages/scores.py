@@ -86,7 +86,8 @@ def body():
         chosen = chosen + [int(extra)]
     traj = views.trajectories(M, ids, chosen)
     fig = px.line(traj, x="round", y="value", color=traj["sample_id"].astype(str), markers=True,
-                  title="Score of each chosen sample", labels={"color": "sample", "value": "score a_t(i)"})
+                  title="Score of each chosen sample", labels={"color": "sample", "value": "score a_t(i)"},
+                  color_discrete_sequence=px.colors.qualitative.Safe)
     fig.update_layout(height=360)
     event = common.chart(fig, "Samples rise onto the frontier, peak, then fall once learned; noisy labels "
                          "tend to stay flat or negative. Click a point to open that sample.",

@@ -72,17 +72,19 @@ def _gallery(chosen, t):
     top = chosen.sort_values("score", ascending=False).head(GALLERY)
     names = run.meta.get("class_names") or []
     st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** "
-                "— ⚠ marks a noisy (flipped) label")
-    cols = st.columns(10)
-    for i, (_, row) in enumerate(top.iterrows()):
+                "— ⚠ marks a noisy label (given→true class)")
+    images, caps = [], []
+    for _, row in top.iterrows():
         lab = int(row["label"])
         text = names[lab] if lab < len(names) else str(lab)
         cap = f"#{int(row['sample_id'])} · {text}"
         if row.get("noisy", False):
             clean = int(row["clean_label"]) if pd.notna(row.get("clean_label")) else -1
-            cap = f"⚠ #{int(row['sample_id'])} · {text} (true {names[clean] if 0 <= clean < len(names) else clean})"
-        with cols[i % 10]:
-            st.image(thumbs.loc[int(row["sample_id"])], caption=cap, width=72)
+            cap = f"⚠ #{int(row['sample_id'])} · {text}→{names[clean] if 0 <= clean < len(names) else clean}"
+        images.append(thumbs.loc[int(row["sample_id"])])
+        caps.append(cap)
+    if images:
+        st.image(images, caption=caps, width=84)
     st.caption("What the curriculum trains on now: early rounds favour clear, typical samples for SPL and "
                "frontier samples for DoCL; flipped labels (⚠) are what a good curriculum avoids.")
     pick = st.selectbox("Open a sample from this gallery", [None] + [int(s) for s in top["sample_id"]], key="sub_open",
