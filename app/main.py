@@ -16,14 +16,14 @@ from app import common  # noqa: E402
 st.set_page_config(page_title="docl — curriculum dynamics", page_icon=":material/school:", layout="wide")
 
 PAGES = [
-    st.Page("pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
-    st.Page("pages/scores.py", title="Scores", icon=":material/thermostat:"),
-    st.Page("pages/subsets.py", title="Selected subsets", icon=":material/filter_center_focus:"),
-    st.Page("pages/kernel.py", title="Tangent kernel", icon=":material/grid_on:"),
-    st.Page("pages/sample.py", title="Sample", icon=":material/search:"),
-    st.Page("pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
-    st.Page("pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
-    st.Page("pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/scores.py", title="Scores", icon=":material/thermostat:"),
+    st.Page("app_pages/subsets.py", title="Selected subsets", icon=":material/filter_center_focus:"),
+    st.Page("app_pages/kernel.py", title="Tangent kernel", icon=":material/grid_on:"),
+    st.Page("app_pages/sample.py", title="Sample", icon=":material/search:"),
+    st.Page("app_pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
+    st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]
 page = st.navigation(PAGES)
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")

@@ -151,7 +151,7 @@ def _open_clicked(event, traj):
         sid = int(names[curve])
         st.session_state["picked_sample"] = sid
         if st.button(f"Open sample {sid} →", key="sc_open"):
-            st.switch_page("pages/sample.py")
+            st.switch_page("app_pages/sample.py")
 
 
 common.live_area(body, run.is_live)

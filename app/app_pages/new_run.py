@@ -22,17 +22,17 @@ if ctx is not None and len(ctx.summary()) and ctx.summary()["dataset"].notna().a
 with st.form("new_run"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.text_input("Dataset", value=default_dataset, help="A built-in name or a path to a .npz/.csv file.")
-    curriculum = c2.selectbox("Curriculum", CURRICULA, index=CURRICULA.index("docl"), format_func=common.curriculum_label)
+    curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
     estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
     rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=10, step=1)
-    seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
+    seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
     label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95, value=0.0, step=0.05)
     k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0, value=0.2, step=0.05)
     lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0, value=0.05, step=0.01, format="%.4f")
     device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
-    name = st.text_input("Run name (optional)", value="", placeholder="<curriculum>-s<seed>",
+    name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
                          help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
-    submitted = st.form_submit_button("Start training", type="primary", icon=":material/rocket_launch:")
+    submitted = st.form_submit_button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:")
 
 if submitted:
     req = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),

@@ -90,7 +90,7 @@ def body():
     common.download(contrib, f"{run.dir.name}-contributions-{sid}-r{t}", key="dl_contrib")
     if st.button(f"Open sample {sid} →", key="k_open"):
         st.session_state["picked_sample"] = sid
-        st.switch_page("pages/sample.py")
+        st.switch_page("app_pages/sample.py")
 
 
 common.live_area(body, run.is_live)

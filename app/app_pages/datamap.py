@@ -81,7 +81,7 @@ def body():
         sid = int(pts[0]["customdata"][0])
         st.session_state["picked_sample"] = sid
         if st.button(f"Open sample {sid} →", key="dm_open"):
-            st.switch_page("pages/sample.py")
+            st.switch_page("app_pages/sample.py")
     regions = df.groupby("region").agg(samples=("sample_id", "size"), noisy=("noisy", "sum"),
                                        mean_times_selected=("times_selected", "mean")).reset_index()
     if not regression:

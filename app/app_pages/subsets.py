@@ -91,7 +91,7 @@ def _gallery(chosen, t):
                         format_func=lambda s: "—" if s is None else f"sample {s}")
     if pick is not None:
         st.session_state["picked_sample"] = int(pick)
-        st.page_link("pages/sample.py", label=f"Open sample {pick} →", icon="🔎")
+        st.page_link("app_pages/sample.py", label=f"Open sample {pick} →", icon="🔎")
 
 
 def _points(sel, t):
