@@ -318,14 +318,40 @@ def synthetic_notice(ctx: Optional[Context]) -> None:
 
 
 def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, **kw):
-    """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below."""
-    fig.update_layout(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50),
-                      legend=dict(title=None), font=dict(size=13))
+    """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below.
+
+    One layout update only, and no explicit template (the default is already plotly_white):
+    setting a template re-validates it and costs ~0.1 s per figure.
+    """
+    layout = dict(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=13))
     if height:
-        fig.update_layout(height=height)
+        layout["height"] = height
+    xtitle = fig.layout.xaxis.title.text or ""
+    if xtitle.startswith("round"):  # whole rounds only, about a dozen ticks
+        xs = [v for tr in fig.data if getattr(tr, "x", None) is not None for v in tr.x
+              if isinstance(v, (int, float, np.integer, np.floating))]
+        if xs:
+            layout["xaxis"] = dict(dtick=max(1, int(np.ceil((max(xs) - min(xs) + 1) / 12))), tick0=0)
+    fig.update_layout(**layout)
     out = st.plotly_chart(fig, theme=None, key=key, **kw)
     st.caption(caption)
     return out
+
+
+def lines(df: pd.DataFrame, x: str, y: str, group: str, colors: Optional[dict] = None, title: str = "",
+          markers: bool = True, order: Optional[list] = None, palette: Optional[list] = None):
+    """A line per group (plotly.graph_objects; several times faster than plotly.express)."""
+    import plotly.graph_objects as go
+    palette = palette or ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99", "#999933"]
+    groups = order or list(dict.fromkeys(df[group]))
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        d = df[df[group] == g]
+        color = (colors or {}).get(g, palette[i % len(palette)])
+        fig.add_trace(go.Scatter(x=d[x], y=d[y], name=str(g), mode="lines+markers" if markers else "lines",
+                                 line=dict(color=color, width=2), marker=dict(size=5)))
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y)
+    return fig
 
 
 def download(df: pd.DataFrame, name: str, label: str = "Download CSV", key: Optional[str] = None) -> None:

@@ -384,7 +384,7 @@ def test_corrupted_files(exp, tmp_path, monkeypatch):
 def test_unexpected_error_is_boxed(exp, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("synthetic failure for the test")
-    monkeypatch.setattr(views, "rank_churn", boom)
+    monkeypatch.setattr(views, "default_trajectory_samples", boom)
     at = open_app(exp, monkeypatch, "scores")
     assert not at.exception
     assert any("Something went wrong" in e.value and "RuntimeError" in e.value for e in at.error)

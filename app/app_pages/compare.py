@@ -78,11 +78,12 @@ def curves():
     if len(timing):
         timing["curriculum"] = timing["curriculum"].map(common.curriculum_label)
         order = [common.curriculum_label(c) for c in common.sort_curricula(rounds["curriculum"])]
-        fig = px.bar(timing, x="curriculum", y="seconds", color="phase", barmode="stack",
-                     category_orders={"curriculum": order},
-                     color_discrete_sequence=["#44AA99", "#DDCC77", "#CC6677", "#AAAAAA"],
-                     title="Mean time per round, by phase")
-        fig.update_layout(yaxis_title="seconds per round", xaxis_title=None, height=360)
+        fig = go.Figure()
+        for phase, color in zip(timing["phase"].unique(), ["#44AA99", "#DDCC77", "#CC6677", "#AAAAAA"]):
+            d = timing[timing["phase"] == phase].set_index("curriculum").reindex(order)
+            fig.add_trace(go.Bar(x=order, y=d["seconds"], name=phase, marker_color=color))
+        fig.update_layout(barmode="stack", title="Mean time per round, by phase", yaxis_title="seconds per round",
+                          height=360)
         common.chart(fig, "Scoring and selection are the price of a curriculum: compare them with the "
                      "training time they are meant to save.", key="cmp_time")
         common.download(timing, f"{ctx.exp_dir.name}-timings", key="dl_time")

@@ -1,6 +1,6 @@
 """Data map: confidence vs variability of p(true label) over rounds (dataset cartography)."""
 import numpy as np
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from app import common
@@ -52,21 +52,24 @@ def body():
         color_by = "times_selected"
     shown = views.downsample_rows(df, MAX_POINTS, keep=df["noisy"])
     plot = shown.assign(noisy=shown["noisy"].map({True: "noisy label", False: "clean label"}))
-    kw = {}
+    hover = "sample %{customdata[0]} (label %{customdata[1]})<br>selected %{customdata[2]:.0f}×<extra></extra>"
+    fig = go.Figure()
+
+    def trace(d, name, marker):
+        fig.add_trace(go.Scattergl(x=d["variability"], y=d["confidence"], mode="markers", name=name, opacity=0.7,
+                                   customdata=d[["sample_id", "label", "times_selected"]], hovertemplate=hover,
+                                   marker=dict(size=5, **marker)))
     if color_by == "noisy":
-        kw = dict(color="noisy", color_discrete_map={"noisy label": "#D55E00", "clean label": "#9EB9D4"},
-                  category_orders={"noisy": ["clean label", "noisy label"]})
-    elif color_by == "correctness":
-        kw = dict(color="correctness", color_continuous_scale="RdYlBu", range_color=(0, 1))
+        for name, color in (("clean label", "#9EB9D4"), ("noisy label", "#D55E00")):
+            trace(plot[plot["noisy"] == name], name, dict(color=color))
     else:
-        kw = dict(color="times_selected", color_continuous_scale="Viridis")
-    fig = px.scatter(plot, x="variability", y="confidence", hover_data=["sample_id", "label", "times_selected"],
-                     custom_data=["sample_id"], opacity=0.7, render_mode="webgl", **kw,
-                     title=f"{len(df):,} samples" + (f" ({len(shown):,} drawn: a random subset, noisy labels kept)"
-                                                    if len(shown) < len(df) else "")
-                     + f", rounds 0–{run.last_complete_round}")
-    fig.update_traces(marker=dict(size=5))
-    fig.update_layout(height=540,
+        scale = "RdYlBu" if color_by == "correctness" else "Viridis"
+        rng = dict(cmin=0, cmax=1) if color_by == "correctness" else {}
+        trace(plot, color_by, dict(color=plot[color_by], colorscale=scale, showscale=True,
+                                   colorbar=dict(title=color_by.replace("_", " ")), **rng))
+    fig.update_layout(height=540, title=f"{len(df):,} samples" + (
+        f" ({len(shown):,} drawn: a random subset, noisy labels kept)" if len(shown) < len(df) else "")
+        + f", rounds 0–{run.last_complete_round}",
                       xaxis_title=("std of loss over rounds" if regression else "variability: std of p(true) over rounds"),
                       yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(true) over rounds"))
     event = common.chart(fig, "Top left: easy to learn; bottom left: hard to learn (often flipped labels); right: "

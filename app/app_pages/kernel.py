@@ -37,9 +37,11 @@ def body():
         fig = go.Figure(go.Heatmap(z=kv["trace"], colorscale="Viridis", text=text,
                                    hovertemplate="%{text}<br>K_ij = %{z:.4g}<extra></extra>",
                                    colorbar=dict(title="tr H_ij")))
-        for b in kv["bounds"]:
-            for f in (fig.add_hline, fig.add_vline):
-                f(b - 0.5, line=dict(color="white", width=1.5))
+        edge = dict(color="white", width=1.5)
+        fig.update_layout(shapes=[dict(type="line", xref="x", yref="paper", x0=b - 0.5, x1=b - 0.5, y0=0, y1=1, line=edge)
+                                  for b in kv["bounds"]] +
+                                 [dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=b - 0.5, y1=b - 0.5, line=edge)
+                                  for b in kv["bounds"]])
         ticks = [int(np.mean(np.flatnonzero(kv["labels"] == c))) for c in np.unique(kv["labels"])]
         labs = [names[int(c)] if 0 <= int(c) < len(names) else str(c) for c in np.unique(kv["labels"])]
         fig.update_xaxes(tickvals=ticks, ticktext=labs, title="probe sample j (ordered by class)")
@@ -50,9 +52,9 @@ def body():
     with right:
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)
-        fig = px.line(ev, x="round", y="eigenvalue", color="rank", markers=True, log_y=True,
-                      title="Top eigenvalues of K over rounds", color_discrete_sequence=px.colors.sequential.Viridis)
-        fig.update_layout(yaxis_title="eigenvalue (log scale)", legend_title="rank", height=520)
+        fig = common.lines(ev, "round", "eigenvalue", "rank", title="Top eigenvalues of K over rounds",
+                           palette=px.colors.sequential.Viridis)
+        fig.update_layout(yaxis_title="eigenvalue (log scale)", yaxis_type="log", legend_title="rank", height=520)
         common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
                      "shows how the kernel evolves away from its starting value.", key="k_eig")
     common.download(ev, f"{run.dir.name}-kernel-eigenvalues", key="dl_eig")
@@ -79,10 +81,15 @@ def body():
     top["who"] = [("itself" if s == sid else f"#{s}") + f" ({names[l] if 0 <= l < len(names) else f'class {l}'})"
                   for s, l in zip(top["sample_id"], top["label"])]
     top["sign"] = np.where(top["contribution"] >= 0, "pushes score up", "pulls score down")
-    fig = px.bar(top, x="contribution", y="who", color="sign", orientation="h",
-                 color_discrete_map={"pushes score up": "#D55E00", "pulls score down": "#0072B2"},
-                 hover_data={"residual_norm": ":.3f", "kernel_sim": ":.3f"},
-                 title=f"Top contributors c_ij to sample {sid}'s score (round {t})")
+    fig = go.Figure()
+    for sign, color in (("pushes score up", "#D55E00"), ("pulls score down", "#0072B2")):
+        d = top[top["sign"] == sign]
+        fig.add_trace(go.Bar(x=d["contribution"], y=d["who"], orientation="h", name=sign, marker_color=color,
+                             customdata=d[["residual_norm", "kernel_sim"]],
+                             hovertemplate="%{y}<br>c_ij = %{x:.4g}<br>‖r_j‖ = %{customdata[0]:.3f}<br>"
+                                           "kernel similarity %{customdata[1]:.3f}<extra></extra>"))
+    fig.update_layout(title=f"Top contributors c_ij to sample {sid}'s score (round {t})", barmode="relative")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(top["who"]))
     fig.update_yaxes(autorange="reversed", title=None)
     fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=420)
     common.chart(fig, "The seed's reading made visible: a sample scores high when its own residual is large and "

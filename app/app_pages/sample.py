@@ -91,8 +91,10 @@ def body():
             fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
                                      line=dict(color=color, width=2), marker=dict(size=5)), row=i, col=1)
             fig.update_yaxes(title_text=title, row=i, col=1, title_font=dict(size=11))
-        for t in hist.loc[hist["selected"], "round"]:
-            fig.add_vrect(x0=t - 0.45, x1=t + 0.45, fillcolor="#009E73", opacity=0.12, line_width=0)
+        # one layout update for all bands (add_vrect per round is quadratic in plotly)
+        fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
+                                       fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
+                                  for t in hist.loc[hist["selected"], "round"]])
         fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
         fig.update_layout(height=140 * len(panels) + 80, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")

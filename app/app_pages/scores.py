@@ -15,6 +15,34 @@ st.caption("a_t(i) = r_i · v_i: large when a sample's residual is large *and* i
 run = common.need_focus(ctx)
 
 
+# derived views, cached per run commit (heavy for large N: sorting and ranking 50 × 60,000 values)
+@st.cache_data(max_entries=16, show_spinner=False)
+def heatmap(run_dir: str, stamp: int, column: str, order: str, rank: bool):
+    M = common.run_matrix(run_dir, stamp, column)  # (R, N)
+    if rank:
+        M = (np.argsort(np.argsort(np.nan_to_num(M, nan=-np.inf), axis=1), axis=1)
+             / max(M.shape[1] - 1, 1)).astype(np.float32)
+    return views.heatmap_bins(M, order=order, max_rows=400)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def bands_and_churn(run_dir: str, stamp: int, column: str, rounds: tuple):
+    M = common.run_matrix(run_dir, stamp, column)
+    return views.quantile_bands(M, rounds), views.rank_churn(M, rounds)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def agreement(run_dir: str, stamp: int, a: str, b: str, rounds: tuple):
+    return views.estimator_agreement(common.run_matrix(run_dir, stamp, a), common.run_matrix(run_dir, stamp, b), rounds)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def logged_columns(run_dir: str, stamp: int) -> list:
+    cols = common.run_columns(run_dir, stamp)
+    return [c for c in ("score_exact", "score_byproduct", "score_fast")
+            if c in cols and np.isfinite(common.run_matrix(run_dir, stamp, c)).any()]
+
+
 def body():
     run.refresh()
     ids = run.round_ids
@@ -31,10 +59,8 @@ def body():
                      format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
     norm = c2.checkbox("Rank within each round (percentile)", key="sc_rank",
                        help="Scores shrink as training converges; ranks show who leads in each round.")
-    H = M
-    if norm:
-        H = (np.argsort(np.argsort(np.nan_to_num(M, nan=-np.inf), axis=1), axis=1) / max(N - 1, 1)).astype(np.float32)
-    Z, info = views.heatmap_bins(H, order=order, max_rows=400)
+    stamp = common.run_stamp(run.dir)
+    Z, info = heatmap(str(run.dir), stamp, value, order, bool(norm))
     binned = len(info) < N
     fig = go.Figure(go.Heatmap(
         z=Z, x=ids, y=np.arange(1, len(info) + 1),
@@ -53,7 +79,7 @@ def body():
                     key="dl_heat")
 
     st.subheader("Distribution per round")
-    bands = views.quantile_bands(M, ids)
+    bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     fig = go.Figure()
     color = common.curriculum_color(run.curriculum)
     for lo, hi, op in (("q05", "q95", 0.15), ("q25", "q75", 0.3)):
@@ -68,8 +94,8 @@ def body():
     with right:
         t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1], key="sc_round") if len(ids) > 1 else ids[0]
         hist = views.histogram(M[ids.index(t)])
-        fig = px.bar(hist, x="center", y="count", title=f"Score histogram, round {t}")
-        fig.update_traces(marker_color=color)
+        fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
+        fig.update_layout(title=f"Score histogram, round {t}")
         fig.update_layout(xaxis_title="score a_t(i)", yaxis_title="samples", bargap=0.02, height=360)
         common.chart(fig, "A long right tail = a few samples dominate the loss decrease this round.", key="sc_hist")
     common.download(bands, f"{run.dir.name}-score-quantiles", key="dl_bands")
@@ -85,10 +111,9 @@ def body():
     if extra is not None and int(extra) not in chosen:
         chosen = chosen + [int(extra)]
     traj = views.trajectories(M, ids, chosen)
-    fig = px.line(traj, x="round", y="value", color=traj["sample_id"].astype(str), markers=True,
-                  title="Score of each chosen sample", labels={"color": "sample", "value": "score a_t(i)"},
-                  color_discrete_sequence=px.colors.qualitative.Safe)
-    fig.update_layout(height=360)
+    fig = common.lines(traj.assign(sample=traj["sample_id"].astype(str)), "round", "value", "sample",
+                       title="Score of each chosen sample", palette=px.colors.qualitative.Safe)
+    fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample")
     event = common.chart(fig, "Samples rise onto the frontier, peak, then fall once learned; noisy labels "
                          "tend to stay flat or negative. Click a point to open that sample.",
                          key="sc_traj", on_select="rerun", selection_mode="points")
@@ -96,43 +121,40 @@ def body():
     common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
 
     st.subheader("Rank churn between rounds")
-    churn = views.rank_churn(M, ids)
     if len(churn):
         long = churn.melt(id_vars="round", var_name="measure", value_name="value")
         long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})
-        fig = px.line(long, x="round", y="value", color="measure", markers=True, title="How stable is the ranking?",
-                      color_discrete_sequence=["#332288", "#CC6677"])
+        fig = common.lines(long, "round", "value", "measure", title="How stable is the ranking?")
         fig.update_layout(yaxis_title="agreement (0–1)", yaxis_range=[min(0, long["value"].min()), 1.02], height=340)
         common.chart(fig, "Low values early: the frontier moves fast; values near 1: the curriculum keeps "
                      "choosing the same samples.", key="sc_churn")
         common.download(churn, f"{run.dir.name}-rank-churn", key="dl_churn")
 
     st.subheader("Do the estimators agree?")
-    logged = [c for c in ("score_exact", "score_byproduct", "score_fast") if c in cols]
-    logged = [c for c in logged if np.isfinite(common.matrix(run, c)).any()]
+    logged = logged_columns(str(run.dir), stamp)
     if len(logged) < 2:
         st.info("This run logged only one estimator; log `byproduct` beside `exact` to compare them.")
         return
     a, b = logged[0], logged[1]
     A, B = common.matrix(run, a), common.matrix(run, b)
-    agree = views.estimator_agreement(A, B, ids)
+    agree = agreement(str(run.dir), stamp, a, b, tuple(ids))
     left, right = st.columns(2)
     with left:
         long = agree.melt(id_vars="round", var_name="measure", value_name="correlation")
-        fig = px.line(long, x="round", y="correlation", color="measure", markers=True,
-                      title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}",
-                      color_discrete_sequence=["#117733", "#882255"])
+        fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
+                           title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
         fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360)
         common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score.", key="sc_agree")
     with right:
         r = ids.index(t)
         pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()
         pts = views.downsample_rows(pts, 4000)
-        fig = px.scatter(pts, x=a, y=b, opacity=0.5, title=f"Round {t}: one dot per sample"
-                         + (f" ({len(pts):,} of {N:,} shown)" if len(pts) < N else ""),
-                         labels={a: views.ESTIMATOR_LABELS[a], b: views.ESTIMATOR_LABELS[b]}, render_mode="webgl")
-        fig.update_traces(marker=dict(size=4, color=common.curriculum_color(run.curriculum)))
-        fig.update_layout(height=360)
+        fig = go.Figure(go.Scattergl(x=pts[a], y=pts[b], mode="markers", opacity=0.5, customdata=pts[["sample_id"]],
+                                     marker=dict(size=4, color=common.curriculum_color(run.curriculum)),
+                                     hovertemplate="sample %{customdata[0]}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+        fig.update_layout(height=360, title=f"Round {t}: one dot per sample"
+                          + (f" ({len(pts):,} of {N:,} shown)" if len(pts) < N else ""),
+                          xaxis_title=views.ESTIMATOR_LABELS[a], yaxis_title=views.ESTIMATOR_LABELS[b])
         common.chart(fig, "Dots on the diagonal agree; the byproduct estimate goes stale for samples not "
                      "selected recently.", key="sc_scatter")
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")

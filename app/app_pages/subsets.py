@@ -17,6 +17,11 @@ GALLERY = 40  # thumbnails shown per round
 MAX_POINTS = 6000  # points drawn in input-space plots
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def selection(run_dir: str, stamp: int, t: int, ds_mtime: int):
+    return views.selection_frame(common.RunReader(run_dir), t, common.dataset_light(run_dir, ds_mtime))
+
+
 def round_view():
     run.refresh()
     ids = run.round_ids
@@ -30,8 +35,8 @@ def round_view():
     else:
         t = ids[0]
         st.caption(f"Round {t} is the only committed round so far.")
-    ds = common.dataset_light_of(run)
-    sel = views.selection_frame(run, t, ds)
+    dsp = run.dir / "dataset.parquet"
+    sel = selection(str(run.dir), common.run_stamp(run.dir), t, dsp.stat().st_mtime_ns if dsp.exists() else -1)
     chosen = sel[sel["selected"].astype(bool)]
     k, n = len(chosen), len(sel)
     c = st.columns(4)
@@ -57,9 +62,11 @@ def round_view():
     if run.task == "classification":
         bal = views.class_balance(sel, names)
         long = bal.melt(id_vars="class", var_name="set", value_name="share")
-        fig = px.bar(long, x="class", y="share", color="set", barmode="group", title=f"Class balance, round {t}",
-                     color_discrete_map={"selected (%)": common.curriculum_color(run.curriculum), "all (%)": "#BBBBBB"})
-        fig.update_layout(yaxis_title="share of samples (%)", xaxis_title=None, height=330)
+        fig = go.Figure([go.Bar(x=bal["class"], y=bal["selected (%)"], name="selected (%)",
+                                marker_color=common.curriculum_color(run.curriculum)),
+                         go.Bar(x=bal["class"], y=bal["all (%)"], name="all (%)", marker_color="#BBBBBB")])
+        fig.update_layout(barmode="group", title=f"Class balance, round {t}", yaxis_title="share of samples (%)",
+                          height=330)
         common.chart(fig, "Bars above grey: the curriculum over-samples that class this round (hard or "
                      "fast-moving classes draw DoCL's attention).", key="sub_bal")
         common.download(bal, f"{run.dir.name}-class-balance-r{t}", key="dl_bal")
@@ -152,10 +159,10 @@ def across():
     noisy = views.noisy_selected_over_time(rounds)
     if len(noisy) and noisy["noisy selected"].sum() > 0:
         noisy["curriculum"] = noisy["curriculum"].map(common.curriculum_label)
-        fig = px.line(noisy, x="round", y="noisy share (%)", color="curriculum", markers=True,
-                      color_discrete_map=common.color_map(rounds["curriculum"].unique()),
-                      category_orders={"curriculum": [common.curriculum_label(c) for c in ctx.curricula]},
-                      title="Share of S_t with flipped labels (mean over seeds)")
+        order = [common.curriculum_label(c) for c in ctx.curricula if common.curriculum_label(c) in set(noisy["curriculum"])]
+        fig = common.lines(noisy, "round", "noisy share (%)", "curriculum", order=order,
+                           colors=common.color_map(rounds["curriculum"].unique()),
+                           title="Share of S_t with flipped labels (mean over seeds)")
         fig.update_layout(yaxis_title="noisy labels in S_t (%)", height=360)
         common.chart(fig, "Lower is better: hard-first curricula (MCL) chase flipped labels; DoCL's score is "
                      "low for them because their gradients disagree with the rest.", key="sub_noisy")
@@ -179,9 +186,10 @@ def across():
                                                              ("sample_id", "selected"))["selected"].to_numpy(bool)
              for c, r in sorted(one.items(), key=lambda kv: common.sort_curricula(one).index(kv[0]))}
     J = views.jaccard_matrix(masks)
-    fig = px.imshow(J, text_auto=".2f", zmin=0, zmax=1, color_continuous_scale="Blues",
-                    title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
-    fig.update_layout(height=420, coloraxis_colorbar=dict(title="|A∩B|/|A∪B|"))
+    fig = go.Figure(go.Heatmap(z=J.to_numpy(), x=list(J.columns), y=list(J.index), zmin=0, zmax=1, colorscale="Blues",
+                               text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title="|A∩B|/|A∪B|")))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x")
+    fig.update_layout(height=420, title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
     common.chart(fig, "1 = identical subsets. DoCL and DoCL-NR overlap strongly; SPL (easy first) and MCL "
                  "(hard first) should overlap least.", key="sub_jac")
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
