@@ -29,6 +29,9 @@ log = logging.getLogger("docl.app")
 pio.templates.default = "plotly_white"
 
 DEFAULT_ROOT = REPO / "assets" / "demo"
+# columns read together (one pass over the round files) because the same pages need them together
+SCORE_GROUP = ("score", "score_exact", "score_byproduct", "score_fast")
+HISTORY_GROUP = ("loss", "p_true", "residual_norm", "speed_norm", "selected", "correct", "times_selected", "output0")
 LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still training
 
 # One colour per curriculum on every page (Okabe–Ito, readable by colour-blind viewers).
@@ -93,10 +96,20 @@ def experiment_summary(exp_dir: str, stamp: tuple) -> pd.DataFrame:
     return ExperimentReader(exp_dir).summary()
 
 
-@st.cache_data(max_entries=48, show_spinner="Reading rounds…")
+@st.cache_resource(max_entries=8, show_spinner="Reading rounds…")
+def run_matrices(run_dir: str, stamp: int, columns: tuple) -> dict[str, np.ndarray]:
+    """{column: (R, N) float32} over committed rounds, read in one pass. Shared and read-only:
+    cache_resource hands out the same arrays without copying (tens of MB for large runs)."""
+    out = views.round_matrices(RunReader(run_dir), list(columns))
+    for M in out.values():
+        M.setflags(write=False)
+    return out
+
+
 def run_matrix(run_dir: str, stamp: int, column: str) -> np.ndarray:
-    """(R, N) float32 matrix of one per-sample column over committed rounds."""
-    return views.round_matrix(RunReader(run_dir), column)
+    """(R, N) float32 matrix of one per-sample column (read-only); score columns are read together."""
+    group = SCORE_GROUP if column in SCORE_GROUP else HISTORY_GROUP if column in HISTORY_GROUP else (column,)
+    return run_matrices(run_dir, stamp, group)[column]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -37,19 +37,29 @@ def round_matrix(reader: RunReader, column: str, rounds: Optional[Sequence[int]]
 
     Row r holds round rounds[r]; column i holds sample_id i. Missing values are NaN.
     """
+    return round_matrices(reader, [column], rounds)[column]
+
+
+def round_matrices(reader: RunReader, columns: Sequence[str],
+                   rounds: Optional[Sequence[int]] = None) -> dict[str, np.ndarray]:
+    """Several per-sample columns over rounds, read in one pass: name → float32 (R, N).
+
+    Columns a run did not log come back as all-NaN matrices.
+    """
     ids = list(reader.round_ids if rounds is None else rounds)
     if not ids:
-        return np.zeros((0, 0), dtype=np.float32)
-    first = reader.samples(ids[0], ["sample_id", column])
+        return {c: np.zeros((0, 0), dtype=np.float32) for c in columns}
+    want = ["sample_id", *[c for c in columns if c != "sample_id"]]
+    first = reader.samples(ids[0], want)
     n = int(first["sample_id"].max()) + 1 if len(first) else 0
-    out = np.full((len(ids), n), np.nan, dtype=np.float32)  # (R, N)
+    out = {c: np.full((len(ids), n), np.nan, dtype=np.float32) for c in columns}  # each (R, N)
     for r, t in enumerate(ids):
-        df = first if r == 0 else reader.samples(t, ["sample_id", column])
-        if column not in df.columns:
-            continue
+        df = first if r == 0 else reader.samples(t, want)
         sid = df["sample_id"].to_numpy()
         keep = sid < n
-        out[r, sid[keep]] = df[column].to_numpy(dtype=np.float32, na_value=np.nan)[keep]
+        for c in columns:
+            if c in df.columns:
+                out[c][r, sid[keep]] = df[c].to_numpy(dtype=np.float32, na_value=np.nan)[keep]
     return out
 
 
@@ -366,6 +376,17 @@ def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 
 
 
 # ----------------------------------------------------------------------------- Sample
+
+
+def history_from_matrices(matrices: dict[str, np.ndarray], rounds: Sequence[int], sample_id: int) -> pd.DataFrame:
+    """One sample's history from (R, N) matrices (see round_matrices): round plus one column each."""
+    df = pd.DataFrame({"round": list(rounds)})
+    for c, M in matrices.items():
+        if M.size and 0 <= sample_id < M.shape[1]:
+            df[c] = M[:, sample_id]
+    if "selected" in df:
+        df["selected"] = df["selected"].fillna(0).astype(bool)
+    return df
 
 
 def sample_history(reader: RunReader, sample_id: int) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Tangent kernel: the probe-set kernel block, its spectrum over rounds, and a score split into
 contributions c_ij = r_iᵀ H_ij r_j / m from the other probe samples."""
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -57,7 +58,12 @@ def body():
         fig.update_layout(yaxis_title="eigenvalue (log scale)", yaxis_type="log", legend_title="rank", height=520)
         common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
                      "shows how the kernel evolves away from its starting value.", key="k_eig")
-    common.download(ev, f"{run.dir.name}-kernel-eigenvalues", key="dl_eig")
+    d1, d2 = st.columns(2)
+    with d1:
+        common.download(pd.DataFrame(kv["trace"], index=kv["probe_ids"], columns=kv["probe_ids"]).reset_index(
+            names="probe sample"), f"{run.dir.name}-trace-kernel-r{t}", label="Download K (CSV)", key="dl_trace")
+    with d2:
+        common.download(ev, f"{run.dir.name}-kernel-eigenvalues", label="Download eigenvalues (CSV)", key="dl_eig")
 
     st.subheader("Why does a sample score high? Its score, split over the probe set")
     order_by_score = np.argsort(-np.asarray(K["kernel_score"])) if "kernel_score" in K else np.arange(m)

@@ -71,6 +71,9 @@ def progress():
         done = (meta or {}).get("last_complete_round", -1) + 1
         planned = (meta or {}).get("rounds_planned") or job["rounds"]
         status = (meta or {}).get("status", "starting" if code is None else "not started")
+        if meta is not None and not job.get("listed"):
+            job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
+            st.rerun()
         with st.container(border=True):
             st.markdown(f"**{job['name']}** — {status}, {done}/{planned} rounds")
             st.progress(min(1.0, done / max(planned, 1)))

@@ -15,9 +15,13 @@ st.caption("Follow a single sample through training: when it was learned, when i
 run = common.need_focus(ctx)
 
 
-@st.cache_data(max_entries=64, show_spinner="Reading this sample's rounds…")
 def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
-    return views.sample_history(common.RunReader(run_dir), sid)
+    """From the run's cached (R, N) matrices: the first sample costs one pass over the rounds,
+    every other sample is a column slice."""
+    mats = {c: common.run_matrix(run_dir, stamp, c) for c in ("loss", "p_true", "residual_norm", "speed_norm",
+                                                                "selected", "times_selected", "output0")}
+    mats["score"] = common.run_matrix(run_dir, stamp, "score")
+    return views.history_from_matrices(mats, common.RunReader(run_dir).round_ids, sid)
 
 
 def _default_sample() -> int:

@@ -38,9 +38,7 @@ def agreement(run_dir: str, stamp: int, a: str, b: str, rounds: tuple):
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def logged_columns(run_dir: str, stamp: int) -> list:
-    cols = common.run_columns(run_dir, stamp)
-    return [c for c in ("score_exact", "score_byproduct", "score_fast")
-            if c in cols and np.isfinite(common.run_matrix(run_dir, stamp, c)).any()]
+    return views.logged_estimators(common.RunReader(run_dir))
 
 
 def body():
