@@ -160,6 +160,21 @@ def matrix(run: RunReader, column: str) -> np.ndarray:
     return run_matrix(str(run.dir), run_stamp(run.dir), column)
 
 
+@st.cache_resource(show_spinner=False)
+def warm_up_torch_func() -> bool:
+    """Run a tiny example once per server in a background thread: torch.func's first vmap/jvp call
+    pays a one-time set-up of a few seconds, which the How-it-works page would otherwise show."""
+    import threading
+
+    def work():
+        try:
+            views.tiny_example(n=6, hidden=4, steps=0)
+        except Exception:  # only a warm-up: the page reports real errors itself
+            log.debug("torch.func warm-up failed", exc_info=True)
+    threading.Thread(target=work, name="docl-warm-up", daemon=True).start()
+    return True
+
+
 # ----------------------------------------------------------------------------- context
 
 

@@ -28,6 +28,7 @@ PAGES = [
 page = st.navigation(PAGES)
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
 
+common.warm_up_torch_func()
 ctx = None
 with common.error_box():
     ctx = common.sidebar()

@@ -168,7 +168,7 @@ def quantile_bands(M: np.ndarray, rounds: Sequence[int],
     """Per-round quantiles of a (R, N) matrix: round, q05, q25, q50, q75, q95."""
     if M.size == 0:
         return pd.DataFrame(columns=["round", *[f"q{int(q * 100):02d}" for q in qs]])
-    Q = np.nanquantile(M, qs, axis=1).T  # (R, len(qs))
+    Q = (np.quantile(M, qs, axis=1) if not np.isnan(M).any() else np.nanquantile(M, qs, axis=1)).T  # (R, len(qs))
     df = pd.DataFrame(Q, columns=[f"q{int(q * 100):02d}" for q in qs])
     df.insert(0, "round", list(rounds))
     return df
@@ -211,41 +211,59 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return r
 
 
+def _row_ranks(M: np.ndarray) -> np.ndarray:
+    """Ranks 0..N−1 within each row of (R, N), ties broken by position (NaN counts as lowest)."""
+    V = np.where(np.isnan(M), -np.inf, M)
+    order = np.argsort(V, axis=1, kind="stable")  # (R, N)
+    ranks = np.empty(M.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(M.shape[1], dtype=np.float64), M.shape), axis=1)
+    return ranks
+
+
+def _spearman_rows(RA: np.ndarray, RB: np.ndarray) -> np.ndarray:
+    """Spearman ρ per row from distinct ranks: 1 − 6 Σ d² / (n (n² − 1))."""
+    n = RA.shape[1]
+    if n < 2:
+        return np.full(RA.shape[0], np.nan)
+    d2 = ((RA - RB) ** 2).sum(axis=1)
+    return 1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+
+
 def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1) -> pd.DataFrame:
     """How much the ranking changes between consecutive rounds.
 
     spearman: rank correlation of round t−1 and round t values (1 = same order);
     top_overlap: Jaccard overlap of the top `top_frac` samples in both rounds.
+    One argsort per round, vectorised over rounds.
     """
-    rows = []
     R, N = M.shape
+    if R < 2 or N == 0:
+        return pd.DataFrame(columns=["round", "spearman", "top_overlap"])
     k = max(1, int(round(top_frac * N)))
-    prev_r, prev_top = None, None
-    for r in range(R):
-        v = np.nan_to_num(M[r], nan=-np.inf)
-        rk = _ranks(v)
-        top = set(np.argsort(-v, kind="stable")[:k].tolist())
-        if prev_r is not None:
-            rho = float(np.corrcoef(prev_r, rk)[0, 1]) if N > 1 else float("nan")
-            jac = len(top & prev_top) / len(top | prev_top)
-            rows.append({"round": rounds[r], "spearman": rho, "top_overlap": jac})
-        prev_r, prev_top = rk, top
-    return pd.DataFrame(rows, columns=["round", "spearman", "top_overlap"])
+    ranks = _row_ranks(M)  # (R, N)
+    top = ranks >= N - k  # (R, N) the k highest in each round
+    inter = (top[1:] & top[:-1]).sum(axis=1)
+    return pd.DataFrame({"round": list(rounds)[1:], "spearman": _spearman_rows(ranks[:-1], ranks[1:]),
+                         "top_overlap": inter / (2 * k - inter)})
 
 
 def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> pd.DataFrame:
     """Per round: Pearson and Spearman correlation of two estimators' scores (R, N) each."""
     rows = []
+    both = np.isfinite(A) & np.isfinite(B)
+    full = both.all(axis=1)
+    spear = np.full(len(rounds), np.nan)
+    if full.any():
+        spear[full] = _spearman_rows(_row_ranks(A[full]), _row_ranks(B[full]))
     for r, t in enumerate(rounds):
-        a, b = A[r], B[r]
-        ok = np.isfinite(a) & np.isfinite(b)
+        ok = both[r]
         if ok.sum() < 3:
             rows.append({"round": t, "pearson": np.nan, "spearman": np.nan})
             continue
-        a, b = a[ok].astype(np.float64), b[ok].astype(np.float64)
+        a, b = A[r][ok].astype(np.float64), B[r][ok].astype(np.float64)
         pear = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan
-        spear = float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
-        rows.append({"round": t, "pearson": pear, "spearman": spear})
+        rho = spear[r] if full[r] else float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+        rows.append({"round": t, "pearson": pear, "spearman": float(rho)})
     return pd.DataFrame(rows, columns=["round", "pearson", "spearman"])
 
 
