@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
     sys.path.insert(0, str(REPO))
 
 from docl_core import views  # noqa: E402
-from docl_core.store import ExperimentReader, RunReader, RunStoreError, list_experiments  # noqa: E402
+from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
 pio.templates.default = "plotly_white"
@@ -244,7 +244,7 @@ def sidebar() -> Optional[Context]:
                   f"experiments, or one run. Opened first: {source}.")
     root = Path(st.session_state["root"].strip() or str(start)).expanduser()
     st.session_state["_root_ok"] = False
-    exps = list_experiments(root)
+    exps = [root] if is_run_dir(root) else list_experiments(root)  # one run folder opens as its own experiment
     if not exps:
         _explain_empty(root)
         return None

@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         interact("scores", "score column → byproduct", lambda: at.radio(key="sc_col").set_value("score_byproduct")),
         interact("subsets", "round slider → 20 (new round read)", lambda: at.slider(key="sub_round").set_value(20)),
         interact("kernel", "kernel round → 25", lambda: at.select_slider(key="k_round").set_value(25)),
-        interact("sample", "sample id → 12345 (50 rounds read)", lambda: at.number_input(key="smp_id").set_value(12345)),
+        interact("sample", "sample id → 12345 (slice of cached matrices)", lambda: at.number_input(key="smp_id").set_value(12345)),
         interact("datamap", "colour by → label noise", lambda: at.radio(key="dm_color").set_value("noisy")),
         interact("compare", "against → gradient steps", lambda: at.radio(key="cmp_x").set_value("steps")),
     ]

@@ -363,6 +363,24 @@ def test_typed_path_in_sidebar(exp, tmp_path, monkeypatch):
     ok(at)
 
 
+def test_folder_of_experiments(tmp_path, monkeypatch):
+    small = dict(n=60, rounds=2, seeds=(0,), curricula=("random", "docl"), running=False, failed=False, probe=8)
+    write_experiment(tmp_path / "alpha", SyntheticSpec(kind="points2d", num_classes=3, **small))
+    write_experiment(tmp_path / "beta", SyntheticSpec(kind="curve1d", **small))
+    at = open_app(tmp_path, monkeypatch)
+    ok(at)
+    assert at.sidebar.selectbox(key="experiment").options == ["alpha", "beta"]
+    at.sidebar.selectbox(key="experiment").set_value("beta").run()
+    ok(at)
+    assert at.sidebar.caption[-1].value.startswith("beta:")
+
+
+def test_single_run_folder_opens(exp, monkeypatch):
+    at = open_app(exp / "docl-s0", monkeypatch, "scores")
+    ok(at)
+    assert at.sidebar.selectbox(key="focus_run").options == ["DoCL · seed 0"]
+
+
 def test_corrupted_files(exp, tmp_path, monkeypatch):
     bad = tmp_path / "exp"
     shutil.copytree(exp, bad)

@@ -83,9 +83,12 @@ def server(tmp_path_factory):
         log.close()
 
 
-def _settle(page, timeout_s: float = 60.0) -> None:
-    """Wait until the script has finished running and the page has drawn."""
+def _settle(page, timeout_s: float = 90.0, chart: bool = False) -> None:
+    """Wait until the script has finished running and the page has drawn (spinners appear after a
+    short delay, so a page that should draw a chart is waited on until one is there)."""
     page.wait_for_selector("h1", timeout=timeout_s * 1000)
+    if chart:
+        page.wait_for_selector('[data-testid="stPlotlyChart"], [data-testid="stImage"]', timeout=timeout_s * 1000)
     deadline = time.time() + timeout_s
     quiet = 0
     while time.time() < deadline and quiet < 3:
@@ -118,7 +121,7 @@ def test_every_page_in_chromium(server):
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             for i, (path, title) in enumerate(PAGES):
                 page.goto(f"{server}/{path}", wait_until="domcontentloaded")
-                _settle(page)
+                _settle(page, chart=path != "new_run")
                 _shoot(page, shots / f"{i:02d}-{path or 'compare'}.png")
                 exc = page.locator('[data-testid="stException"]')
                 assert exc.count() == 0, f"page /{path} shows an exception: {exc.first.inner_text()[:500]}"
