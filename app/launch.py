@@ -90,7 +90,8 @@ def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) 
            "--rounds", str(int(req.rounds)), "--seed", str(int(req.seed)),
            "--out", str(Path(exp_dir).resolve()), "--name", req.run_name,
            "--label-noise", f"{float(req.label_noise):g}", "--estimator", req.estimator,
-           "--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}", "--device", req.device]
+           "--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}", "--device", req.device,
+           "--no-progress"]  # the output goes to a log file: no progress bars
     log = Path(exp_dir).resolve() / ".logs" / f"{req.run_name}.log"
     return cmd, run_dir, log
 

@@ -295,7 +295,7 @@ def test_build_command_pure(tmp_path):
     assert cmd == ["python", "-m", "docl_core", "run", "--dataset", "digits", "--curriculum", "docl",
                    "--rounds", "5", "--seed", "3", "--out", str(tmp_path.resolve()), "--name", "docl-s3",
                    "--label-noise", "0.2", "--estimator", "fast", "--k-start", "0.3", "--lr", "0.1",
-                   "--device", "cpu"]
+                   "--device", "cpu", "--no-progress"]
     assert run_dir == tmp_path.resolve() / "docl-s3"
     assert log == tmp_path.resolve() / ".logs" / "docl-s3.log"
     (tmp_path / "docl-s3").mkdir()

@@ -90,7 +90,7 @@ def body():
     if not regression:
         st.dataframe(regions, hide_index=True)
         st.caption("Regions: ambiguous = top third by variability; the rest split at confidence 0.5. Flipped labels "
-                   "should gather in hard-to-learn.")
+                   "often gather in hard-to-learn.")
     common.download(df, f"{run.dir.name}-data-map", label="Download the full map (CSV)", key="dl_dm")
 
 

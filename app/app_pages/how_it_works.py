@@ -76,7 +76,7 @@ with right:
                      title="Residual vs speed: the score needs both")
     fig.update_layout(height=430, xaxis_title="‖r_i‖ (residual norm)", yaxis_title="‖v_i‖ (output speed norm)")
     common.chart(fig, "Large in both (top right) = large score; a big residual that does not move (bottom right) "
-                 "scores low — that is how DoCL skips flipped labels.", key="hw_rv")
+                 "scores low: DoCL does not chase a sample the network cannot move.", key="hw_rv")
 fig = px.scatter(pts, x="score", y="sum_j_c_ij", title="The identity, numerically: a_i against Σ_j c_ij",
                  hover_data=["sample_id"])
 lo, hi = float(pts["score"].min()), float(pts["score"].max())

@@ -137,7 +137,7 @@ def _curve(sel, t):
                                marker=dict(color="black", size=7, symbol="circle-open")))
     fig.update_layout(title=f"Round {t}: the fitted curve and the selected x's", xaxis_title="x",
                       yaxis_title="y", height=440)
-    common.chart(fig, "Selected x's (circles) should sit where the curve is still wrong and still moving.",
+    common.chart(fig, "For DoCL, look for selected x's (circles) where the curve is still wrong and still moving.",
                  key="sub_curve")
 
 
@@ -164,8 +164,8 @@ def across():
                            colors=common.color_map(rounds["curriculum"].unique()),
                            title="Share of S_t with flipped labels (mean over seeds)")
         fig.update_layout(yaxis_title="noisy labels in S_t (%)", height=360)
-        common.chart(fig, "Lower is better: hard-first curricula (MCL) chase flipped labels; DoCL's score is "
-                     "low for them because their gradients disagree with the rest.", key="sub_noisy")
+        common.chart(fig, "Lower is better: training on flipped labels teaches the network wrong answers. Compare "
+                     "hard-first MCL, easy-first SPL and the DoCL variants.", key="sub_noisy")
         common.download(noisy, f"{ctx.exp_dir.name}-noisy-selected", key="dl_noisy")
     else:
         st.caption("No noisy-label samples were selected (or the dataset has no label noise).")
@@ -176,7 +176,11 @@ def across():
     for r in cands:  # one run per curriculum: the lowest seed
         one.setdefault(r.curriculum, r)
     if len(one) < 2:
-        st.info("Select at least two curricula in the sidebar to compare their subsets.")
+        if len({r.curriculum for r in ctx.experiment.runs}) < 2:
+            st.info("This experiment holds one curriculum: add runs of others (New run page, or "
+                    "`python -m docl_core compare`) to compare their subsets.")
+        else:
+            st.info("Select at least two curricula in the sidebar to compare their subsets.")
         return
     common_rounds = min(r.last_complete_round for r in one.values())
     t = st.slider("Round to compare", 0, max(common_rounds, 1), common_rounds, key="sub_jac_round",
@@ -190,8 +194,8 @@ def across():
                                text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title="|A∩B|/|A∪B|")))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
     fig.update_layout(height=420, title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
-    common.chart(fig, "1 = identical subsets. DoCL and DoCL-NR overlap strongly; SPL (easy first) and MCL "
-                 "(hard first) should overlap least.", key="sub_jac")
+    common.chart(fig, "1 = identical subsets. Expect DoCL and DoCL-NR to overlap most and easy-first SPL and "
+                 "hard-first MCL least; Random is the chance level.", key="sub_jac")
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
 
 
