@@ -475,3 +475,19 @@ def test_curriculum_colours_are_consistent():
     assert len(set(colors)) == 5
     assert [common.curriculum_label(n) for n in names] == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
     assert common.curriculum_color("docl") == common.curriculum_color("docl")
+
+
+def test_rank_views_match_scipy_oracle():
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(1)
+    M = rng.normal(size=(5, 700)).astype(np.float32)
+    B = M + 0.7 * rng.normal(size=M.shape).astype(np.float32)
+    churn = views.rank_churn(M, list(range(5)), top_frac=0.1)
+    agree = views.estimator_agreement(M, B, list(range(5)))
+    for r in range(1, 5):
+        assert churn["spearman"][r - 1] == pytest.approx(spearmanr(M[r - 1], M[r]).statistic, abs=1e-9)
+        a, b = set(np.argsort(-M[r - 1])[:70]), set(np.argsort(-M[r])[:70])
+        assert churn["top_overlap"][r - 1] == pytest.approx(len(a & b) / len(a | b))
+    for r in range(5):
+        assert agree["spearman"][r] == pytest.approx(spearmanr(M[r], B[r]).statistic, abs=1e-9)
+        assert agree["pearson"][r] == pytest.approx(np.corrcoef(M[r], B[r])[0, 1], abs=1e-6)

@@ -1,5 +1,4 @@
 """Compare: accuracy of every curriculum against rounds and gradient steps, final table, timings."""
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 

@@ -1,5 +1,4 @@
 """Selected subsets: which samples S_t each curriculum picks, round by round."""
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
