@@ -147,9 +147,9 @@ def main(argv=None) -> int:
     for page, first, med, mx in rows:
         print(f"{page:<14}{first:>14.2f}{med:>16.3f}{mx:>13.3f}  {'ok' if med < GOAL_S else 'SLOW'}")
     print()
-    print(f"{'interaction':<50}{'seconds':>10}")
+    print(f"{'interaction':<56}{'seconds':>10}")
     for label, dt in inter:
-        print(f"{label:<50}{dt:>10.2f}  {'ok' if dt < GOAL_S else 'SLOW'}")
+        print(f"{label:<56}{dt:>10.2f}  {'ok' if dt < GOAL_S else 'SLOW'}")
     print()
     print(f"peak RSS of this process: {peak:.2f} GB  (goal < {GOAL_GB:g} GB: {'ok' if peak < GOAL_GB else 'OVER'})")
     return 0
