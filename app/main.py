@@ -1,6 +1,39 @@
-"""docl dashboard (placeholder until the pages land)."""
-import streamlit as st
+"""docl dashboard: `streamlit run app/main.py [-- RUNS_FOLDER]`.
 
-st.set_page_config(page_title="docl", layout="wide")
-st.title("docl — a training-dynamics lab for curriculum learning")
-st.info("The dashboard pages are coming: Compare, Scores, Selected subsets, Tangent kernel, Sample, Data map.")
+Builds the navigation, draws the sidebar (runs folder, experiment, filters, run to inspect)
+and runs the chosen page inside an error guard: a bad folder or a broken file shows an error
+box that says what is wrong, never a traceback.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `app` and `docl_core`
+
+import streamlit as st  # noqa: E402
+
+from app import common  # noqa: E402
+
+st.set_page_config(page_title="docl — curriculum dynamics", page_icon=":material/school:", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/scores.py", title="Scores", icon=":material/thermostat:"),
+    st.Page("app_pages/subsets.py", title="Selected subsets", icon=":material/filter_center_focus:"),
+    st.Page("app_pages/kernel.py", title="Tangent kernel", icon=":material/grid_on:"),
+    st.Page("app_pages/sample.py", title="Sample", icon=":material/search:"),
+    st.Page("app_pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
+    st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
+]
+page = st.navigation(PAGES)
+st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
+
+common.warm_up_torch_func()
+ctx = None
+with common.error_box():
+    ctx = common.sidebar()
+st.session_state["_ctx_obj"] = ctx
+
+with common.error_box():
+    if ctx is not None or page.title in ("New run", "How it works"):
+        page.run()

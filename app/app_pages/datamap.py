@@ -1,0 +1,97 @@
+"""Data map: confidence vs variability of p(true label) over rounds (dataset cartography)."""
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+from docl_core import views
+
+ctx = common.context()
+st.title("Data map")
+st.caption("Dataset cartography (Swayamdipta et al., 2020): for each training sample, the mean (confidence) and "
+           "spread (variability) of p(true label) over the committed rounds.")
+run = common.need_focus(ctx)
+MAX_POINTS = 6000
+
+
+@st.cache_data(max_entries=16, show_spinner="Building the data map…")
+def build_map(run_dir: str, stamp: int, ds_mtime: int, regression: bool):
+    p = common.run_matrix(run_dir, stamp, "loss" if regression else "p_true")  # (R, N)
+    correct = None if regression else common.run_matrix(run_dir, stamp, "correct")
+    times = common.run_matrix(run_dir, stamp, "times_selected")[-1]
+    ds = common.dataset_light(run_dir, ds_mtime)
+    train = ds[ds["split"] == "train"] if "split" in ds else ds
+    noisy = np.zeros(p.shape[1], dtype=bool)
+    if "noisy" in train:
+        sid = train["sample_id"].to_numpy()
+        ok = sid < len(noisy)
+        noisy[sid[ok]] = train["noisy"].to_numpy(bool)[ok]
+    df = views.data_map(p, correct, times, noisy)
+    df["label"] = -1
+    if "label" in train:
+        sid = train["sample_id"].to_numpy()
+        lab = np.full(p.shape[1], -1)
+        lab[sid[sid < len(lab)]] = train["label"].to_numpy()[sid < len(lab)]
+        df["label"] = lab
+    return df
+
+
+def body():
+    run.refresh()
+    regression = run.task == "regression"
+    if regression:
+        st.info("A regression run has no class probabilities: this map uses the per-sample loss instead "
+                "(x: its variability, y: its mean; lower is better learned).")
+    p = run.dir / "dataset.parquet"
+    df = build_map(str(run.dir), common.run_stamp(run.dir), p.stat().st_mtime_ns if p.exists() else -1, regression)
+    options = ["correctness", "noisy", "times_selected"]
+    color_by = st.radio("Colour by", options, horizontal=True, key="dm_color",
+                        format_func={"correctness": "correctness", "noisy": "label noise",
+                                     "times_selected": "times selected"}.get)
+    if color_by == "correctness" and df["correctness"].isna().all():
+        color_by = "times_selected"
+    shown = views.downsample_rows(df, MAX_POINTS, keep=df["noisy"])
+    plot = shown.assign(noisy=shown["noisy"].map({True: "noisy label", False: "clean label"}))
+    hover = "sample %{customdata[0]} (label %{customdata[1]})<br>selected %{customdata[2]:.0f}×<extra></extra>"
+    fig = go.Figure()
+
+    def trace(d, name, marker):
+        fig.add_trace(go.Scattergl(x=d["variability"], y=d["confidence"], mode="markers", name=name, opacity=0.7,
+                                   customdata=d[["sample_id", "label", "times_selected"]], hovertemplate=hover,
+                                   marker=dict(size=5, **marker)))
+    if color_by == "noisy":
+        for name, color in (("clean label", "#9EB9D4"), ("noisy label", "#D55E00")):
+            trace(plot[plot["noisy"] == name], name, dict(color=color))
+    else:
+        scale = "RdYlBu" if color_by == "correctness" else "Viridis"
+        rng = dict(cmin=0, cmax=1) if color_by == "correctness" else {}
+        trace(plot, color_by, dict(color=plot[color_by], colorscale=scale, showscale=True,
+                                   colorbar=dict(title=color_by.replace("_", " ")), **rng))
+    fig.update_layout(height=540, title=f"{len(df):,} samples" + (
+        f" ({len(shown):,} drawn: a random subset, noisy labels kept)" if len(shown) < len(df) else "")
+        + f", rounds 0–{run.last_complete_round}",
+                      xaxis_title=("std of loss over rounds" if regression else "variability: std of p(true) over rounds"),
+                      yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(true) over rounds"))
+    event = common.chart(fig, "Top left: easy to learn; bottom left: hard to learn (often flipped labels); right: "
+                         "ambiguous samples that flip during training — where curricula differ most. "
+                         "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
+                         selection_mode="points")
+    try:
+        pts = event.selection.points if event else []
+    except AttributeError:
+        pts = []
+    if pts and pts[0].get("customdata"):
+        sid = int(pts[0]["customdata"][0])
+        st.session_state["picked_sample"] = sid
+        if st.button(f"Open sample {sid} →", key="dm_open"):
+            st.switch_page("app_pages/sample.py")
+    regions = df.groupby("region").agg(samples=("sample_id", "size"), noisy=("noisy", "sum"),
+                                       mean_times_selected=("times_selected", "mean")).reset_index()
+    if not regression:
+        st.dataframe(regions, hide_index=True)
+        st.caption("Regions: ambiguous = top third by variability; the rest split at confidence 0.5. Flipped labels "
+                   "often gather in hard-to-learn.")
+    common.download(df, f"{run.dir.name}-data-map", label="Download the full map (CSV)", key="dl_dm")
+
+
+common.live_area(body, run.is_live)

@@ -1,0 +1,109 @@
+"""Tangent kernel: the probe-set kernel block, its spectrum over rounds, and a score split into
+contributions c_ij = r_iᵀ H_ij r_j / m from the other probe samples."""
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+from docl_core import views
+
+ctx = common.context()
+st.title("Tangent kernel")
+st.caption("H_ij = J_i J_jᵀ says how much a step on sample j moves the output on sample i. On a fixed probe "
+           "set we log K_ij = tr H_ij and each probe sample's score split over the others.")
+run = common.need_focus(ctx)
+
+
+def body():
+    run.refresh()
+    stamp = common.run_stamp(run.dir)
+    kr = run.kernel_rounds()
+    if not kr:
+        st.info("This run logged no kernel blocks (probe_size 0). Rerun with `--probe-size 64` to see this page.")
+        return
+    if st.session_state.get("k_round") not in kr:
+        st.session_state["k_round"] = kr[-1]
+    t = st.select_slider("Kernel round", options=kr, key="k_round") if len(kr) > 1 else kr[0]
+    K = common.run_kernel(str(run.dir), stamp, t)
+    kv = views.kernel_view(K)
+    names = run.meta.get("class_names") or []
+    m = len(kv["probe_ids"])
+
+    left, right = st.columns([3, 2])
+    with left:
+        text = [[f"i = #{a} (class {la})<br>j = #{b} (class {lb})" for b, lb in zip(kv["probe_ids"], kv["labels"])]
+                for a, la in zip(kv["probe_ids"], kv["labels"])]
+        fig = go.Figure(go.Heatmap(z=kv["trace"], colorscale="Viridis", text=text,
+                                   hovertemplate="%{text}<br>K_ij = %{z:.4g}<extra></extra>",
+                                   colorbar=dict(title="tr H_ij")))
+        edge = dict(color="white", width=1.5)
+        fig.update_layout(shapes=[dict(type="line", xref="x", yref="paper", x0=b - 0.5, x1=b - 0.5, y0=0, y1=1, line=edge)
+                                  for b in kv["bounds"]] +
+                                 [dict(type="line", xref="paper", yref="y", x0=0, x1=1, y0=b - 0.5, y1=b - 0.5, line=edge)
+                                  for b in kv["bounds"]])
+        ticks = [int(np.mean(np.flatnonzero(kv["labels"] == c))) for c in np.unique(kv["labels"])]
+        labs = [names[int(c)] if 0 <= int(c) < len(names) else str(c) for c in np.unique(kv["labels"])]
+        fig.update_xaxes(tickvals=ticks, ticktext=labs, title="probe sample j (ordered by class)")
+        fig.update_yaxes(tickvals=ticks, ticktext=labs, title="probe sample i", autorange="reversed")
+        fig.update_layout(title=f"Trace kernel K on {m} probe samples, round {t}", height=520)
+        common.chart(fig, "Bright blocks on the diagonal: samples of one class push each other's outputs together; "
+                     "bright off-diagonal blocks are classes the network still confuses.", key="k_heat")
+    with right:
+        ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
+        ev["rank"] = ev["rank"].astype(str)
+        fig = common.lines(ev, "round", "eigenvalue", "rank", title="Top eigenvalues of K over rounds",
+                           palette=px.colors.sequential.Viridis)
+        fig.update_layout(yaxis_title="eigenvalue (log scale)", yaxis_type="log", legend_title="rank", height=520)
+        common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
+                     "shows how the kernel evolves away from its starting value.", key="k_eig")
+    d1, d2 = st.columns(2)
+    with d1:
+        common.download(pd.DataFrame(kv["trace"], index=kv["probe_ids"], columns=kv["probe_ids"]).reset_index(
+            names="probe sample"), f"{run.dir.name}-trace-kernel-r{t}", label="Download K (CSV)", key="dl_trace")
+    with d2:
+        common.download(ev, f"{run.dir.name}-kernel-eigenvalues", label="Download eigenvalues (CSV)", key="dl_eig")
+
+    st.subheader("Why does a sample score high? Its score, split over the probe set")
+    order_by_score = np.argsort(-np.asarray(K["kernel_score"])) if "kernel_score" in K else np.arange(m)
+    options = [int(np.asarray(K["probe_ids"])[i]) for i in order_by_score]
+    picked = st.session_state.get("picked_sample")
+    if st.session_state.get("k_sample") not in options:
+        st.session_state["k_sample"] = picked if picked in options else options[0]
+    sid = st.selectbox("Probe sample (highest kernel score first)", options, key="k_sample",
+                       format_func=lambda s: f"sample {s}")
+    pos = int(np.flatnonzero(np.asarray(K["probe_ids"]) == sid)[0])
+    contrib = views.contributions_for(K, pos)
+    score_i = float(np.asarray(K["kernel_score"])[pos]) if "kernel_score" in K else float(contrib["contribution"].sum())
+    res_i = float(np.linalg.norm(np.asarray(K["residual"])[pos])) if "residual" in K else float("nan")
+    c = st.columns(4)
+    c[0].metric("kernel score a_i = Σ_j c_ij", f"{score_i:.4g}")
+    c[1].metric("its residual ‖r_i‖", f"{res_i:.3f}")
+    c[2].metric("positive share of Σ|c_ij|", f"{100 * contrib['contribution'].clip(lower=0).sum() / max(contrib['contribution'].abs().sum(), 1e-30):.0f} %")
+    same = contrib[contrib["label"] == contrib.loc[contrib["sample_id"] == sid, "label"].iloc[0]]
+    c[3].metric("from its own class", f"{100 * same['contribution'].sum() / (score_i if score_i else 1):.0f} %")
+    top = contrib.head(12).copy()
+    top["who"] = [("itself" if s == sid else f"#{s}") + f" ({names[l] if 0 <= l < len(names) else f'class {l}'})"
+                  for s, l in zip(top["sample_id"], top["label"])]
+    top["sign"] = np.where(top["contribution"] >= 0, "pushes score up", "pulls score down")
+    fig = go.Figure()
+    for sign, color in (("pushes score up", "#D55E00"), ("pulls score down", "#0072B2")):
+        d = top[top["sign"] == sign]
+        fig.add_trace(go.Bar(x=d["contribution"], y=d["who"], orientation="h", name=sign, marker_color=color,
+                             customdata=d[["residual_norm", "kernel_sim"]],
+                             hovertemplate="%{y}<br>c_ij = %{x:.4g}<br>‖r_j‖ = %{customdata[0]:.3f}<br>"
+                                           "kernel similarity %{customdata[1]:.3f}<extra></extra>"))
+    fig.update_layout(title=f"Top contributors c_ij to sample {sid}'s score (round {t})", barmode="relative")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(top["who"]))
+    fig.update_yaxes(autorange="reversed", title=None)
+    fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=420)
+    common.chart(fig, "The seed's reading made visible: a sample scores high when its own residual is large and "
+                 "its gradient agrees with many others that have large residuals (long orange bars).", key="k_contrib")
+    common.download(contrib, f"{run.dir.name}-contributions-{sid}-r{t}", key="dl_contrib")
+    if st.button(f"Open sample {sid} →", key="k_open"):
+        st.session_state["picked_sample"] = sid
+        st.switch_page("app_pages/sample.py")
+
+
+common.live_area(body, run.is_live)

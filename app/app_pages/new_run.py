@@ -1,0 +1,94 @@
+"""New run: a form that starts `python -m docl_core run ...` in the background and shows its progress."""
+from pathlib import Path
+
+import streamlit as st
+
+from app import common, launch
+from docl_core.config import CURRICULA, ESTIMATORS
+from docl_core.store import RunReader, RunStoreError
+
+ctx = st.session_state.get("_ctx_obj")
+st.title("Start a new run")
+st.caption("Trains in a background process on this machine and writes into the experiment folder; the run shows "
+           "up in the sidebar's run list and its pages refresh while it trains.")
+
+root = Path(st.session_state.get("root") or common.DEFAULT_ROOT).expanduser()
+exp_dir = ctx.exp_dir if ctx is not None else root
+st.markdown(f"**Experiment folder:** `{exp_dir}`" + ("" if exp_dir.exists() else " (will be created)"))
+default_dataset = "digits"
+if ctx is not None and len(ctx.summary()) and ctx.summary()["dataset"].notna().any():
+    default_dataset = str(ctx.summary()["dataset"].dropna().iloc[0])
+
+with st.form("new_run"):
+    c1, c2, c3 = st.columns(3)
+    dataset = c1.text_input("Dataset", value=default_dataset, help="A built-in name or a path to a .npz/.csv file.")
+    curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
+    estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
+    rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=10, step=1)
+    seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
+    label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95, value=0.0, step=0.05)
+    k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0, value=0.2, step=0.05)
+    lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0, value=0.05, step=0.01, format="%.4f")
+    device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
+    name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
+                         help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
+    submitted = st.form_submit_button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:")
+
+if submitted:
+    req = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
+                            label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
+                            lr=float(lr), name=name, device=device)
+    try:
+        cmd, run_dir, log = launch.build_command(req, exp_dir)
+    except ValueError as e:
+        st.error(str(e))
+    else:
+        st.code(" ".join(cmd), language="bash")
+        try:
+            exp_dir.mkdir(parents=True, exist_ok=True)
+            proc = launch.start(cmd, log)
+        except OSError as e:
+            st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
+        else:
+            st.session_state.setdefault("jobs", []).append(
+                {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": int(rounds)})
+            st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
+
+
+def progress():
+    jobs = st.session_state.get("jobs", [])
+    if not jobs:
+        st.caption("Runs you start here are listed below with their progress.")
+        return
+    st.subheader("Runs started from this page")
+    for job in reversed(jobs):
+        code = job["proc"].poll() if job.get("proc") is not None else None
+        meta = None
+        try:
+            meta = RunReader(job["run_dir"]).meta
+        except RunStoreError:
+            pass
+        done = (meta or {}).get("last_complete_round", -1) + 1
+        planned = (meta or {}).get("rounds_planned") or job["rounds"]
+        status = (meta or {}).get("status", "starting" if code is None else "not started")
+        if meta is not None and not job.get("listed"):
+            job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
+            st.rerun()
+        with st.container(border=True):
+            st.markdown(f"**{job['name']}** — {status}, {done}/{planned} rounds")
+            st.progress(min(1.0, done / max(planned, 1)))
+            if code not in (None, 0) or status == "failed":
+                reason = (meta or {}).get("error") or f"the process exited with code {code}"
+                st.error(f"{job['name']} stopped: {reason}. Last lines of `{job['log']}`:")
+                st.code(launch.log_tail(Path(job["log"])), language="text")
+            elif code == 0:
+                st.success(f"{job['name']} finished: pick it in the sidebar's run list.")
+    if any(j["proc"].poll() is None for j in jobs if j.get("proc") is not None):
+        st.caption("Refreshing every 2 s while a run trains.")
+
+
+running = any(j["proc"].poll() is None for j in st.session_state.get("jobs", []) if j.get("proc") is not None)
+if running:
+    st.fragment(run_every=2.0)(progress)()
+else:
+    progress()

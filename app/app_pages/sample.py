@@ -1,0 +1,135 @@
+"""Sample: one training sample's history (loss, p_true, residual, speed, score, selection)."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from app import common
+from docl_core import views
+
+ctx = common.context()
+st.title("One sample's history")
+st.caption("Follow a single sample through training: when it was learned, when it moved fastest, and when the "
+           "curriculum picked it.")
+run = common.need_focus(ctx)
+
+
+def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
+    """From the run's cached (R, N) matrices: the first sample costs one pass over the rounds,
+    every other sample is a column slice."""
+    mats = {c: common.run_matrix(run_dir, stamp, c) for c in ("loss", "p_true", "residual_norm", "speed_norm",
+                                                                "selected", "times_selected", "output0")}
+    mats["score"] = common.run_matrix(run_dir, stamp, "score")
+    return views.history_from_matrices(mats, common.RunReader(run_dir).round_ids, sid)
+
+
+def _default_sample() -> int:
+    """The probe sample with the highest kernel score in the last kernel round (it has neighbours), else 0."""
+    kr = run.kernel_rounds()
+    if not kr:
+        return 0
+    K = common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])
+    score = K.get("kernel_score")
+    return int(K["probe_ids"][int(np.argmax(score))]) if score is not None and len(score) else int(K["probe_ids"][0])
+
+
+def body():
+    run.refresh()
+    n = int(run.meta.get("num_train") or len(common.run_samples(str(run.dir), common.run_stamp(run.dir), 0, ("sample_id",))))
+    qp = st.query_params.get("sample")
+    if qp is not None and str(qp).isdigit() and "smp_id" not in st.session_state:
+        st.session_state["picked_sample"] = int(qp)
+    if "smp_id" not in st.session_state or st.session_state.get("_smp_from") != st.session_state.get("picked_sample"):
+        pick = st.session_state.get("picked_sample")
+        st.session_state["smp_id"] = int(pick) if pick is not None and 0 <= int(pick) < n else _default_sample()
+        st.session_state["_smp_from"] = st.session_state.get("picked_sample")
+    sid = int(st.number_input(f"Sample id (0 – {n - 1})", min_value=0, max_value=max(n - 1, 0), step=1, key="smp_id"))
+    hist = history(str(run.dir), common.run_stamp(run.dir), sid)
+    if not len(hist):
+        st.warning(f"Sample {sid} does not appear in this run's rounds.")
+        return
+    ds = common.dataset_light_of(run)
+    row = ds[ds["sample_id"] == sid]
+    names = run.meta.get("class_names") or []
+
+    def cname(v):
+        return names[int(v)] if names and 0 <= int(v) < len(names) else str(int(v))
+
+    left, right = st.columns([1, 3])
+    with left:
+        full = common.dataset_of(run)
+        if "thumbnail" in full.columns:
+            thumb = full.loc[full["sample_id"] == sid, "thumbnail"]
+            if len(thumb):
+                st.image(thumb.iloc[0], width=160, caption=f"sample {sid}")
+        elif {"x0", "x1"} <= set(ds.columns):
+            tr = ds[ds["split"] == "train"] if "split" in ds else ds
+            tr = views.downsample_rows(tr, 3000)
+            fig = go.Figure(go.Scattergl(x=tr["x0"], y=tr["x1"], mode="markers", marker=dict(color="#CCCCCC", size=4),
+                                         name="training set"))
+            fig.add_trace(go.Scatter(x=row["x0"], y=row["x1"], mode="markers", name=f"sample {sid}",
+                                     marker=dict(color="#D55E00", size=14, symbol="star")))
+            fig.update_layout(height=260, showlegend=False, title="Where it lies", xaxis_title="x₀", yaxis_title="x₁")
+            common.chart(fig, "The star is this sample among the training set.", key="smp_where")
+        elif {"x0", "target"} <= set(ds.columns) and len(row):
+            st.metric("x", f"{float(row['x0'].iloc[0]):.3f}")
+            st.metric("target y", f"{float(row['target'].iloc[0]):.3f}")
+        if len(row) and run.task == "classification":
+            r0 = row.iloc[0]
+            st.markdown(f"**given label:** {cname(r0['label'])}")
+            if bool(r0.get("noisy", False)):
+                st.markdown(f":orange[⚠ **noisy label**] — the true class is {cname(r0['clean_label'])}")
+        sel_rounds = hist.loc[hist["selected"], "round"].tolist()
+        st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} rounds")
+        st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since round 0",
+                  delta_color="inverse")
+    with right:
+        panels = [("loss", "loss ℓ_i"), ("p_true", "p(true label)"), ("residual_norm", "‖r_i‖ residual"),
+                  ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
+        panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()]
+        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                            subplot_titles=None)
+        color = common.curriculum_color(run.curriculum)
+        for i, (col, title) in enumerate(panels, start=1):
+            fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
+                                     line=dict(color=color, width=2), marker=dict(size=5)), row=i, col=1)
+            fig.update_yaxes(title_text=title, row=i, col=1, title_font=dict(size=11))
+        # one layout update for all bands (add_vrect per round is quadratic in plotly)
+        fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
+                                       fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
+                                  for t in hist.loc[hist["selected"], "round"]])
+        fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
+        fig.update_layout(height=140 * len(panels) + 80, showlegend=False,
+                          title=f"Sample {sid} in {common.run_label(run)}")
+        common.chart(fig, "Learned when the loss drops and p(true) rises; the score peaks while the residual is "
+                     "still large and the output moves fast — that is when DoCL wants it.", key="smp_hist")
+        common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
+
+    st.subheader("Kernel neighbours")
+    kr = run.kernel_rounds()
+    found = False
+    for t in reversed(kr):
+        K = common.run_kernel(str(run.dir), common.run_stamp(run.dir), t)
+        nb = views.kernel_neighbours(K, sid)
+        if len(nb):
+            found = True
+            st.caption(f"Probe samples whose gradients point most like sample {sid}'s (normalised trace kernel "
+                       f"K_ij/√(K_ii K_jj), round {t}): training on them moves this sample's output too.")
+            full = common.dataset_of(run)
+            if "thumbnail" in full.columns:
+                th = full.set_index("sample_id")["thumbnail"]
+                cols = st.columns(len(nb))
+                for c, (_, r) in zip(cols, nb.iterrows()):
+                    c.image(th.loc[int(r["sample_id"])], width=64,
+                            caption=f"#{int(r['sample_id'])} · {cname(r['label'])} · {r['kernel_sim']:.2f}")
+            shown = nb.assign(label=nb["label"].map(cname))
+            st.dataframe(shown, hide_index=True)
+            break
+    if not found:
+        probe = sorted(int(s) for s in common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])["probe_ids"][:12]) if kr else []
+        st.info(f"Sample {sid} is not in the kernel probe set, so it has no logged kernel neighbours."
+                + (f" Probe samples include: {', '.join(map(str, probe))}." if probe else ""))
+
+
+common.live_area(body, run.is_live)

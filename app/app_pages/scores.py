@@ -1,0 +1,177 @@
+"""Scores: how the DoCL score a_t(i) of every sample evolves over rounds."""
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+from docl_core import views
+
+ctx = common.context()
+st.title("Scores over rounds")
+st.caption("a_t(i) = r_i · v_i: large when a sample's residual is large *and* its output moves fast "
+           "(the learning frontier). DoCL selects by it; every run logs it.")
+run = common.need_focus(ctx)
+
+
+# derived views, cached per run commit (heavy for large N: sorting and ranking 50 × 60,000 values)
+@st.cache_data(max_entries=16, show_spinner=False)
+def heatmap(run_dir: str, stamp: int, column: str, order: str, rank: bool):
+    M = common.run_matrix(run_dir, stamp, column)  # (R, N)
+    if rank:
+        M = (np.argsort(np.argsort(np.nan_to_num(M, nan=-np.inf), axis=1), axis=1)
+             / max(M.shape[1] - 1, 1)).astype(np.float32)
+    return views.heatmap_bins(M, order=order, max_rows=400)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def bands_and_churn(run_dir: str, stamp: int, column: str, rounds: tuple):
+    M = common.run_matrix(run_dir, stamp, column)
+    return views.quantile_bands(M, rounds), views.rank_churn(M, rounds)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def agreement(run_dir: str, stamp: int, a: str, b: str, rounds: tuple):
+    return views.estimator_agreement(common.run_matrix(run_dir, stamp, a), common.run_matrix(run_dir, stamp, b), rounds)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def logged_columns(run_dir: str, stamp: int) -> list:
+    return views.logged_estimators(common.RunReader(run_dir))
+
+
+def body():
+    run.refresh()
+    ids = run.round_ids
+    cols = common.run_columns(str(run.dir), common.run_stamp(run.dir))
+    choices = [c for c in views.SCORE_COLUMNS if c in cols]
+    value = st.radio("Score column", choices, horizontal=True, key="sc_col",
+                     format_func=lambda c: views.ESTIMATOR_LABELS.get(c, c))
+    M = common.matrix(run, value)  # (R, N)
+    R, N = M.shape
+
+    st.subheader("Samples × rounds")
+    c1, c2 = st.columns([1, 1])
+    order = c1.radio("Sort samples by", ["last", "mean", "first"], horizontal=True, key="sc_order",
+                     format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
+    norm = c2.checkbox("Rank within each round (percentile)", key="sc_rank",
+                       help="Scores shrink as training converges; ranks show who leads in each round.")
+    stamp = common.run_stamp(run.dir)
+    Z, info = heatmap(str(run.dir), stamp, value, order, bool(norm))
+    binned = len(info) < N
+    fig = go.Figure(go.Heatmap(
+        z=Z, x=ids, y=np.arange(1, len(info) + 1),
+        colorscale="Viridis" if norm else "RdBu_r", zmid=None if norm else 0.0,
+        colorbar=dict(title="percentile" if norm else "score"),
+        customdata=np.stack([info["first_rank"], info["last_rank"]], axis=1)[:, None, :].repeat(R, axis=1),
+        hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({'groups of ~' + str(N // len(info)) if binned else 'one row each'})")
+    fig.update_xaxes(title="round")
+    fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
+                      + (f", averaged in {len(info)} sorted groups" if binned else ""), height=460)
+    common.chart(fig, "Read across a row to follow a group of samples: scores start high on the frontier and fade "
+                 "as those samples are learned; red late in training marks samples still being learned.",
+                 key="sc_heat")
+    common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
+                    key="dl_heat")
+
+    st.subheader("Distribution per round")
+    bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
+    fig = go.Figure()
+    color = common.curriculum_color(run.curriculum)
+    for lo, hi, op in (("q05", "q95", 0.15), ("q25", "q75", 0.3)):
+        fig.add_trace(go.Scatter(x=list(bands["round"]) + list(bands["round"])[::-1],
+                                 y=list(bands[hi]) + list(bands[lo])[::-1], fill="toself", fillcolor=color,
+                                 opacity=op, line=dict(width=0), name=f"{lo[1:]}–{hi[1:]}th percentile"))
+    fig.add_trace(go.Scatter(x=bands["round"], y=bands["q50"], name="median", line=dict(color=color, width=2.5)))
+    fig.update_layout(title="Score quantiles per round", xaxis_title="round", yaxis_title="score a_t(i)", height=360)
+    left, right = st.columns(2)
+    with left:
+        common.chart(fig, "The spread narrows as the model converges: fewer samples still move the loss.", key="sc_bands")
+    with right:
+        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1], key="sc_round") if len(ids) > 1 else ids[0]
+        hist = views.histogram(M[ids.index(t)])
+        fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
+        fig.update_layout(title=f"Score histogram, round {t}")
+        fig.update_layout(xaxis_title="score a_t(i)", yaxis_title="samples", bargap=0.02, height=360)
+        common.chart(fig, "A long right tail = a few samples dominate the loss decrease this round.", key="sc_hist")
+    common.download(bands, f"{run.dir.name}-score-quantiles", key="dl_bands")
+
+    st.subheader("Trajectories of chosen samples")
+    default = views.default_trajectory_samples(M, 5)
+    picked = st.session_state.get("picked_sample")
+    if picked is not None and picked not in default and 0 <= picked < N:
+        default = [picked] + default[:4]
+    chosen = st.multiselect("Samples (ids)", list(range(N)) if N <= 5000 else sorted(set(default)), default=default,
+                            key="sc_samples", help="Highest, middle and lowest by last-round score are preselected.")
+    extra = st.number_input("Add a sample id", min_value=0, max_value=max(N - 1, 0), value=None, step=1, key="sc_add")
+    if extra is not None and int(extra) not in chosen:
+        chosen = chosen + [int(extra)]
+    traj = views.trajectories(M, ids, chosen)
+    fig = common.lines(traj.assign(sample=traj["sample_id"].astype(str)), "round", "value", "sample",
+                       title="Score of each chosen sample", palette=px.colors.qualitative.Safe)
+    fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample")
+    event = common.chart(fig, "Samples rise onto the frontier, peak, then fall once learned; noisy labels "
+                         "tend to stay flat or negative. Click a point to open that sample.",
+                         key="sc_traj", on_select="rerun", selection_mode="points")
+    _open_clicked(event, traj)
+    common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
+
+    st.subheader("Rank churn between rounds")
+    if len(churn):
+        long = churn.melt(id_vars="round", var_name="measure", value_name="value")
+        long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})
+        fig = common.lines(long, "round", "value", "measure", title="How stable is the ranking?")
+        fig.update_layout(yaxis_title="agreement (0–1)", yaxis_range=[min(0, long["value"].min()), 1.02], height=340)
+        common.chart(fig, "Low values early: the frontier moves fast; values near 1: the curriculum keeps "
+                     "choosing the same samples.", key="sc_churn")
+        common.download(churn, f"{run.dir.name}-rank-churn", key="dl_churn")
+
+    st.subheader("Do the estimators agree?")
+    logged = logged_columns(str(run.dir), stamp)
+    if len(logged) < 2:
+        st.info("This run logged only one estimator; log `byproduct` beside `exact` to compare them.")
+        return
+    a, b = logged[0], logged[1]
+    A, B = common.matrix(run, a), common.matrix(run, b)
+    agree = agreement(str(run.dir), stamp, a, b, tuple(ids))
+    left, right = st.columns(2)
+    with left:
+        long = agree.melt(id_vars="round", var_name="measure", value_name="correlation")
+        fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
+                           title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
+        fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360)
+        common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score.", key="sc_agree")
+    with right:
+        r = ids.index(t)
+        pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()
+        pts = views.downsample_rows(pts, 4000)
+        fig = go.Figure(go.Scattergl(x=pts[a], y=pts[b], mode="markers", opacity=0.5, customdata=pts[["sample_id"]],
+                                     marker=dict(size=4, color=common.curriculum_color(run.curriculum)),
+                                     hovertemplate="sample %{customdata[0]}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+        fig.update_layout(height=360, title=f"Round {t}: one dot per sample"
+                          + (f" ({len(pts):,} of {N:,} shown)" if len(pts) < N else ""),
+                          xaxis_title=views.ESTIMATOR_LABELS[a], yaxis_title=views.ESTIMATOR_LABELS[b])
+        common.chart(fig, "Dots on the diagonal agree; the byproduct estimate goes stale for samples not "
+                     "selected recently.", key="sc_scatter")
+    common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
+
+
+def _open_clicked(event, traj):
+    try:
+        pts = event.selection.points if event else []
+    except AttributeError:
+        pts = []
+    if not pts:
+        return
+    curve = pts[0].get("curve_number", 0)
+    names = list(dict.fromkeys(traj["sample_id"]))
+    if 0 <= curve < len(names):
+        sid = int(names[curve])
+        st.session_state["picked_sample"] = sid
+        if st.button(f"Open sample {sid} →", key="sc_open"):
+            st.switch_page("app_pages/sample.py")
+
+
+common.live_area(body, run.is_live)

@@ -1,0 +1,418 @@
+"""What every dashboard page shares: the experiment picker, cached readers, colours, error boxes.
+
+Pages call `context()` for the chosen experiment and runs, read frames through the cached
+helpers here (keyed on the run folder plus run.json's mtime, so a run that is still training
+refreshes as soon as it commits a round), and draw them with `chart()`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import streamlit as st
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from docl_core import views  # noqa: E402
+from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
+
+log = logging.getLogger("docl.app")
+pio.templates.default = "plotly_white"
+
+DEFAULT_ROOT = REPO / "assets" / "demo"
+# columns read together (one pass over the round files) because the same pages need them together
+SCORE_GROUP = ("score", "score_exact", "score_byproduct", "score_fast")
+HISTORY_GROUP = ("loss", "p_true", "residual_norm", "speed_norm", "selected", "correct", "times_selected", "output0")
+LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still training
+
+# One colour per curriculum on every page (Okabe–Ito, readable by colour-blind viewers).
+_COLORS = {"random": "#8C8C8C", "spl": "#0072B2", "mcl": "#E69F00", "docl-nr": "#009E73", "docl": "#D55E00"}
+_LABELS = {"random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
+try:  # the core's own map wins once it exists
+    from docl_core.curricula import CURRICULUM_COLORS as _CORE_COLORS  # type: ignore
+    from docl_core.curricula import CURRICULUM_LABELS as _CORE_LABELS  # type: ignore
+    _COLORS = {**_COLORS, **dict(_CORE_COLORS)}
+    _LABELS = {**_LABELS, **dict(_CORE_LABELS)}
+except Exception:  # not there yet, or a different shape: keep ours
+    pass
+_EXTRA = ["#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999933", "#882255"]
+ORDER = list(_COLORS)
+
+
+def curriculum_color(name: str) -> str:
+    if name not in _COLORS:
+        _COLORS[name] = _EXTRA[(len(_COLORS) - 5) % len(_EXTRA)]
+    return _COLORS[name]
+
+
+def curriculum_label(name: str) -> str:
+    return _LABELS.get(name, str(name))
+
+
+def color_map(names) -> dict[str, str]:
+    """Display label → colour, for plotly's color_discrete_map."""
+    return {curriculum_label(n): curriculum_color(n) for n in names}
+
+
+def sort_curricula(names) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+# ----------------------------------------------------------------------------- stamps and caches
+
+
+def run_stamp(run_dir: Path) -> int:
+    """Changes whenever the run commits a round (run.json is rewritten last)."""
+    try:
+        return (Path(run_dir) / "run.json").stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def experiment_stamp(exp_dir: Path) -> tuple:
+    try:
+        return tuple(sorted((p.name, run_stamp(p)) for p in Path(exp_dir).iterdir() if (p / "run.json").is_file()))
+    except OSError:
+        return ()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def experiment_rounds(exp_dir: str, stamp: tuple) -> pd.DataFrame:
+    return ExperimentReader(exp_dir).rounds()
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def experiment_summary(exp_dir: str, stamp: tuple) -> pd.DataFrame:
+    return ExperimentReader(exp_dir).summary()
+
+
+@st.cache_resource(max_entries=8, show_spinner="Reading rounds…")
+def run_matrices(run_dir: str, stamp: int, columns: tuple) -> dict[str, np.ndarray]:
+    """{column: (R, N) float32} over committed rounds, read in one pass. Shared and read-only:
+    cache_resource hands out the same arrays without copying (tens of MB for large runs)."""
+    out = views.round_matrices(RunReader(run_dir), list(columns))
+    for M in out.values():
+        M.setflags(write=False)
+    return out
+
+
+def run_matrix(run_dir: str, stamp: int, column: str) -> np.ndarray:
+    """(R, N) float32 matrix of one per-sample column (read-only); score columns are read together."""
+    group = SCORE_GROUP if column in SCORE_GROUP else HISTORY_GROUP if column in HISTORY_GROUP else (column,)
+    return run_matrices(run_dir, stamp, group)[column]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_samples(run_dir: str, stamp: int, t: int, columns: tuple) -> pd.DataFrame:
+    return RunReader(run_dir).samples(t, list(columns))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def run_columns(run_dir: str, stamp: int) -> list[str]:
+    return views.sample_columns(RunReader(run_dir))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the dataset…")
+def run_dataset(run_dir: str, mtime: int) -> pd.DataFrame:
+    """dataset.parquet of a run (shared, read-only: never modify the returned frame)."""
+    return RunReader(run_dir).dataset()
+
+
+def dataset_of(run: RunReader) -> pd.DataFrame:
+    p = run.dir / "dataset.parquet"
+    return run_dataset(str(run.dir), p.stat().st_mtime_ns if p.exists() else -1)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def dataset_light(run_dir: str, mtime: int) -> pd.DataFrame:
+    """dataset.parquet without thumbnails (ids, split, labels, noise flags, coordinates)."""
+    df = run_dataset(run_dir, mtime)
+    return df.drop(columns=[c for c in ("thumbnail",) if c in df.columns])
+
+
+def dataset_light_of(run: RunReader) -> pd.DataFrame:
+    p = run.dir / "dataset.parquet"
+    return dataset_light(str(run.dir), p.stat().st_mtime_ns if p.exists() else -1)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def run_kernel(run_dir: str, stamp: int, t: int) -> dict:
+    return RunReader(run_dir).kernel(t)
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading kernel rounds…")
+def run_eigenvalues(run_dir: str, stamp: int) -> dict[int, np.ndarray]:
+    r = RunReader(run_dir)
+    return {t: r.kernel(t)["eigenvalues"] for t in r.kernel_rounds()}
+
+
+def matrix(run: RunReader, column: str) -> np.ndarray:
+    return run_matrix(str(run.dir), run_stamp(run.dir), column)
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_torch_func() -> bool:
+    """Run a tiny example once per server in a background thread: torch.func's first vmap/jvp call
+    pays a one-time set-up of a few seconds, which the How-it-works page would otherwise show."""
+    import threading
+
+    def work():
+        try:
+            views.tiny_example(n=6, hidden=4, steps=0)
+        except Exception:  # only a warm-up: the page reports real errors itself
+            log.debug("torch.func warm-up failed", exc_info=True)
+    threading.Thread(target=work, name="docl-warm-up", daemon=True).start()
+    return True
+
+
+# ----------------------------------------------------------------------------- context
+
+
+@dataclass
+class Context:
+    root: Path
+    exp_dir: Path
+    experiment: ExperimentReader
+    runs: list[RunReader]                  # after the sidebar filters
+    focus: Optional[RunReader]             # the run single-run pages show
+    stamp: tuple = ()
+    skipped: dict = field(default_factory=dict)
+
+    @property
+    def curricula(self) -> list[str]:
+        return sort_curricula(r.curriculum for r in self.runs)
+
+    def rounds(self) -> pd.DataFrame:
+        df = experiment_rounds(str(self.exp_dir), self.stamp)
+        keep = {r.dir.name for r in self.runs}
+        return df[df["run"].isin(keep)] if len(df) else df
+
+    def summary(self) -> pd.DataFrame:
+        df = experiment_summary(str(self.exp_dir), self.stamp)
+        return df[df["run"].isin({r.dir.name for r in self.runs})]
+
+
+def initial_root() -> tuple[Path, str]:
+    """The runs folder to open first: `streamlit run app/main.py -- PATH`, $DOCL_RUNS, or the demo."""
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if args and Path(sys.argv[0]).name == "main.py":
+        return Path(args[0]).expanduser(), "command line"
+    if os.environ.get("DOCL_RUNS"):
+        return Path(os.environ["DOCL_RUNS"]).expanduser(), "DOCL_RUNS"
+    return DEFAULT_ROOT, "default (bundled demo)"
+
+
+def run_label(run: RunReader) -> str:
+    label = f"{curriculum_label(run.curriculum)} · seed {run.seed}"
+    if run.dir.name != f"{run.curriculum}-s{run.seed}":
+        label += f" ({run.dir.name})"
+    if run.is_live:
+        label += " · ● live"
+    elif run.status == "failed":
+        label += " · ✗ failed"
+    return label
+
+
+def status_badge(run: RunReader) -> str:
+    if run.is_live:
+        done = run.last_complete_round + 1
+        planned = run.meta.get("rounds_planned") or "?"
+        return f":red[● live] — {done}/{planned} rounds committed, refreshing every {LIVE_REFRESH_S:g} s"
+    if run.status == "failed":
+        return f":orange[✗ failed] — {run.meta.get('error') or 'no reason recorded'}"
+    return f":green[✓ {run.status}] — {run.last_complete_round + 1} rounds"
+
+
+def sidebar() -> Optional[Context]:
+    """Draw the experiment picker and run filters; return the context, or None with a message
+    already shown when there is nothing to open."""
+    sb = st.sidebar
+    start, source = initial_root()
+    if "root" not in st.session_state:
+        st.session_state["root"] = str(start)
+    sb.text_input("Runs folder", key="root", help=f"An experiment folder (a folder of runs), a folder of "
+                  f"experiments, or one run. Opened first: {source}.")
+    root = Path(st.session_state["root"].strip() or str(start)).expanduser()
+    st.session_state["_root_ok"] = False
+    exps = [root] if is_run_dir(root) else list_experiments(root)  # one run folder opens as its own experiment
+    if not exps:
+        _explain_empty(root)
+        return None
+    if len(exps) > 1:
+        names = [str(p.relative_to(root)) if p != root else p.name for p in exps]
+        pick = sb.selectbox("Experiment", names, key="experiment")
+        exp_dir = exps[names.index(pick)]
+    else:
+        exp_dir = exps[0]
+    stamp = experiment_stamp(exp_dir)
+    try:
+        exp = ExperimentReader(exp_dir)
+    except RunStoreError as e:
+        st.error(str(e))
+        return None
+    st.session_state["_root_ok"] = True
+    st.session_state["_exp_dir"] = str(exp_dir)
+    curricula = sort_curricula(r.curriculum for r in exp.runs)
+    seeds = sorted({r.seed for r in exp.runs})
+    pick_c = sb.multiselect("Curricula", curricula, default=curricula, key="f_curricula",
+                            format_func=curriculum_label)
+    pick_s = sb.multiselect("Seeds", seeds, default=seeds, key="f_seeds")
+    runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s]
+    runs.sort(key=lambda r: (ORDER.index(r.curriculum) if r.curriculum in ORDER else 99, r.seed, r.dir.name))
+    focus = None
+    if runs:
+        names = [r.dir.name for r in runs]
+        wanted = st.query_params.get("run")  # links like /scores?run=docl-s0 open that run
+        if wanted in names and st.session_state.get("_qp_run") != wanted:
+            st.session_state["focus_run"] = wanted
+            st.session_state["_qp_run"] = wanted
+        if st.session_state.get("focus_run") not in names:
+            prefer = [r for r in runs if r.curriculum == "docl" and r.status == "complete"]
+            st.session_state["focus_run"] = (prefer[0] if prefer else runs[0]).dir.name
+        by_name = {r.dir.name: r for r in runs}
+        sb.selectbox("Run to inspect", names, key="focus_run", format_func=lambda n: run_label(by_name[n]),
+                     help="The run shown on the single-run pages (Scores, Tangent kernel, Sample, Data map).")
+        focus = by_name[st.session_state["focus_run"]]
+    live = [r for r in runs if r.is_live]
+    sb.caption(f"{exp_dir.name}: {len(exp.runs)} runs, {len(runs)} shown"
+               + (f", {len(live)} live" if live else ""))
+    if exp.errors:
+        sb.warning("Skipped unreadable runs: " + "; ".join(f"{k}: {v}" for k, v in exp.errors.items()))
+    if sb.button("↻ Refresh", help="Re-read the folder (runs still training also refresh on their own)."):
+        st.rerun()
+    return Context(root=root, exp_dir=exp_dir, experiment=exp, runs=runs, focus=focus, stamp=stamp,
+                   skipped=exp.errors)
+
+
+def _explain_empty(root: Path) -> None:
+    if root.resolve() == DEFAULT_ROOT.resolve() and not root.exists():
+        st.info("**No demo experiment yet.** The dashboard opens `assets/demo` by default, and it has "
+                "not been created on this machine. Create it with\n\n"
+                "    python -m docl_core demo\n\n"
+                "or point the **Runs folder** box in the sidebar (or `DOCL_RUNS`, or "
+                "`streamlit run app/main.py -- PATH`) at a folder written by `python -m docl_core run`. "
+                "You can also start a run from the **New run** page.")
+        return
+    if not root.exists():
+        st.error(f"{root} does not exist: type the path of an experiment folder (a folder of runs) "
+                 "in the sidebar's Runs folder box.")
+        return
+    try:
+        ExperimentReader(root)
+    except RunStoreError as e:
+        st.error(str(e))
+        return
+    st.error(f"{root} holds no docl runs: point at a folder written by `python -m docl_core run`.")
+
+
+def context() -> Context:
+    """The context main.py made for this script run; stops the page (with a message) if none."""
+    ctx = st.session_state.get("_ctx_obj")
+    if ctx is None:
+        st.stop()
+    synthetic_notice(ctx)
+    return ctx
+
+
+def need_focus(ctx: Context) -> RunReader:
+    if ctx.focus is None:
+        st.warning("No run matches the sidebar filters: widen the curriculum or seed selection.")
+        st.stop()
+    run = ctx.focus
+    st.markdown(f"**Run:** {run_label(run)} — {status_badge(run)}")
+    if run.last_complete_round < 0:
+        st.info("This run has not committed a round yet: its pages fill in as rounds complete.")
+        st.stop()
+    return run
+
+
+def synthetic_notice(ctx: Optional[Context]) -> None:
+    if ctx and any(r.meta.get("synthetic") for r in ctx.experiment.runs):
+        st.warning("Synthetic test data: these runs were written by `tests/synthetic_runs.py` to exercise "
+                   "the dashboard. Their numbers are invented, not results.", icon=":material/science:")
+
+
+# ----------------------------------------------------------------------------- drawing helpers
+
+
+def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, **kw):
+    """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below.
+
+    One layout update only, and no explicit template (the default is already plotly_white):
+    setting a template re-validates it and costs ~0.1 s per figure.
+    """
+    layout = dict(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=13))
+    if height:
+        layout["height"] = height
+    xtitle = fig.layout.xaxis.title.text or ""
+    if xtitle.startswith("round"):  # whole rounds only, about a dozen ticks
+        xs = [v for tr in fig.data if getattr(tr, "x", None) is not None for v in tr.x
+              if isinstance(v, (int, float, np.integer, np.floating))]
+        if xs:
+            layout["xaxis"] = dict(dtick=max(1, int(np.ceil((max(xs) - min(xs) + 1) / 12))), tick0=0)
+    fig.update_layout(**layout)
+    out = st.plotly_chart(fig, theme=None, key=key, **kw)
+    st.caption(caption)
+    return out
+
+
+def lines(df: pd.DataFrame, x: str, y: str, group: str, colors: Optional[dict] = None, title: str = "",
+          markers: bool = True, order: Optional[list] = None, palette: Optional[list] = None):
+    """A line per group (plotly.graph_objects; several times faster than plotly.express)."""
+    import plotly.graph_objects as go
+    palette = palette or ["#332288", "#CC6677", "#117733", "#DDCC77", "#88CCEE", "#AA4499", "#44AA99", "#999933"]
+    groups = order or list(dict.fromkeys(df[group]))
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        d = df[df[group] == g]
+        color = (colors or {}).get(g, palette[i % len(palette)])
+        fig.add_trace(go.Scatter(x=d[x], y=d[y], name=str(g), mode="lines+markers" if markers else "lines",
+                                 line=dict(color=color, width=2), marker=dict(size=5)))
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y)
+    return fig
+
+
+def download(df: pd.DataFrame, name: str, label: str = "Download CSV", key: Optional[str] = None) -> None:
+    """A CSV download of a shown frame; the CSV is built only when clicked."""
+    st.download_button(f"⬇ {label}", data=lambda: df.to_csv(index=False).encode(),
+                       file_name=f"{name}.csv", mime="text/csv", key=key or f"dl_{name}")
+
+
+def live_area(body: Callable[[], None], live: bool) -> None:
+    """Run `body` inside a fragment that reruns every LIVE_REFRESH_S seconds while a run trains."""
+    def guarded():
+        with error_box():
+            body()
+    if live:
+        st.fragment(run_every=LIVE_REFRESH_S)(guarded)()
+    else:
+        guarded()
+
+
+class error_box:
+    """Context manager: RunStoreError → its message in st.error; other errors → a short box
+    (details go to the server log), never a traceback on the page."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, e, tb):
+        if e is None or not isinstance(e, Exception):
+            return False  # no error, or Streamlit's own control flow (st.stop, st.rerun)
+        if isinstance(e, RunStoreError):
+            st.error(str(e))
+        else:
+            log.error("page error", exc_info=(et, e, tb))
+            st.error(f"Something went wrong drawing this part ({type(e).__name__}: {str(e)[:200]}). "
+                     "The details are in the server log; try Refresh, or another run.")
+        return True

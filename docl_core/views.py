@@ -1,0 +1,507 @@
+"""Frames for the dashboard: every number a page draws is shaped here, from a RunReader.
+
+The app's pages are thin (DESIGN.md §4): they ask this module for small, plot-ready frames and
+draw them. Nothing here imports Streamlit or plotly, so every view can be tested on its own.
+Large runs stay cheap: only the needed columns are read, (R, N) matrices are float32, and
+heatmaps are reduced to at most a few hundred rows by sorted-quantile binning.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .store import RunReader, RunStoreError
+
+SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast")
+ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
+                    "score_byproduct": "byproduct (estimate)", "score_fast": "fast (approximation)"}
+HISTORY_COLUMNS = ("loss", "p_true", "residual_norm", "speed_norm", "score", "selected",
+                   "times_selected", "correct", "output0")
+
+
+# ----------------------------------------------------------------------------- per-run matrices
+
+
+def sample_columns(reader: RunReader) -> list[str]:
+    """Columns of the run's per-sample frames (from the first committed round); [] if none."""
+    if reader.last_complete_round < 0:
+        return []
+    return list(reader.samples(0).columns)
+
+
+def round_matrix(reader: RunReader, column: str, rounds: Optional[Sequence[int]] = None) -> np.ndarray:
+    """One per-sample column over rounds as a float32 matrix (R, N), rows in round order.
+
+    Row r holds round rounds[r]; column i holds sample_id i. Missing values are NaN.
+    """
+    return round_matrices(reader, [column], rounds)[column]
+
+
+def round_matrices(reader: RunReader, columns: Sequence[str],
+                   rounds: Optional[Sequence[int]] = None) -> dict[str, np.ndarray]:
+    """Several per-sample columns over rounds, read in one pass: name → float32 (R, N).
+
+    Columns a run did not log come back as all-NaN matrices.
+    """
+    ids = list(reader.round_ids if rounds is None else rounds)
+    if not ids:
+        return {c: np.zeros((0, 0), dtype=np.float32) for c in columns}
+    want = ["sample_id", *[c for c in columns if c != "sample_id"]]
+    first = reader.samples(ids[0], want)
+    n = int(first["sample_id"].max()) + 1 if len(first) else 0
+    out = {c: np.full((len(ids), n), np.nan, dtype=np.float32) for c in columns}  # each (R, N)
+    for r, t in enumerate(ids):
+        df = first if r == 0 else reader.samples(t, want)
+        sid = df["sample_id"].to_numpy()
+        keep = sid < n
+        for c in columns:
+            if c in df.columns:
+                out[c][r, sid[keep]] = df[c].to_numpy(dtype=np.float32, na_value=np.nan)[keep]
+    return out
+
+
+# ----------------------------------------------------------------------------- Compare
+
+
+def accuracy_curves(rounds: pd.DataFrame, metric: str = "test_acc", x: str = "round") -> pd.DataFrame:
+    """Mean and std of `metric` over seeds, per curriculum and round.
+
+    Args:
+        rounds: ExperimentReader.rounds() (columns round, run, curriculum, seed, metrics).
+        x: "round" or "steps" (cumulative gradient steps; averaged over seeds per round).
+    Returns: curriculum, round, x, mean, std, lo, hi, seeds.
+    """
+    cols = ["curriculum", "round", "x", "mean", "std", "lo", "hi", "seeds"]
+    if metric not in rounds.columns or not len(rounds):
+        return pd.DataFrame(columns=cols)
+    df = rounds.dropna(subset=[metric])
+    if not len(df):
+        return pd.DataFrame(columns=cols)
+    xcol = x if x in df.columns else "round"
+    g = df.groupby(["curriculum", "round"])
+    out = g.agg(x=(xcol, "mean"), mean=(metric, "mean"), std=(metric, "std"), seeds=(metric, "size"))
+    out = out.reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    out["lo"], out["hi"] = out["mean"] - out["std"], out["mean"] + out["std"]
+    return out[cols]
+
+
+def final_accuracy_table(rounds: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Table-1 style: final test/validation accuracy (mean ± std over seeds) per curriculum.
+
+    "Final" is the last committed round of each complete run; running and failed runs are left
+    out unless no run is complete yet (then every run's last committed round is used).
+    """
+    if not len(rounds) or "test_acc" not in rounds.columns:
+        return pd.DataFrame(columns=["curriculum", "runs", "test acc (%)", "val acc (%)", "rounds"])
+    complete = set(summary.loc[summary["status"] == "complete", "run"])
+    use = rounds[rounds["run"].isin(complete)] if complete else rounds
+    last = use.sort_values("round").groupby("run").tail(1)
+    rows = []
+    for cur, g in last.groupby("curriculum", sort=False):
+        row = {"curriculum": cur, "runs": len(g)}
+        for col, name in (("test_acc", "test acc (%)"), ("val_acc", "val acc (%)")):
+            v = 100 * g[col].dropna() if col in g else pd.Series(dtype=float)
+            row[name] = _pm(v)
+            row[name + " mean"] = float(v.mean()) if len(v) else float("nan")
+        row["rounds"] = int(g["round"].max()) + 1
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(v: pd.Series) -> str:
+    if not len(v):
+        return "–"
+    if len(v) == 1:
+        return f"{v.iloc[0]:.2f}"
+    return f"{v.mean():.2f} ± {v.std():.2f}"
+
+
+def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
+    """Mean seconds per round spent scoring, selecting, training and evaluating, per curriculum."""
+    cols = [c for c in ("score_time_s", "select_time_s", "train_time_s", "eval_time_s") if c in rounds]
+    if not cols or not len(rounds):
+        return pd.DataFrame(columns=["curriculum", "phase", "seconds"])
+    per = rounds.groupby("curriculum", sort=False)[cols].mean().reset_index()
+    long = per.melt(id_vars="curriculum", var_name="phase", value_name="seconds")
+    long["phase"] = long["phase"].str.replace("_time_s", "", regex=False)
+    return long
+
+
+# ----------------------------------------------------------------------------- Scores
+
+
+def heatmap_bins(M: np.ndarray, order: str = "last", max_rows: int = 400) -> tuple[np.ndarray, pd.DataFrame]:
+    """Samples × rounds heatmap, sorted and reduced to at most max_rows rows.
+
+    Samples are sorted by their value in the last round ("last"), their mean over rounds
+    ("mean") or their first round ("first"), highest first, then cut into at most max_rows
+    contiguous groups of equal size (sorted-quantile binning); each cell is the group mean.
+
+    Returns: Z (rows, R) and a frame with, per row, the rank range and group size.
+    """
+    R, N = M.shape
+    if N == 0 or R == 0:
+        return np.zeros((0, R), dtype=np.float32), pd.DataFrame(columns=["first_rank", "last_rank", "samples"])
+    key = {"last": M[-1], "first": M[0]}.get(order)
+    if key is None:
+        key = np.nanmean(M, axis=0)
+    key = np.where(np.isnan(key), -np.inf, key)
+    idx = np.argsort(-key, kind="stable")
+    rows = min(max_rows, N)
+    edges = np.linspace(0, N, rows + 1).round().astype(int)  # (rows+1,)
+    S = M[:, idx].T  # (N, R), sorted
+    with np.errstate(invalid="ignore"):
+        sums = np.add.reduceat(np.nan_to_num(S), edges[:-1], axis=0)
+        counts = np.add.reduceat(~np.isnan(S), edges[:-1], axis=0)
+        Z = (sums / np.where(counts == 0, np.nan, counts)).astype(np.float32)  # (rows, R)
+    info = pd.DataFrame({"first_rank": edges[:-1] + 1, "last_rank": edges[1:],
+                         "samples": np.diff(edges)})
+    return Z, info
+
+
+def quantile_bands(M: np.ndarray, rounds: Sequence[int],
+                   qs: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95)) -> pd.DataFrame:
+    """Per-round quantiles of a (R, N) matrix: round, q05, q25, q50, q75, q95."""
+    if M.size == 0:
+        return pd.DataFrame(columns=["round", *[f"q{int(q * 100):02d}" for q in qs]])
+    Q = (np.quantile(M, qs, axis=1) if not np.isnan(M).any() else np.nanquantile(M, qs, axis=1)).T  # (R, len(qs))
+    df = pd.DataFrame(Q, columns=[f"q{int(q * 100):02d}" for q in qs])
+    df.insert(0, "round", list(rounds))
+    return df
+
+
+def histogram(values: np.ndarray, bins: int = 60) -> pd.DataFrame:
+    """Counts of finite values in equal-width bins: left, right, center, count."""
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return pd.DataFrame(columns=["left", "right", "center", "count"])
+    counts, edges = np.histogram(v, bins=bins)
+    return pd.DataFrame({"left": edges[:-1], "right": edges[1:], "center": 0.5 * (edges[:-1] + edges[1:]),
+                         "count": counts})
+
+
+def trajectories(M: np.ndarray, rounds: Sequence[int], sample_ids: Iterable[int]) -> pd.DataFrame:
+    """Long frame sample_id, round, value for chosen samples of a (R, N) matrix."""
+    ids = [int(i) for i in sample_ids if 0 <= int(i) < M.shape[1]]
+    if not ids:
+        return pd.DataFrame(columns=["sample_id", "round", "value"])
+    vals = M[:, ids]  # (R, len(ids))
+    return pd.DataFrame({"sample_id": np.repeat(ids, len(rounds)),
+                         "round": np.tile(list(rounds), len(ids)),
+                         "value": vals.T.reshape(-1)})
+
+
+def default_trajectory_samples(M: np.ndarray, count: int = 6) -> list[int]:
+    """A spread of samples to follow: highest, median and lowest by last-round value."""
+    if M.size == 0:
+        return []
+    last = np.where(np.isnan(M[-1]), -np.inf, M[-1])
+    order = np.argsort(-last, kind="stable")
+    picks = np.linspace(0, len(order) - 1, count).round().astype(int)
+    return list(dict.fromkeys(int(order[p]) for p in picks))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(len(x), dtype=np.float64)
+    r[np.argsort(x, kind="stable")] = np.arange(len(x))
+    return r
+
+
+def _row_ranks(M: np.ndarray) -> np.ndarray:
+    """Ranks 0..N−1 within each row of (R, N) (NaN counts as lowest; ties get distinct ranks)."""
+    V = np.where(np.isnan(M), -np.inf, M)
+    order = np.argsort(V, axis=1)  # (R, N); introsort: 5× faster than stable here, ties are rare
+    ranks = np.empty(M.shape, dtype=np.float64)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(M.shape[1], dtype=np.float64), M.shape), axis=1)
+    return ranks
+
+
+def _spearman_rows(RA: np.ndarray, RB: np.ndarray) -> np.ndarray:
+    """Spearman ρ per row from distinct ranks: 1 − 6 Σ d² / (n (n² − 1))."""
+    n = RA.shape[1]
+    if n < 2:
+        return np.full(RA.shape[0], np.nan)
+    d2 = ((RA - RB) ** 2).sum(axis=1)
+    return 1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+
+
+def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1) -> pd.DataFrame:
+    """How much the ranking changes between consecutive rounds.
+
+    spearman: rank correlation of round t−1 and round t values (1 = same order);
+    top_overlap: Jaccard overlap of the top `top_frac` samples in both rounds.
+    One argsort per round, vectorised over rounds.
+    """
+    R, N = M.shape
+    if R < 2 or N == 0:
+        return pd.DataFrame(columns=["round", "spearman", "top_overlap"])
+    k = max(1, int(round(top_frac * N)))
+    ranks = _row_ranks(M)  # (R, N)
+    top = ranks >= N - k  # (R, N) the k highest in each round
+    inter = (top[1:] & top[:-1]).sum(axis=1)
+    return pd.DataFrame({"round": list(rounds)[1:], "spearman": _spearman_rows(ranks[:-1], ranks[1:]),
+                         "top_overlap": inter / (2 * k - inter)})
+
+
+def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> pd.DataFrame:
+    """Per round: Pearson and Spearman correlation of two estimators' scores (R, N) each."""
+    rows = []
+    both = np.isfinite(A) & np.isfinite(B)
+    full = both.all(axis=1)
+    spear = np.full(len(rounds), np.nan)
+    if full.any():
+        spear[full] = _spearman_rows(_row_ranks(A[full]), _row_ranks(B[full]))
+    for r, t in enumerate(rounds):
+        ok = both[r]
+        if ok.sum() < 3:
+            rows.append({"round": t, "pearson": np.nan, "spearman": np.nan})
+            continue
+        a, b = A[r][ok].astype(np.float64), B[r][ok].astype(np.float64)
+        pear = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan
+        rho = spear[r] if full[r] else float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+        rows.append({"round": t, "pearson": pear, "spearman": float(rho)})
+    return pd.DataFrame(rows, columns=["round", "pearson", "spearman"])
+
+
+def logged_estimators(reader: RunReader) -> list[str]:
+    """Score columns with values in the first committed round (exact, byproduct, fast)."""
+    cols = [c for c in SCORE_COLUMNS[1:] if c in sample_columns(reader)]
+    if not cols:
+        return []
+    df = reader.samples(reader.last_complete_round, cols)
+    return [c for c in cols if df[c].notna().any()]
+
+
+# ----------------------------------------------------------------------------- Selected subsets
+
+
+def selection_frame(reader: RunReader, t: int, dataset: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Round t's per-sample frame (sample_id, label, selected, score, loss, ...) joined with
+    the dataset's clean label, noisy flag and coordinates (no thumbnails)."""
+    want = ["sample_id", "label", "selected", "score", "loss", "p_true", "output0", "times_selected"]
+    df = reader.samples(t, want)
+    if dataset is not None and len(dataset):
+        keep = [c for c in ("sample_id", "clean_label", "noisy", "x0", "x1", "target") if c in dataset]
+        train = dataset.loc[dataset["split"] == "train", keep] if "split" in dataset else dataset[keep]
+        df = df.merge(train, on="sample_id", how="left")
+    if "noisy" not in df:
+        df["noisy"] = False
+    df["noisy"] = df["noisy"].fillna(False).astype(bool)
+    return df
+
+
+def class_balance(sel: pd.DataFrame, class_names: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Share of each class among the selected samples and in the whole training set (%)."""
+    if "label" not in sel or not len(sel):
+        return pd.DataFrame(columns=["class", "selected (%)", "all (%)"])
+    allc = sel["label"].value_counts(normalize=True)
+    selc = sel.loc[sel["selected"].astype(bool), "label"].value_counts(normalize=True)
+    labels = sorted(allc.index)
+    names = [class_names[int(c)] if class_names and 0 <= int(c) < len(class_names) else str(c) for c in labels]
+    return pd.DataFrame({"class": names, "selected (%)": [100 * selc.get(c, 0.0) for c in labels],
+                         "all (%)": [100 * allc.get(c, 0.0) for c in labels]})
+
+
+def noisy_selected_over_time(rounds: pd.DataFrame) -> pd.DataFrame:
+    """Share (%) of S_t with noisy labels, per curriculum and round (mean over seeds)."""
+    if "noisy_selected" not in rounds or "k" not in rounds or not len(rounds):
+        return pd.DataFrame(columns=["curriculum", "round", "noisy share (%)", "noisy selected"])
+    df = rounds.assign(share=100 * rounds["noisy_selected"] / rounds["k"].clip(lower=1))
+    out = df.groupby(["curriculum", "round"]).agg(share=("share", "mean"),
+                                                  count=("noisy_selected", "mean")).reset_index()
+    return out.rename(columns={"share": "noisy share (%)", "count": "noisy selected"})
+
+
+def jaccard_matrix(selected: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Pairwise Jaccard overlap |A∩B|/|A∪B| of selected sets, given name → boolean mask (N,)."""
+    names = list(selected)
+    J = np.eye(len(names))
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            x, y = selected[names[a]], selected[names[b]]
+            n = min(len(x), len(y))
+            union = np.logical_or(x[:n], y[:n]).sum()
+            J[a, b] = J[b, a] = np.logical_and(x[:n], y[:n]).sum() / union if union else 1.0
+    return pd.DataFrame(J, index=names, columns=names)
+
+
+# ----------------------------------------------------------------------------- Tangent kernel
+
+
+def kernel_view(kernel: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Probe set ordered by class: order (m,), probe_ids, labels, trace (m, m) reordered, and
+    class boundaries (positions where the label changes)."""
+    labels = kernel.get("labels")
+    m = len(kernel["probe_ids"])
+    labels = np.zeros(m, dtype=int) if labels is None else np.asarray(labels)
+    order = np.lexsort((np.asarray(kernel["probe_ids"]), labels))
+    lab = labels[order]
+    bounds = np.flatnonzero(np.diff(lab)) + 1
+    return {"order": order, "probe_ids": np.asarray(kernel["probe_ids"])[order], "labels": lab,
+            "trace": np.asarray(kernel["trace"])[np.ix_(order, order)], "bounds": bounds}
+
+
+def eigenvalue_frame(kernels: dict[int, np.ndarray], top: int = 10) -> pd.DataFrame:
+    """Long frame round, rank (1 = largest), eigenvalue from {round: eigenvalues}."""
+    rows = []
+    for t, ev in sorted(kernels.items()):
+        for i, v in enumerate(np.asarray(ev)[:top]):
+            rows.append({"round": t, "rank": i + 1, "eigenvalue": float(v)})
+    return pd.DataFrame(rows, columns=["round", "rank", "eigenvalue"])
+
+
+def contributions_for(kernel: dict[str, np.ndarray], probe_pos: int, top: int = 10) -> pd.DataFrame:
+    """Probe sample i's kernel score split into contributions c_ij over the probe set.
+
+    Returns one row per probe sample j, sorted by |c_ij| descending: sample_id, label,
+    contribution, residual_norm (‖r_j‖), kernel_sim (normalised trace kernel K_ij/√(K_ii K_jj)),
+    rank.
+    """
+    ids = np.asarray(kernel["probe_ids"])
+    labels = np.asarray(kernel.get("labels", np.zeros(len(ids), dtype=int)))
+    if "contributions" not in kernel:
+        raise RunStoreError("this kernel round logged no contributions: rerun with kernel logging on")
+    c = np.asarray(kernel["contributions"])[probe_pos]  # (m,)
+    K = np.asarray(kernel["trace"])
+    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
+    res = np.asarray(kernel["residual"]) if "residual" in kernel else None
+    df = pd.DataFrame({"sample_id": ids, "label": labels, "contribution": c,
+                       "residual_norm": np.linalg.norm(res, axis=1) if res is not None else np.nan,
+                       "kernel_sim": K[probe_pos] / (d[probe_pos] * d)})
+    df = df.reindex(df["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    df["rank"] = np.arange(1, len(df) + 1)
+    return df
+
+
+def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 8) -> pd.DataFrame:
+    """Probe samples most similar to sample_id in the normalised trace kernel (empty if the
+    sample is not in the probe set)."""
+    ids = np.asarray(kernel["probe_ids"])
+    where = np.flatnonzero(ids == sample_id)
+    if not len(where):
+        return pd.DataFrame(columns=["sample_id", "label", "kernel_sim"])
+    i = int(where[0])
+    K = np.asarray(kernel["trace"])
+    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
+    sim = K[i] / (d[i] * d)
+    labels = np.asarray(kernel.get("labels", np.zeros(len(ids), dtype=int)))
+    df = pd.DataFrame({"sample_id": ids, "label": labels, "kernel_sim": sim}).drop(index=i)
+    return df.sort_values("kernel_sim", ascending=False).head(top).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- Sample
+
+
+def history_from_matrices(matrices: dict[str, np.ndarray], rounds: Sequence[int], sample_id: int) -> pd.DataFrame:
+    """One sample's history from (R, N) matrices (see round_matrices): round plus one column each."""
+    df = pd.DataFrame({"round": list(rounds)})
+    for c, M in matrices.items():
+        if M.size and 0 <= sample_id < M.shape[1]:
+            df[c] = M[:, sample_id]
+    if "selected" in df:
+        df["selected"] = df["selected"].fillna(0).astype(bool)
+    return df
+
+
+def sample_history(reader: RunReader, sample_id: int) -> pd.DataFrame:
+    """One sample's row in every committed round: round, loss, p_true, norms, score, selected."""
+    rows = []
+    for t in reader.round_ids:
+        df = reader.samples(t, ["sample_id", *HISTORY_COLUMNS])
+        hit = df[df["sample_id"] == sample_id]
+        if len(hit):
+            rows.append(hit.iloc[0].to_dict() | {"round": t})
+    if not rows:
+        return pd.DataFrame(columns=["round", *HISTORY_COLUMNS])
+    df = pd.DataFrame(rows)
+    if "selected" in df:
+        df["selected"] = df["selected"].astype(bool)
+    return df
+
+
+# ----------------------------------------------------------------------------- Data map
+
+
+def data_map(p_true: np.ndarray, correct: Optional[np.ndarray] = None,
+             times_selected: Optional[np.ndarray] = None, noisy: Optional[np.ndarray] = None) -> pd.DataFrame:
+    """Dataset cartography (Swayamdipta et al. 2020) from per-round p_true (R, N).
+
+    confidence: mean of p_true over rounds; variability: its std; correctness: share of rounds
+    the sample was predicted right. Columns: sample_id, confidence, variability, correctness,
+    times_selected, noisy, region (easy-to-learn / ambiguous / hard-to-learn).
+    """
+    R, N = p_true.shape
+    with np.errstate(invalid="ignore"):
+        conf = np.nanmean(p_true, axis=0) if R else np.full(N, np.nan)
+        var = np.nanstd(p_true, axis=0) if R else np.full(N, np.nan)
+        corr = np.nanmean(correct, axis=0) if correct is not None and correct.size else np.full(N, np.nan)
+    df = pd.DataFrame({"sample_id": np.arange(N), "confidence": conf, "variability": var,
+                       "correctness": corr,
+                       "times_selected": times_selected if times_selected is not None else np.nan,
+                       "noisy": noisy.astype(bool) if noisy is not None else False})
+    region = np.where(var >= np.nanquantile(var, 0.67) if N else var, "ambiguous",
+                      np.where(conf >= 0.5, "easy-to-learn", "hard-to-learn"))
+    df["region"] = region
+    return df
+
+
+def downsample_rows(df: pd.DataFrame, max_rows: int, keep: Optional[pd.Series] = None,
+                    seed: int = 0) -> pd.DataFrame:
+    """At most max_rows rows, uniformly at random (fixed seed), always keeping rows where `keep`
+    is true (e.g. noisy samples) up to the budget."""
+    if len(df) <= max_rows:
+        return df
+    rng = np.random.default_rng(seed)
+    must = np.flatnonzero(keep.to_numpy()) if keep is not None else np.array([], dtype=int)
+    if len(must) > max_rows // 2:
+        must = rng.choice(must, max_rows // 2, replace=False)
+    rest = np.setdiff1d(np.arange(len(df)), must, assume_unique=False)
+    pick = rng.choice(rest, max_rows - len(must), replace=False)
+    return df.iloc[np.sort(np.concatenate([must, pick]))]
+
+
+# ----------------------------------------------------------------------------- How it works
+
+
+def tiny_example(n: int = 40, hidden: int = 16, steps: int = 60, seed: int = 0) -> dict:
+    """A live, CPU-sized demonstration of DESIGN.md §1 (well under a second).
+
+    Three Gaussian blobs in 2-D (n points), an MLP 2 → hidden → 3 trained for a few full-batch
+    SGD steps, then: exact scores (docl_scores), the full kernel blocks H (n, n, 3, 3)
+    (kernel_block), and contributions c_ij = r_iᵀ H_ij r_j / n (score_contributions). With the
+    probe set equal to the whole training set, Σ_j c_ij equals a_i up to rounding.
+
+    Returns frames: points (x0, x1, label, residual_norm, speed_norm, score, kernel_score),
+    contributions (n, n) and the max |a_i − Σ_j c_ij|.
+    """
+    import torch
+
+    from .dynamics import docl_scores, kernel_block, per_sample_loss, score_contributions
+
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.tensor([[-1.5, 0.0], [1.5, 0.8], [0.2, -1.6]])
+    y = torch.arange(n) % 3  # (n,)
+    X = centers[y] + 0.75 * torch.randn(n, 2, generator=g)  # (n, 2)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(2, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        per_sample_loss(model(X), y, "classification").mean().backward()
+        opt.step()
+    dyn = docl_scores(model, X, y)
+    H = kernel_block(model, X, reduce="full")  # (n, n, 3, 3)
+    C = score_contributions(H, dyn.residual)  # (n, n)
+    kscore = C.sum(1)
+    points = pd.DataFrame({"sample_id": np.arange(n), "x0": X[:, 0].numpy(), "x1": X[:, 1].numpy(),
+                           "label": y.numpy(), "loss": dyn.loss.numpy(),
+                           "residual_norm": dyn.residual.norm(dim=1).numpy(),
+                           "speed_norm": dyn.speed.norm(dim=1).numpy(),
+                           "score": dyn.score.numpy(), "sum_j_c_ij": kscore.numpy()})
+    return {"points": points, "contributions": C.numpy(),
+            "max_abs_diff": float((dyn.score - kscore).abs().max()),
+            "max_abs_score": float(dyn.score.abs().max()),
+            "trace": H.diagonal(dim1=2, dim2=3).sum(-1).numpy()}

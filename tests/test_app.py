@@ -1,0 +1,493 @@
+"""The dashboard through streamlit.testing.v1.AppTest: every page opens on a synthetic experiment,
+its main widgets are driven, and what it shows is checked; bad folders give error boxes, never
+tracebacks. Also the frame-shaping views (docl_core.views) and the New-run command builder.
+
+Experiments come from tests/synthetic_runs.py (invented numbers, test scaffolding only).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app import common, launch  # noqa: E402
+from docl_core import views  # noqa: E402
+from docl_core.store import ExperimentReader, RunReader  # noqa: E402
+from synthetic_runs import SyntheticSpec, write_experiment  # noqa: E402
+
+MAIN = str(REPO / "app" / "main.py")
+PAGES = {"compare": "Compare curricula", "scores": "Scores over rounds", "subsets": "Selected subsets",
+         "kernel": "Tangent kernel", "sample": "One sample's history", "datamap": "Data map",
+         "new_run": "Start a new run", "how_it_works": "How it works"}
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory) -> Path:
+    return write_experiment(tmp_path_factory.mktemp("runs") / "images", SyntheticSpec(n=240, rounds=6))
+
+
+@pytest.fixture(scope="module")
+def exp_points(tmp_path_factory) -> Path:
+    return write_experiment(tmp_path_factory.mktemp("runs") / "points", SyntheticSpec(
+        n=150, rounds=4, kind="points2d", num_classes=3, seeds=(0,), running=False, failed=False))
+
+
+@pytest.fixture(scope="module")
+def exp_curve(tmp_path_factory) -> Path:
+    return write_experiment(tmp_path_factory.mktemp("runs") / "curve", SyntheticSpec(
+        n=120, rounds=4, kind="curve1d", seeds=(0,), curricula=("random", "docl"), running=False, failed=False))
+
+
+def open_app(root: Path, monkeypatch, page: str | None = None) -> AppTest:
+    monkeypatch.setenv("DOCL_RUNS", str(root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.run()
+    if page and page != "compare":
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+    return at
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def chart_titles(at: AppTest) -> list[str]:
+    out = []
+    for el in at.get("plotly_chart"):
+        title = json.loads(el.proto.spec)["layout"].get("title", {})
+        out.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return out
+
+
+# ----------------------------------------------------------------------------- every page
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders(exp, monkeypatch, page):
+    at = open_app(exp, monkeypatch, page)
+    ok(at)
+    assert at.title[0].value == PAGES[page]
+    assert len(at.caption) >= 2  # every chart carries a one-line caption
+    if page not in ("new_run",):
+        assert len(at.get("plotly_chart")) >= 1 or page == "sample"
+    if page not in ("new_run", "how_it_works"):
+        assert any("Synthetic test data" in w.value for w in at.warning)
+
+
+def test_compare_table_metrics_and_widgets(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    ok(at)
+    assert "Test accuracy per curriculum" in chart_titles(at)
+    table = at.dataframe[0].value
+    assert list(table["curriculum"]) == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
+    assert all("±" in v for v in table["test acc (%)"])  # two complete seeds each
+    labels = [m.label for m in at.metric]
+    assert any(label.startswith("DoCL") for label in labels)
+    docl = [m for m in at.metric if m.label.startswith("DoCL ★") or m.label == "DoCL"][0]
+    assert "vs Random" in (docl.proto.delta or "")
+    at.radio(key="cmp_x").set_value("steps").run()
+    at.radio(key="cmp_metric").set_value("val_acc").run()
+    ok(at)
+    assert "Validation accuracy per curriculum" in chart_titles(at)
+    runs = at.dataframe[1].value
+    assert set(runs["status"]) == {"complete", "running", "failed"}
+    assert len(at.get("download_button")) >= 3
+
+
+def test_sidebar_filters_and_run_select(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "scores")
+    at.multiselect(key="f_curricula").set_value(["random", "docl"]).run()
+    ok(at)
+    assert at.sidebar.selectbox(key="focus_run").options == [
+        "Random · seed 0", "Random · seed 1", "DoCL · seed 0", "DoCL · seed 1", "DoCL · seed 2 (docl-s2-live) · ● live"]
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s2-live").run()
+    ok(at)
+    assert any("live" in m.value for m in at.markdown)  # the running run is labelled live
+    assert at.title[0].value == "Scores over rounds"
+
+
+def test_scores_widgets(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "scores")
+    at.radio(key="sc_col").set_value("score_byproduct").run()
+    at.radio(key="sc_order").set_value("mean").run()
+    at.checkbox(key="sc_rank").check().run()
+    at.slider(key="sc_round").set_value(2).run()
+    ok(at)
+    titles = chart_titles(at)
+    assert "Score histogram, round 2" in titles
+    assert any(t.startswith("Byproduct (estimate) of 240 samples") for t in titles)
+    assert "How stable is the ranking?" in titles
+    assert any("vs" in t for t in titles)  # estimator agreement
+    at.number_input(key="sc_add").set_value(7).run()
+    ok(at)
+
+
+def test_scores_heatmap_downsamples_large_n(tmp_path, monkeypatch):
+    big = write_experiment(tmp_path / "big", SyntheticSpec(n=1500, rounds=3, seeds=(0,), curricula=("docl",),
+                                                           running=False, failed=False, probe=0, kind="points2d"))
+    at = open_app(big, monkeypatch, "scores")
+    ok(at)
+    heat = json.loads(at.get("plotly_chart")[0].proto.spec)
+    z = heat["data"][0]["z"]
+    rows = int(z["shape"].split(",")[0]) if isinstance(z, dict) else len(z)
+    assert rows == 400  # ≤ 400 rows by sorted-quantile binning
+    assert "averaged in 400 sorted groups" in heat["layout"]["title"]["text"]
+
+
+def test_subsets_images(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "subsets")
+    ok(at)
+    at.slider(key="sub_round").set_value(1).run()
+    ok(at)
+    run = RunReader(exp / "docl-s0")
+    k = int(run.rounds().set_index("round").loc[1, "k"])
+    kt = [m for m in at.metric if m.label == "selected k_t"][0]
+    assert kt.value == f"{k:,}"
+    titles = chart_titles(at)
+    assert "Class balance, round 1" in titles
+    assert "Share of S_t with flipped labels (mean over seeds)" in titles
+    assert any(t.startswith("Jaccard overlap of S_t") for t in titles)
+    assert len(at.get("image")) == 1  # one gallery element with the thumbnails
+    at.slider(key="sub_jac_round").set_value(0).run()
+    ok(at)
+
+
+def test_subsets_points_and_curve(exp_points, exp_curve, monkeypatch):
+    at = open_app(exp_points, monkeypatch, "subsets")
+    ok(at)
+    assert any("selected samples in input space" in t for t in chart_titles(at))
+    at.sidebar.text_input(key="root").set_value(str(exp_curve)).run()
+    ok(at)
+    assert any("fitted curve" in t for t in chart_titles(at))
+
+
+def test_regression_pages(exp_curve, monkeypatch):
+    for page in ("compare", "scores", "datamap", "sample", "kernel"):
+        at = open_app(exp_curve, monkeypatch, page)
+        ok(at)
+        assert at.title[0].value == PAGES[page]
+
+
+def test_kernel_contributions(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "kernel")
+    ok(at)
+    opts = at.selectbox(key="k_sample").options
+    at.selectbox(key="k_sample").set_value(int(opts[3].split()[-1])).run()
+    at.select_slider(key="k_round").set_value(2).run()
+    ok(at)
+    assert any(t.startswith("Trace kernel K on 24 probe samples, round 2") for t in chart_titles(at))
+    assert "Top eigenvalues of K over rounds" in chart_titles(at)
+    assert any(t.startswith("Top contributors c_ij") for t in chart_titles(at))
+    K = RunReader(exp / "docl-s0").kernel(2)
+    sid = at.selectbox(key="k_sample").value
+    pos = int(np.flatnonzero(K["probe_ids"] == sid)[0])
+    shown = [m for m in at.metric if m.label.startswith("kernel score")][0].value
+    assert float(shown) == pytest.approx(float(K["contributions"][pos].sum()), rel=1e-3, abs=1e-6)
+
+
+def test_sample_page(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "sample")
+    ok(at)
+    ds = RunReader(exp / "docl-s0").dataset()
+    noisy_id = int(ds[(ds["split"] == "train") & ds["noisy"]]["sample_id"].iloc[0])
+    at.number_input(key="smp_id").set_value(noisy_id).run()
+    ok(at)
+    assert any(t.startswith(f"Sample {noisy_id} in DoCL") for t in chart_titles(at))
+    assert any("noisy label" in m.value for m in at.markdown)
+    assert any(m.label == "times selected" for m in at.metric)
+
+
+def test_sample_reachable_from_kernel(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "kernel")
+    sid = at.selectbox(key="k_sample").value
+    at.button(key="k_open").click().run()
+    ok(at)
+    assert at.title[0].value == "One sample's history"
+    assert at.number_input(key="smp_id").value == sid
+
+
+def test_datamap_colour_by(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "datamap")
+    for choice in ("noisy", "times_selected", "correctness"):
+        at.radio(key="dm_color").set_value(choice).run()
+        ok(at)
+    assert at.dataframe[0].value["region"].tolist() == ["ambiguous", "easy-to-learn", "hard-to-learn"]
+    assert any("240 samples" in t for t in chart_titles(at))
+
+
+def test_how_it_works_identity(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "how_it_works")
+    ok(at)
+    diff = [m for m in at.metric if m.label.startswith("max |a_i")][0].value
+    assert float(diff) < 1e-4
+    assert len(at.latex) >= 5
+    at.slider(key="hw_n").set_value(20).run()
+    ok(at)
+    assert "20 points in 2-D, MLP 2→16→3, coloured by a_i" in chart_titles(at)
+
+
+# ----------------------------------------------------------------------------- New run
+
+
+def test_new_run_form_rejects_bad_name(exp, monkeypatch):
+    started = []
+    monkeypatch.setattr(launch, "start", lambda *a, **k: started.append(a))
+    at = open_app(exp, monkeypatch, "new_run")
+    at.text_input(key="nr_name").input("../escape")
+    at.button(key="nr_submit").click().run()
+    assert not at.exception
+    assert any("not allowed" in e.value for e in at.error)
+    assert not started
+    assert not at.session_state["jobs"] if "jobs" in at.session_state else True
+
+
+class _FakeProc:
+    pid = 4242
+
+    def poll(self):
+        return 2
+
+
+def test_new_run_starts_command_and_shows_failure(exp, monkeypatch, tmp_path):
+    calls = []
+
+    def fake_start(cmd, log, cwd=launch.REPO):
+        calls.append((cmd, log))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("usage: docl ...\ndocl: error: invalid choice: 'run'\n")
+        return _FakeProc()
+
+    target = tmp_path / "exp"
+    shutil.copytree(exp, target)
+    monkeypatch.setattr(launch, "start", fake_start)
+    at = open_app(target, monkeypatch, "new_run")
+    at.selectbox(key="nr_curriculum").set_value("spl")
+    at.number_input(key="nr_seed").set_value(7)
+    at.button(key="nr_submit").click().run()
+    assert not at.exception
+    assert len(calls) == 1
+    cmd, log = calls[0]
+    assert cmd[1:4] == ["-m", "docl_core", "run"]
+    assert cmd[cmd.index("--out") + 1] == str(target.resolve())
+    assert cmd[cmd.index("--name") + 1] == "spl-s7"
+    assert cmd[cmd.index("--curriculum") + 1] == "spl" and cmd[cmd.index("--seed") + 1] == "7"
+    assert log == target.resolve() / ".logs" / "spl-s7.log"
+    # the failure shows the log tail in an error box
+    assert any("stopped" in e.value for e in at.error)
+    assert any("invalid choice" in c.value for c in at.code)
+
+
+def test_build_command_pure(tmp_path):
+    req = launch.RunRequest(dataset="digits", curriculum="docl", rounds=5, seed=3, label_noise=0.2,
+                            estimator="fast", k_start=0.3, lr=0.1)
+    cmd, run_dir, log = launch.build_command(req, tmp_path, python="python")
+    assert cmd == ["python", "-m", "docl_core", "run", "--dataset", "digits", "--curriculum", "docl",
+                   "--rounds", "5", "--seed", "3", "--out", str(tmp_path.resolve()), "--name", "docl-s3",
+                   "--label-noise", "0.2", "--estimator", "fast", "--k-start", "0.3", "--lr", "0.1",
+                   "--device", "cpu", "--no-progress"]
+    assert run_dir == tmp_path.resolve() / "docl-s3"
+    assert log == tmp_path.resolve() / ".logs" / "docl-s3.log"
+    (tmp_path / "docl-s3").mkdir()
+    with pytest.raises(ValueError, match="already exists"):
+        launch.build_command(req, tmp_path)
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("dataset", "  ", "Dataset is empty"), ("curriculum", "magic", "Unknown curriculum"),
+    ("estimator", "guess", "Unknown estimator"), ("rounds", 0, "Rounds must be"),
+    ("label_noise", 1.0, "Label noise"), ("k_start", 0.0, "k_start"), ("lr", 0.0, "Learning rate"),
+    ("name", "../up", "not allowed"), ("name", "a/b", "not allowed"), ("name", "/abs", "not allowed"),
+    ("seed", -1, "Seed"),
+])
+def test_validate_rejects(field, value, msg):
+    req = launch.RunRequest(**{field: value})
+    assert any(msg in e for e in launch.validate(req))
+
+
+def test_resolve_run_dir_stays_inside(tmp_path):
+    assert launch.resolve_run_dir(tmp_path, "ok-name") == tmp_path.resolve() / "ok-name"
+    for bad in ("..", "../x", "a/../../b", "/etc", ".hidden/.."):
+        with pytest.raises(ValueError):
+            launch.resolve_run_dir(tmp_path, bad)
+    (tmp_path / "link").symlink_to("/tmp")
+    with pytest.raises(ValueError, match="outside"):
+        launch.resolve_run_dir(tmp_path, "link")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_missing_folder_shows_error(tmp_path, monkeypatch):
+    at = open_app(tmp_path / "nope", monkeypatch)
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+
+
+def test_folder_that_is_not_a_run(tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "sub").mkdir()
+    at = open_app(tmp_path, monkeypatch)
+    assert not at.exception
+    assert any("holds no docl runs" in e.value for e in at.error)
+
+
+def test_default_demo_missing_gives_friendly_info(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOCL_RUNS", raising=False)
+    monkeypatch.setattr(common, "DEFAULT_ROOT", tmp_path / "assets" / "demo")
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    assert not at.exception and not at.error
+    assert any("python -m docl_core demo" in i.value for i in at.info)
+    at.switch_page("app_pages/how_it_works.py")
+    at.run()  # the teaching page works without any experiment
+    assert not at.exception and at.title[0].value == "How it works"
+
+
+def test_typed_path_in_sidebar(exp, tmp_path, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    at.sidebar.text_input(key="root").set_value(str(tmp_path / "missing")).run()
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error)
+    at.sidebar.text_input(key="root").set_value(str(exp)).run()
+    ok(at)
+
+
+def test_folder_of_experiments(tmp_path, monkeypatch):
+    small = dict(n=60, rounds=2, seeds=(0,), curricula=("random", "docl"), running=False, failed=False, probe=8)
+    write_experiment(tmp_path / "alpha", SyntheticSpec(kind="points2d", num_classes=3, **small))
+    write_experiment(tmp_path / "beta", SyntheticSpec(kind="curve1d", **small))
+    at = open_app(tmp_path, monkeypatch)
+    ok(at)
+    assert at.sidebar.selectbox(key="experiment").options == ["alpha", "beta"]
+    at.sidebar.selectbox(key="experiment").set_value("beta").run()
+    ok(at)
+    assert at.sidebar.caption[-1].value.startswith("beta:")
+
+
+def test_single_run_folder_opens(exp, monkeypatch):
+    at = open_app(exp / "docl-s0", monkeypatch, "scores")
+    ok(at)
+    assert at.sidebar.selectbox(key="focus_run").options == ["DoCL · seed 0"]
+
+
+def test_corrupted_files(exp, tmp_path, monkeypatch):
+    bad = tmp_path / "exp"
+    shutil.copytree(exp, bad)
+    (bad / "spl-s1" / "run.json").write_text("{ not json")
+    (bad / "docl-s0" / "samples" / "round=0002.parquet").write_bytes(b"PAR1 garbage")
+    np_path = bad / "docl-s0" / "kernel" / "round=0005.npz"
+    np_path.write_bytes(b"not a zip")
+    at = open_app(bad, monkeypatch)
+    assert not at.exception
+    assert any("Skipped unreadable runs" in w.value and "corrupted" in w.value for w in at.sidebar.warning)
+    for page in ("scores", "kernel", "datamap", "sample", "subsets"):
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        if page in ("scores", "datamap", "kernel"):
+            assert any("corrupted" in e.value for e in at.error), page
+
+
+def test_unexpected_error_is_boxed(exp, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("synthetic failure for the test")
+    monkeypatch.setattr(views, "default_trajectory_samples", boom)
+    at = open_app(exp, monkeypatch, "scores")
+    assert not at.exception
+    assert any("Something went wrong" in e.value and "RuntimeError" in e.value for e in at.error)
+
+
+def test_running_run_renders_everywhere(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s2-live").run()
+    for page in ("scores", "subsets", "kernel", "sample", "datamap"):
+        at.switch_page(f"app_pages/{page}.py")
+        at.run()
+        ok(at)
+        assert any("live" in m.value for m in at.markdown), page
+
+
+def test_failed_run_renders(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    at.sidebar.selectbox(key="focus_run").set_value("mcl-s2-failed").run()
+    at.switch_page("app_pages/scores.py")
+    at.run()
+    ok(at)
+    assert any("failed" in m.value and "non-finite" in m.value for m in at.markdown)
+
+
+# ----------------------------------------------------------------------------- views
+
+
+def test_heatmap_bins_preserve_means():
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(5, 1003)).astype(np.float32)
+    Z, info = views.heatmap_bins(M, order="last", max_rows=400)
+    assert Z.shape == (400, 5) and info["samples"].sum() == 1003
+    np.testing.assert_allclose((Z * info["samples"].to_numpy()[:, None]).sum(0), M.sum(1), rtol=1e-4)
+    assert Z[0, -1] >= Z[-1, -1]  # sorted, highest first
+    Z2, info2 = views.heatmap_bins(M[:, :50], max_rows=400)
+    assert Z2.shape == (50, 5) and (info2["samples"] == 1).all()
+
+
+def test_views_on_a_run(exp):
+    run = RunReader(exp / "docl-s0")
+    M = views.round_matrix(run, "score")
+    assert M.shape == (6, 240) and M.dtype == np.float32
+    churn = views.rank_churn(M, run.round_ids)
+    assert len(churn) == 5 and churn["spearman"].between(-1, 1).all()
+    hist = views.sample_history(run, 5)
+    assert hist["round"].tolist() == list(range(6))
+    K = run.kernel(3)
+    c = views.contributions_for(K, 0)
+    assert c["contribution"].sum() == pytest.approx(float(K["kernel_score"][0]), rel=1e-4, abs=1e-6)
+    exp_r = ExperimentReader(exp)
+    curves = views.accuracy_curves(exp_r.rounds(), "test_acc", "steps")
+    assert set(curves["curriculum"]) == {"random", "spl", "mcl", "docl-nr", "docl"}
+    dm = views.data_map(views.round_matrix(run, "p_true"), views.round_matrix(run, "correct"))
+    assert dm["confidence"].between(0, 1).all()
+
+
+def test_jaccard_and_downsample():
+    a = np.array([1, 1, 0, 0], bool)
+    b = np.array([1, 0, 1, 0], bool)
+    J = views.jaccard_matrix({"a": a, "b": b})
+    assert J.loc["a", "b"] == pytest.approx(1 / 3) and J.loc["a", "a"] == 1
+    df = pd.DataFrame({"x": np.arange(10_000), "keep": np.arange(10_000) % 1000 == 0})
+    out = views.downsample_rows(df, 500, keep=df["keep"])
+    assert len(out) == 500 and out["keep"].sum() == 10
+
+
+def test_curriculum_colours_are_consistent():
+    names = ["random", "spl", "mcl", "docl-nr", "docl"]
+    colors = [common.curriculum_color(n) for n in names]
+    assert len(set(colors)) == 5
+    assert [common.curriculum_label(n) for n in names] == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
+    assert common.curriculum_color("docl") == common.curriculum_color("docl")
+
+
+def test_rank_views_match_scipy_oracle():
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(1)
+    M = rng.normal(size=(5, 700)).astype(np.float32)
+    B = M + 0.7 * rng.normal(size=M.shape).astype(np.float32)
+    churn = views.rank_churn(M, list(range(5)), top_frac=0.1)
+    agree = views.estimator_agreement(M, B, list(range(5)))
+    for r in range(1, 5):
+        assert churn["spearman"][r - 1] == pytest.approx(spearmanr(M[r - 1], M[r]).statistic, abs=1e-9)
+        a, b = set(np.argsort(-M[r - 1])[:70]), set(np.argsort(-M[r])[:70])
+        assert churn["top_overlap"][r - 1] == pytest.approx(len(a & b) / len(a | b))
+    for r in range(5):
+        assert agree["spearman"][r] == pytest.approx(spearmanr(M[r], B[r]).statistic, abs=1e-9)
+        assert agree["pearson"][r] == pytest.approx(np.corrcoef(M[r], B[r])[0, 1], abs=1e-6)
