@@ -146,7 +146,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
         "compare", "--dataset", "digits", "--curricula", ",".join(CURRICULA), "--seeds", "0,1",
         "--rounds", "12", "--label-noise", "0.2", "--out", str(out), "--probe-size", "48",
         "--k-start", "0.2", "--k-growth", "1.15", "--device", "cpu"] + (["--no-progress"] if a.no_progress else []))
-    return cmd_compare(args)
+    code = cmd_compare(args)
+    for ckpt in out.glob("*/checkpoint.pt"):  # the demo is for looking, not resuming: keep it small
+        ckpt.unlink()
+    return code
 
 
 class _Parser(argparse.ArgumentParser):
