@@ -287,11 +287,31 @@ def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers
             if p.is_dir() and p not in wanted:
                 shutil.rmtree(p)
 
-    timing = {"started": started, "total_s": t_total, "tuning_s": t_tune, "report_s": t_total - t_tune,
-              "runs": len(jobs) + len(cand), "n_workers": n_workers, "load": load,
-              "run_seconds": [s for s, _ in list(tune_times.values()) + list(report_times.values()) if s > 0]}
+    executed = sum(1 for s, _ in list(tune_times.values()) + list(report_times.values()) if s > 0)
+    timing = {"started": started, "invocation_s": t_total, "executed": executed, "n_workers": n_workers,
+              "load": load}
     cmd = command or f"python -m docl_core study --suite {suite.name} --out {out} --seeds {suite.seeds} --jobs {n_workers}"
     return write_report(suite, out, docs, chosen, cand, timing, cmd)
+
+
+def run_times(out: Path, suite: Suite) -> dict:
+    """Wall time and compute of the suite's runs, from their run.json `created`/`updated` stamps
+    (so a report regenerated from reused runs still says what they cost)."""
+    spans = {"tuning": [], "report": []}
+    for s in suite.settings:
+        for kind, folder in (("tuning", out / "tuning" / s.name), ("report", out / s.name)):
+            for f in folder.glob("*/run.json") if folder.is_dir() else []:
+                try:
+                    m = json.loads(f.read_text())
+                    spans[kind].append((float(m["created"]), float(m["updated"])))
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass
+    every = spans["tuning"] + spans["report"]
+    if not every:
+        return {}
+    wall = lambda xs: (max(u for _, u in xs) - min(c for c, _ in xs)) if xs else 0.0
+    return {"wall_s": wall(every), "tuning_wall_s": wall(spans["tuning"]), "report_wall_s": wall(spans["report"]),
+            "run_s": [u - c for c, u in every], "n": len(every)}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -498,7 +518,7 @@ def curves_figure(suite: Suite, s: Setting, d: dict, steps: int):
         rgb = tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
         fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]),
                                  y=np.concatenate([(mean + std).to_numpy(), (mean - std).to_numpy()[::-1]]),
-                                 fill="toself", fillcolor=f"rgba({rgb[0]},{rgb[1]},{rgb[2]},0.15)",
+                                 mode="lines", fill="toself", fillcolor=f"rgba({rgb[0]},{rgb[1]},{rgb[2]},0.15)",
                                  line=dict(width=0), hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(x=x, y=mean.to_numpy(), mode="lines+markers", name=_label(c),
                                  line=dict(color=color, width=3 if c == "docl" else 2),
@@ -535,9 +555,9 @@ def noisy_figure(suite: Suite, data: dict, noisy_settings: list[Setting], rates:
         fig.add_hline(y=rates[s.name] * 100, line=dict(color="black", dash="dot", width=1), row=1, col=j)
         fig.update_xaxes(title_text="round", row=1, col=j)
     fig.update_yaxes(title_text="noisy samples in S_t (%)", row=1, col=1)
-    fig.update_layout(title=dict(text="What each curriculum selects: share of flipped labels / outliers in S_t"
-                                      "<br><sup>mean over seeds; dotted: share in the training set; rounds with "
-                                      "k_t < N</sup>", x=0.02),
+    fig.update_layout(title=dict(text="Noisy samples in the selected set S_t"
+                                      "<br><sup>flipped labels (sine: outliers); mean over seeds; dotted: share in "
+                                      "the training set; rounds with k_t < N</sup>", x=0.02),
                       template="plotly_white", font=dict(size=13), margin=dict(l=70, r=20, t=110, b=60),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.3, xanchor="center", x=0.5))
     return fig
@@ -557,6 +577,10 @@ def _versions() -> str:
     return ", ".join(parts)
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _cpu() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -566,8 +590,7 @@ def _cpu() -> str:
                 break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores available ({platform.system()} {platform.release()})"
+    return f"{model}, {_cores()} cores available ({platform.system()} {platform.release()})"
 
 
 KNOB_NAMES = {"lam_start": "λ₀", "temperature": "τ", "k_start": "k₀"}
@@ -608,7 +631,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     noisy_png = None
     if noisy_settings:
         path = docs / f"{prefix}_noisy_selection.png"
-        err = _write_png(noisy_figure(suite, data, noisy_settings, rates), path, 360 * len(noisy_settings) + 120, 470)
+        err = _write_png(noisy_figure(suite, data, noisy_settings, rates), path,
+                         max(700, 330 * len(noisy_settings) + 120), 480)
         if err:
             fig_errors.append(f"{path.name}: {err}")
         else:
@@ -617,8 +641,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     L = []
     L += ["# Results: DoCL against Random, SPL and MCL at an equal gradient-step budget", "",
           "<!-- generated by `" + command + "`; do not edit by hand -->", "",
-          f"The seed's Table 1 on data that fits on {_cpu().split(',')[1].strip().split(' ')[0]} CPU cores: "
-          f"{len(suite.curricula)} curricula × {suite.seeds} seeds × {len(suite.settings)} settings. "
+          f"The seed's Table 1 on data that fits on {_cores()} CPU cores: "
+          f"{len(suite.curricula)} curricula × {suite.seeds} seeds × {len(suite.settings)} setting(s). "
           "Curriculum knobs were tuned on the validation split on a separate tuning seed, then frozen; "
           "the numbers below are on the test split of the report seeds "
           f"({', '.join(map(str, range(suite.seeds)))}). Every curriculum of a setting shares the k_t "
@@ -734,16 +758,20 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     L += ["", f"In the paper DoCL is best on all nine datasets, {min(gaps):+.2f} to {max(gaps):+.2f} points over "
           "Random (single numbers, no spread reported).", ""]
 
-    run_s = timing["run_seconds"]
+    rt = run_times(out, suite)
     L += ["## How this was made", "",
-          f"- Command: `{command}`",
-          f"- Wall time: {timing['total_s'] / 60:.1f} min in all ({timing['tuning_s'] / 60:.1f} min tuning, "
-          f"{timing['report_s'] / 60:.1f} min report runs), {timing['runs']} runs, {timing['n_workers']} "
-          f"worker process(es) of one thread each"
-          + (f"; {sum(run_s) / 60:.1f} run-minutes, median {np.median(run_s):.0f} s per run" if run_s else
-             " (all runs reused from an earlier invocation)") + ".",
-          f"- Load average when it started: {timing['load']:.1f} (the machine was shared; standalone it is faster).",
-          f"- Started: {timing['started']}.",
+          f"- Command: `{command}`"]
+    if rt:
+        L.append(f"- Wall time: {rt['wall_s'] / 60:.1f} min from the first run's start to the last run's end "
+                 f"({rt['tuning_wall_s'] / 60:.1f} min tuning, {rt['report_wall_s'] / 60:.1f} min report runs); "
+                 f"{rt['n']} runs, {sum(rt['run_s']) / 60:.1f} run-minutes, median {np.median(rt['run_s']):.1f} s "
+                 f"per run, {timing['n_workers']} worker process(es) of one thread each.")
+    L.append(f"- This invocation: {timing['invocation_s'] / 60:.1f} min, {timing['executed']} runs trained"
+             + (", the others reused (complete, same config)." if timing["executed"] < (rt or {}).get("n", 0) else "."))
+    L += [
+          f"- Load average when this invocation started: {timing['load']:.1f} on {_cores()} cores "
+          "(the machine was shared with other jobs; standalone it is faster).",
+          f"- This invocation started: {timing['started']}.",
           f"- Hardware: {_cpu()}.",
           f"- Versions: {_versions()}.",
           f"- Runs: `{out}/<setting>/<curriculum>-s<seed>` (open one with "
