@@ -864,11 +864,11 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
         L.append(f"- *{s.title}*: DoCL − Random = {fmt(r['mean'])} {unit} [{fmt(r['low'])}, {fmt(r['high'])}], "
                  f"DoCL better on {r.wins} of {r.n} seeds: {r.verdict}.")
     if len(noisy):
-        L += ["", "**Noisy labels.** A flipped label has a large residual r_i, and the DoCL score a_i = g_i · ḡ "
-              "is large when a sample's gradient agrees with the full-data mean gradient. Early on the mean "
-              "gradient is dominated by the clean majority, so a flipped sample's gradient tends to point "
-              "against it; once the clean samples are fitted, the flipped ones carry most of the residual and "
-              "ḡ itself turns towards them. What the runs show:"]
+        L += ["", "**Noisy labels.** Two forces act on a flipped label: its residual r_i is large, which raises "
+              "a_i, but its gradient g_i pushes towards the wrong class and so tends to disagree with the "
+              "mean gradient ḡ of the (mostly clean) data, which lowers a_i = g_i · ḡ. Loss alone has only the "
+              "first force: MCL (largest losses) should chase flipped labels and SPL (smallest) avoid them. "
+              "What the runs show (share of S_t that was noisy):"]
         for s in suite.settings:
             sub = noisy[noisy.setting == s.name].set_index("curriculum")
             if not len(sub):
@@ -881,16 +881,12 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
             over = [s.title for s in suite.settings if s.name in d.index and d.loc[s.name, "share"] * 100 > rates[s.name] * 100 * 1.1]
             under = [s.title for s in suite.settings if s.name in d.index and d.loc[s.name, "share"] * 100 < rates[s.name] * 100 * 0.9]
             if over:
-                L.append(f"- DoCL selects noisy samples *more* often than their share in {', '.join(over)}: "
-                         "the large-residual factor wins over gradient agreement, and training on those "
-                         "samples spends steps fitting wrong labels. A hard-first score has no way to tell "
-                         "a mislabelled sample from a hard one.")
+                L.append(f"- DoCL takes noisy samples *more* often than their share in {', '.join(over)}: "
+                         "there the residual factor wins, and steps go to fitting wrong labels (or outliers).")
             if under:
-                L.append(f"- DoCL selects noisy samples *less* often than their share in {', '.join(under)}: "
-                         "there the gradient-agreement factor keeps flipped labels out of S_t.")
-        if "mcl" in set(noisy.curriculum) and "spl" in set(noisy.curriculum):
-            L.append("- For contrast, MCL (largest losses) and SPL (smallest losses) bracket the range: "
-                     "loss alone sends MCL straight to the flipped labels and keeps SPL away from them.")
+                L.append(f"- DoCL takes noisy samples *less* often than their share in {', '.join(under)}: "
+                         "there gradient disagreement keeps them out of S_t, so DoCL acts partly as a "
+                         "noise filter; whether that pays off shows in the table, not here.")
     # along the curve: the mean over rounds of the test metric (an area under the curve per step)
     auc = []
     for s in suite.settings:
@@ -914,11 +910,11 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
               "the total-variation distance between S_t's class histogram and the training set's is "
               + ", ".join(f"{_label(c)} {b[c].mean():.2f}" for c in suite.curricula if c in b)
               + f" (largest for DoCL on {next(s.title for s in suite.settings if s.name == worst)}: "
-              f"{b.loc[worst, 'docl']:.2f}). ḡ is dominated by the classes the model currently gets most wrong, "
-              "and a_i = g_i · ḡ is largest for samples of exactly those classes, so a round's S_t piles up "
-              "on a few classes; a round spent there costs accuracy on the others, which is the dip in the "
-              "early rounds of the curves. The diversity term λ·F(S) counteracts this only as far as the "
-              "tuned λ lets it."]
+              f"{b.loc[worst, 'docl']:.2f}). Our explanation: ḡ is dominated by the classes the model currently "
+              "gets most wrong, and a_i = g_i · ḡ is largest for samples of exactly those classes, so S_t piles "
+              "up on a few classes, and a round spent there costs accuracy on the others; we read the dips in "
+              "the early rounds of the curves this way. The diversity term λ·F(S) (feature coverage, not "
+              "class coverage) counteracts it only partly."]
     acc_gaps = [float(vs_random.loc[s.name, "mean"]) for s in suite.settings
                 if s.name in vs_random.index and data[s.name]["higher"]]
     paper = [v[4] - v[0] for v in PAPER.values()]
@@ -930,8 +926,6 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
           "of training and the last full rounds pull the curricula together; small models on small data "
           "leave little between a good and a plain order; and on 1–2 k-sample sets the spread over seeds "
           "(split, noise draw, init) is as large as the gaps, which is why paired differences and intervals, "
-          "not single numbers, are reported. Selecting by a_i is hard-first (it multiplies the residual), "
-          "and with flipped labels the hard samples are partly the wrong ones; the table above shows how "
-          "much of S_t that was for each curriculum. Where DoCL does not beat Random, the table says so and "
-          "the setting stays in.", ""]
+          "not single numbers, are reported. Where DoCL does not beat Random, the table says so and the "
+          "setting stays in.", ""]
     return L
