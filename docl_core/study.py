@@ -885,7 +885,7 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
                          "there the residual factor wins, and steps go to fitting wrong labels (or outliers).")
             if under:
                 L.append(f"- DoCL takes noisy samples *less* often than their share in {', '.join(under)}: "
-                         "there gradient disagreement keeps them out of S_t, so DoCL acts partly as a "
+                         "consistent with gradient disagreement keeping them out of S_t: DoCL acts partly as a "
                          "noise filter; whether that pays off shows in the table, not here.")
     # along the curve: the mean over rounds of the test metric (an area under the curve per step)
     auc = []
