@@ -272,7 +272,6 @@ def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     chosen, cand, tune_times = tune(suite, out, n_workers, progress)
-    t_tune = time.perf_counter() - t0
     jobs = []
     for s in suite.settings:
         for seed in range(suite.seeds):
@@ -298,7 +297,8 @@ def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers
             timing = {**json.loads(saved.read_text()), "regenerated": started}
         except ValueError:
             pass
-    cmd = command or f"python -m docl_core study --suite {suite.name} --out {out} --seeds {suite.seeds} --jobs {n_workers}"
+    cmd = command or (f"python -m docl_core study --suite {suite.name} --out {out} --seeds {suite.seeds} "
+                      f"--jobs {n_workers}")
     return write_report(suite, out, docs, chosen, cand, timing, cmd)
 
 
@@ -421,7 +421,8 @@ def results_table(suite: Suite, data: dict) -> tuple[str, dict]:
             stats[s.name][c] = (float(np.mean(v)) if len(v) else float("nan"),
                                 float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), len(v))
     head = "| curriculum | " + " | ".join(
-        f"{s.title}<br>{'test acc. (%) ↑' if data[s.name]['higher'] else 'test MSE ↓'}" for s in suite.settings) + " |"
+        f"{s.title}<br>{'test acc. (%) ↑' if data[s.name]['higher'] else 'test MSE ↓'}"
+        for s in suite.settings) + " |"
     lines = [head, "|---|" + "---:|" * len(suite.settings)]
     for c in suite.curricula:
         cells = []
@@ -508,7 +509,7 @@ def class_balance(suite: Suite, data: dict, out: Path) -> pd.DataFrame:
         early = d["rounds"][d["rounds"]["k"] < n_train]
         for c in suite.curricula:
             top, tv = [], []
-            for run, seed in early.loc[early["curriculum"] == c, ["run", "seed"]].drop_duplicates().itertuples(index=False):
+            for run in early.loc[early["curriculum"] == c, "run"].unique():
                 base = None
                 for t in sorted(early.loc[early["run"] == run, "round"].unique()):
                     f = out / s.name / run / "samples" / f"round={int(t):04d}.parquet"
@@ -819,7 +820,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
           "The paper trains deep networks for many epochs on CIFAR/ImageNet-scale data; these are 8×8 digits "
           "and 2-D/1-D toys with a small CNN or MLP and a budget of a few epochs. Only the *ordering* and the "
           "*size of the gaps* can be compared, not the accuracies.", "",
-          "| paper dataset | Random | SPL | MCL | DoCL-NR | DoCL | DoCL − Random |", "|---|---:|---:|---:|---:|---:|---:|"]
+          "| paper dataset | Random | SPL | MCL | DoCL-NR | DoCL | DoCL − Random |",
+          "|---|---:|---:|---:|---:|---:|---:|"]
     for name, v in PAPER.items():
         L.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {v[4] - v[0]:+.2f} |")
     gaps = [v[4] - v[0] for v in PAPER.values()]
@@ -860,8 +862,9 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
     if not len(diffs) or "docl" not in suite.curricula:
         return L + ["DoCL is not in this suite: no reading.", ""]
     vs_random = diffs[diffs.other == "random"].set_index("setting")
-    better = [s for s in suite.settings if s.name in vs_random.index and vs_random.loc[s.name, "verdict"].endswith("better")]
-    worse = [s for s in suite.settings if s.name in vs_random.index and vs_random.loc[s.name, "verdict"].endswith("worse")]
+    verdict = {s.name: vs_random.loc[s.name, "verdict"] for s in suite.settings if s.name in vs_random.index}
+    better = [s for s in suite.settings if verdict.get(s.name, "").endswith("better")]
+    worse = [s for s in suite.settings if verdict.get(s.name, "").endswith("worse")]
     tied = [s for s in suite.settings if s.name in vs_random.index and s not in better and s not in worse]
     best_in = []
     for s in suite.settings:
@@ -901,8 +904,9 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
             L.append(f"- *{s.title}* (train share {base:.1f}%): " + ", ".join(parts) + ".")
         if "docl" in set(noisy.curriculum):
             d = noisy[noisy.curriculum == "docl"].set_index("setting")
-            over = [s.title for s in suite.settings if s.name in d.index and d.loc[s.name, "share"] * 100 > rates[s.name] * 100 * 1.1]
-            under = [s.title for s in suite.settings if s.name in d.index and d.loc[s.name, "share"] * 100 < rates[s.name] * 100 * 0.9]
+            ratio = {s.name: d.loc[s.name, "share"] / rates[s.name] for s in suite.settings if s.name in d.index}
+            over = [s.title for s in suite.settings if ratio.get(s.name, 1.0) > 1.1]
+            under = [s.title for s in suite.settings if ratio.get(s.name, 1.0) < 0.9]
             near = [s for s in suite.settings if s.name in d.index and s.title not in over + under]
             if near:
                 L.append(f"- Averaged over the rounds, DoCL takes noisy samples at about their share "
