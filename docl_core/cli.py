@@ -167,10 +167,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"docl: error: {message}: see `{self.prog} --help`\n")
 
 
+def cmd_study(a: argparse.Namespace) -> int:
+    from .study import DOCS_DIR, run_study
+    path = run_study(a.suite, Path(a.out), seeds=a.seeds, n_workers=a.jobs,
+                     docs=Path(a.docs) if a.docs else DOCS_DIR, progress=not a.no_progress)
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="docl", description="docl: a training-dynamics lab for "
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
-    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study}")
     p = sub.add_parser("run", help="train one run of one curriculum")
     p.add_argument("--curriculum", default="docl", choices=CURRICULA)
     p.add_argument("--seed", type=int, default=0)
@@ -187,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEMO_DIR))
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("study", help="the comparison study: tune, run, write docs/RESULTS.md")
+    p.add_argument("--suite", default="main", help="main (the real one) or quick (for tests)")
+    p.add_argument("--out", default="runs/study", help="experiments land in OUT/<setting>")
+    p.add_argument("--seeds", type=int, default=None, help="report seeds 0..N-1 (default: the suite's)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")
+    p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default docs/)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_study)
     return parser
 
 
