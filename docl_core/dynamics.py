@@ -41,6 +41,7 @@ class Dynamics:
 
 
 def check_task(task: str) -> str:
+    """Return `task` if it is "classification" or "regression", else raise ValueError."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}: use 'classification' or 'regression'")
     return task
@@ -471,6 +472,7 @@ class ByproductEstimator:
         self.observed = torch.zeros(N, dtype=torch.long, device=dev)  # estimates so far
 
     def update(self, ids: torch.Tensor, outputs: torch.Tensor, lr: float) -> None:
+        """Record one step: ids (B,) sample indices, outputs (B, C) their f before the step, lr the step's rate."""
         ids = ids.to(self.y.device)
         out = outputs.detach().to(self.last_output.device, torch.float32)  # (B, C)
         y = self.y[ids]
