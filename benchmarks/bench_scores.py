@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2048, help="training samples scored / trained on")
     ap.add_argument("--trials", type=int, default=3, help="interleaved trials (medians reported)")
     ap.add_argument("--batch", type=int, default=256, help="training batch size")
-    ap.add_argument("--score-batch", type=int, default=512, help="docl_scores batch_size")
+    ap.add_argument("--score-batch", type=int, default=256, help="docl_scores batch_size")
     ap.add_argument("--psg-chunk", type=int, default=64, help="per-sample-gradient chunk")
     ap.add_argument("--probe", type=int, default=32, help="probe samples m for kernel scoring")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")

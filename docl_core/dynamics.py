@@ -227,7 +227,7 @@ def _num_outputs(model: nn.Module, X: torch.Tensor) -> int:
 
 
 def mean_gradient(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
-                  batch_size: int = 512) -> dict[str, torch.Tensor]:
+                  batch_size: int = 256) -> dict[str, torch.Tensor]:
     """ḡ = (1/N) Σ_i ∇θ ℓ_i over the trainable parameters, as a dict name → tensor (param's shape).
 
     X: (N, ...) inputs; y: (N,) labels or (N, C) targets. One backward pass over X in batches,
@@ -260,7 +260,7 @@ def _mean_gradient(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str
 
 
 def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
-                batch_size: int = 512, estimator: str = "exact", eps: Optional[float] = None,
+                batch_size: int = 256, estimator: str = "exact", eps: Optional[float] = None,
                 gbar: Optional[dict[str, torch.Tensor]] = None) -> Dynamics:
     """DoCL scores a_i = r_i · v_i for every sample, with residuals and output speeds.
 
@@ -270,7 +270,9 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
         X: (N, ...) inputs on the model's device and dtype.
         y: (N,) integer labels (classification) or (N, C) float targets (regression).
         task: "classification" (softmax cross-entropy) or "regression" (½‖f − y‖²).
-        batch_size: samples per pass; memory is O(P + batch_size).
+        batch_size: samples per pass; memory is O(P + batch_size). On CPU 128-256 ran fastest
+            (cache-resident activations; 512 cost ~15% more in the JVP pass, 1024 ~30%);
+            on a GPU pass a larger one.
         estimator: "exact" (forward-mode JVP along ḡ, default) or "fast" (central finite
             differences of outputs along ḡ: two plain forwards instead of the JVP, error O(ε²)).
         eps: finite-difference step for "fast": θ moves by ±eps·max(‖θ‖, 1) along ḡ/‖ḡ‖.
@@ -397,7 +399,8 @@ def kernel_block(model: nn.Module, X_probe: torch.Tensor, reduce: str = "trace",
 
 
 def kernel_eigenvalues(K: torch.Tensor, top: int = 20) -> torch.Tensor:
-    """Largest eigenvalues, descending, of a trace kernel (m, m) or full blocks (m, m, C, C)."""
+    """The `top` largest eigenvalues (top,), descending, of a trace kernel (m, m) or of full
+    blocks (m, m, C, C) read as the (m·C, m·C) matrix [H_ij]_{(i,c),(j,d)}."""
     if K.ndim == 4:
         m, _, C, _ = K.shape
         K = K.permute(0, 2, 1, 3).reshape(m * C, m * C)
