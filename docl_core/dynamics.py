@@ -12,7 +12,6 @@ would couple samples) and leaves the model's parameters, buffers, mode and .grad
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -131,8 +130,8 @@ class _ChannelAffine(torch.autograd.Function):
     """y = x · scale + shift with per-channel scale, shift shaped (1, C, 1, ...): eval-mode BatchNorm.
 
     Its forward-mode rule is two fused passes, y' = x'·scale + x·scale' + shift', where the
-    built-in batch-norm JVP takes about eight passes over the activations: on the benchmark CNN
-    that was ~30% of the JVP pass. Used only inside the JVP of `docl_scores`.
+    built-in batch-norm JVP takes about eight: on the benchmark CNN this cut the JVP pass by
+    ~20%. Used only inside the JVP of `docl_scores`.
     """
 
     @staticmethod
@@ -210,6 +209,11 @@ def _weights(model: nn.Module, memory_format: torch.memory_format = torch.contig
     frozen = {k: lay(p) for k, p in model.named_parameters() if not p.requires_grad}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     return trainable, frozen, buffers
+
+
+def _norm(tensors: dict[str, torch.Tensor]) -> float:
+    # ‖θ‖ over a dict of tensors, with one host sync
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors.values()])))
 
 
 def _batches(n: int, batch_size: int) -> Iterator[slice]:
@@ -304,7 +308,7 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
                          "mean_gradient(model, X, y) or None")
     tangent = {k: gbar[k].to(params[k].dtype).contiguous(memory_format=fmt) if gbar[k].ndim == 4
                else gbar[k].to(params[k].dtype) for k in params}
-    gnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tangent.values()])))
+    gnorm = _norm(tangent)
 
     def f(p, xb):
         # frozen weights ride along as constants: no tangent work is spent on them
@@ -322,8 +326,7 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
         else:
             if eps is None:
                 eps = 1e-6 if X.dtype == torch.float64 else 1e-4
-            pnorm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p) for p in params.values()])))
-            h = eps * max(pnorm, 1.0) / max(gnorm, 1e-30)
+            h = eps * max(_norm(params), 1.0) / max(gnorm, 1e-30)
             plus = {k: params[k] + h * tangent[k] for k in params}
             minus = {k: params[k] - h * tangent[k] for k in params}
             for sl in _batches(len(X), batch_size):
