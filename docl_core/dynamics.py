@@ -176,7 +176,9 @@ def _lean_batchnorm_jvp(model: nn.Module) -> Iterator[None]:
     """Inside: every eval-mode BatchNorm that uses running statistics runs `_batchnorm_eval_forward`."""
     patched = []
     for m in model.modules():
+        # only stock BatchNorm{1,2,3}d: a subclass with its own forward keeps it
         if (isinstance(m, nn.modules.batchnorm._BatchNorm) and not m.training
+                and type(m).forward is nn.modules.batchnorm._BatchNorm.forward
                 and m.running_mean is not None and m.running_var is not None and "forward" not in vars(m)):
             m.forward = _batchnorm_eval_forward.__get__(m)
             patched.append(m)
