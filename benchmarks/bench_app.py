@@ -28,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from docl_core.envinfo import cpu_model  # noqa: E402
+
 PAGES = ["compare", "scores", "subsets", "kernel", "sample", "datamap", "new_run", "how_it_works"]
 GOAL_S, GOAL_GB = 2.0, 1.5
 
@@ -43,14 +45,7 @@ def generate(out: Path, n: int, rounds: int) -> None:
 
 
 def hardware() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     try:
         mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1e6
     except (OSError, ValueError, IndexError):

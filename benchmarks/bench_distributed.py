@@ -97,8 +97,8 @@ def main() -> None:
             print(out.stdout[-2000:], out.stderr[-2000:], file=sys.stderr)
             raise SystemExit(f"{k} processes failed (exit {out.returncode})")
         rows.append(json.loads(line[0][7:]))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    from docl_core.envinfo import cpu_model
+    cpu = cpu_model()
     gpu = torch.cuda.get_device_name(0) if a.device.startswith("cuda") and torch.cuda.is_available() else "none"
     print(f"hardware: {cpu}, {cores} cores; GPU: {gpu}; python {platform.python_version()}, "
           f"torch {torch.__version__}; backend {'nccl' if a.device.startswith('cuda') else 'gloo'}")

@@ -33,6 +33,7 @@ from torch.func import functional_call, grad, vmap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docl_core.dynamics import docl_scores, kernel_scores, mean_gradient  # noqa: E402
+from docl_core.envinfo import cpu_model  # noqa: E402
 
 
 def vgg_ish(num_classes: int = 10) -> nn.Module:
@@ -151,8 +152,7 @@ def main() -> None:
         print(f"  trial {trial + 1}/{args.trials} done: " + ", ".join(
             f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
+    cpu = cpu_model()
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu_times.items()}
     epoch = min(med[k] for k in ("epoch", "epoch_nhwc") if k in med)

@@ -21,17 +21,7 @@ import torch
 
 from docl_core import selection as sel
 from docl_core.curricula import RoundState, make_curriculum
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from docl_core.envinfo import cpu_model
 
 
 def timed(fn, trials: int, device: torch.device) -> list[float]:

@@ -27,17 +27,8 @@ from docl_core.curricula import RoundState, make_curriculum
 from docl_core.dynamics import per_sample_loss
 from docl_core.models import build_model
 from docl_core.data import load_dataset
+from docl_core.envinfo import cpu_model
 from docl_core.tracker import DynamicsTracker
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_data(n: int, path: Path, seed: int = 0) -> Path:
@@ -115,7 +106,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - t0)
     med = {m: statistics.median(v) for m, v in times.items()}
     base = med["plain epoch"]
-    print(f"hardware: {cpu_name()}, {torch.get_num_threads()} torch threads; "
+    print(f"hardware: {cpu_model()}, {torch.get_num_threads()} torch threads; "
           f"python {platform.python_version()}, torch {torch.__version__}")
     print(f"data: N={N} samples × 32 features, 10 classes; MLP with P={P:,} parameters; batch {a.batch}; "
           f"selection k={k}; {a.trials} trials, interleaved; median seconds")

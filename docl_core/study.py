@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .config import CURRICULA, RunConfig, Schedule
+from .envinfo import cpu_model
 
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 
@@ -634,15 +635,7 @@ def _cores() -> int:
 
 
 def _cpu() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {_cores()} cores available ({platform.system()} {platform.release()})"
+    return f"{cpu_model()}, {_cores()} cores available ({platform.system()} {platform.release()})"
 
 
 KNOB_NAMES = {"lam_start": "λ₀", "temperature": "τ", "k_start": "k₀"}
@@ -878,7 +871,7 @@ def reading(suite: Suite, data: dict, stats: dict, diffs: pd.DataFrame, noisy: p
              + f", worse in {len(worse)}" + (f" ({', '.join(s.title for s in worse)})" if worse else "")
              + f", and not distinguishable from Random in {len(tied)}"
              + (f" ({', '.join(s.title for s in tied)})" if tied else "") + ".")
-    L.append(f"- **Best mean per column**: "
+    L.append("- **Best mean per column**: "
              + "; ".join(f"{s.title}: {_label(top)}" for s, top in best_in)
              + f". DoCL has the best mean in {len(docl_best)} of {len(best_in)} columns; the paper reports 9 of 9.")
     for s in suite.settings:

@@ -18,8 +18,6 @@ The built-in trainer logs through this same class.
 from __future__ import annotations
 
 import io
-import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ import torch.nn as nn
 from .distributed import SINGLE, DistContext
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
                        kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
+from .envinfo import versions
 from .store import RunWriter, read_run_json
 
 
@@ -410,13 +409,6 @@ def _mask(ids, n: int) -> torch.Tensor:
     m = torch.zeros(n, dtype=torch.bool)
     m[torch.as_tensor(ids).cpu().long()] = True
     return m
-
-
-def versions() -> dict[str, str]:
-    import numpy
-    import pandas
-    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
-            "pandas": pandas.__version__, "platform": platform.platform()}
 
 
 def checkpoint_bytes(state: dict[str, Any]) -> bytes:

@@ -139,15 +139,6 @@ def make_files(d: Path) -> None:
     (d / "plain_folder" / "readme.md").write_text("nothing here")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two shared cores: torch's own threads only oversubscribe them (about 10x slower here)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, one_thread) -> Path:
     root = tmp_path_factory.mktemp("catalogue")

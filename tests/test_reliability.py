@@ -30,7 +30,7 @@ import docl_core.store as store
 from docl_core.cli import main
 from docl_core.config import RunConfig, Schedule
 from docl_core.data import load_dataset
-from docl_core.store import ExperimentReader, RunReader, RunStoreError, RunWriter, resolve_inside
+from docl_core.store import ExperimentReader, RunReader, RunStoreError, resolve_inside
 from docl_core.trainer import train_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,15 +41,6 @@ def _env() -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)  # never let a stray torchrun variable make it distributed
     return env
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # two shared cores: torch's own threads only oversubscribe them (about 10x slower here)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

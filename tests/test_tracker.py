@@ -1,8 +1,6 @@
 """DynamicsTracker: three calls in someone else's loop produce a complete docl run, and change nothing."""
-import copy
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn as nn

@@ -4,7 +4,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from docl_core.cli import main
 from docl_core.config import CURRICULA, RunConfig, Schedule
