@@ -2,7 +2,9 @@
 
     python benchmarks/bench_training.py [--n 20000] [--k 2000] [--trials 3]
 
-On N synthetic 32-feature samples (10 classes) and the default MLP, interleaved over trials:
+On N synthetic samples (10 classes): 32 features and an MLP (`--model mlp`, the worst case for
+logging overhead: an epoch takes a fraction of a second), or 1×16×16 images and the small CNN
+(`--model cnn`), interleaved over trials:
   plain epoch          one epoch of mini-batch SGD over all N (the Random baseline)
   + byproduct (stale)  the same epoch logged by DynamicsTracker: on_batch every step, then
                        end_round with the byproduct estimator on the outputs training saw
@@ -31,12 +33,13 @@ from docl_core.envinfo import cpu_model
 from docl_core.tracker import DynamicsTracker
 
 
-def make_data(n: int, path: Path, seed: int = 0) -> Path:
+def make_data(n: int, path: Path, shape: tuple, seed: int = 0) -> Path:
     import numpy as np
     rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=2.0, size=(10, 32))
+    d = int(np.prod(shape))
+    centers = rng.normal(scale=2.0, size=(10, d))
     y = rng.integers(0, 10, size=n)
-    x = centers[y] + rng.normal(size=(n, 32))
+    x = (centers[y] + rng.normal(size=(n, d))).reshape(n, *shape)
     np.savez(path, x=x.astype(np.float32), y=y.astype(np.int64))
     return path
 
@@ -59,16 +62,19 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=2000)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     tmp = Path(tempfile.mkdtemp(prefix="docl-bench-"))
-    ds = load_dataset(str(make_data(a.n, tmp / "data.npz")), seed=0, val_fraction=0.0, test_fraction=0.01)
+    shape = (32,) if a.model == "mlp" else (1, 16, 16)
+    ds = load_dataset(str(make_data(a.n, tmp / "data.npz", shape)), seed=0, val_fraction=0.0,
+                      test_fraction=0.01)
     X, y = ds.x_train, ds.y_train
     N = len(X)
     torch.manual_seed(0)
-    model = build_model("mlp", ds)
+    model = build_model(a.model, ds)
     P = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
@@ -108,7 +114,7 @@ def main() -> None:
     base = med["plain epoch"]
     print(f"hardware: {cpu_model()}, {torch.get_num_threads()} torch threads; "
           f"python {platform.python_version()}, torch {torch.__version__}")
-    print(f"data: N={N} samples × 32 features, 10 classes; MLP with P={P:,} parameters; batch {a.batch}; "
+    print(f"data: N={N} samples of shape {shape}, 10 classes; {a.model} with P={P:,} parameters; batch {a.batch}; "
           f"selection k={k}; {a.trials} trials, interleaved; median seconds")
     print(f"{'method':42s} {'seconds':>9s} {'× plain epoch':>14s}")
     for m, s in med.items():
