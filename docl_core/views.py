@@ -331,17 +331,26 @@ def jaccard_matrix(selected: dict[str, np.ndarray]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Tangent kernel
 
 
+def kernel_similarity(trace: np.ndarray) -> np.ndarray:
+    """Normalised trace kernel K_ij / √(K_ii K_jj) (m, m): the cosine between the gradients of
+    samples i and j, 1 on the diagonal. Shows class structure that the raw scale hides."""
+    K = np.asarray(trace, dtype=np.float64)
+    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))  # (m,)
+    return K / (d[:, None] * d[None, :])
+
+
 def kernel_view(kernel: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Probe set ordered by class: order (m,), probe_ids, labels, trace (m, m) reordered, and
-    class boundaries (positions where the label changes)."""
+    """Probe set ordered by class: order (m,), probe_ids, labels, trace (m, m) reordered, its
+    normalised similarity (m, m) and class boundaries (positions where the label changes)."""
     labels = kernel.get("labels")
     m = len(kernel["probe_ids"])
     labels = np.zeros(m, dtype=int) if labels is None else np.asarray(labels)
     order = np.lexsort((np.asarray(kernel["probe_ids"]), labels))
     lab = labels[order]
     bounds = np.flatnonzero(np.diff(lab)) + 1
+    trace = np.asarray(kernel["trace"])[np.ix_(order, order)]
     return {"order": order, "probe_ids": np.asarray(kernel["probe_ids"])[order], "labels": lab,
-            "trace": np.asarray(kernel["trace"])[np.ix_(order, order)], "bounds": bounds}
+            "trace": trace, "similarity": kernel_similarity(trace), "bounds": bounds}
 
 
 def eigenvalue_frame(kernels: dict[int, np.ndarray], top: int = 10) -> pd.DataFrame:
@@ -365,12 +374,10 @@ def contributions_for(kernel: dict[str, np.ndarray], probe_pos: int, top: int = 
     if "contributions" not in kernel:
         raise RunStoreError("this kernel round logged no contributions: rerun with kernel logging on")
     c = np.asarray(kernel["contributions"])[probe_pos]  # (m,)
-    K = np.asarray(kernel["trace"])
-    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
     res = np.asarray(kernel["residual"]) if "residual" in kernel else None
     df = pd.DataFrame({"sample_id": ids, "label": labels, "contribution": c,
                        "residual_norm": np.linalg.norm(res, axis=1) if res is not None else np.nan,
-                       "kernel_sim": K[probe_pos] / (d[probe_pos] * d)})
+                       "kernel_sim": kernel_similarity(kernel["trace"])[probe_pos]})
     df = df.reindex(df["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
     df["rank"] = np.arange(1, len(df) + 1)
     return df
@@ -384,9 +391,7 @@ def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 
     if not len(where):
         return pd.DataFrame(columns=["sample_id", "label", "kernel_sim"])
     i = int(where[0])
-    K = np.asarray(kernel["trace"])
-    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
-    sim = K[i] / (d[i] * d)
+    sim = kernel_similarity(kernel["trace"])[i]
     labels = np.asarray(kernel.get("labels", np.zeros(len(ids), dtype=int)))
     df = pd.DataFrame({"sample_id": ids, "label": labels, "kernel_sim": sim}).drop(index=i)
     return df.sort_values("kernel_sim", ascending=False).head(top).reset_index(drop=True)

@@ -88,19 +88,20 @@ def body():
         panels = [("loss", "loss ℓ_i"), ("p_true", "p(true label)"), ("residual_norm", "‖r_i‖ residual"),
                   ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
         panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()]
-        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                            subplot_titles=None)
+        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.045,
+                            subplot_titles=[t for _, t in panels])
         color = common.curriculum_color(run.curriculum)
         for i, (col, title) in enumerate(panels, start=1):
             fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
                                      line=dict(color=color, width=2), marker=dict(size=5)), row=i, col=1)
-            fig.update_yaxes(title_text=title, row=i, col=1, title_font=dict(size=11))
+            fig.update_yaxes(nticks=4, row=i, col=1)
         # one layout update for all bands (add_vrect per round is quadratic in plotly)
         fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
                                        fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
                                   for t in hist.loc[hist["selected"], "round"]])
         fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
-        fig.update_layout(height=140 * len(panels) + 80, showlegend=False,
+        fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
+        fig.update_layout(height=150 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
         common.chart(fig, "Learned when the loss drops and p(true) rises; the score peaks while the residual is "
                      "still large and the output moves fast — that is when DoCL wants it.", key="smp_hist")
@@ -117,14 +118,20 @@ def body():
             st.caption(f"Probe samples whose gradients point most like sample {sid}'s (normalised trace kernel "
                        f"K_ij/√(K_ii K_jj), round {t}): training on them moves this sample's output too.")
             full = common.dataset_of(run)
+            flipped = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int)) if "noisy" in ds else set()
+            shown = nb.assign(label=nb["label"].map(cname), flipped=nb["sample_id"].astype(int).isin(flipped))
             if "thumbnail" in full.columns:
                 th = full.set_index("sample_id")["thumbnail"]
-                cols = st.columns(len(nb))
-                for c, (_, r) in zip(cols, nb.iterrows()):
-                    c.image(th.loc[int(r["sample_id"])], width=64,
-                            caption=f"#{int(r['sample_id'])} · {cname(r['label'])} · {r['kernel_sim']:.2f}")
-            shown = nb.assign(label=nb["label"].map(cname))
-            st.dataframe(shown, hide_index=True)
+                st.image([common.framed_thumbnail(th.loc[int(r["sample_id"])], bool(r["flipped"]), side=80)
+                          for _, r in shown.iterrows()],
+                         caption=[f"#{int(r['sample_id'])} · {r['label']} · {r['kernel_sim']:.2f}"
+                                  for _, r in shown.iterrows()], width=80)
+                st.caption("Caption: sample id · given label · similarity (1 = same gradient direction); a red "
+                           "frame marks a flipped label. A flipped sample whose neighbours share its *true* "
+                           "class is one the network already sees through.")
+                common.download(shown, f"{run.dir.name}-sample-{sid}-neighbours", key="dl_nb")
+            else:
+                st.dataframe(shown, hide_index=True)
             break
     if not found:
         probe = sorted(int(s) for s in common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])["probe_ids"][:12]) if kr else []

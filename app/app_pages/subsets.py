@@ -25,7 +25,8 @@ def round_view():
     run.refresh()
     ids = run.round_ids
     if st.session_state.get("sub_round") is None or st.session_state["sub_round"] > ids[-1]:
-        st.session_state["sub_round"] = ids[-1]
+        # a run still training opens on its newest round; a finished one where the curricula differ
+        st.session_state["sub_round"] = ids[-1] if run.is_live else common.early_round(ids)
     if st.session_state.get("sub_play", False) and len(ids) > 1:
         cur = st.session_state["sub_round"]
         st.session_state["sub_round"] = ids[0] if cur >= ids[-1] else cur + 1
@@ -77,22 +78,26 @@ def _gallery(chosen, t):
     thumbs = common.dataset_of(run).set_index("sample_id")["thumbnail"] if len(chosen) else None
     top = chosen.sort_values("score", ascending=False).head(GALLERY)
     names = run.meta.get("class_names") or []
-    st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** "
-                "— ⚠ marks a noisy label (given→true class)")
+
+    def cname(v):
+        return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
+    n_noisy = int(top["noisy"].sum()) if "noisy" in top else 0
+    st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** — "
+                f"caption: sample id · given label; a :red[**red frame**] marks a flipped label "
+                f"(given→true), {n_noisy} of {len(top)} here")
     images, caps = [], []
     for _, row in top.iterrows():
-        lab = int(row["label"])
-        text = names[lab] if lab < len(names) else str(lab)
-        cap = f"#{int(row['sample_id'])} · {text}"
-        if row.get("noisy", False):
-            clean = int(row["clean_label"]) if pd.notna(row.get("clean_label")) else -1
-            cap = f"⚠ #{int(row['sample_id'])} · {text}→{names[clean] if 0 <= clean < len(names) else clean}"
-        images.append(thumbs.loc[int(row["sample_id"])])
+        sid, noisy = int(row["sample_id"]), bool(row.get("noisy", False))
+        cap = f"#{sid} · {cname(row['label'])}"
+        if noisy and pd.notna(row.get("clean_label")):
+            cap = f"#{sid} · {cname(row['label'])}→{cname(row['clean_label'])}"
+        images.append(common.framed_thumbnail(thumbs.loc[sid], noisy))
         caps.append(cap)
     if images:
-        st.image(images, caption=caps, width=84)
-    st.caption("What the curriculum trains on now: early rounds favour clear, typical samples for SPL and "
-               "frontier samples for DoCL; flipped labels (⚠) are what a good curriculum avoids.")
+        st.image(images, caption=caps, width=96)
+    st.caption("What the curriculum trains on this round. Early rounds show the difference: SPL picks clear, "
+               "typical samples, MCL hard ones, DoCL the frontier; flipped labels (red) are what a good "
+               "curriculum avoids. Move the slider to later rounds to see k_t grow towards N.")
     pick = st.selectbox("Open a sample from this gallery", [None] + [int(s) for s in top["sample_id"]], key="sub_open",
                         format_func=lambda s: "—" if s is None else f"sample {s}")
     if pick is not None:
@@ -182,19 +187,22 @@ def across():
             st.info("Select at least two curricula in the sidebar to compare their subsets.")
         return
     common_rounds = min(r.last_complete_round for r in one.values())
-    t = st.slider("Round to compare", 0, max(common_rounds, 1), common_rounds, key="sub_jac_round",
-                  disabled=common_rounds == 0)
+    live = any(r.is_live for r in one.values())
+    t = st.slider("Round to compare", 0, max(common_rounds, 1),
+                  common_rounds if live else common.early_round(list(range(common_rounds + 1))),
+                  key="sub_jac_round", disabled=common_rounds == 0)
     t = min(t, common_rounds)
     masks = {common.curriculum_label(c): common.run_samples(str(r.dir), common.run_stamp(r.dir), t,
                                                              ("sample_id", "selected"))["selected"].to_numpy(bool)
              for c, r in sorted(one.items(), key=lambda kv: common.sort_curricula(one).index(kv[0]))}
     J = views.jaccard_matrix(masks)
     fig = go.Figure(go.Heatmap(z=J.to_numpy(), x=list(J.columns), y=list(J.index), zmin=0, zmax=1, colorscale="Blues",
-                               text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title="|A∩B|/|A∪B|")))
+                               text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title=dict(text="Jaccard<br>|A∩B| / |A∪B|", side="top"))))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
     fig.update_layout(height=420, title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
     common.chart(fig, "1 = identical subsets. Expect DoCL and DoCL-NR to overlap most and easy-first SPL and "
-                 "hard-first MCL least; Random is the chance level.", key="sub_jac")
+                 "hard-first MCL least; Random is the chance level. Late rounds all look alike because k_t "
+                 "nears N: compare early rounds.", key="sub_jac")
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
 
 
