@@ -11,6 +11,18 @@ st.caption("Does DoCL beat Random, SPL and MCL on this experiment? Mean over see
 
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
+if ctx.runs:  # what this experiment is, in one line, before any chart
+    meta = ctx.runs[0].meta
+    cfg = meta.get("config") or {}
+    parts = [f"**{cfg.get('dataset', '?')}**"]
+    if meta.get("num_train"):
+        parts.append(f"N = {int(meta['num_train']):,} training samples")
+    if cfg.get("label_noise"):
+        parts.append(f"{100 * float(cfg['label_noise']):.0f} % flipped labels")
+    parts.append(f"{len(ctx.curricula)} curricula × {len({r.seed for r in ctx.runs})} seeds")
+    if meta.get("rounds_planned"):
+        parts.append(f"{meta['rounds_planned']} rounds")
+    st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
 
 
 def curves():
@@ -92,5 +104,6 @@ common.live_area(curves, live)
 
 st.subheader("Runs in this experiment")
 shown = summary.assign(curriculum=summary["curriculum"].map(common.curriculum_label))
+shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
 st.dataframe(shown, hide_index=True)
 st.caption("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")

@@ -62,7 +62,9 @@ def body():
         if "thumbnail" in full.columns:
             thumb = full.loc[full["sample_id"] == sid, "thumbnail"]
             if len(thumb):
-                st.image(thumb.iloc[0], width=160, caption=f"sample {sid}")
+                flipped_here = bool(len(row) and row.iloc[0].get("noisy", False))
+                st.image(common.framed_thumbnail(thumb.iloc[0], flipped_here, side=160), width=160,
+                         caption=f"sample {sid}")
         elif {"x0", "x1"} <= set(ds.columns):
             tr = ds[ds["split"] == "train"] if "split" in ds else ds
             tr = views.downsample_rows(tr, 3000)
@@ -79,7 +81,7 @@ def body():
             r0 = row.iloc[0]
             st.markdown(f"**given label:** {cname(r0['label'])}")
             if bool(r0.get("noisy", False)):
-                st.markdown(f":orange[⚠ **noisy label**] — the true class is {cname(r0['clean_label'])}")
+                st.markdown(f":red[⚠ **noisy label**] (flipped) — the true class is {cname(r0['clean_label'])}")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
         st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} rounds")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since round 0",
@@ -122,10 +124,10 @@ def body():
             shown = nb.assign(label=nb["label"].map(cname), flipped=nb["sample_id"].astype(int).isin(flipped))
             if "thumbnail" in full.columns:
                 th = full.set_index("sample_id")["thumbnail"]
-                st.image([common.framed_thumbnail(th.loc[int(r["sample_id"])], bool(r["flipped"]), side=80)
+                st.image([common.framed_thumbnail(th.loc[int(r["sample_id"])], bool(r["flipped"]))
                           for _, r in shown.iterrows()],
                          caption=[f"#{int(r['sample_id'])} · {r['label']} · {r['kernel_sim']:.2f}"
-                                  for _, r in shown.iterrows()], width=80)
+                                  for _, r in shown.iterrows()], width=96)
                 st.caption("Caption: sample id · given label · similarity (1 = same gradient direction); a red "
                            "frame marks a flipped label. A flipped sample whose neighbours share its *true* "
                            "class is one the network already sees through.")

@@ -53,7 +53,8 @@ def body():
 
     st.subheader("Samples × rounds")
     c1, c2 = st.columns([1, 1])
-    order = c1.radio("Sort samples by", ["last", "mean", "first"], horizontal=True, key="sc_order",
+    # by default sort by the mean: late rounds of a finished run have small scores that barely order anything
+    order = c1.radio("Sort samples by", ["mean", "last", "first"], horizontal=True, key="sc_order",
                      format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
     norm = c2.checkbox("Rank within each round (percentile)", key="sc_rank",
                        help="Scores shrink as training converges; ranks show who leads in each round.")
@@ -95,7 +96,7 @@ def body():
         common.chart(fig, "A wide band = the rounds where training moves many samples at once; it narrows "
                      "as the model converges and fewer samples still move the loss.", key="sc_bands")
     with right:
-        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1], key="sc_round") if len(ids) > 1 else ids[0]
+        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1] if run.is_live else common.early_round(ids), key="sc_round") if len(ids) > 1 else ids[0]
         hist = views.histogram(M[ids.index(t)])
         fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
         fig.update_layout(title=f"Score histogram, round {t}")
@@ -153,7 +154,8 @@ def body():
         fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
                            title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
         fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360)
-        common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score.", key="sc_agree")
+        common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score; near 0, "
+                     "selecting by the estimate would pick different samples.", key="sc_agree")
     with right:
         r = ids.index(t)
         pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()
