@@ -89,34 +89,45 @@ def accuracy_curves(rounds: pd.DataFrame, metric: str = "test_acc", x: str = "ro
 
 
 def final_accuracy_table(rounds: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Table-1 style: final test/validation accuracy (mean ± std over seeds) per curriculum.
+    """Table-1 style: final test/validation accuracy (mean ± std over seeds) per curriculum; for
+    regression runs (no accuracy logged) the final test/validation MSE instead.
 
     "Final" is the last committed round of each complete run; running and failed runs are left
     out unless no run is complete yet (then every run's last committed round is used).
+    Columns: curriculum, runs, two "mean ± std" text columns each with a float "<name> mean"
+    twin, rounds.
     """
-    if not len(rounds) or "test_acc" not in rounds.columns:
-        return pd.DataFrame(columns=["curriculum", "runs", "test acc (%)", "val acc (%)", "rounds"])
+    has_acc = "test_acc" in rounds.columns and rounds["test_acc"].notna().any()
+    has_loss = "test_loss" in rounds.columns and rounds["test_loss"].notna().any()
+    if has_acc or not has_loss:
+        metrics = (("test_acc", "test acc (%)"), ("val_acc", "val acc (%)"))
+        scale, digits = 100.0, 2
+    else:
+        metrics = (("test_loss", "test MSE"), ("val_loss", "val MSE"))
+        scale, digits = 1.0, 4
+    if not len(rounds) or metrics[0][0] not in rounds.columns:
+        return pd.DataFrame(columns=["curriculum", "runs", *[n for _, n in metrics], "rounds"])
     complete = set(summary.loc[summary["status"] == "complete", "run"])
     use = rounds[rounds["run"].isin(complete)] if complete else rounds
     last = use.sort_values("round").groupby("run").tail(1)
     rows = []
     for cur, g in last.groupby("curriculum", sort=False):
         row = {"curriculum": cur, "runs": len(g)}
-        for col, name in (("test_acc", "test acc (%)"), ("val_acc", "val acc (%)")):
-            v = 100 * g[col].dropna() if col in g else pd.Series(dtype=float)
-            row[name] = _pm(v)
+        for col, name in metrics:
+            v = scale * g[col].dropna() if col in g else pd.Series(dtype=float)
+            row[name] = _pm(v, digits)
             row[name + " mean"] = float(v.mean()) if len(v) else float("nan")
         row["rounds"] = int(g["round"].max()) + 1
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _pm(v: pd.Series) -> str:
+def _pm(v: pd.Series, digits: int = 2) -> str:
     if not len(v):
         return "–"
     if len(v) == 1:
-        return f"{v.iloc[0]:.2f}"
-    return f"{v.mean():.2f} ± {v.std():.2f}"
+        return f"{v.iloc[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
 def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:

@@ -68,12 +68,18 @@ def body():
         elif {"x0", "x1"} <= set(ds.columns):
             tr = ds[ds["split"] == "train"] if "split" in ds else ds
             tr = views.downsample_rows(tr, 3000)
-            fig = go.Figure(go.Scattergl(x=tr["x0"], y=tr["x1"], mode="markers", marker=dict(color="#CCCCCC", size=4),
-                                         name="training set"))
+            import plotly.express as px
+            palette = px.colors.qualitative.Safe  # the Selected subsets page's class colours
+            fig = go.Figure(go.Scattergl(x=tr["x0"], y=tr["x1"], mode="markers", name="training set",
+                                         marker=dict(size=4, opacity=0.35, color=[palette[int(v) % len(palette)]
+                                                                                  for v in tr["label"]])
+                                         if "label" in tr else dict(color="#CCCCCC", size=4)))
             fig.add_trace(go.Scatter(x=row["x0"], y=row["x1"], mode="markers", name=f"sample {sid}",
-                                     marker=dict(color="#D55E00", size=14, symbol="star")))
-            fig.update_layout(height=260, showlegend=False, title="Where it lies", xaxis_title="x₀", yaxis_title="x₁")
-            common.chart(fig, "The star is this sample among the training set.", key="smp_where")
+                                     marker=dict(color="#222222", size=16, symbol="star",
+                                                 line=dict(color="white", width=1.5))))
+            fig.update_layout(height=300, showlegend=False, title="Where it lies", xaxis_title="x₀", yaxis_title="x₁")
+            common.chart(fig, "The star is this sample among the training set (coloured by given label).",
+                         key="smp_where")
         elif {"x0", "target"} <= set(ds.columns) and len(row):
             st.metric("x", f"{float(row['x0'].iloc[0]):.3f}")
             st.metric("target y", f"{float(row['target'].iloc[0]):.3f}")
@@ -102,6 +108,7 @@ def body():
                                        fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
                                   for t in hist.loc[hist["selected"], "round"]])
         fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
+        fig.update_xaxes(tick0=0, dtick=max(1, int(np.ceil(len(hist) / 12))))  # whole rounds on every panel
         fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
         fig.update_layout(height=150 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
@@ -133,7 +140,7 @@ def body():
                            "class is one the network already sees through.")
                 common.download(shown, f"{run.dir.name}-sample-{sid}-neighbours", key="dl_nb")
             else:
-                st.dataframe(shown, hide_index=True)
+                st.dataframe(shown if shown["flipped"].any() else shown.drop(columns="flipped"), hide_index=True)
             break
     if not found:
         probe = sorted(int(s) for s in common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])["probe_ids"][:12]) if kr else []

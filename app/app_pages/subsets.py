@@ -41,8 +41,9 @@ def round_view():
     k, n = len(chosen), len(sel)
     c = st.columns(4)
     c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N")
-    c[1].metric("noisy labels in S_t", f"{int(chosen['noisy'].sum()):,}",
-                f"{100 * chosen['noisy'].mean():.1f} % of S_t" if k else None, delta_color="inverse")
+    n_noisy = int(chosen["noisy"].sum())
+    c[1].metric("noisy targets in S_t" if run.task == "regression" else "noisy labels in S_t", f"{n_noisy:,}",
+                f"{100 * chosen['noisy'].mean():.1f} % of S_t" if k and n_noisy else None, delta_color="inverse")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
     c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–")
@@ -108,14 +109,20 @@ def _gallery(chosen, t):
 def _points(sel, t):
     shown = views.downsample_rows(sel, MAX_POINTS, keep=sel["selected"].astype(bool))
     un, ch = shown[~shown["selected"].astype(bool)], shown[shown["selected"].astype(bool)]
+    names = run.meta.get("class_names") or []
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=un["x0"], y=un["x1"], mode="markers", name="not selected",
-                               marker=dict(color="#D0D0D0", size=5)))
     palette = px.colors.qualitative.Safe
+    for lab in sorted(shown["label"].unique()):  # faint: the data, so the classes' shapes show
+        g = un[un["label"] == lab]
+        name = names[int(lab)] if 0 <= int(lab) < len(names) else f"label {lab}"
+        fig.add_trace(go.Scattergl(x=g["x0"], y=g["x1"], mode="markers", name=f"{name}, not selected",
+                                   marker=dict(color=palette[int(lab) % len(palette)], size=5, opacity=0.22)))
     for lab, g in ch.groupby("label"):
         clean = g[~g["noisy"]]
-        fig.add_trace(go.Scattergl(x=clean["x0"], y=clean["x1"], mode="markers", name=f"selected, label {lab}",
-                                   marker=dict(color=palette[int(lab) % len(palette)], size=7)))
+        name = names[int(lab)] if 0 <= int(lab) < len(names) else f"label {lab}"
+        fig.add_trace(go.Scattergl(x=clean["x0"], y=clean["x1"], mode="markers", name=f"{name}, selected",
+                                   marker=dict(color=palette[int(lab) % len(palette)], size=8,
+                                               line=dict(color="#333333", width=0.8))))
     noisy = ch[ch["noisy"]]
     if len(noisy):
         fig.add_trace(go.Scattergl(x=noisy["x0"], y=noisy["x1"], mode="markers", name="selected, noisy label",
@@ -124,8 +131,9 @@ def _points(sel, t):
                       + (f" ({len(shown):,} of {len(sel):,} drawn)" if len(shown) < len(sel) else ""),
                       xaxis_title="x₀", yaxis_title="x₁", height=480)
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    common.chart(fig, "Coloured points are S_t: see whether the curriculum covers the class boundaries "
-                 "(DoCL, MCL) or the easy cores (SPL); × marks a flipped label.", key="sub_pts")
+    common.chart(fig, "Solid, outlined points are S_t; faint ones the rest of the training set, coloured by "
+                 "label. See whether the curriculum covers the class boundaries (DoCL, MCL) or the easy cores "
+                 "(SPL); × marks a flipped label.", key="sub_pts")
 
 
 def _curve(sel, t):
@@ -159,17 +167,20 @@ else:
 
 def across():
     rounds = ctx.rounds()
-    st.subheader("Noisy labels picked over time")
+    regression = run.task == "regression"
+    st.subheader("Noisy targets picked over time" if regression else "Noisy labels picked over time")
     noisy = views.noisy_selected_over_time(rounds)
     if len(noisy) and noisy["noisy selected"].sum() > 0:
         noisy["curriculum"] = noisy["curriculum"].map(common.curriculum_label)
         order = [common.curriculum_label(c) for c in ctx.curricula if common.curriculum_label(c) in set(noisy["curriculum"])]
         fig = common.lines(noisy, "round", "noisy share (%)", "curriculum", order=order,
                            colors=common.color_map(rounds["curriculum"].unique()),
-                           title="Share of S_t with flipped labels (mean over seeds)")
-        fig.update_layout(yaxis_title="noisy labels in S_t (%)", height=360)
-        common.chart(fig, "Lower is better: training on flipped labels teaches the network wrong answers. Compare "
-                     "hard-first MCL, easy-first SPL and the DoCL variants.", key="sub_noisy")
+                           title=("Share of S_t with corrupted targets" if regression else
+                                  "Share of S_t with flipped labels") + " (mean over seeds)")
+        fig.update_layout(yaxis_title=f"noisy {'targets' if regression else 'labels'} in S_t (%)", height=360)
+        common.chart(fig, "Lower is better: training on noisy labels or targets teaches the network wrong answers. "
+                     "Random sits at the noise rate; compare hard-first MCL, easy-first SPL and the DoCL variants.",
+                     key="sub_noisy")
         common.download(noisy, f"{ctx.exp_dir.name}-noisy-selected", key="dl_noisy")
     else:
         st.caption("No noisy-label samples were selected (or the dataset has no label noise).")
