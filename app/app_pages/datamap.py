@@ -44,16 +44,19 @@ def body():
                 "(x: its variability, y: its mean; lower is better learned).")
     p = run.dir / "dataset.parquet"
     df = build_map(str(run.dir), common.run_stamp(run.dir), p.stat().st_mtime_ns if p.exists() else -1, regression)
-    options = ["correctness", "noisy", "times_selected"]
+    options = ["noisy", "times_selected"] if regression else ["correctness", "noisy", "times_selected"]
+    word = "target" if regression else "label"
     if "dm_color" not in st.session_state and df["noisy"].any():
         st.session_state["dm_color"] = "noisy"  # with flipped labels, where they land is the story
+    if st.session_state.get("dm_color", options[0]) not in options:  # e.g. correctness, then a regression run
+        st.session_state["dm_color"] = options[0]
     color_by = st.radio("Colour by", options, horizontal=True, key="dm_color",
-                        format_func={"correctness": "correctness", "noisy": "label noise",
+                        format_func={"correctness": "correctness", "noisy": f"{word} noise",
                                      "times_selected": "times selected"}.get)
     if color_by == "correctness" and df["correctness"].isna().all():
         color_by = "times_selected"
     shown = views.downsample_rows(df, MAX_POINTS, keep=df["noisy"])
-    plot = shown.assign(noisy=shown["noisy"].map({True: "noisy label", False: "clean label"}))
+    plot = shown.assign(noisy=shown["noisy"].map({True: f"noisy {word}", False: f"clean {word}"}))
     hover = "sample %{customdata[0]} (label %{customdata[1]})<br>selected %{customdata[2]:.0f}×<extra></extra>"
     fig = go.Figure()
 
@@ -62,7 +65,7 @@ def body():
                                    customdata=d[["sample_id", "label", "times_selected"]], hovertemplate=hover,
                                    marker=dict(size=5, **marker)))
     if color_by == "noisy":
-        for name, color in (("clean label", "#9EB9D4"), ("noisy label", "#D55E00")):
+        for name, color in ((f"clean {word}", "#9EB9D4"), (f"noisy {word}", "#D55E00")):
             trace(plot[plot["noisy"] == name], name, dict(color=color))
     else:
         scale = "RdYlBu" if color_by == "correctness" else "Viridis"

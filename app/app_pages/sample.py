@@ -112,8 +112,9 @@ def body():
         fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
         fig.update_layout(height=150 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
-        common.chart(fig, "Learned when the loss drops and p(true) rises; the score peaks while the residual is "
-                     "still large and the output moves fast — that is when DoCL wants it.", key="smp_hist")
+        common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(true) rises")
+                           + "; the score peaks while the residual is still large and the output moves fast — that "
+                           "is when DoCL wants it."), key="smp_hist")
         common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
 
     st.subheader("Kernel neighbours")
@@ -129,6 +130,11 @@ def body():
             full = common.dataset_of(run)
             flipped = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int)) if "noisy" in ds else set()
             shown = nb.assign(label=nb["label"].map(cname), flipped=nb["sample_id"].astype(int).isin(flipped))
+            if run.task == "regression":  # no labels: where the neighbours lie instead
+                coords = [c for c in ("x0", "target") if c in ds]
+                shown = shown.drop(columns="label").merge(ds[["sample_id", *coords]].drop_duplicates("sample_id"),
+                                                          on="sample_id", how="left")
+                shown = shown.rename(columns={"x0": "x", "target": "target y"})
             if "thumbnail" in full.columns:
                 th = full.set_index("sample_id")["thumbnail"]
                 st.image([common.framed_thumbnail(th.loc[int(r["sample_id"])], bool(r["flipped"]))
