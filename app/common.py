@@ -281,6 +281,10 @@ def sidebar() -> Optional[Context]:
     st.session_state["_exp_dir"] = str(exp_dir)
     curricula = sort_curricula(r.curriculum for r in exp.runs)
     seeds = sorted({r.seed for r in exp.runs})
+    if st.session_state.get("_filters_for") != str(exp_dir):  # another experiment: show all of its runs
+        for key in ("f_curricula", "f_seeds", "focus_run"):
+            st.session_state.pop(key, None)
+        st.session_state["_filters_for"] = str(exp_dir)
     pick_c = sb.multiselect("Curricula", curricula, default=curricula, key="f_curricula",
                             format_func=curriculum_label)
     pick_s = sb.multiselect("Seeds", seeds, default=seeds, key="f_seeds")
