@@ -282,12 +282,10 @@ def sidebar() -> Optional[Context]:
     curricula = sort_curricula(r.curriculum for r in exp.runs)
     seeds = sorted({r.seed for r in exp.runs})
     if st.session_state.get("_filters_for") != str(exp_dir):  # another experiment: show all of its runs
-        for key in ("f_curricula", "f_seeds", "focus_run"):
-            st.session_state.pop(key, None)
+        st.session_state["f_curricula"], st.session_state["f_seeds"] = curricula, seeds
         st.session_state["_filters_for"] = str(exp_dir)
-    pick_c = sb.multiselect("Curricula", curricula, default=curricula, key="f_curricula",
-                            format_func=curriculum_label)
-    pick_s = sb.multiselect("Seeds", seeds, default=seeds, key="f_seeds")
+    pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label)
+    pick_s = sb.multiselect("Seeds", seeds, key="f_seeds")
     runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s]
     runs.sort(key=lambda r: (ORDER.index(r.curriculum) if r.curriculum in ORDER else 99, r.seed, r.dir.name))
     focus = None
