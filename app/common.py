@@ -284,8 +284,10 @@ def sidebar() -> Optional[Context]:
     if st.session_state.get("_filters_for") != str(exp_dir):  # another experiment: show all of its runs
         st.session_state["f_curricula"], st.session_state["f_seeds"] = curricula, seeds
         st.session_state["_filters_for"] = str(exp_dir)
-    pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label)
-    pick_s = sb.multiselect("Seeds", seeds, key="f_seeds")
+    # a default only when the state is gone (Streamlit drops widget state on st.switch_page): all runs
+    pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label,
+                            default=None if "f_curricula" in st.session_state else curricula)
+    pick_s = sb.multiselect("Seeds", seeds, key="f_seeds", default=None if "f_seeds" in st.session_state else seeds)
     runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s]
     runs.sort(key=lambda r: (ORDER.index(r.curriculum) if r.curriculum in ORDER else 99, r.seed, r.dir.name))
     focus = None
