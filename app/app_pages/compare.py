@@ -64,7 +64,9 @@ def curves():
                       yaxis_title=label, height=430, hovermode="x unified")
     common.chart(fig, ("Lower is better: look for the curve that falls earliest and ends lowest"
                        if regression else "Look for the curve that climbs earliest and ends highest")
-                 + "; overlapping bands mean the seeds cannot tell the curricula apart.", key="cmp_curve")
+                 + "; overlapping bands mean the seeds cannot tell the curricula apart. Every curriculum "
+                 "trains on k_t samples a round: one that picks a narrow slice early (see the class balance on "
+                 "Selected subsets) can trail Random until k_t grows.", key="cmp_curve")
     common.download(df, f"{ctx.exp_dir.name}-{metric}-by-{x}", key="dl_curves")
 
     st.subheader("Final test MSE (Table-1 style)" if regression else "Final accuracy (Table-1 style)")
@@ -106,7 +108,9 @@ def curves():
 common.live_area(curves, live)
 
 st.subheader("Runs in this experiment")
-shown = summary.assign(curriculum=summary["curriculum"].map(common.curriculum_label))
+order = {c: i for i, c in enumerate(common.sort_curricula(summary["curriculum"]))}
+shown = summary.assign(_o=summary["curriculum"].map(order)).sort_values(["_o", "seed", "run"]).drop(columns="_o")
+shown = shown.assign(curriculum=shown["curriculum"].map(common.curriculum_label))
 shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
 st.dataframe(shown, hide_index=True)
 st.caption("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")

@@ -74,9 +74,12 @@ def body():
     fig.update_xaxes(title="round")
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
                       + (f", averaged in {len(info)} sorted groups" if binned else ""), height=460)
+    flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
     common.chart(fig, "Read across a row to follow a group of samples. a_i is how fast sample i's loss falls: red = "
                  "its loss is falling fast (the frontier), blue = training on the others pushes it up, white = it "
-                 "does not move. Colours are clipped at the 98th percentile of |score|.",
+                 "does not move. Colours are clipped at the 98th percentile of |score|."
+                 + (f" Round{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every score is exactly 0 "
+                    "(the run logged no movement there)." if flat else ""),
                  key="sc_heat")
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
