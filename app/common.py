@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
     sys.path.insert(0, str(REPO))
 
 from docl_core import views  # noqa: E402
+from docl_core.curricula import CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
@@ -36,8 +37,6 @@ LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still
 
 # One colour per curriculum on every page: the core's map, so the dashboard, the benchmark figures
 # and the README plots agree (grey baseline, orange easy-first, purple hard-first, blues for DoCL).
-from docl_core.curricula import CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
-
 _COLORS = dict(CURRICULUM_COLORS)
 _LABELS = dict(CURRICULUM_LABELS)
 _EXTRA = ["#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999933", "#882255"]  # curricula the core does not name
@@ -57,7 +56,7 @@ def early_round(ids: list[int]) -> int:
     return ids[len(ids) // 4] if ids else 0
 
 
-def framed_thumbnail(png: bytes, noisy: bool, side: int = 96) -> "Image.Image":
+def framed_thumbnail(png: bytes, noisy: bool, side: int = 96) -> Image.Image:  # noqa: F821 (PIL imported inside)
     """A thumbnail scaled up without smoothing (8×8 digits stay crisp) inside a frame: a thick red
     one for a flipped label, a thin white one otherwise (so neighbouring tiles do not merge)."""
     import io
