@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
     sys.path.insert(0, str(REPO))
 
 from docl_core import views  # noqa: E402
+from docl_core.curricula import CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
@@ -34,17 +35,11 @@ SCORE_GROUP = ("score", "score_exact", "score_byproduct", "score_fast")
 HISTORY_GROUP = ("loss", "p_true", "residual_norm", "speed_norm", "selected", "correct", "times_selected", "output0")
 LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still training
 
-# One colour per curriculum on every page (Okabe–Ito, readable by colour-blind viewers).
-_COLORS = {"random": "#8C8C8C", "spl": "#0072B2", "mcl": "#E69F00", "docl-nr": "#009E73", "docl": "#D55E00"}
-_LABELS = {"random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
-try:  # the core's own map wins once it exists
-    from docl_core.curricula import CURRICULUM_COLORS as _CORE_COLORS  # type: ignore
-    from docl_core.curricula import CURRICULUM_LABELS as _CORE_LABELS  # type: ignore
-    _COLORS = {**_COLORS, **dict(_CORE_COLORS)}
-    _LABELS = {**_LABELS, **dict(_CORE_LABELS)}
-except Exception:  # not there yet, or a different shape: keep ours
-    pass
-_EXTRA = ["#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999933", "#882255"]
+# One colour per curriculum on every page: the core's map, so the dashboard, the benchmark figures
+# and the README plots agree (grey baseline, orange easy-first, purple hard-first, blues for DoCL).
+_COLORS = dict(CURRICULUM_COLORS)
+_LABELS = dict(CURRICULUM_LABELS)
+_EXTRA = ["#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999933", "#882255"]  # curricula the core does not name
 ORDER = list(_COLORS)
 
 
@@ -52,6 +47,25 @@ def curriculum_color(name: str) -> str:
     if name not in _COLORS:
         _COLORS[name] = _EXTRA[(len(_COLORS) - 5) % len(_EXTRA)]
     return _COLORS[name]
+
+
+def early_round(ids: list[int]) -> int:
+    """The round a page opens on when it shows one round of a finished run: a quarter of the way in.
+    Curricula differ most early, while k_t is small; by the last rounds k_t nears N and every
+    curriculum selects almost everything."""
+    return ids[len(ids) // 4] if ids else 0
+
+
+def framed_thumbnail(png: bytes, noisy: bool, side: int = 96) -> Image.Image:  # noqa: F821 (PIL imported inside)
+    """A thumbnail scaled up without smoothing (8×8 digits stay crisp) inside a frame: a thick red
+    one for a flipped label, a thin white one otherwise (so neighbouring tiles do not merge)."""
+    import io
+
+    from PIL import Image, ImageOps
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    pad = max(3, side // 16) if noisy else 2
+    img = img.resize((side - 2 * pad, side - 2 * pad), Image.NEAREST)
+    return ImageOps.expand(img, border=pad, fill="#D62728" if noisy else "#FFFFFF")
 
 
 def curriculum_label(name: str) -> str:
@@ -240,6 +254,8 @@ def sidebar() -> Optional[Context]:
     start, source = initial_root()
     if "root" not in st.session_state:
         st.session_state["root"] = str(start)
+    if "_root_next" in st.session_state:  # set by the New run page when it writes elsewhere
+        st.session_state["root"] = st.session_state.pop("_root_next")
     sb.text_input("Runs folder", key="root", help=f"An experiment folder (a folder of runs), a folder of "
                   f"experiments, or one run. Opened first: {source}.")
     root = Path(st.session_state["root"].strip() or str(start)).expanduser()
@@ -264,9 +280,13 @@ def sidebar() -> Optional[Context]:
     st.session_state["_exp_dir"] = str(exp_dir)
     curricula = sort_curricula(r.curriculum for r in exp.runs)
     seeds = sorted({r.seed for r in exp.runs})
-    pick_c = sb.multiselect("Curricula", curricula, default=curricula, key="f_curricula",
-                            format_func=curriculum_label)
-    pick_s = sb.multiselect("Seeds", seeds, default=seeds, key="f_seeds")
+    if st.session_state.get("_filters_for") != str(exp_dir):  # another experiment: show all of its runs
+        st.session_state["f_curricula"], st.session_state["f_seeds"] = curricula, seeds
+        st.session_state["_filters_for"] = str(exp_dir)
+    # a default only when the state is gone (Streamlit drops widget state on st.switch_page): all runs
+    pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label,
+                            default=None if "f_curricula" in st.session_state else curricula)
+    pick_s = sb.multiselect("Seeds", seeds, key="f_seeds", default=None if "f_seeds" in st.session_state else seeds)
     runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s]
     runs.sort(key=lambda r: (ORDER.index(r.curriculum) if r.curriculum in ORDER else 99, r.seed, r.dir.name))
     focus = None

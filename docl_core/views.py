@@ -89,34 +89,45 @@ def accuracy_curves(rounds: pd.DataFrame, metric: str = "test_acc", x: str = "ro
 
 
 def final_accuracy_table(rounds: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
-    """Table-1 style: final test/validation accuracy (mean ± std over seeds) per curriculum.
+    """Table-1 style: final test/validation accuracy (mean ± std over seeds) per curriculum; for
+    regression runs (no accuracy logged) the final test/validation MSE instead.
 
     "Final" is the last committed round of each complete run; running and failed runs are left
     out unless no run is complete yet (then every run's last committed round is used).
+    Columns: curriculum, runs, two "mean ± std" text columns each with a float "<name> mean"
+    twin, rounds.
     """
-    if not len(rounds) or "test_acc" not in rounds.columns:
-        return pd.DataFrame(columns=["curriculum", "runs", "test acc (%)", "val acc (%)", "rounds"])
+    has_acc = "test_acc" in rounds.columns and rounds["test_acc"].notna().any()
+    has_loss = "test_loss" in rounds.columns and rounds["test_loss"].notna().any()
+    if has_acc or not has_loss:
+        metrics = (("test_acc", "test acc (%)"), ("val_acc", "val acc (%)"))
+        scale, digits = 100.0, 2
+    else:
+        metrics = (("test_loss", "test MSE"), ("val_loss", "val MSE"))
+        scale, digits = 1.0, 4
+    if not len(rounds) or metrics[0][0] not in rounds.columns:
+        return pd.DataFrame(columns=["curriculum", "runs", *[n for _, n in metrics], "rounds"])
     complete = set(summary.loc[summary["status"] == "complete", "run"])
     use = rounds[rounds["run"].isin(complete)] if complete else rounds
     last = use.sort_values("round").groupby("run").tail(1)
     rows = []
     for cur, g in last.groupby("curriculum", sort=False):
         row = {"curriculum": cur, "runs": len(g)}
-        for col, name in (("test_acc", "test acc (%)"), ("val_acc", "val acc (%)")):
-            v = 100 * g[col].dropna() if col in g else pd.Series(dtype=float)
-            row[name] = _pm(v)
+        for col, name in metrics:
+            v = scale * g[col].dropna() if col in g else pd.Series(dtype=float)
+            row[name] = _pm(v, digits)
             row[name + " mean"] = float(v.mean()) if len(v) else float("nan")
         row["rounds"] = int(g["round"].max()) + 1
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _pm(v: pd.Series) -> str:
+def _pm(v: pd.Series, digits: int = 2) -> str:
     if not len(v):
         return "–"
     if len(v) == 1:
-        return f"{v.iloc[0]:.2f}"
-    return f"{v.mean():.2f} ± {v.std():.2f}"
+        return f"{v.iloc[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
 def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
@@ -331,17 +342,26 @@ def jaccard_matrix(selected: dict[str, np.ndarray]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- Tangent kernel
 
 
+def kernel_similarity(trace: np.ndarray) -> np.ndarray:
+    """Normalised trace kernel K_ij / √(K_ii K_jj) (m, m): the cosine between the gradients of
+    samples i and j, 1 on the diagonal. Shows class structure that the raw scale hides."""
+    K = np.asarray(trace, dtype=np.float64)
+    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))  # (m,)
+    return K / (d[:, None] * d[None, :])
+
+
 def kernel_view(kernel: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Probe set ordered by class: order (m,), probe_ids, labels, trace (m, m) reordered, and
-    class boundaries (positions where the label changes)."""
+    """Probe set ordered by class: order (m,), probe_ids, labels, trace (m, m) reordered, its
+    normalised similarity (m, m) and class boundaries (positions where the label changes)."""
     labels = kernel.get("labels")
     m = len(kernel["probe_ids"])
     labels = np.zeros(m, dtype=int) if labels is None else np.asarray(labels)
     order = np.lexsort((np.asarray(kernel["probe_ids"]), labels))
     lab = labels[order]
     bounds = np.flatnonzero(np.diff(lab)) + 1
+    trace = np.asarray(kernel["trace"])[np.ix_(order, order)]
     return {"order": order, "probe_ids": np.asarray(kernel["probe_ids"])[order], "labels": lab,
-            "trace": np.asarray(kernel["trace"])[np.ix_(order, order)], "bounds": bounds}
+            "trace": trace, "similarity": kernel_similarity(trace), "bounds": bounds}
 
 
 def eigenvalue_frame(kernels: dict[int, np.ndarray], top: int = 10) -> pd.DataFrame:
@@ -365,12 +385,10 @@ def contributions_for(kernel: dict[str, np.ndarray], probe_pos: int, top: int = 
     if "contributions" not in kernel:
         raise RunStoreError("this kernel round logged no contributions: rerun with kernel logging on")
     c = np.asarray(kernel["contributions"])[probe_pos]  # (m,)
-    K = np.asarray(kernel["trace"])
-    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
     res = np.asarray(kernel["residual"]) if "residual" in kernel else None
     df = pd.DataFrame({"sample_id": ids, "label": labels, "contribution": c,
                        "residual_norm": np.linalg.norm(res, axis=1) if res is not None else np.nan,
-                       "kernel_sim": K[probe_pos] / (d[probe_pos] * d)})
+                       "kernel_sim": kernel_similarity(kernel["trace"])[probe_pos]})
     df = df.reindex(df["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
     df["rank"] = np.arange(1, len(df) + 1)
     return df
@@ -384,9 +402,7 @@ def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 
     if not len(where):
         return pd.DataFrame(columns=["sample_id", "label", "kernel_sim"])
     i = int(where[0])
-    K = np.asarray(kernel["trace"])
-    d = np.sqrt(np.clip(np.diag(K), 1e-30, None))
-    sim = K[i] / (d[i] * d)
+    sim = kernel_similarity(kernel["trace"])[i]
     labels = np.asarray(kernel.get("labels", np.zeros(len(ids), dtype=int)))
     df = pd.DataFrame({"sample_id": ids, "label": labels, "kernel_sim": sim}).drop(index=i)
     return df.sort_values("kernel_sim", ascending=False).head(top).reset_index(drop=True)

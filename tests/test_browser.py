@@ -1,12 +1,16 @@
-"""One real-browser pass: `streamlit run app/main.py` on a synthetic experiment, driven by
-Debian's Chromium through Playwright, through every page. Fails on any Streamlit exception
-element or an empty page; saves a screenshot per page (env DOCL_SCREENSHOTS, default a temp dir).
+"""One real-browser pass: `streamlit run app/main.py` as a new user starts it (no argument, so it
+opens the bundled demo, assets/demo), driven by Debian's Chromium through Playwright through
+every page. Fails on any Streamlit exception element, error box, missing chart or empty page;
+then points the sidebar's Runs folder box at a small synthetic experiment with a run that is
+still training and checks that the run renders, labelled live. Saves a screenshot per page (env
+DOCL_SCREENSHOTS, default a temp dir). The demo is only read: the test checks it is unchanged.
 
 Skipped when /usr/bin/chromium is missing, unless DOCL_REQUIRE_BROWSER=1 (CI), then it fails.
 """
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,10 +24,14 @@ import pytest
 from synthetic_runs import SyntheticSpec, write_experiment
 
 REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "assets" / "demo"
 CHROMIUM = "/usr/bin/chromium"
-PAGES = [("", "Compare curricula"), ("scores", "Scores over rounds"), ("subsets", "Selected subsets"),
-         ("kernel", "Tangent kernel"), ("sample", "One sample's history"), ("datamap", "Data map"),
-         ("new_run", "Start a new run"), ("how_it_works", "How it works")]
+# (url path, title, text the page must show on the demo)
+PAGES = [("", "Compare curricula", "DoCL"), ("scores", "Scores over rounds", "Rank churn"),
+         ("subsets", "Selected subsets", "flipped label"), ("kernel", "Tangent kernel", "Why does a sample score high"),
+         ("sample", "One sample's history", "Kernel neighbours"), ("datamap", "Data map", "flipped labels gather here"),
+         ("new_run", "Start a new run", "the bundled demo stays as it is"),
+         ("how_it_works", "How it works", "computed now")]
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +47,8 @@ def _need_browser():
         if os.environ.get("DOCL_REQUIRE_BROWSER") == "1":
             pytest.fail("playwright is not installed: pip install playwright")
         pytest.skip("playwright is not installed")
+    if not (DEMO / "docl-s0" / "run.json").is_file():
+        pytest.fail(f"the bundled demo is missing ({DEMO}): create it with `python -m docl_core demo`")
 
 
 def _free_port() -> int:
@@ -47,13 +57,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _snapshot(folder: Path) -> dict:
+    """{relative path: (size, mtime_ns)} of every file: the demo must come out of the test unchanged."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _need_browser()
-    exp = write_experiment(tmp_path_factory.mktemp("runs") / "synthetic", SyntheticSpec(n=400, rounds=8))
     port = _free_port()
     log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
-    env = {**os.environ, "DOCL_RUNS": str(exp), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in os.environ.items() if k != "DOCL_RUNS"}  # the product's default: the demo
+    env["PYTHONPATH"] = str(REPO)
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
@@ -95,57 +111,77 @@ def _settle(page, timeout_s: float = 90.0, chart: bool = False) -> None:
         busy = (page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count()
                 + page.locator('[data-testid="stSpinner"]').count())
         quiet = quiet + 1 if busy == 0 else 0
-        time.sleep(0.4)
-    page.wait_for_timeout(1000)  # plotly draws after the script finishes
+        time.sleep(0.3)
+    page.wait_for_timeout(700)  # plotly draws after the script finishes
 
 
 def _shoot(page, path: Path) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the viewport."""
     height = page.evaluate("() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], "
                            "[data-testid=\"stAppViewContainer\"]')].map(e => e.scrollHeight), 800)")
-    page.set_viewport_size({"width": 1440, "height": min(int(height) + 40, 12000)})
-    page.wait_for_timeout(600)
+    page.set_viewport_size({"width": 1400, "height": min(int(height) + 40, 12000)})
+    page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.set_viewport_size({"width": 1400, "height": 1000})
 
 
-def test_every_page_in_chromium(server):
+def _check(page, where: str, chart: bool = True) -> str:
+    """No exception, no error box, something drawn; returns the main block's text."""
+    exc = page.locator('[data-testid="stException"]')
+    assert exc.count() == 0, f"{where} shows an exception: {exc.first.inner_text()[:500]}"
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"{where} shows an error box: {errors.first.inner_text()[:300]}"
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert len(body.strip()) > 200, f"{where} looks empty"
+    if chart:
+        assert page.locator('[data-testid="stPlotlyChart"], [data-testid="stImage"]').count() > 0, \
+            f"{where} drew no chart"
+    return body
+
+
+def test_every_page_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
     shots = Path(os.environ.get("DOCL_SCREENSHOTS") or tempfile.mkdtemp(prefix="docl-shots-"))
     shots.mkdir(parents=True, exist_ok=True)
+    before = _snapshot(DEMO)
+    # one run, still training, with a seed the demo does not have (so stale seed filters would hide it)
+    live_exp = write_experiment(tmp_path / "synthetic", SyntheticSpec(n=200, rounds=4, curricula=(), seeds=(5,),
+                                                                       failed=False))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1000})
-            for i, (path, title) in enumerate(PAGES):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            for i, (path, title, must_show) in enumerate(PAGES):
                 page.goto(f"{server}/{path}", wait_until="domcontentloaded")
                 _settle(page, chart=path != "new_run")
                 _shoot(page, shots / f"{i:02d}-{path or 'compare'}.png")
-                exc = page.locator('[data-testid="stException"]')
-                assert exc.count() == 0, f"page /{path} shows an exception: {exc.first.inner_text()[:500]}"
+                body = _check(page, f"page /{path}", chart=path != "new_run")
                 heading = page.locator("h1").first.inner_text()
                 assert title in heading, f"page /{path}: expected title {title!r}, got {heading!r}"
-                body = page.locator('[data-testid="stMain"]').inner_text()
-                assert len(body.strip()) > 200, f"page /{path} looks empty"
-                if path not in ("new_run",):
-                    assert page.locator('[data-testid="stPlotlyChart"], [data-testid="stImage"]').count() > 0, \
-                        f"page /{path} drew no chart"
-                errors = page.locator('[data-testid="stAlertContentError"]')
-                assert errors.count() == 0, f"page /{path} shows an error box: {errors.first.inner_text()[:300]}"
-            # navigate by the sidebar too: the links work, not only the URLs
-            page.goto(server, wait_until="domcontentloaded")
-            _settle(page)
-            page.get_by_role("link", name="Tangent kernel").first.click()
-            _settle(page)
-            assert "Tangent kernel" in page.locator("h1").first.inner_text()
-            # a running run renders and is labelled live
-            page.goto(f"{server}/scores?run=docl-s2-live", wait_until="domcontentloaded")
-            _settle(page)
-            _shoot(page, shots / "08-scores-live-run.png")
-            assert page.locator('[data-testid="stException"]').count() == 0
-            assert "live" in page.locator('[data-testid="stMain"]').inner_text()
+                assert must_show in body, f"page /{path} on the demo does not show {must_show!r}"
+                assert "Synthetic test data" not in body, f"page /{path}: the demo is real, not synthetic"
+            # the front door opened the bundled demo, with no prompt
+            side = page.locator('[data-testid="stSidebar"]').inner_text()
+            assert "demo: 10 runs" in side, f"the sidebar did not open the bundled demo: {side[:300]}"
+
+            # the sidebar's links work, not only the URLs; then the Runs folder box opens another
+            # experiment, whose one run is still training: it renders and is labelled live
+            page.get_by_role("link", name="Scores").first.click()
+            _settle(page, chart=True)
+            assert "Scores over rounds" in page.locator("h1").first.inner_text()
+            box = page.get_by_role("textbox", name="Runs folder")
+            box.fill(str(live_exp))
+            box.press("Enter")
+            _settle(page, chart=True)
+            side = page.locator('[data-testid="stSidebar"]').inner_text()
+            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
+            assert shown and shown.group(1) == shown.group(2), f"the new folder's runs are not all shown: {side[-300:]}"
+            _shoot(page, shots / f"{len(PAGES):02d}-scores-live-run.png")
+            body = _check(page, "scores on a live run")
+            assert "● live" in body, "the running run is not labelled live"
         finally:
             browser.close()
+    assert _snapshot(DEMO) == before, "the browser pass changed files in assets/demo"
     print(f"screenshots in {shots}")

@@ -11,6 +11,19 @@ st.caption("Does DoCL beat Random, SPL and MCL on this experiment? Mean over see
 
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
+if ctx.runs:  # what this experiment is, in one line, before any chart
+    meta = ctx.runs[0].meta
+    cfg = meta.get("config") or {}
+    parts = [f"**{cfg.get('dataset', '?')}**"]
+    if meta.get("num_train"):
+        parts.append(f"N = {int(meta['num_train']):,} training samples")
+    if cfg.get("label_noise"):
+        parts.append(f"{100 * float(cfg['label_noise']):.0f} % flipped labels")
+    n_seeds = len({r.seed for r in ctx.runs})
+    parts.append(f"{len(ctx.curricula)} curricula × {n_seeds} seed{'s' if n_seeds != 1 else ''}")
+    if meta.get("rounds_planned"):
+        parts.append(f"{meta['rounds_planned']} rounds")
+    st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
 
 
 def curves():
@@ -19,15 +32,16 @@ def curves():
         st.info("No run has committed a round yet; curves appear as soon as one does.")
         return
     c1, c2 = st.columns([1, 1])
-    metric = c1.radio("Accuracy on", ["test_acc", "val_acc"], horizontal=True, key="cmp_metric",
-                      format_func={"test_acc": "test set", "val_acc": "validation set"}.get)
+    regression = "test_acc" not in rounds.columns or rounds["test_acc"].isna().all()
+    if regression:  # no accuracy logged: the loss (MSE) on the same two sets
+        metric = c1.radio("Loss (MSE) on", ["test_loss", "val_loss"], horizontal=True, key="cmp_metric_loss",
+                          format_func={"test_loss": "test set", "val_loss": "validation set"}.get)
+    else:
+        metric = c1.radio("Accuracy on", ["test_acc", "val_acc"], horizontal=True, key="cmp_metric",
+                          format_func={"test_acc": "test set", "val_acc": "validation set"}.get)
     x = c2.radio("Against", ["round", "steps"], horizontal=True, key="cmp_x",
                  format_func={"round": "rounds", "steps": "gradient steps"}.get)
     df = views.accuracy_curves(rounds, metric, x)
-    if not len(df):
-        st.info("These runs log no accuracy (a regression task): showing the test loss instead.")
-        metric = "test_loss"
-        df = views.accuracy_curves(rounds, metric, x)
     scale = 100.0 if metric.endswith("acc") else 1.0
     fig = go.Figure()
     for cur in common.sort_curricula(df["curriculum"]):
@@ -44,24 +58,27 @@ def curves():
                                  customdata=g[["seeds"]],
                                  hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.2f}}<br>seeds: %{{customdata[0]}}<extra></extra>"))
     label = {"test_acc": "test accuracy (%)", "val_acc": "validation accuracy (%)",
-             "test_loss": "test loss (MSE)"}[metric]
+             "test_loss": "test loss (MSE)", "val_loss": "validation loss (MSE)"}[metric]
     fig.update_layout(title=f"{label.split(' (')[0].capitalize()} per curriculum",
                       xaxis_title="round" if x == "round" else "gradient steps (cumulative, warm start included)",
                       yaxis_title=label, height=430, hovermode="x unified")
-    common.chart(fig, "Look for the curve that climbs earliest and ends highest; overlapping bands mean the "
-                 "seeds cannot tell the curricula apart.", key="cmp_curve")
+    common.chart(fig, ("Lower is better: look for the curve that falls earliest and ends lowest"
+                       if regression else "Look for the curve that climbs earliest and ends highest")
+                 + "; overlapping bands mean the seeds cannot tell the curricula apart. Every curriculum "
+                 "trains on k_t samples a round: one that picks a narrow slice early (see the class balance on "
+                 "Selected subsets) can trail Random until k_t grows.", key="cmp_curve")
     common.download(df, f"{ctx.exp_dir.name}-{metric}-by-{x}", key="dl_curves")
 
-    st.subheader("Final accuracy (Table-1 style)")
+    st.subheader("Final test MSE (Table-1 style)" if regression else "Final accuracy (Table-1 style)")
     table = views.final_accuracy_table(rounds, summary)
     table = table.set_index("curriculum").loc[common.sort_curricula(table["curriculum"])].reset_index()
     shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
     shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
     st.dataframe(shown, hide_index=True)
-    st.caption("Mean ± std over seeds at the last round of each complete run; the best curriculum "
-               "is the one to beat, and a gap smaller than the std is not a win.")
+    st.caption("Mean ± std over seeds at the last round of each complete run (one seed: no std); the best "
+               "curriculum is the one to beat, and a gap smaller than the std is not a win.")
     common.download(shown, f"{ctx.exp_dir.name}-final-accuracy", key="dl_final")
-    if len(table) and table["test acc (%) mean"].notna().any():
+    if not regression and len(table) and table["test acc (%) mean"].notna().any():
         best = table.loc[table["test acc (%) mean"].idxmax()]
         cols = st.columns(min(5, len(table)))
         for col, (_, row) in zip(cols, table.iterrows()):
@@ -91,6 +108,9 @@ def curves():
 common.live_area(curves, live)
 
 st.subheader("Runs in this experiment")
-shown = summary.assign(curriculum=summary["curriculum"].map(common.curriculum_label))
+order = {c: i for i, c in enumerate(common.sort_curricula(summary["curriculum"]))}
+shown = summary.assign(_o=summary["curriculum"].map(order)).sort_values(["_o", "seed", "run"]).drop(columns="_o")
+shown = shown.assign(curriculum=shown["curriculum"].map(common.curriculum_label))
+shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
 st.dataframe(shown, hide_index=True)
 st.caption("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")

@@ -44,14 +44,19 @@ def body():
                 "(x: its variability, y: its mean; lower is better learned).")
     p = run.dir / "dataset.parquet"
     df = build_map(str(run.dir), common.run_stamp(run.dir), p.stat().st_mtime_ns if p.exists() else -1, regression)
-    options = ["correctness", "noisy", "times_selected"]
+    options = ["noisy", "times_selected"] if regression else ["correctness", "noisy", "times_selected"]
+    word = "target" if regression else "label"
+    if "dm_color" not in st.session_state and df["noisy"].any():
+        st.session_state["dm_color"] = "noisy"  # with flipped labels, where they land is the story
+    if st.session_state.get("dm_color", options[0]) not in options:  # e.g. correctness, then a regression run
+        st.session_state["dm_color"] = options[0]
     color_by = st.radio("Colour by", options, horizontal=True, key="dm_color",
-                        format_func={"correctness": "correctness", "noisy": "label noise",
+                        format_func={"correctness": "correctness", "noisy": f"{word} noise",
                                      "times_selected": "times selected"}.get)
     if color_by == "correctness" and df["correctness"].isna().all():
         color_by = "times_selected"
     shown = views.downsample_rows(df, MAX_POINTS, keep=df["noisy"])
-    plot = shown.assign(noisy=shown["noisy"].map({True: "noisy label", False: "clean label"}))
+    plot = shown.assign(noisy=shown["noisy"].map({True: f"noisy {word}", False: f"clean {word}"}))
     hover = "sample %{customdata[0]} (label %{customdata[1]})<br>selected %{customdata[2]:.0f}×<extra></extra>"
     fig = go.Figure()
 
@@ -60,7 +65,7 @@ def body():
                                    customdata=d[["sample_id", "label", "times_selected"]], hovertemplate=hover,
                                    marker=dict(size=5, **marker)))
     if color_by == "noisy":
-        for name, color in (("clean label", "#9EB9D4"), ("noisy label", "#D55E00")):
+        for name, color in ((f"clean {word}", "#9EB9D4"), (f"noisy {word}", "#D55E00")):
             trace(plot[plot["noisy"] == name], name, dict(color=color))
     else:
         scale = "RdYlBu" if color_by == "correctness" else "Viridis"
@@ -72,9 +77,12 @@ def body():
         + f", rounds 0–{run.last_complete_round}",
                       xaxis_title=("std of loss over rounds" if regression else "variability: std of p(true) over rounds"),
                       yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(true) over rounds"))
-    event = common.chart(fig, "Top left: easy to learn; bottom left: hard to learn (often flipped labels); right: "
-                         "ambiguous samples that flip during training — where curricula differ most. "
-                         "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
+    event = common.chart(fig, ("Lower is better learned; to the right, samples whose loss swung over the rounds. "
+                          if regression else
+                          "High: learned confidently; low and left: never learned — flipped labels gather here, "
+                          "since the network cannot fit a wrong label without memorising it; right: ambiguous "
+                          "samples whose p(true) swung over the rounds, where curricula differ most. ")
+                         + "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
                          selection_mode="points")
     try:
         pts = event.selection.points if event else []
@@ -86,11 +94,14 @@ def body():
         if st.button(f"Open sample {sid} →", key="dm_open"):
             st.switch_page("app_pages/sample.py")
     regions = df.groupby("region").agg(samples=("sample_id", "size"), noisy=("noisy", "sum"),
-                                       mean_times_selected=("times_selected", "mean")).reset_index()
+                                       times=("times_selected", "mean")).reset_index()
+    regions = regions.rename(columns={"noisy": "flipped labels", "times": "mean times selected"})
     if not regression:
-        st.dataframe(regions, hide_index=True)
-        st.caption("Regions: ambiguous = top third by variability; the rest split at confidence 0.5. Flipped labels "
-                   "often gather in hard-to-learn.")
+        st.dataframe(regions, hide_index=True,
+                     column_config={"mean times selected": st.column_config.NumberColumn(format="%.1f")})
+        st.caption("Regions: ambiguous = the third of samples with the largest variability; the rest split at "
+                   "confidence 0.5. Confidence averages over all committed rounds, early ones included, so a short "
+                   "run puts most samples below 0.5.")
     common.download(df, f"{run.dir.name}-data-map", label="Download the full map (CSV)", key="dl_dm")
 
 

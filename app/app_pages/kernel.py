@@ -31,13 +31,30 @@ def body():
     names = run.meta.get("class_names") or []
     m = len(kv["probe_ids"])
 
+    noisy_ids = set()
+    ds = common.dataset_light_of(run)
+    if "noisy" in ds:
+        noisy_ids = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int))
+
+    def cname(v):
+        return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
+
     left, right = st.columns([3, 2])
     with left:
+        scale = st.radio("Colour", ["similarity", "trace"], horizontal=True, key="k_scale",
+                         format_func={"similarity": "gradient similarity K_ij/√(K_ii K_jj)",
+                                      "trace": "raw kernel tr H_ij"}.get,
+                         help="Similarity divides out each sample's gradient size, so the class blocks show; "
+                              "the raw kernel also shows which samples have large gradients.")
         text = [[f"i = #{a} (class {la})<br>j = #{b} (class {lb})" for b, lb in zip(kv["probe_ids"], kv["labels"])]
                 for a, la in zip(kv["probe_ids"], kv["labels"])]
-        fig = go.Figure(go.Heatmap(z=kv["trace"], colorscale="Viridis", text=text,
-                                   hovertemplate="%{text}<br>K_ij = %{z:.4g}<extra></extra>",
-                                   colorbar=dict(title="tr H_ij")))
+        Z = kv[scale]
+        off = Z[~np.eye(m, dtype=bool)] if m > 1 else Z.ravel()
+        lo, hi = (np.percentile(off, 1), np.percentile(off, 99)) if off.size else (None, None)
+        fig = go.Figure(go.Heatmap(z=Z, colorscale="Viridis", text=text, zmin=lo, zmax=hi,
+                                   hovertemplate="%{text}<br>" + ("similarity" if scale == "similarity" else "K_ij")
+                                   + " = %{z:.4g}<extra></extra>",
+                                   colorbar=dict(title="cosine" if scale == "similarity" else "tr H_ij")))
         edge = dict(color="white", width=1.5)
         fig.update_layout(shapes=[dict(type="line", xref="x", yref="paper", x0=b - 0.5, x1=b - 0.5, y0=0, y1=1, line=edge)
                                   for b in kv["bounds"]] +
@@ -47,15 +64,21 @@ def body():
         labs = [names[int(c)] if 0 <= int(c) < len(names) else str(c) for c in np.unique(kv["labels"])]
         fig.update_xaxes(tickvals=ticks, ticktext=labs, title="probe sample j (ordered by class)")
         fig.update_yaxes(tickvals=ticks, ticktext=labs, title="probe sample i", autorange="reversed")
-        fig.update_layout(title=f"Trace kernel K on {m} probe samples, round {t}", height=520)
+        fig.update_layout(title=f"Trace kernel K on {m} probe samples, round {t}"
+                          + (" (normalised)" if scale == "similarity" else ""), height=560)
+        fig.update_xaxes(showgrid=False)
+        fig.update_yaxes(showgrid=False, scaleanchor="x", constrain="domain")
         common.chart(fig, "Bright blocks on the diagonal: samples of one class push each other's outputs together; "
-                     "bright off-diagonal blocks are classes the network still confuses.", key="k_heat")
+                     "bright off-diagonal blocks are classes the network still confuses. Colours span the 1st–99th "
+                     "percentile of the off-diagonal entries (given labels; white lines separate classes).",
+                     key="k_heat")
     with right:
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)
         fig = common.lines(ev, "round", "eigenvalue", "rank", title="Top eigenvalues of K over rounds",
                            palette=px.colors.sequential.Viridis)
-        fig.update_layout(yaxis_title="eigenvalue (log scale)", yaxis_type="log", legend_title="rank", height=520)
+        fig.update_layout(yaxis_title="eigenvalue of K (log scale)", legend_title="rank", height=600)
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power")  # label powers of ten only
         common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
                      "shows how the kernel evolves away from its starting value.", key="k_eig")
     d1, d2 = st.columns(2)
@@ -71,8 +94,10 @@ def body():
     picked = st.session_state.get("picked_sample")
     if st.session_state.get("k_sample") not in options:
         st.session_state["k_sample"] = picked if picked in options else options[0]
+    probe_label = dict(zip(np.asarray(K["probe_ids"]).astype(int), np.asarray(K.get("labels", np.zeros(m, int)))))
     sid = st.selectbox("Probe sample (highest kernel score first)", options, key="k_sample",
-                       format_func=lambda s: f"sample {s}")
+                       format_func=lambda s: f"label {cname(probe_label[s])}" + (" ⚠ flipped" if s in noisy_ids else "")
+                       + f" · sample {s}")
     pos = int(np.flatnonzero(np.asarray(K["probe_ids"]) == sid)[0])
     contrib = views.contributions_for(K, pos)
     score_i = float(np.asarray(K["kernel_score"])[pos]) if "kernel_score" in K else float(contrib["contribution"].sum())
@@ -82,9 +107,11 @@ def body():
     c[1].metric("its residual ‖r_i‖", f"{res_i:.3f}")
     c[2].metric("positive share of Σ|c_ij|", f"{100 * contrib['contribution'].clip(lower=0).sum() / max(contrib['contribution'].abs().sum(), 1e-30):.0f} %")
     same = contrib[contrib["label"] == contrib.loc[contrib["sample_id"] == sid, "label"].iloc[0]]
-    c[3].metric("from its own class", f"{100 * same['contribution'].sum() / (score_i if score_i else 1):.0f} %")
+    c[3].metric("Σ c_ij from its own class", f"{same['contribution'].sum():.4g}",
+                help="The part of a_i that comes from probe samples with the same given label (itself included); "
+                     "the rest comes from other classes and can have either sign.")
     top = contrib.head(12).copy()
-    top["who"] = [("itself" if s == sid else f"#{s}") + f" ({names[l] if 0 <= l < len(names) else f'class {l}'})"
+    top["who"] = [("itself" if s == sid else f"#{s}") + f" · label {cname(l)}" + (" ⚠" if int(s) in noisy_ids else "")
                   for s, l in zip(top["sample_id"], top["label"])]
     top["sign"] = np.where(top["contribution"] >= 0, "pushes score up", "pulls score down")
     fig = go.Figure()
@@ -99,7 +126,8 @@ def body():
     fig.update_yaxes(autorange="reversed", title=None)
     fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=420)
     common.chart(fig, "The seed's reading made visible: a sample scores high when its own residual is large and "
-                 "its gradient agrees with many others that have large residuals (long orange bars).", key="k_contrib")
+                 "its gradient agrees with many others that have large residuals (long orange bars). "
+                 "⚠ = a flipped label.", key="k_contrib")
     common.download(contrib, f"{run.dir.name}-contributions-{sid}-r{t}", key="dl_contrib")
     if st.button(f"Open sample {sid} →", key="k_open"):
         st.session_state["picked_sample"] = sid

@@ -14,21 +14,33 @@ st.caption("Trains in a background process on this machine and writes into the e
 
 root = Path(st.session_state.get("root") or common.DEFAULT_ROOT).expanduser()
 exp_dir = ctx.exp_dir if ctx is not None else root
-st.markdown(f"**Experiment folder:** `{exp_dir}`" + ("" if exp_dir.exists() else " (will be created)"))
-default_dataset = "digits"
+if exp_dir.resolve() == common.DEFAULT_ROOT.resolve():
+    # the bundled demo is what every new user opens first: new runs go beside it, never into it
+    exp_dir = common.REPO / "runs" / "my-experiment"
+    st.markdown(f"**Experiment folder:** `{exp_dir}`" + ("" if exp_dir.exists() else " (will be created)")
+                + " — the bundled demo stays as it is; the sidebar switches to this folder once the run starts.")
+else:
+    st.markdown(f"**Experiment folder:** `{exp_dir}`" + ("" if exp_dir.exists() else " (will be created)"))
+# defaults from the experiment on screen, so a new run is comparable with the ones beside it
+config = (ctx.runs[0].meta.get("config") or {}) if ctx is not None and ctx.runs else {}
+default_dataset = str(config.get("dataset") or "digits")
 if ctx is not None and len(ctx.summary()) and ctx.summary()["dataset"].notna().any():
     default_dataset = str(ctx.summary()["dataset"].dropna().iloc[0])
+schedule = config.get("schedule") or {}
 
 with st.form("new_run"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.text_input("Dataset", value=default_dataset, help="A built-in name or a path to a .npz/.csv file.")
     curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
     estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
-    rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=10, step=1)
+    rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=int(config.get("rounds") or 10), step=1)
     seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
-    label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95, value=0.0, step=0.05)
-    k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0, value=0.2, step=0.05)
-    lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0, value=0.05, step=0.01, format="%.4f")
+    label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95,
+                                  value=float(config.get("label_noise") or 0.0), step=0.05)
+    k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0,
+                              value=float(schedule.get("k_start") or 0.2), step=0.05)
+    lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0,
+                         value=float(schedule.get("lr") or 0.05), step=0.01, format="%.4f")
     device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
     name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
                          help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
@@ -51,8 +63,10 @@ if submitted:
             st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
         else:
             st.session_state.setdefault("jobs", []).append(
-                {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": int(rounds)})
+                {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": int(rounds),
+                 "exp_dir": str(exp_dir)})
             st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
+
 
 
 def progress():
@@ -73,6 +87,8 @@ def progress():
         status = (meta or {}).get("status", "starting" if code is None else "not started")
         if meta is not None and not job.get("listed"):
             job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
+            if ctx is None or Path(job.get("exp_dir", ctx.exp_dir)).resolve() != ctx.exp_dir.resolve():
+                st.session_state["_root_next"] = job["exp_dir"]  # and opens the folder it writes into
             st.rerun()
         with st.container(border=True):
             st.markdown(f"**{job['name']}** — {status}, {done}/{planned} rounds")

@@ -62,16 +62,24 @@ def body():
         if "thumbnail" in full.columns:
             thumb = full.loc[full["sample_id"] == sid, "thumbnail"]
             if len(thumb):
-                st.image(thumb.iloc[0], width=160, caption=f"sample {sid}")
+                flipped_here = bool(len(row) and row.iloc[0].get("noisy", False))
+                st.image(common.framed_thumbnail(thumb.iloc[0], flipped_here, side=160), width=160,
+                         caption=f"sample {sid}")
         elif {"x0", "x1"} <= set(ds.columns):
             tr = ds[ds["split"] == "train"] if "split" in ds else ds
             tr = views.downsample_rows(tr, 3000)
-            fig = go.Figure(go.Scattergl(x=tr["x0"], y=tr["x1"], mode="markers", marker=dict(color="#CCCCCC", size=4),
-                                         name="training set"))
+            import plotly.express as px
+            palette = px.colors.qualitative.Safe  # the Selected subsets page's class colours
+            fig = go.Figure(go.Scattergl(x=tr["x0"], y=tr["x1"], mode="markers", name="training set",
+                                         marker=dict(size=4, opacity=0.35, color=[palette[int(v) % len(palette)]
+                                                                                  for v in tr["label"]])
+                                         if "label" in tr else dict(color="#CCCCCC", size=4)))
             fig.add_trace(go.Scatter(x=row["x0"], y=row["x1"], mode="markers", name=f"sample {sid}",
-                                     marker=dict(color="#D55E00", size=14, symbol="star")))
-            fig.update_layout(height=260, showlegend=False, title="Where it lies", xaxis_title="x₀", yaxis_title="x₁")
-            common.chart(fig, "The star is this sample among the training set.", key="smp_where")
+                                     marker=dict(color="#222222", size=16, symbol="star",
+                                                 line=dict(color="white", width=1.5))))
+            fig.update_layout(height=300, showlegend=False, title="Where it lies", xaxis_title="x₀", yaxis_title="x₁")
+            common.chart(fig, "The star is this sample among the training set (coloured by given label).",
+                         key="smp_where")
         elif {"x0", "target"} <= set(ds.columns) and len(row):
             st.metric("x", f"{float(row['x0'].iloc[0]):.3f}")
             st.metric("target y", f"{float(row['target'].iloc[0]):.3f}")
@@ -79,7 +87,7 @@ def body():
             r0 = row.iloc[0]
             st.markdown(f"**given label:** {cname(r0['label'])}")
             if bool(r0.get("noisy", False)):
-                st.markdown(f":orange[⚠ **noisy label**] — the true class is {cname(r0['clean_label'])}")
+                st.markdown(f":red[⚠ **noisy label**] (flipped) — the true class is {cname(r0['clean_label'])}")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
         st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} rounds")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since round 0",
@@ -88,22 +96,25 @@ def body():
         panels = [("loss", "loss ℓ_i"), ("p_true", "p(true label)"), ("residual_norm", "‖r_i‖ residual"),
                   ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
         panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()]
-        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                            subplot_titles=None)
+        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.045,
+                            subplot_titles=[t for _, t in panels])
         color = common.curriculum_color(run.curriculum)
         for i, (col, title) in enumerate(panels, start=1):
             fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
                                      line=dict(color=color, width=2), marker=dict(size=5)), row=i, col=1)
-            fig.update_yaxes(title_text=title, row=i, col=1, title_font=dict(size=11))
+            fig.update_yaxes(nticks=4, row=i, col=1)
         # one layout update for all bands (add_vrect per round is quadratic in plotly)
         fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
                                        fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
                                   for t in hist.loc[hist["selected"], "round"]])
         fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
-        fig.update_layout(height=140 * len(panels) + 80, showlegend=False,
+        fig.update_xaxes(tick0=0, dtick=max(1, int(np.ceil(len(hist) / 12))))  # whole rounds on every panel
+        fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
+        fig.update_layout(height=150 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
-        common.chart(fig, "Learned when the loss drops and p(true) rises; the score peaks while the residual is "
-                     "still large and the output moves fast — that is when DoCL wants it.", key="smp_hist")
+        common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(true) rises")
+                           + "; the score peaks while the residual is still large and the output moves fast — that "
+                           "is when DoCL wants it."), key="smp_hist")
         common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
 
     st.subheader("Kernel neighbours")
@@ -117,14 +128,25 @@ def body():
             st.caption(f"Probe samples whose gradients point most like sample {sid}'s (normalised trace kernel "
                        f"K_ij/√(K_ii K_jj), round {t}): training on them moves this sample's output too.")
             full = common.dataset_of(run)
+            flipped = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int)) if "noisy" in ds else set()
+            shown = nb.assign(label=nb["label"].map(cname), flipped=nb["sample_id"].astype(int).isin(flipped))
+            if run.task == "regression":  # no labels: where the neighbours lie instead
+                coords = [c for c in ("x0", "target") if c in ds]
+                shown = shown.drop(columns="label").merge(ds[["sample_id", *coords]].drop_duplicates("sample_id"),
+                                                          on="sample_id", how="left")
+                shown = shown.rename(columns={"x0": "x", "target": "target y"})
             if "thumbnail" in full.columns:
                 th = full.set_index("sample_id")["thumbnail"]
-                cols = st.columns(len(nb))
-                for c, (_, r) in zip(cols, nb.iterrows()):
-                    c.image(th.loc[int(r["sample_id"])], width=64,
-                            caption=f"#{int(r['sample_id'])} · {cname(r['label'])} · {r['kernel_sim']:.2f}")
-            shown = nb.assign(label=nb["label"].map(cname))
-            st.dataframe(shown, hide_index=True)
+                st.image([common.framed_thumbnail(th.loc[int(r["sample_id"])], bool(r["flipped"]))
+                          for _, r in shown.iterrows()],
+                         caption=[f"#{int(r['sample_id'])} · {r['label']} · {r['kernel_sim']:.2f}"
+                                  for _, r in shown.iterrows()], width=96)
+                st.caption("Caption: sample id · given label · similarity (1 = same gradient direction); a red "
+                           "frame marks a flipped label. A flipped sample whose neighbours share its *true* "
+                           "class is one the network already sees through.")
+                common.download(shown, f"{run.dir.name}-sample-{sid}-neighbours", key="dl_nb")
+            else:
+                st.dataframe(shown if shown["flipped"].any() else shown.drop(columns="flipped"), hide_index=True)
             break
     if not found:
         probe = sorted(int(s) for s in common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])["probe_ids"][:12]) if kr else []

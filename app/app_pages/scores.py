@@ -53,25 +53,33 @@ def body():
 
     st.subheader("Samples × rounds")
     c1, c2 = st.columns([1, 1])
-    order = c1.radio("Sort samples by", ["last", "mean", "first"], horizontal=True, key="sc_order",
+    # by default sort by the mean: late rounds of a finished run have small scores that barely order anything
+    order = c1.radio("Sort samples by", ["mean", "last", "first"], horizontal=True, key="sc_order",
                      format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
     norm = c2.checkbox("Rank within each round (percentile)", key="sc_rank",
                        help="Scores shrink as training converges; ranks show who leads in each round.")
     stamp = common.run_stamp(run.dir)
     Z, info = heatmap(str(run.dir), stamp, value, order, bool(norm))
     binned = len(info) < N
+    # a few samples reach scores 10× the typical one: clip the colours at the 98th percentile of |score|
+    span = float(np.nanpercentile(np.abs(Z), 98)) if not norm and np.isfinite(Z).any() else None
     fig = go.Figure(go.Heatmap(
         z=Z, x=ids, y=np.arange(1, len(info) + 1),
         colorscale="Viridis" if norm else "RdBu_r", zmid=None if norm else 0.0,
-        colorbar=dict(title="percentile" if norm else "score"),
+        zmin=-span if span else None, zmax=span if span else None,
+        colorbar=dict(title="percentile" if norm else "score<br>(clipped)"),
         customdata=np.stack([info["first_rank"], info["last_rank"]], axis=1)[:, None, :].repeat(R, axis=1),
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({'groups of ~' + str(N // len(info)) if binned else 'one row each'})")
     fig.update_xaxes(title="round")
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
                       + (f", averaged in {len(info)} sorted groups" if binned else ""), height=460)
-    common.chart(fig, "Read across a row to follow a group of samples: scores start high on the frontier and fade "
-                 "as those samples are learned; red late in training marks samples still being learned.",
+    flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
+    common.chart(fig, "Read across a row to follow a group of samples. a_i is how fast sample i's loss falls: red = "
+                 "its loss is falling fast (the frontier), blue = training on the others pushes it up, white = it "
+                 "does not move. Colours are clipped at the 98th percentile of |score|."
+                 + (f" Round{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every score is exactly 0 "
+                    "(the run logged no movement there)." if flat else ""),
                  key="sc_heat")
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
@@ -88,9 +96,10 @@ def body():
     fig.update_layout(title="Score quantiles per round", xaxis_title="round", yaxis_title="score a_t(i)", height=360)
     left, right = st.columns(2)
     with left:
-        common.chart(fig, "The spread narrows as the model converges: fewer samples still move the loss.", key="sc_bands")
+        common.chart(fig, "A wide band = the rounds where training moves many samples at once; it narrows "
+                     "as the model converges and fewer samples still move the loss.", key="sc_bands")
     with right:
-        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1], key="sc_round") if len(ids) > 1 else ids[0]
+        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1] if run.is_live else common.early_round(ids), key="sc_round") if len(ids) > 1 else ids[0]
         hist = views.histogram(M[ids.index(t)])
         fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
         fig.update_layout(title=f"Score histogram, round {t}")
@@ -109,11 +118,14 @@ def body():
     if extra is not None and int(extra) not in chosen:
         chosen = chosen + [int(extra)]
     traj = views.trajectories(M, ids, chosen)
-    fig = common.lines(traj.assign(sample=traj["sample_id"].astype(str)), "round", "value", "sample",
+    ds = common.dataset_light_of(run)
+    flipped = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int)) if "noisy" in ds else set()
+    names = [f"#{s}" + (" ⚠ flipped" if int(s) in flipped else "") for s in traj["sample_id"]]
+    fig = common.lines(traj.assign(sample=names), "round", "value", "sample",
                        title="Score of each chosen sample", palette=px.colors.qualitative.Safe)
     fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample")
-    event = common.chart(fig, "Samples rise onto the frontier, peak, then fall once learned; noisy labels "
-                         "tend to stay flat or negative. Click a point to open that sample.",
+    event = common.chart(fig, "A sample rises onto the frontier, peaks, then falls once learned; ⚠ marks a "
+                         "flipped label. Click a point to open that sample.",
                          key="sc_traj", on_select="rerun", selection_mode="points")
     _open_clicked(event, traj)
     common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
@@ -123,9 +135,12 @@ def body():
         long = churn.melt(id_vars="round", var_name="measure", value_name="value")
         long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})
         fig = common.lines(long, "round", "value", "measure", title="How stable is the ranking?")
-        fig.update_layout(yaxis_title="agreement (0–1)", yaxis_range=[min(0, long["value"].min()), 1.02], height=340)
-        common.chart(fig, "Low values early: the frontier moves fast; values near 1: the curriculum keeps "
-                     "choosing the same samples.", key="sc_churn")
+        fig.update_layout(yaxis_title="agreement with round t−1", yaxis_range=[min(0, long["value"].min() - 0.05), 1.02],
+                          height=340)
+        fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
+        common.chart(fig, "Near 1: the ranking, and so the selection, stays put; near 0: the frontier moves on each "
+                     "round; below 0: the order flips (samples pushed up one round are pulled back the next).",
+                     key="sc_churn")
         common.download(churn, f"{run.dir.name}-rank-churn", key="dl_churn")
 
     st.subheader("Do the estimators agree?")
@@ -142,7 +157,8 @@ def body():
         fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
                            title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
         fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360)
-        common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score.", key="sc_agree")
+        common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score; near 0, "
+                     "selecting by the estimate would pick different samples.", key="sc_agree")
     with right:
         r = ids.index(t)
         pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()

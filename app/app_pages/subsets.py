@@ -25,7 +25,8 @@ def round_view():
     run.refresh()
     ids = run.round_ids
     if st.session_state.get("sub_round") is None or st.session_state["sub_round"] > ids[-1]:
-        st.session_state["sub_round"] = ids[-1]
+        # a run still training opens on its newest round; a finished one where the curricula differ
+        st.session_state["sub_round"] = ids[-1] if run.is_live else common.early_round(ids)
     if st.session_state.get("sub_play", False) and len(ids) > 1:
         cur = st.session_state["sub_round"]
         st.session_state["sub_round"] = ids[0] if cur >= ids[-1] else cur + 1
@@ -40,8 +41,9 @@ def round_view():
     k, n = len(chosen), len(sel)
     c = st.columns(4)
     c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N")
-    c[1].metric("noisy labels in S_t", f"{int(chosen['noisy'].sum()):,}",
-                f"{100 * chosen['noisy'].mean():.1f} % of S_t" if k else None, delta_color="inverse")
+    n_noisy = int(chosen["noisy"].sum())
+    c[1].metric("noisy targets in S_t" if run.task == "regression" else "noisy labels in S_t", f"{n_noisy:,}",
+                f"{100 * chosen['noisy'].mean():.1f} % of S_t" if k and n_noisy else None, delta_color="inverse")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
     c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–")
@@ -77,22 +79,26 @@ def _gallery(chosen, t):
     thumbs = common.dataset_of(run).set_index("sample_id")["thumbnail"] if len(chosen) else None
     top = chosen.sort_values("score", ascending=False).head(GALLERY)
     names = run.meta.get("class_names") or []
-    st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** "
-                "— ⚠ marks a noisy label (given→true class)")
+
+    def cname(v):
+        return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
+    n_noisy = int(top["noisy"].sum()) if "noisy" in top else 0
+    st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** — "
+                f"caption: sample id · given label; a :red[**red frame**] marks a flipped label "
+                f"(given→true), {n_noisy} of {len(top)} here")
     images, caps = [], []
     for _, row in top.iterrows():
-        lab = int(row["label"])
-        text = names[lab] if lab < len(names) else str(lab)
-        cap = f"#{int(row['sample_id'])} · {text}"
-        if row.get("noisy", False):
-            clean = int(row["clean_label"]) if pd.notna(row.get("clean_label")) else -1
-            cap = f"⚠ #{int(row['sample_id'])} · {text}→{names[clean] if 0 <= clean < len(names) else clean}"
-        images.append(thumbs.loc[int(row["sample_id"])])
+        sid, noisy = int(row["sample_id"]), bool(row.get("noisy", False))
+        cap = f"#{sid} · {cname(row['label'])}"
+        if noisy and pd.notna(row.get("clean_label")):
+            cap = f"#{sid} · {cname(row['label'])}→{cname(row['clean_label'])}"
+        images.append(common.framed_thumbnail(thumbs.loc[sid], noisy))
         caps.append(cap)
     if images:
-        st.image(images, caption=caps, width=84)
-    st.caption("What the curriculum trains on now: early rounds favour clear, typical samples for SPL and "
-               "frontier samples for DoCL; flipped labels (⚠) are what a good curriculum avoids.")
+        st.image(images, caption=caps, width=96)
+    st.caption("What the curriculum trains on this round. Early rounds show the difference: SPL picks clear, "
+               "typical samples, MCL hard ones, DoCL the frontier; flipped labels (red) are what a good "
+               "curriculum avoids. Move the slider to later rounds to see k_t grow towards N.")
     pick = st.selectbox("Open a sample from this gallery", [None] + [int(s) for s in top["sample_id"]], key="sub_open",
                         format_func=lambda s: "—" if s is None else f"sample {s}")
     if pick is not None:
@@ -103,14 +109,20 @@ def _gallery(chosen, t):
 def _points(sel, t):
     shown = views.downsample_rows(sel, MAX_POINTS, keep=sel["selected"].astype(bool))
     un, ch = shown[~shown["selected"].astype(bool)], shown[shown["selected"].astype(bool)]
+    names = run.meta.get("class_names") or []
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=un["x0"], y=un["x1"], mode="markers", name="not selected",
-                               marker=dict(color="#D0D0D0", size=5)))
     palette = px.colors.qualitative.Safe
+    for lab in sorted(shown["label"].unique()):  # faint: the data, so the classes' shapes show
+        g = un[un["label"] == lab]
+        name = names[int(lab)] if 0 <= int(lab) < len(names) else f"label {lab}"
+        fig.add_trace(go.Scattergl(x=g["x0"], y=g["x1"], mode="markers", name=f"{name}, not selected",
+                                   marker=dict(color=palette[int(lab) % len(palette)], size=5, opacity=0.22)))
     for lab, g in ch.groupby("label"):
         clean = g[~g["noisy"]]
-        fig.add_trace(go.Scattergl(x=clean["x0"], y=clean["x1"], mode="markers", name=f"selected, label {lab}",
-                                   marker=dict(color=palette[int(lab) % len(palette)], size=7)))
+        name = names[int(lab)] if 0 <= int(lab) < len(names) else f"label {lab}"
+        fig.add_trace(go.Scattergl(x=clean["x0"], y=clean["x1"], mode="markers", name=f"{name}, selected",
+                                   marker=dict(color=palette[int(lab) % len(palette)], size=8,
+                                               line=dict(color="#333333", width=0.8))))
     noisy = ch[ch["noisy"]]
     if len(noisy):
         fig.add_trace(go.Scattergl(x=noisy["x0"], y=noisy["x1"], mode="markers", name="selected, noisy label",
@@ -119,8 +131,9 @@ def _points(sel, t):
                       + (f" ({len(shown):,} of {len(sel):,} drawn)" if len(shown) < len(sel) else ""),
                       xaxis_title="x₀", yaxis_title="x₁", height=480)
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    common.chart(fig, "Coloured points are S_t: see whether the curriculum covers the class boundaries "
-                 "(DoCL, MCL) or the easy cores (SPL); × marks a flipped label.", key="sub_pts")
+    common.chart(fig, "Solid, outlined points are S_t; faint ones the rest of the training set, coloured by "
+                 "label. See whether the curriculum covers the class boundaries (DoCL, MCL) or the easy cores "
+                 "(SPL); × marks a flipped label.", key="sub_pts")
 
 
 def _curve(sel, t):
@@ -154,17 +167,20 @@ else:
 
 def across():
     rounds = ctx.rounds()
-    st.subheader("Noisy labels picked over time")
+    regression = run.task == "regression"
+    st.subheader("Noisy targets picked over time" if regression else "Noisy labels picked over time")
     noisy = views.noisy_selected_over_time(rounds)
     if len(noisy) and noisy["noisy selected"].sum() > 0:
         noisy["curriculum"] = noisy["curriculum"].map(common.curriculum_label)
         order = [common.curriculum_label(c) for c in ctx.curricula if common.curriculum_label(c) in set(noisy["curriculum"])]
         fig = common.lines(noisy, "round", "noisy share (%)", "curriculum", order=order,
                            colors=common.color_map(rounds["curriculum"].unique()),
-                           title="Share of S_t with flipped labels (mean over seeds)")
-        fig.update_layout(yaxis_title="noisy labels in S_t (%)", height=360)
-        common.chart(fig, "Lower is better: training on flipped labels teaches the network wrong answers. Compare "
-                     "hard-first MCL, easy-first SPL and the DoCL variants.", key="sub_noisy")
+                           title=("Share of S_t with corrupted targets" if regression else
+                                  "Share of S_t with flipped labels") + " (mean over seeds)")
+        fig.update_layout(yaxis_title=f"noisy {'targets' if regression else 'labels'} in S_t (%)", height=360)
+        common.chart(fig, "Lower is better: training on noisy labels or targets teaches the network wrong answers. "
+                     "Random sits at the noise rate; compare hard-first MCL, easy-first SPL and the DoCL variants.",
+                     key="sub_noisy")
         common.download(noisy, f"{ctx.exp_dir.name}-noisy-selected", key="dl_noisy")
     else:
         st.caption("No noisy-label samples were selected (or the dataset has no label noise).")
@@ -182,19 +198,22 @@ def across():
             st.info("Select at least two curricula in the sidebar to compare their subsets.")
         return
     common_rounds = min(r.last_complete_round for r in one.values())
-    t = st.slider("Round to compare", 0, max(common_rounds, 1), common_rounds, key="sub_jac_round",
-                  disabled=common_rounds == 0)
+    live = any(r.is_live for r in one.values())
+    t = st.slider("Round to compare", 0, max(common_rounds, 1),
+                  common_rounds if live else common.early_round(list(range(common_rounds + 1))),
+                  key="sub_jac_round", disabled=common_rounds == 0)
     t = min(t, common_rounds)
     masks = {common.curriculum_label(c): common.run_samples(str(r.dir), common.run_stamp(r.dir), t,
                                                              ("sample_id", "selected"))["selected"].to_numpy(bool)
              for c, r in sorted(one.items(), key=lambda kv: common.sort_curricula(one).index(kv[0]))}
     J = views.jaccard_matrix(masks)
     fig = go.Figure(go.Heatmap(z=J.to_numpy(), x=list(J.columns), y=list(J.index), zmin=0, zmax=1, colorscale="Blues",
-                               text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title="|A∩B|/|A∪B|")))
+                               text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title=dict(text="Jaccard<br>|A∩B| / |A∪B|", side="top"))))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
     fig.update_layout(height=420, title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
     common.chart(fig, "1 = identical subsets. Expect DoCL and DoCL-NR to overlap most and easy-first SPL and "
-                 "hard-first MCL least; Random is the chance level.", key="sub_jac")
+                 "hard-first MCL least; Random is the chance level. Late rounds all look alike because k_t "
+                 "nears N: compare early rounds.", key="sub_jac")
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
 
 
