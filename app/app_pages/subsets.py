@@ -62,7 +62,6 @@ def round_view():
     names = run.meta.get("class_names")
     if run.task == "classification":
         bal = views.class_balance(sel, names)
-        long = bal.melt(id_vars="class", var_name="set", value_name="share")
         fig = go.Figure([go.Bar(x=bal["class"], y=bal["selected (%)"], name="selected (%)",
                                 marker_color=common.curriculum_color(run.curriculum)),
                          go.Bar(x=bal["class"], y=bal["all (%)"], name="all (%)", marker_color="#BBBBBB")])
