@@ -1,7 +1,6 @@
 """Issue 8's promise end to end: a plain loop outside the package, given only DynamicsTracker's
 three calls, writes a run that the dashboard opens on every page (AppTest, no exception, no error box)."""
 import re
-import sys
 from pathlib import Path
 
 import pytest
