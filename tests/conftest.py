@@ -11,3 +11,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def readme_loop_runs(tmp_path_factory):
+    """Runs the README's 'Your own loop' example as written, in a fresh folder; returns its
+    experiment folder (runs/my-loop)."""
+    import os
+    import re
+    from pathlib import Path
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    block = re.search(r"## Your own loop.*?```python\n(.*?)```", readme.read_text(), re.S).group(1)
+    root = tmp_path_factory.mktemp("own-loop")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    return root / "runs" / "my-loop"
