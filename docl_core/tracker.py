@@ -186,8 +186,12 @@ class DynamicsTracker:
         since the last round; `measured` defaults to a measurement of the current weights.
         """
         t = self.round
-        if measured is None:
+        own = {}
+        if measured is None:  # measured here on the current weights: it is also the train metric
             measured = self.measure()
+            own["train_loss"] = float(measured.loss.mean())
+            if self.task == "classification":
+                own["train_acc"] = float((measured.output.argmax(1) == self.y).float().mean())
         sel = self.seen_this_round.clone() if selected is None else _mask(selected, self.N)
         w = torch.zeros(self.N)
         if weights is not None and selected is not None:
@@ -202,7 +206,7 @@ class DynamicsTracker:
                "score_time_s": measured.seconds, "eval_time_s": time.perf_counter() - t0,
                "grad_norm": measured.grad_norm,
                "noisy_selected": int((sel & self.noisy).sum()) if self.noisy is not None else 0,
-               "round_time_s": time.perf_counter() - self._round_start,
+               "round_time_s": time.perf_counter() - self._round_start, **own,
                **(timings or {}), **(extra_round or {}), **(metrics or {})}
         if self.dist.is_writer:
             kernel = self.kernel_arrays() if self.probe is not None else None

@@ -32,13 +32,23 @@ def curves():
         st.info("No run has committed a round yet; curves appear as soon as one does.")
         return
     c1, c2 = st.columns([1, 1])
-    regression = "test_acc" not in rounds.columns or rounds["test_acc"].isna().all()
-    if regression:  # no accuracy logged: the loss (MSE) on the same two sets
-        metric = c1.radio("Loss (MSE) on", ["test_loss", "val_loss"], horizontal=True, key="cmp_metric_loss",
-                          format_func={"test_loss": "test set", "val_loss": "validation set"}.get)
+    def logged(cols):  # the metrics these runs logged (a user's own loop may log only some)
+        return [c for c in cols if c in rounds.columns and rounds[c].notna().any()]
+
+    sets = {"test": "test set", "val": "validation set", "train": "training set"}
+    accs = logged(["test_acc", "val_acc", "train_acc"])
+    regression = not accs  # no accuracy logged: the loss (MSE for regression) on the same sets
+    if regression:
+        losses = logged(["test_loss", "val_loss", "train_loss"])
+        if not losses:
+            st.info("These runs log neither accuracy nor loss per round: pass eval_sets to DynamicsTracker "
+                    "or metrics to end_round to see curves here.")
+            return
+        metric = c1.radio("Loss on", losses, horizontal=True, key="cmp_metric_loss",
+                          format_func=lambda m: sets[m.split("_")[0]])
     else:
-        metric = c1.radio("Accuracy on", ["test_acc", "val_acc"], horizontal=True, key="cmp_metric",
-                          format_func={"test_acc": "test set", "val_acc": "validation set"}.get)
+        metric = c1.radio("Accuracy on", accs, horizontal=True, key="cmp_metric",
+                          format_func=lambda m: sets[m.split("_")[0]])
     x = c2.radio("Against", ["round", "steps"], horizontal=True, key="cmp_x",
                  format_func={"round": "rounds", "steps": "gradient steps"}.get)
     df = views.accuracy_curves(rounds, metric, x)
@@ -58,7 +68,8 @@ def curves():
                                  customdata=g[["seeds"]],
                                  hovertemplate=f"{name}<br>%{{x}}<br>%{{y:.2f}}<br>seeds: %{{customdata[0]}}<extra></extra>"))
     label = {"test_acc": "test accuracy (%)", "val_acc": "validation accuracy (%)",
-             "test_loss": "test loss (MSE)", "val_loss": "validation loss (MSE)"}[metric]
+             "train_acc": "training accuracy (%)", "test_loss": "test loss", "val_loss": "validation loss",
+             "train_loss": "training loss"}[metric]
     fig.update_layout(title=f"{label.split(' (')[0].capitalize()} per curriculum",
                       xaxis_title="round" if x == "round" else "gradient steps (cumulative, warm start included)",
                       yaxis_title=label, height=430, hovermode="x unified")
