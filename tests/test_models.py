@@ -134,5 +134,6 @@ def test_build_model_errors(name, ds, needle):
 
 
 def test_build_model_rejects_unknown_options():
-    with pytest.raises(ValueError, match="does not take"):
+    with pytest.raises(ValueError, match="does not take option.*kernel_size.*use width, depth"):
         build_model("mlp", fake("tabular", (3,)), kernel_size=3)
+    assert build_model("MLP", fake("tabular", (3,)), width=4).feature_dim == 4
