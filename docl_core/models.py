@@ -3,7 +3,8 @@
 `build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
 name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
 to outputs (B, C) and exposes `features(x)` (B, D), the penultimate embedding that the
-diversity term F(S) compares, D = `model.feature_dim`. Models hold no device: move them with `.to(device)`.
+diversity term F(S) compares, D = `model.feature_dim`. Models hold no device: move them
+with `.to(device)`.
 
 Activations are not in-place, so torch.func (vmap, jvp, jacrev) can trace every model.
 """
