@@ -86,12 +86,13 @@ class Dataset:
             return x
         return x * self.x_std.to(x.device) + self.x_mean.to(x.device)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, thumbnails: bool = True) -> pd.DataFrame:
         """One row per sample: the contents of a run's dataset.parquet.
 
         Columns: sample_id (train 0..N−1, then val, then test), split, label (given; −1 for
         regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
-        thumbnail (PNG bytes, image).
+        thumbnail (PNG bytes, image; about 0.2 KB for a digit, 2–3 KB for a CIFAR image and
+        0.3–1 ms each to encode, so thumbnails=False skips them for very large sets).
         """
         xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
         ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
@@ -107,21 +108,22 @@ class Dataset:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
-        x = self.original_x(torch.cat(xs)).numpy() if self.kind in ("points2d", "curve1d", "image") else None
+        wanted = ("points2d", "curve1d", "image") if thumbnails else ("points2d", "curve1d")
+        x = self.original_x(torch.cat(xs)).numpy() if self.kind in wanted else None
         if self.kind == "points2d":
             frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
         elif self.kind == "curve1d":
             frame["x0"] = x[:, 0].astype(np.float64)
             frame["target"] = torch.cat(ys)[:, 0].numpy().astype(np.float64)
-        elif self.kind == "image":
-            frame["thumbnail"] = thumbnails(x)
+        elif self.kind == "image" and thumbnails:
+            frame["thumbnail"] = png_thumbnails(x)
         return frame
 
 
 # ----------------------------------------------------------------------------- thumbnails
 
 
-def thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
+def png_thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
     """PNG bytes per image (N, c, H, W): grayscale for c = 1, RGB for c = 3.
 
     Intensities are scaled by the range over all images (not per image, so contrast is
