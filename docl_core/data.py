@@ -387,18 +387,23 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
+def _cifar_batches(folder: Path) -> list[Path]:
+    """data_batch_1, data_batch_2, ... in numeric order (stray files such as data_batch_1.bak ignored)."""
+    found = [p for p in folder.glob("data_batch_*") if p.name[len("data_batch_"):].isdigit() and p.is_file()]
+    return sorted(found, key=lambda p: int(p.name[len("data_batch_"):]))
+
+
 def _cifar_folder(folder: Path) -> Optional[Path]:
-    """The folder that holds data_batch_* files: `folder` or its cifar-10-batches-py child."""
+    """The folder that holds data_batch_N files: `folder` or its cifar-10-batches-py child."""
     for candidate in (folder, folder / "cifar-10-batches-py"):
-        if candidate.is_dir() and any(candidate.glob("data_batch_*")):
+        if candidate.is_dir() and _cifar_batches(candidate):
             return candidate
     return None
 
 
 def _cifar(folder: Path, options: dict) -> _Source:
     root = _cifar_folder(folder)
-    files = sorted(root.glob("data_batch_*"), key=lambda p: p.name)
-    parts = [_cifar_batch(p) for p in files]
+    parts = [_cifar_batch(p) for p in _cifar_batches(root)]
     x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     x_test = y_test = None
     if (root / "test_batch").exists():
