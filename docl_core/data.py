@@ -46,7 +46,7 @@ PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label col
 _STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS, _STREAM_TEST_LIMIT = range(6)
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # tensors make field-wise == ambiguous: compare by identity
 class Dataset:
     """A dataset split into train / val / test, ready for a model.
 
