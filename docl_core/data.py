@@ -46,7 +46,7 @@ PATH_HELP = ("a path to a .npz (x, y[, x_test, y_test]), a .csv with a label col
 _STREAM_TEST, _STREAM_VAL, _STREAM_NOISE, _STREAM_LIMIT, _STREAM_OUTLIERS, _STREAM_TEST_LIMIT = range(6)
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, eq=False)  # tensors make field-wise == ambiguous: compare by identity
 class Dataset:
     """A dataset split into train / val / test, ready for a model.
 
@@ -86,12 +86,13 @@ class Dataset:
             return x
         return x * self.x_std.to(x.device) + self.x_mean.to(x.device)
 
-    def frame(self) -> pd.DataFrame:
+    def frame(self, thumbnails: bool = True) -> pd.DataFrame:
         """One row per sample: the contents of a run's dataset.parquet.
 
         Columns: sample_id (train 0..N−1, then val, then test), split, label (given; −1 for
         regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
-        thumbnail (PNG bytes, image).
+        thumbnail (PNG bytes, image; about 0.2 KB for a digit, 2–3 KB for a CIFAR image and
+        0.3–1 ms each to encode, so thumbnails=False skips them for very large sets).
         """
         xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
         ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
@@ -107,21 +108,22 @@ class Dataset:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
-        x = self.original_x(torch.cat(xs)).numpy() if self.kind in ("points2d", "curve1d", "image") else None
+        wanted = ("points2d", "curve1d", "image") if thumbnails else ("points2d", "curve1d")
+        x = self.original_x(torch.cat(xs)).numpy() if self.kind in wanted else None
         if self.kind == "points2d":
             frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
         elif self.kind == "curve1d":
             frame["x0"] = x[:, 0].astype(np.float64)
             frame["target"] = torch.cat(ys)[:, 0].numpy().astype(np.float64)
-        elif self.kind == "image":
-            frame["thumbnail"] = thumbnails(x)
+        elif self.kind == "image" and thumbnails:
+            frame["thumbnail"] = png_thumbnails(x)
         return frame
 
 
 # ----------------------------------------------------------------------------- thumbnails
 
 
-def thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
+def png_thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
     """PNG bytes per image (N, c, H, W): grayscale for c = 1, RGB for c = 3.
 
     Intensities are scaled by the range over all images (not per image, so contrast is
@@ -385,18 +387,23 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
+def _cifar_batches(folder: Path) -> list[Path]:
+    """data_batch_1, data_batch_2, ... in numeric order (stray files such as data_batch_1.bak ignored)."""
+    found = [p for p in folder.glob("data_batch_*") if p.name[len("data_batch_"):].isdigit() and p.is_file()]
+    return sorted(found, key=lambda p: int(p.name[len("data_batch_"):]))
+
+
 def _cifar_folder(folder: Path) -> Optional[Path]:
-    """The folder that holds data_batch_* files: `folder` or its cifar-10-batches-py child."""
+    """The folder that holds data_batch_N files: `folder` or its cifar-10-batches-py child."""
     for candidate in (folder, folder / "cifar-10-batches-py"):
-        if candidate.is_dir() and any(candidate.glob("data_batch_*")):
+        if candidate.is_dir() and _cifar_batches(candidate):
             return candidate
     return None
 
 
 def _cifar(folder: Path, options: dict) -> _Source:
     root = _cifar_folder(folder)
-    files = sorted(root.glob("data_batch_*"), key=lambda p: p.name)
-    parts = [_cifar_batch(p) for p in files]
+    parts = [_cifar_batch(p) for p in _cifar_batches(root)]
     x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     x_test = y_test = None
     if (root / "test_batch").exists():

@@ -3,11 +3,14 @@
 `build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
 name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
 to outputs (B, C) and exposes `features(x)` (B, D), the penultimate embedding that the
-diversity term F(S) compares, D = `model.feature_dim`. Models hold no device: move them with `.to(device)`.
+diversity term F(S) compares, D = `model.feature_dim`. Models hold no device: move them
+with `.to(device)`.
 
 Activations are not in-place, so torch.func (vmap, jvp, jacrev) can trace every model.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn as nn
@@ -124,39 +127,35 @@ def default_model(dataset) -> str:
     return "resnet" if tuple(dataset.input_shape[-2:]) == (32, 32) else "cnn"
 
 
+_OPTIONS = {"mlp": ("width", "depth"), "cnn": ("width",), "resnet": ("widths", "blocks_per_stage")}
+
+
 def build_model(name: str | None, dataset, **options) -> nn.Module:
     """A freshly initialised model for `dataset` (deterministic under torch.manual_seed).
 
     name: "mlp" | "cnn" | "resnet", or None for `default_model(dataset)`.
+    dataset: anything with kind, input_shape and num_outputs (a `docl_core.data.Dataset`).
     options: width, depth (mlp); width (cnn); widths, blocks_per_stage (resnet).
     """
-    name = default_model(dataset) if name is None else name
+    name = default_model(dataset) if name is None else (name.lower() if isinstance(name, str) else name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)} (or none for the default)")
-    shape, outputs = tuple(dataset.input_shape), int(dataset.num_outputs)
+    unknown = sorted(set(options) - set(_OPTIONS[name]))
+    if unknown:
+        raise ValueError(f"model {name!r} does not take option(s) {', '.join(unknown)}: "
+                         f"use {', '.join(_OPTIONS[name])}")
+    shape, outputs = tuple(int(s) for s in dataset.input_shape), int(dataset.num_outputs)
     if name == "mlp":
-        in_features = 1
-        for s in shape:
-            in_features *= int(s)
-        model = _construct(MLP, name, in_features, outputs, **options)
+        model = MLP(math.prod(shape), outputs, **options)
+    elif dataset.kind != "image" or len(shape) != 3:
+        raise ValueError(f"model {name!r} needs images (c, H, W) but {dataset.name!r} is {dataset.kind} "
+                         f"data of shape {shape}: use 'mlp'")
+    elif name == "cnn":
+        model = SmallCNN(shape[0], outputs, shape[1:], **options)
     else:
-        if dataset.kind != "image" or len(shape) != 3:
-            raise ValueError(f"model {name!r} needs images (c, H, W) but {dataset.name!r} is {dataset.kind} "
-                             f"data of shape {shape}: use 'mlp'")
-        if name == "cnn":
-            model = _construct(SmallCNN, name, shape[0], outputs, shape[1:], **options)
-        else:
-            model = _construct(ResNet, name, shape[0], outputs, **options)
+        model = ResNet(shape[0], outputs, **options)
     model.name = name  # recorded so a checkpoint can say what it holds
     return model
-
-
-def _construct(cls, name: str, *args, **options) -> nn.Module:
-    try:
-        return cls(*args, **options)
-    except TypeError:
-        raise ValueError(f"model {name!r} does not take option(s) {', '.join(sorted(options))}: "
-                         "see build_model's docstring") from None
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -312,9 +312,10 @@ def test_frame_thumbnails_are_png_and_parquet_small(tmp_path):
     assert os.path.getsize(tmp_path / "dataset.parquet") < 1_000_000
     back = pd.read_parquet(tmp_path / "dataset.parquet")
     assert back["thumbnail"].iloc[5] == frame["thumbnail"].iloc[5]
-    rgb = load_dataset(str(write_cifar(tmp_path / "c", n=10, batches=1))).frame()["thumbnail"].iloc[0]
-    img = Image.open(io.BytesIO(rgb))
+    cifar = load_dataset(str(write_cifar(tmp_path / "c", n=10, batches=1)))
+    img = Image.open(io.BytesIO(cifar.frame()["thumbnail"].iloc[0]))
     assert img.size == (32, 32) and img.mode == "RGB"
+    assert "thumbnail" not in cifar.frame(thumbnails=False)
 
 
 # ----------------------------------------------------------------------------- bad input

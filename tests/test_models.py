@@ -134,5 +134,15 @@ def test_build_model_errors(name, ds, needle):
 
 
 def test_build_model_rejects_unknown_options():
-    with pytest.raises(ValueError, match="does not take"):
+    with pytest.raises(ValueError, match="does not take option.*kernel_size.*use width, depth"):
         build_model("mlp", fake("tabular", (3,)), kernel_size=3)
+    assert build_model("MLP", fake("tabular", (3,)), width=4).feature_dim == 4
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_no_hard_coded_device(name):
+    """Every tensor a forward pass makes follows the input's device (meta stands in for CUDA here)."""
+    model = build_model(name, fake("image", (3, 32, 32), 5), **SMALL[name]).to("meta")
+    x = torch.empty(2, 3, 32, 32, device="meta")
+    assert model(x).shape == (2, 5) and model(x).device.type == "meta"
+    assert model.features(x).device.type == "meta"
