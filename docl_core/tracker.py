@@ -244,12 +244,13 @@ class DynamicsTracker:
             if name == "byproduct":
                 scores[name] = self.byproduct_scores()
                 continue
-            if gbar is None and ctx.active:
+            if gbar is None:  # one ḡ pass serves every estimator that needs it
                 gbar = mean_gradient(self.model, X, y, self.task, self.score_batch_size)
-                parts = list(gbar.values())
-                for g in parts:
-                    g.mul_(len(X) / self.N)  # shard mean → shard's share of the global mean
-                ctx.all_reduce_sum_(parts)
+                if ctx.active:
+                    parts = list(gbar.values())
+                    for g in parts:
+                        g.mul_(len(X) / self.N)  # shard mean → shard's share of the global mean
+                    ctx.all_reduce_sum_(parts)
             dyn = docl_scores(self.model, X, y, self.task, batch_size=self.score_batch_size,
                               estimator=name, gbar=gbar)
             scores[name] = ctx.all_gather_rows(dyn.score)
