@@ -6,7 +6,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
+CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 ESTIMATORS = ("exact", "byproduct", "fast")
 
 

@@ -2,6 +2,7 @@
 
 | name    | selection at round t                                                      |
 |---------|---------------------------------------------------------------------------|
+| sgd     | all N samples in random order (plain mini-batch SGD: the paper's baseline) |
 | random  | k_t uniform samples                                                       |
 | spl     | the k_t smallest current losses (easy first)                              |
 | mcl     | max (1/k) Σ_S ℓ̃_i + λ_t F̄(S): hard and diverse                            |
@@ -30,18 +31,19 @@ import torch
 
 from . import selection as sel
 
-CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
+CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 DIVERSITIES = ("facility", "centrality", "none")
 
 # One colour and one display name per curriculum, used by every figure in the app.
 CURRICULUM_COLORS = {
+    "sgd": "#2b2b2b",        # near-black: the paper's baseline, every sample every epoch
     "random": "#8c8c8c",     # grey: the baseline
     "spl": "#e8862a",        # orange: easy first
     "mcl": "#7b3f9e",        # purple: hard and diverse
     "docl-nr": "#74b3e0",    # light blue: DoCL without the random pool
     "docl": "#1450b4",       # strong blue: DoCL
 }
-CURRICULUM_LABELS = {"random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
+CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Curriculum:
 
     name = "curriculum"
     needs_scores = False
+    full_data = False                       # True: trains on all N every round (k_t ignored)
     uses_diversity = False                  # whether F (and so features) enters the selection
     default_method = "stochastic"           # facility-location maximiser unless `method` is given
 
@@ -135,6 +138,23 @@ class Curriculum:
         return sel.maximize_facility(w, features, k, state.lam, self.method, state.generator, self.epsilon)
 
 
+class SGD(Curriculum):
+    """Plain mini-batch SGD: every sample, in a fresh random order (k_t is ignored: always N).
+
+    The seed's Table 1 baseline ("random mini-batch SGD"); under the `steps` protocol it takes
+    more gradient steps than the curricula, which follow k_t.
+    """
+
+    name = "sgd"
+    full_data = True
+
+    def select(self, state: RoundState) -> Selection:
+        return super().select(dataclasses.replace(state, k=state.loss.shape[0]))
+
+    def _pick(self, state, n):
+        return torch.randperm(n, generator=state.generator, device=state.generator.device)
+
+
 class RandomCurriculum(Curriculum):
     """k uniform samples without replacement (k = N: a plain epoch in random order)."""
 
@@ -196,7 +216,7 @@ class DoCL(Curriculum):
         return pool[self._maximize(state, state.score[pool], feats, state.k)]
 
 
-_CLASSES = {c.name: c for c in (RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}
+_CLASSES = {c.name: c for c in (SGD, RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}
 
 
 def make_curriculum(name: str, diversity: str = "facility", **opts) -> Curriculum:

@@ -149,7 +149,7 @@ class Trainer:
                 t_select = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 self._train(sel.indices.to(self.device), sel.weights.to(self.device),
-                            math.ceil(k * sched.epochs_per_round / cfg.batch_size))
+                            math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size))
                 t_train = time.perf_counter() - t0
                 after = self._measure()
                 metrics = {"train_loss": float(after.loss.mean())}

@@ -34,13 +34,25 @@ def test_names_match_config_and_display_tables():
     assert CURRICULA == config.CURRICULA
     assert set(CURRICULUM_COLORS) == set(CURRICULUM_LABELS) == set(CURRICULA)
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in CURRICULUM_COLORS.values())
-    assert len(set(CURRICULUM_COLORS.values())) == 5
-    assert [CURRICULUM_LABELS[c] for c in CURRICULA] == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
+    assert len(set(CURRICULUM_COLORS.values())) == 6
+    assert [CURRICULUM_LABELS[c] for c in CURRICULA] == ["SGD", "Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
+
+
+SUBSET = tuple(c for c in CURRICULA if c != "sgd")  # the curricula that follow k_t
+
+
+def test_sgd_takes_every_sample_in_a_seeded_random_order():
+    c = make_curriculum("sgd")
+    a, b = c.select(state(seed=3, k=4)), c.select(state(seed=3, k=4))
+    assert_valid(a, 30, 30)
+    assert torch.equal(a.indices, b.indices)
+    assert not torch.equal(a.indices, c.select(state(seed=4)).indices)
+    assert not torch.equal(a.indices, torch.arange(30))
 
 
 def test_flags():
     flags = {n: (make_curriculum(n).needs_scores, make_curriculum(n).needs_features) for n in CURRICULA}
-    assert flags == {"random": (False, False), "spl": (False, False), "mcl": (False, True),
+    assert flags == {"sgd": (False, False), "random": (False, False), "spl": (False, False), "mcl": (False, True),
                      "docl-nr": (True, True), "docl": (True, True)}
     for n in CURRICULA:
         c = make_curriculum(n, diversity="none")
@@ -62,7 +74,7 @@ def test_random_is_uniform_and_seeded():
 def test_k_may_be_a_numpy_or_torch_integer():
     import numpy as np
     for k in (np.int64(4), torch.tensor(4)):
-        for name in CURRICULA:
+        for name in SUBSET:
             assert_valid(make_curriculum(name).select(state(k=k)), 4, 30)
 
 
@@ -134,13 +146,13 @@ def test_missing_features_fall_back_to_no_diversity(name):
 
 
 def test_errors_say_what_to_fix():
-    with pytest.raises(ValueError, match="random, spl, mcl, docl-nr, docl"):
+    with pytest.raises(ValueError, match="sgd, random, spl, mcl, docl-nr, docl"):
         make_curriculum("curriculum-of-doom")
     with pytest.raises(ValueError, match="facility, centrality, none"):
         make_curriculum("docl", diversity="variety")
     with pytest.raises(ValueError, match="unknown curriculum options"):
         make_curriculum("docl", lam=3)
-    for name in CURRICULA:
+    for name in SUBSET:
         c = make_curriculum(name)
         with pytest.raises(ValueError, match="k=31 exceeds the n=30 samples: lower k"):
             c.select(state(k=31))
@@ -183,7 +195,7 @@ def round_states(draw):
 def test_every_curriculum_returns_k_distinct_valid_indices_reproducibly(inst):
     fields, seed = inst
     n, k = fields["loss"].shape[0], fields["k"]
-    for name in CURRICULA:
+    for name in SUBSET:
         for diversity in DIVERSITIES:
             c = make_curriculum(name, diversity=diversity)
             a = c.select(RoundState(**fields, generator=torch.Generator().manual_seed(seed)))
