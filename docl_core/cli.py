@@ -12,55 +12,118 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .config import CURRICULA, ESTIMATORS, RunConfig, Schedule
+from dataclasses import fields
+
+from .config import CURRICULA, ESTIMATORS, PROTOCOLS, RunConfig, Schedule
+from .protocol import PaperSchedule
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 
+# flags shared by both protocols, mapped to each protocol's field
+_SHARED = {"k_start": ("k_start", "k_start"), "k_growth": ("k_growth", "k_growth"), "k_cap": ("k_cap", "k_cap"),
+           "lr": ("lr", "lr_max"), "lr_min": ("lr_min", "lr_min")}
+_STEPS_ONLY = ("rounds", "temperature", "pool_factor", "warmup_epochs", "epochs_per_round")
+_PAPER_MAPPED = {"k_start", "k_growth", "k_cap", "lr_max", "lr_min"}
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    d, s = RunConfig(), Schedule()
+    d, s, ps = RunConfig(), Schedule(), PaperSchedule()
     p.add_argument("--dataset", default=d.dataset,
                    help="digits, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
-    p.add_argument("--rounds", type=int, default=d.rounds, help="curriculum rounds (default %(default)s)")
+    p.add_argument("--protocol", default=d.protocol, choices=PROTOCOLS,
+                   help="steps: equal-step rounds (default); paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
     p.add_argument("--model", default=None, help="mlp, cnn or resnet (default: the dataset's)")
-    p.add_argument("--estimator", default=d.estimator, choices=ESTIMATORS,
-                   help="score that drives selection (default %(default)s)")
-    p.add_argument("--log-estimators", default="byproduct",
-                   help="comma list of estimators logged beside it ('' for none)")
-    p.add_argument("--diversity", default=d.diversity, choices=("facility", "centrality", "none"))
+    p.add_argument("--estimator", default=None, choices=ESTIMATORS,
+                   help="score that drives selection (default: exact under steps, paper under paper)")
+    p.add_argument("--log-estimators", default=None,
+                   help="comma list of estimators logged beside it ('' for none; default: byproduct "
+                        "under steps, exact under paper)")
+    p.add_argument("--diversity", default=None, choices=("facility", "centrality", "none"),
+                   help="F(S): facility location, centrality, none (default: facility under steps, "
+                        "the authors' centrality under paper)")
     p.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of train labels flipped")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")
     p.add_argument("--kernel-full", action="store_true", help="also store full (m, m, C, C) kernel blocks")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--k-start", type=float, default=s.k_start, help="fraction of N in round 0")
-    p.add_argument("--k-growth", type=float, default=s.k_growth, help="k grows by this factor per round")
-    p.add_argument("--k-cap", type=float, default=s.k_cap, help="largest fraction of N")
+    p.add_argument("--k-start", type=float, default=None,
+                   help=f"fraction of N in the first round (steps {s.k_start}) or pool budget (paper {ps.k_start})")
+    p.add_argument("--k-growth", type=float, default=None,
+                   help=f"k grows by this factor per round (steps {s.k_growth}) or episode (paper {ps.k_growth})")
+    p.add_argument("--k-cap", type=float, default=None, help=f"largest k (steps {s.k_cap}, paper {ps.k_cap})")
     p.add_argument("--lam", type=float, default=s.lam_start, help="diversity weight λ_0")
     p.add_argument("--lam-decay", type=float, default=s.lam_decay, help="λ_t = λ_0 · decay^t")
-    p.add_argument("--temperature", type=float, default=s.temperature, help="τ of the DoCL pool draw")
-    p.add_argument("--pool-factor", type=float, default=s.pool_factor, help="DoCL pool size / k")
-    p.add_argument("--lr", type=float, default=s.lr, help="peak learning rate per round")
-    p.add_argument("--lr-min", type=float, default=s.lr_min)
-    p.add_argument("--warmup-epochs", type=int, default=s.warmup_epochs)
-    p.add_argument("--epochs-per-round", type=float, default=s.epochs_per_round,
-                   help="passes over the selected subset per round")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate per round (steps {s.lr}) or of the first episodes (paper {ps.lr_max})")
+    p.add_argument("--lr-min", type=float, default=None, help=f"cosine floor (steps {s.lr_min}, paper {ps.lr_min})")
+    g = p.add_argument_group("steps protocol")
+    g.add_argument("--rounds", type=int, default=None, help=f"curriculum rounds (default {d.rounds})")
+    g.add_argument("--temperature", type=float, default=None, help=f"τ of the DoCL pool draw ({s.temperature})")
+    g.add_argument("--pool-factor", type=float, default=None, help=f"DoCL pool size / k ({s.pool_factor})")
+    g.add_argument("--warmup-epochs", type=int, default=None, help=f"plain epochs before round 0 ({s.warmup_epochs})")
+    g.add_argument("--epochs-per-round", type=float, default=None,
+                   help=f"passes over the selected subset per round ({s.epochs_per_round})")
+    g = p.add_argument_group("paper protocol (each ingredient a switch, the authors' value by default)")
+    g.add_argument("--epochs", type=int, default=None, help=f"total epochs E (default {ps.epochs})")
+    g.add_argument("--episodes", default=None,
+                   help="episode boundaries, e.g. 0,2,4,8 (default: 0,5,10,...,300 scaled to E)")
+    g.add_argument("--log-every", default=None, choices=("epoch", "episode"),
+                   help="exact/fast scores and kernel at every epoch or at episode starts (default)")
+    for f in fields(PaperSchedule):
+        if f.name in _PAPER_MAPPED or f.name in ("epochs", "episodes"):
+            continue
+        default = getattr(ps, f.name)
+        if isinstance(default, bool):
+            g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const",
+                           const=False, default=None, help=f"turn {f.name.replace('_', ' ')} off")
+        else:
+            g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None,
+                           help=f"(default {default})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _given(a: argparse.Namespace, names) -> list[str]:
+    return [n for n in names if getattr(a, n, None) is not None]
+
+
 def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunConfig:
-    sched = Schedule(k_start=a.k_start, k_growth=a.k_growth, k_cap=a.k_cap, lam_start=a.lam,
-                     lam_decay=a.lam_decay, temperature=a.temperature, pool_factor=a.pool_factor,
-                     lr=a.lr, lr_min=a.lr_min, warmup_epochs=a.warmup_epochs,
-                     epochs_per_round=a.epochs_per_round)
-    logged = [e.strip() for e in a.log_estimators.split(",") if e.strip()]
-    cfg = RunConfig(dataset=a.dataset, curriculum=curriculum, rounds=a.rounds, seed=seed,
-                    model=a.model, estimator=a.estimator, log_estimators=logged,
+    paper = a.protocol == "paper"
+    paper_only = ["epochs", "episodes", "log_every"] + [f.name for f in fields(PaperSchedule)
+                                                         if f.name not in _PAPER_MAPPED | {"epochs", "episodes"}]
+    wrong = _given(a, _STEPS_ONLY) if paper else _given(a, paper_only)
+    if wrong:
+        flags = ", ".join(_flag_of(n) for n in wrong)
+        raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --protocol "
+                         f"{'steps' if paper else 'paper'} only: "
+                         f"{'drop it' if len(wrong) == 1 else 'drop them'}, or use --protocol "
+                         f"{'steps' if paper else 'paper'}")
+    shared = {k: getattr(a, k) for k in _SHARED if getattr(a, k) is not None}
+    sched = Schedule(lam_start=a.lam, lam_decay=a.lam_decay,
+                     **{k: getattr(a, k) for k in _STEPS_ONLY if k != "rounds" and getattr(a, k) is not None},
+                     **({_SHARED[k][0]: v for k, v in shared.items()} if not paper else {}))
+    pkw = {n: getattr(a, n) for n in paper_only if n not in ("log_every", "episodes") and getattr(a, n) is not None}
+    if a.episodes is not None:
+        pkw["episodes"] = _parse_list(a.episodes, int)
+    if paper:
+        pkw.update({_SHARED[k][1]: v for k, v in shared.items()})
+    logged = None if a.log_estimators is None else [e.strip() for e in a.log_estimators.split(",") if e.strip()]
+    cfg = RunConfig(dataset=a.dataset, curriculum=curriculum, protocol=a.protocol,
+                    rounds=a.rounds if a.rounds is not None else RunConfig.rounds, seed=seed,
+                    model=a.model, estimator=a.estimator, log_estimators=logged, log_every=a.log_every,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
-                    probe_size=a.probe_size, kernel_full=a.kernel_full, device=a.device, schedule=sched)
+                    weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
+                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw))
     cfg.validate()
     return cfg
+
+
+def _flag_of(name: str) -> str:
+    if isinstance(getattr(PaperSchedule(), name, None), bool):
+        return f"--no-{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')}"
 
 
 def _parse_list(text: str, kind=str) -> list:

@@ -6,8 +6,12 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
+from .protocol import PaperSchedule
+
 CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
-ESTIMATORS = ("exact", "byproduct", "fast")
+ESTIMATORS = ("exact", "byproduct", "fast", "paper")
+PROTOCOLS = ("steps", "paper")
+LOG_EVERY = ("epoch", "episode")
 
 
 @dataclass
@@ -67,24 +71,45 @@ class RunConfig:
 
     dataset: str = "digits"          # a built-in name or a path (.npz, .csv, CIFAR/Fashion-MNIST folder)
     curriculum: str = "docl"         # one of CURRICULA
-    rounds: int = 10                 # curriculum rounds
+    protocol: str = "steps"          # steps: equal-step rounds (Schedule) | paper: the authors' episodes (PaperSchedule)
+    rounds: int = 10                 # curriculum rounds (steps protocol; paper: epochs come from paper.epochs)
     seed: int = 0
     model: Optional[str] = None      # mlp | cnn | resnet; None picks the dataset's default
-    estimator: str = "exact"         # the score that drives selection (ESTIMATORS)
-    log_estimators: list[str] = field(default_factory=lambda: ["byproduct"])  # logged beside it
-    diversity: str = "facility"      # facility (stochastic greedy) | centrality (authors' proxy) | none
+    estimator: Optional[str] = None  # the score that drives selection (ESTIMATORS); None: exact (steps), paper (paper)
+    log_estimators: Optional[list[str]] = None  # logged beside it; None: byproduct (steps), exact (paper)
+    log_every: Optional[str] = None  # paper: exact/fast scores and kernel every "epoch" or "episode" start (default)
+    diversity: Optional[str] = None  # facility (stochastic greedy) | centrality | none; None: facility
+                                     # (steps), centrality (paper: the authors' per-column preprocessed proxy)
     label_noise: float = 0.0         # fraction of train labels flipped (classification)
     batch_size: int = 64             # training mini-batch
     score_batch_size: int = 512      # scoring batch
     probe_size: int = 64             # kernel probe samples (stratified); 0 turns kernel logging off
     kernel_full: bool = False        # also store full (m, m, C, C) kernel blocks (C² × the trace's size)
-    step_budget: Optional[int] = None  # total gradient steps; None: from the schedule
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4       # L2 weight decay of SGD
     device: str = "auto"             # auto | cpu | cuda | cuda:N
-    checkpoint_every: int = 1        # rounds between checkpoints
-    schedule: Schedule = field(default_factory=Schedule)
+    checkpoint_every: int = 1        # rounds (epochs) between checkpoints
+    schedule: Schedule = field(default_factory=Schedule)      # the steps protocol's rounds
+    paper: PaperSchedule = field(default_factory=PaperSchedule)  # the paper protocol's episodes
+
+    def __post_init__(self) -> None:
+        paper = self.protocol == "paper"
+        if self.estimator is None:
+            self.estimator = "paper" if paper else "exact"
+        if self.log_estimators is None:
+            self.log_estimators = ["exact"] if paper else ["byproduct"]
+        if self.log_every is None and paper:
+            self.log_every = "episode"
+        if self.diversity is None:
+            self.diversity = "centrality" if paper else "facility"
+
+    @property
+    def num_rounds(self) -> int:
+        """Rows of rounds.parquet the run will write: rounds (steps) or epochs (paper)."""
+        return self.paper.epochs if self.protocol == "paper" else self.rounds
 
     def validate(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}: choose steps or paper")
         if self.curriculum not in CURRICULA:
             raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {', '.join(CURRICULA)}")
         if self.estimator not in ESTIMATORS:
@@ -102,9 +127,22 @@ class RunConfig:
             raise ValueError(f"label_noise is a fraction in [0, 1), got {self.label_noise}")
         if self.probe_size < 0:
             raise ValueError("probe_size must be ≥ 0 (0 turns kernel logging off)")
-        if self.step_budget is not None and self.step_budget < 1:
-            raise ValueError("step_budget must be a positive number of gradient steps")
+        if not isinstance(self.weight_decay, numbers.Real) or not 0 <= self.weight_decay < math.inf:
+            raise ValueError(f"weight_decay must be a finite number ≥ 0, got {self.weight_decay!r}")
         self.schedule.validate()
+        if self.protocol == "steps":
+            changed = [f.name for f in fields(PaperSchedule)
+                       if getattr(self.paper, f.name) != getattr(PaperSchedule(), f.name)]
+            if self.log_every is not None:
+                changed.append("log_every")
+            if changed:
+                raise ValueError(f"{', '.join(_flag(c) for c in changed)} appl{'ies' if len(changed) == 1 else 'y'} "
+                                 "to --protocol paper only: add --protocol paper, or drop "
+                                 f"{'it' if len(changed) == 1 else 'them'}")
+        else:
+            if self.log_every not in LOG_EVERY:
+                raise ValueError(f"unknown --log-every {self.log_every!r}: choose epoch or episode")
+            self.paper.validate()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,5 +152,35 @@ class RunConfig:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         sched = d.pop("schedule", {}) or {}
-        sk = {f.name for f in fields(Schedule)}
-        return cls(**d, schedule=Schedule(**{k: v for k, v in sched.items() if k in sk}))
+        paper = d.pop("paper", {}) or {}
+        sk, pk = {f.name for f in fields(Schedule)}, {f.name for f in fields(PaperSchedule)}
+        return cls(**d, schedule=Schedule(**{k: v for k, v in sched.items() if k in sk}),
+                   paper=PaperSchedule(**{k: v for k, v in paper.items() if k in pk}))
+
+
+def _flag(name: str) -> str:
+    """The CLI flag that sets a PaperSchedule field (switches are --no-NAME)."""
+    if isinstance(getattr(PaperSchedule(), name, None), bool):
+        return f"--no-{name.replace('_', '-')}"
+    return f"--{name.replace('_', '-')}"
+
+
+# fields that may differ on resume: where the run computes, not what it computes
+_RESUME_FREE = {"device", "checkpoint_every"}
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for every field of two config dicts that differs, nested
+    fields as "schedule.lr". Fields missing from an older run's config count as their default."""
+    out = []
+    defaults = RunConfig().to_dict() if not prefix else {}
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in _RESUME_FREE:
+            continue
+        a = old.get(key, defaults.get(key) if not prefix else new.get(key))
+        b = new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, prefix=f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
+            out.append((f"{prefix}{key}", a, b))
+    return out

@@ -30,6 +30,7 @@ from typing import Optional
 import torch
 
 from . import selection as sel
+from .recipe import sampling_probability
 
 CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 DIVERSITIES = ("facility", "centrality", "none")
@@ -59,6 +60,15 @@ class RoundState:
     score: Optional[torch.Tensor]           # (N,) DoCL scores (the run's estimator)
     features: Optional[torch.Tensor]        # (N, D) penultimate embeddings, for F(S)
     generator: torch.Generator              # seeded; the only randomness allowed
+    # the paper protocol's selection (protocol.py); the defaults give the steps protocol's
+    pool: Optional[int] = None              # DoCL candidate pool k0; None: ⌈pool_factor·k⌉
+    sampling: str = "standardized"          # DoCL pool draw: "standardized" p ∝ exp(z/τ) on standardised
+                                            # scores; "paper" p ∝ exp((a − max a)/τ) on raw scores
+    centrality: Optional[torch.Tensor] = None  # (N,) the authors' centrality (sums to 1); with
+                                            # diversity "centrality" it replaces the feature proxy
+    mod: float = 1.0                        # weight of the sampling probability against centrality
+    random_subsample: bool = True           # paper DoCL: draw the pool from p, then keep the top of
+                                            # mod·p + centrality; False: draw k from p ∝ mod·p + centrality
 
 
 @dataclass
@@ -121,16 +131,31 @@ class Curriculum:
 
     def _diversity(self, state: RoundState) -> str:
         """The diversity used this round: "none" when features are missing (see module doc)."""
+        if self.diversity == "centrality" and state.centrality is not None:
+            return "centrality"  # the authors' centrality comes precomputed (paper protocol)
         if self.diversity != "none" and state.features is None:
             warnings.warn(f"{self.name}: no features in this round, selecting without diversity "
                           "(diversity='none')", RuntimeWarning, stacklevel=3)
             return "none"
         return self.diversity
 
+    @staticmethod
+    def _paper_priority(state: RoundState, full_w: torch.Tensor, rows: Optional[torch.Tensor]) -> torch.Tensor:
+        """mod·p_i + centrality_i (the authors' rule), p ∝ exp(w/τ) over all N (full_w (N,)), then
+        restricted to `rows` when given."""
+        p = sampling_probability(full_w, 1.0 / state.temperature)
+        c = state.centrality.to(p.device, p.dtype)
+        if rows is not None:
+            p, c = p[rows], c[rows]
+        return state.mod * p + c
+
     def _maximize(self, state: RoundState, w: torch.Tensor, features: Optional[torch.Tensor],
-                  k: int) -> torch.Tensor:
-        """max (1/k) Σ_S w̃ + λ F̄(S) over the rows given, by the configured diversity/method."""
+                  k: int, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """max (1/k) Σ_S w̃ + λ F̄(S) over the rows given, by the configured diversity/method.
+        `rows`: the sample ids w and features belong to, when they are a pool of N."""
         diversity = self._diversity(state)
+        if diversity == "centrality" and state.centrality is not None:  # the authors' modular rule
+            return sel.top_k(self._paper_priority(state, w if rows is None else state.score, rows), k)
         if diversity == "none" or features is None:
             return sel.top_k(w, k)
         if diversity == "centrality":
@@ -206,6 +231,8 @@ class DoCL(Curriculum):
     uses_diversity = True
 
     def _pick(self, state, n):
+        if state.sampling == "paper":
+            return self._pick_paper(state, n)
         pf = float(state.pool_factor)
         if not math.isfinite(pf) or pf < 1:
             raise ValueError(f"pool_factor must be a finite number ≥ 1, got {state.pool_factor}")
@@ -214,6 +241,19 @@ class DoCL(Curriculum):
         pool = pool.to(state.score.device)
         feats = state.features[pool] if state.features is not None else None
         return pool[self._maximize(state, state.score[pool], feats, state.k)]
+
+    def _pick_paper(self, state, n):
+        """The authors' draw: a pool of k0 with p_i ∝ exp((a_i − max a)/τ), then k of them kept by
+        the diversity term (centrality: top mod·p + c; facility: the objective; none: k = k0)."""
+        k0 = min(n, max(state.k, state.pool if state.pool is not None else state.k))
+        if self._diversity(state) == "centrality" and state.centrality is not None and not state.random_subsample:
+            q = self._paper_priority(state, state.score, None)
+            return sel.weighted_sample(q.clamp_min(1e-300).log(), state.k, state.generator).to(state.score.device)
+        pool = sel.weighted_sample(state.score, k0, state.generator, state.temperature).to(state.score.device)
+        if k0 == state.k:
+            return pool
+        feats = state.features[pool] if state.features is not None else None
+        return pool[self._maximize(state, state.score[pool], feats, state.k, rows=pool)]
 
 
 _CLASSES = {c.name: c for c in (SGD, RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}

@@ -32,6 +32,7 @@ from .distributed import SINGLE, DistContext
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
                        kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
 from .envinfo import versions
+from .recipe import PaperByproduct
 from .store import RunWriter, read_run_json
 
 
@@ -46,6 +47,7 @@ class Measurement:
     scores: dict[str, torch.Tensor]     # estimator name → (N,)
     speed: Optional[torch.Tensor]       # (N, C) from the exact or fast estimator
     features: Optional[torch.Tensor]    # (N, D) penultimate embeddings, when asked for
+    kernel: Optional[dict[str, np.ndarray]] = None  # probe-set kernel arrays at the same weights
     grad_norm: float = float("nan")
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +89,8 @@ class DynamicsTracker:
         X: (N, ...) training inputs the loop draws from; sample ids index into X.
         y: (N,) int labels or (N, C) float targets.
         task: "classification" or "regression".
-        estimator: the estimator reported as `score` ("exact", "fast" or "byproduct").
+        estimator: the estimator reported as `score` ("exact", "fast", "byproduct" or "paper":
+            the authors' estimator from logits recorded in training, see recipe.PaperByproduct).
         log_estimators: further estimators logged beside it (columns score_<name>).
         probe_size: kernel probe samples (stratified by class); 0 turns kernel logging off.
         kernel_full: also store the full (m, m, C, C) blocks (the trace, contributions and
@@ -124,8 +127,8 @@ class DynamicsTracker:
         check_inputs(X, y, task, num_outputs=C)
         estimators = [estimator, *[e for e in log_estimators if e != estimator]]
         for e in estimators:
-            if e not in ("exact", "fast", "byproduct"):
-                raise ValueError(f"unknown estimator {e!r}: use exact, fast or byproduct")
+            if e not in ("exact", "fast", "byproduct", "paper"):
+                raise ValueError(f"unknown estimator {e!r}: use exact, fast, byproduct or paper")
         self.model, self.X, self.y, self.task = model, X, y, task
         self.N, self.C = X.shape[0], C
         self.estimator, self.estimators = estimator, estimators
@@ -136,6 +139,7 @@ class DynamicsTracker:
         self.eval_sets = eval_sets or {}
         self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
         self.byproduct = ByproductEstimator(y, C, task, ema=byproduct_ema)
+        self.paper = PaperByproduct(y, C, task)
         self.times_selected = torch.zeros(self.N, dtype=torch.long)
         self.seen_this_round = torch.zeros(self.N, dtype=torch.bool)
         self.steps = 0
@@ -160,8 +164,10 @@ class DynamicsTracker:
 
     # ------------------------------------------------------------------ the three calls
 
-    def on_batch(self, sample_ids, outputs: torch.Tensor, lr: float) -> None:
-        """After an optimiser step: the batch's sample ids (B,), its outputs (B, C), the step's lr."""
+    def on_batch(self, sample_ids, outputs: torch.Tensor, lr: float, count: bool = True) -> None:
+        """After a mini-batch: its sample ids (B,), its outputs (B, C) on the clean inputs (under
+        mixup, pass a teacher's or a no-grad forward's logits), the batch's learning rate.
+        count=False: the batch fed the estimators but was not an optimiser step (accumulation)."""
         ids = torch.as_tensor(sample_ids, dtype=torch.long).to(self.y.device)
         if outputs.shape[0] != ids.shape[0]:
             raise ValueError(f"on_batch got {ids.shape[0]} ids but {outputs.shape[0]} outputs: "
@@ -171,10 +177,17 @@ class DynamicsTracker:
             ids = self.dist.all_gather_rows(ids.to(outputs.device)).to(self.y.device)
             outputs = self.dist.all_gather_rows(outputs)
         self.byproduct.update(ids, outputs, float(lr))
+        if "paper" in self.estimators:
+            self.paper.record(ids, outputs, float(lr))
         self.seen_this_round[ids.cpu()] = True
-        self.steps += 1
+        self.steps += int(count)
         self.samples_seen += int(ids.shape[0])
         self._round_lr_max = max(self._round_lr_max, float(lr))
+
+    def end_pass(self) -> None:
+        """Close a pass over the data (an epoch, or the subset pass of one): the paper estimator
+        updates the samples visited since the last call. end_round calls it too."""
+        self.paper.end_pass()
 
     def end_round(self, metrics: Optional[dict[str, float]] = None, measured: Optional[Measurement] = None,
                   selected: Optional[torch.Tensor] = None, weights: Optional[torch.Tensor] = None,
@@ -186,9 +199,10 @@ class DynamicsTracker:
         since the last round; `measured` defaults to a measurement of the current weights.
         """
         t = self.round
+        self.end_pass()
         own = {}
         if measured is None:  # measured here on the current weights: it is also the train metric
-            measured = self.measure()
+            measured = self.measure(kernel=True)
             own["train_loss"] = float(measured.loss.mean())
             if self.task == "classification":
                 own["train_acc"] = float((measured.output.argmax(1) == self.y).float().mean())
@@ -202,14 +216,14 @@ class DynamicsTracker:
         t0 = time.perf_counter()
         evals = self.evaluate()
         row = {"k": int(sel.sum()), "lr": self._round_lr_max, "steps": self.steps,
-               "epoch_equiv": self.samples_seen / self.N, **evals,
+               "samples_seen": self.samples_seen, "epoch_equiv": self.samples_seen / self.N, **evals,
                "score_time_s": measured.seconds, "eval_time_s": time.perf_counter() - t0,
                "grad_norm": measured.grad_norm,
                "noisy_selected": int((sel & self.noisy).sum()) if self.noisy is not None else 0,
                "round_time_s": time.perf_counter() - self._round_start, **own,
                **(timings or {}), **(extra_round or {}), **(metrics or {})}
         if self.dist.is_writer:
-            kernel = self.kernel_arrays() if self.probe is not None else None
+            kernel = measured.kernel  # measured on the same weights as the samples frame
             self.writer.write_round(t, row, self.sample_frame(measured, sel, w), kernel, checkpoint)
         self.last_row = row
         self.round = t + 1
@@ -226,11 +240,14 @@ class DynamicsTracker:
 
     # ------------------------------------------------------------------ measuring
 
-    def measure(self, features: bool = False) -> Measurement:
-        """Loss, residual, scores (each estimator asked for) and optionally features, at current weights.
+    def measure(self, features: bool = False, kernel: bool = False,
+                estimators: Optional[list[str]] = None) -> Measurement:
+        """Loss, residual, scores and optionally features and probe kernel, at the current weights.
 
-        Under torch.distributed each rank computes its shard (ḡ all-reduced) and the
-        per-sample results are all-gathered, so every rank holds the same full measurement.
+        `estimators` (default: all the tracker logs) limits the costly ones: an exact or fast
+        estimator left out this time is reported as NaN. Under torch.distributed each rank
+        computes its shard (ḡ all-reduced) and the per-sample results are all-gathered, so
+        every rank holds the same full measurement.
         """
         t0 = time.perf_counter()
         ctx = self.dist
@@ -240,9 +257,18 @@ class DynamicsTracker:
         speed = output = None
         grad_norm = float("nan")
         gbar = None
+        wanted = self.estimators if estimators is None else estimators
+        skipped: set[str] = set()  # estimators not computed this time (NaN columns)
         for name in self.estimators:
             if name == "byproduct":
                 scores[name] = self.byproduct_scores()
+                continue
+            if name == "paper":
+                scores[name] = self.paper.score.clone().to(self.X.dtype)
+                continue
+            if name not in wanted:
+                skipped.add(name)
+                scores[name] = torch.full((self.N,), float("nan"), dtype=self.X.dtype, device=self.X.device)
                 continue
             if gbar is None:  # one ḡ pass serves every estimator that needs it
                 gbar = mean_gradient(self.model, X, y, self.task, self.score_batch_size)
@@ -274,8 +300,13 @@ class DynamicsTracker:
             if output is None:
                 output = ctx.all_gather_rows(torch.cat(outs))
         residual, loss = residual_and_loss(output, self.y, self.task)
+        finite = bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(v).all())
+                                                          for k, v in scores.items() if k not in skipped)
+        # a diverged model has no kernel to show: the caller reports the divergence
+        arrays = self.kernel_arrays() if kernel and finite and self.probe is not None and ctx.is_writer else None
         return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=speed,
-                           features=feats, grad_norm=grad_norm, seconds=time.perf_counter() - t0)
+                           features=feats, kernel=arrays, grad_norm=grad_norm,
+                           seconds=time.perf_counter() - t0)
 
     def byproduct_scores(self) -> torch.Tensor:
         """Byproduct estimates (N,); samples never estimated get the largest estimate (explore them)."""
@@ -285,10 +316,12 @@ class DynamicsTracker:
         s[~have] = fill
         return s.to(self.X.dtype)
 
-    def evaluate(self) -> dict[str, float]:
-        """Loss and accuracy (classification) or MSE (regression) on each eval set (sharded, reduced)."""
+    def evaluate(self, model: Optional[nn.Module] = None) -> dict[str, float]:
+        """Loss and accuracy (classification) or MSE (regression) on each eval set (sharded, reduced),
+        of the tracked model or of `model` (e.g. a mean teacher)."""
         out = {}
-        with torch.no_grad(), eval_mode(self.model):
+        model = self.model if model is None else model
+        with torch.no_grad(), eval_mode(model):
             for split, (Xs, ys) in self.eval_sets.items():
                 n = len(Xs)
                 if n == 0:
@@ -297,7 +330,7 @@ class DynamicsTracker:
                 Xl, yl = Xs[sh], ys[sh]
                 sums = torch.zeros(3, dtype=torch.float64, device=Xs.device)  # loss, correct, squared error
                 for s in range(0, len(Xl), self.score_batch_size):
-                    o = self.model(Xl[s:s + self.score_batch_size])
+                    o = model(Xl[s:s + self.score_batch_size])
                     yb = yl[s:s + self.score_batch_size]
                     _, loss = residual_and_loss(o, yb, self.task)
                     sums[0] += loss.sum()
@@ -365,7 +398,7 @@ class DynamicsTracker:
     def state_dict(self) -> dict[str, Any]:
         b = self.byproduct
         return {"times_selected": self.times_selected.clone(), "steps": self.steps,
-                "samples_seen": self.samples_seen, "round": self.round,
+                "samples_seen": self.samples_seen, "round": self.round, "paper": self.paper.state_dict(),
                 "byproduct": {"last_output": b.last_output.cpu(), "lr_since": b.lr_since.cpu(),
                               "seen": b.seen.cpu(), "score": b.score.cpu(), "observed": b.observed.cpu()}}
 
@@ -373,6 +406,8 @@ class DynamicsTracker:
         self.times_selected = state["times_selected"].clone()
         self.steps, self.samples_seen = int(state["steps"]), int(state["samples_seen"])
         dev = self.y.device
+        if "paper" in state:
+            self.paper.load_state_dict(state["paper"])
         for k, v in state["byproduct"].items():
             setattr(self.byproduct, k, v.to(dev))
 

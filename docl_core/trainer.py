@@ -1,12 +1,18 @@
-"""The training loop: rounds of score → select → train → evaluate → log.
+"""The training loop: rounds of measure → select → train → evaluate → log, under one of two protocols.
 
-Round t (t = 0 .. R−1) starts from the weights the previous round left (round 0 after the
-warm start), whose per-sample state — losses, scores, features — was measured once at the
-end of the previous round. The curriculum selects S_t (|S_t| = k_t) from that state; the
-model trains `epochs_per_round` passes over S_t with a cosine learning rate restarted every
-round; then val/test are evaluated and the tracker writes the round (the per-sample frame
-is the state the selection saw). Every curriculum follows the same k_t schedule, so all
-take the same number of gradient steps.
+`steps` (Schedule): round t starts from the weights the previous round left (round 0 after
+the warm start), whose per-sample state — losses, scores, features, probe kernel — was
+measured once at the end of the previous round. The curriculum selects S_t (|S_t| = k_t);
+the model trains `epochs_per_round` passes over S_t with a cosine learning rate restarted
+every round. Every curriculum but `sgd` follows the same k_t, so they take equal steps.
+
+`paper` (PaperSchedule, protocol.py): a round is an epoch. The protocol's plan says what the
+epoch does — a warm-start pass, or a full large-batch pass at an episode's start, then a
+pass over a newly selected subset — and which learning rate each mini-batch gets; the
+recipe's ingredients (mean teacher, mixup, centrality, the authors' score) are switches.
+
+Either way the samples frame and kernel of round t are the state the selection of round t
+saw, measured at one set of weights, and curricula only choose samples.
 """
 from __future__ import annotations
 
@@ -19,11 +25,14 @@ from typing import Optional
 
 import torch
 
-from .config import RunConfig
+from .config import RunConfig, config_differences
 from .curricula import RoundState, make_curriculum
+from .protocol import PaperProtocol
+from .recipe import (MeanTeacher, mixup_batch, optional_logits, paper_centrality, probability_square_loss,
+                     sampling_probability)
 from .data import Dataset, load_dataset
 from .distributed import SINGLE, DistContext
-from .dynamics import per_sample_loss
+from .dynamics import eval_mode, per_sample_loss
 from .models import build_model
 from .store import RunStoreError, read_run_json
 from .tracker import DynamicsTracker, Measurement, checkpoint_bytes
@@ -52,6 +61,10 @@ class Trainer:
                  dataset: Optional[Dataset] = None, progress: bool = False, dist: DistContext = SINGLE):
         config.validate()
         self.cfg, self.dir, self.progress, self.dist = config, Path(run_dir), progress and dist.is_writer, dist
+        self.paper = config.protocol == "paper"
+        if self.paper and dist.active:
+            raise ValueError("the paper protocol runs in one process for now: drop torchrun, "
+                             "or use --protocol steps to scale out")
         self.device = dist.device if dist.active else resolve_device(config.device)
         if dist.active and min(config.batch_size, config.schedule.k(0, 10**9)) < dist.world:
             raise ValueError(f"batch size {config.batch_size} is smaller than the {dist.world} processes: "
@@ -59,6 +72,7 @@ class Trainer:
         if not resume and dist.is_writer and (self.dir / "run.json").exists():
             raise RunStoreError(f"{self.dir} already holds a run: pass --resume to continue it, "
                                 "or choose another --name")
+        extended = self._check_resumed_config() if resume else None
         torch.manual_seed(config.seed)  # model init
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
         self.model = build_model(config.model, self.ds).to(self.device)
@@ -67,12 +81,21 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model)
         self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity)
-        self.gen = torch.Generator().manual_seed(config.seed)  # selection and batch order
+        self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
+        ps = config.paper
         self.opt = torch.optim.SGD(self.model.parameters(), lr=config.schedule.lr, momentum=0.9,
-                                   weight_decay=config.weight_decay)
+                                   weight_decay=config.weight_decay, nesterov=self.paper and ps.momentum > 0)
+        if self.paper:
+            for group in self.opt.param_groups:
+                group["momentum"] = ps.momentum
         dev = self.device
         self.X, self.y = self.ds.x_train.to(dev), self.ds.y_train.to(dev)
         self.N = len(self.X)
+        self.protocol = PaperProtocol(ps, self.N, config.batch_size, self.curriculum.full_data,
+                                      prunes=self.curriculum.diversity != "none") if self.paper else None
+        self.teacher = MeanTeacher(self.model, ps.teacher_decay) if self.paper and ps.mean_teacher else None
+        self.centrality: Optional[torch.Tensor] = None  # (N,) the authors' centrality, paper protocol
+        self.mod_ratio = 1.0  # Σ centrality / Σ p over the last subset: rescales the score's weight
         # read the checkpoint before the tracker reopens (so rewrites) run.json: a bad
         # checkpoint must leave the run exactly as it was
         state = self._load_checkpoint() if resume else None
@@ -83,18 +106,43 @@ class Trainer:
             eval_sets={"val": (self.ds.x_val.to(dev), self.ds.y_val.to(dev)),
                        "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
             noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
-            meta={"rounds_planned": config.rounds, "class_names": self.ds.class_names,
-                  "dataset_kind": self.ds.kind, "device": str(dev)},
+            meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
+                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev)},
             seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
+        if extended:
+            self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
+                                            extended=[*self.tracker.writer.meta.get("extended", []), extended])
         self.start_round = 0
         if resume:
             self._restore(state)
 
     # ------------------------------------------------------------------ checkpoint
 
+    def _check_resumed_config(self) -> Optional[dict]:
+        """Refuse to resume under other options; returns the extension record when only the
+        number of rounds grew (allowed, and recorded in run.json)."""
+        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
+            return None
+        old = read_run_json(self.dir).get("config") or {}
+        diffs = config_differences(old, self.cfg.to_dict())
+        grew = [d for d in diffs if d[0] == "rounds" and isinstance(d[1], int) and d[2] > d[1]]
+        bad = [d for d in diffs if d not in grew]
+        if bad:
+            listed = "; ".join(f"{k} {a!r} (now {b!r})" for k, a, b in bad)
+            raise RunStoreError(f"{self.dir} was made with other options: {listed}: resume with the same "
+                                "options, or choose another --out/--name")
+        return {"rounds": grew[0][2], "from": grew[0][1]} if grew else None
+
     def _state(self, t: int) -> dict:
-        return {"round": t, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "generator": self.gen.get_state(), "tracker": self.tracker.state_dict()}
+        state = {"round": t, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                 "generator": self.gen.get_state(), "tracker": self.tracker.state_dict()}
+        if self.paper:
+            state["mod_ratio"] = self.mod_ratio
+            if self.teacher is not None:
+                state["teacher"] = self.teacher.model.state_dict()
+            if self.centrality is not None:
+                state["centrality"] = self.centrality.cpu()
+        return state
 
     def _load_checkpoint(self) -> Optional[dict]:
         path = self.dir / "checkpoint.pt"
@@ -119,6 +167,11 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.gen.set_state(state["generator"])
         self.tracker.load_state_dict(state["tracker"])
+        self.mod_ratio = float(state.get("mod_ratio", 1.0))
+        if self.teacher is not None and "teacher" in state:
+            self.teacher.model.load_state_dict(state["teacher"])
+        if "centrality" in state:
+            self.centrality = state["centrality"].to(self.device)
         t = int(state["round"])
         if t > meta["last_complete_round"]:
             # killed after the checkpoint but before run.json: every file of round t is written
@@ -127,44 +180,19 @@ class Trainer:
         self.start_round = t + 1
         self.tracker.round = t + 1
 
+    def _checkpoint(self, t: int) -> Optional[bytes]:
+        if not self.dist.is_writer:
+            return None
+        every = max(1, self.cfg.checkpoint_every)
+        if (t + 1) % every and t + 1 != self.cfg.num_rounds:
+            return None
+        return checkpoint_bytes(self._state(t))
+
     # ------------------------------------------------------------------ loop
 
     def run(self) -> Path:
-        cfg, sched = self.cfg, self.cfg.schedule
         try:
-            if self.start_round == 0:
-                self._warm_start()
-            measured = self._measure()
-            rounds = range(self.start_round, cfg.rounds)
-            bar = _progress(rounds, self.progress, f"{cfg.curriculum} s{cfg.seed}")
-            for t in bar:
-                k = sched.k(t, self.N)
-                state = RoundState(
-                    t=t, k=k, lam=sched.lam(t), temperature=sched.temperature,
-                    pool_factor=sched.pool_factor, loss=measured.loss,
-                    score=measured.scores[cfg.estimator] if self.curriculum.needs_scores else None,
-                    features=measured.features, generator=self.gen)
-                t0 = time.perf_counter()
-                sel = self.curriculum.select(state)
-                t_select = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                self._train(sel.indices.to(self.device), sel.weights.to(self.device),
-                            math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size))
-                t_train = time.perf_counter() - t0
-                after = self._measure()
-                metrics = {"train_loss": float(after.loss.mean())}
-                if self.ds.task == "classification":
-                    metrics["train_acc"] = float((after.output.argmax(1) == self.y).float().mean())
-                else:
-                    metrics["train_mse"] = float(((after.output - self.y) ** 2).mean())
-                self.tracker.end_round(metrics=metrics, measured=measured, selected=sel.indices,
-                                       weights=sel.weights,
-                                       timings={"select_time_s": t_select, "train_time_s": t_train},
-                                       checkpoint=self._checkpoint(t))
-                measured = after
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in self.tracker.last_row.items()
-                                     if k in ("val_acc", "test_acc", "val_mse")})
+            self._run_paper() if self.paper else self._run_steps()
             self.tracker.close("complete")
         except TrainingDiverged as e:
             self.tracker.fail(str(e))
@@ -179,17 +207,127 @@ class Trainer:
             raise
         return self.dir
 
-    def _checkpoint(self, t: int) -> Optional[bytes]:
-        if not self.dist.is_writer:
-            return None
-        every = max(1, self.cfg.checkpoint_every)
-        if (t + 1) % every and t + 1 != self.cfg.rounds:
-            return None
-        return checkpoint_bytes(self._state(t))
+    def _run_steps(self) -> None:
+        cfg, sched = self.cfg, self.cfg.schedule
+        if self.start_round == 0:
+            self._warm_start()
+        measured = self._measure(kernel=True)
+        bar = _progress(range(self.start_round, cfg.rounds), self.progress, f"{cfg.curriculum} s{cfg.seed}")
+        for t in bar:
+            state = self._round_state(t, sched.k(t, self.N), measured)
+            t0 = time.perf_counter()
+            sel = self.curriculum.select(state)
+            t_select = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            self._train(sel.indices.to(self.device), sel.weights.to(self.device),
+                        math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size))
+            t_train = time.perf_counter() - t0
+            last = t + 1 == cfg.rounds
+            # the next round's state, measured once; after the last round only the train metric
+            after = self._measure(kernel=True) if not last else self._measure(scores=False)
+            metrics = self._train_metrics(after)
+            self.tracker.end_round(metrics=metrics, measured=measured, selected=sel.indices,
+                                   weights=sel.weights,
+                                   timings={"select_time_s": t_select, "train_time_s": t_train},
+                                   checkpoint=self._checkpoint(t))
+            measured = after
+            _postfix(bar, self.tracker.last_row)
 
-    def _measure(self) -> Measurement:
-        m = self.tracker.measure(features=self.curriculum.needs_features and self.cfg.diversity != "none")
-        bad = [name for name, s in m.scores.items() if not bool(torch.isfinite(s).all())]
+    def _run_paper(self) -> None:
+        cfg, proto = self.cfg, self.protocol
+        bar = _progress(range(self.start_round, proto.epochs), self.progress, f"{cfg.curriculum} s{cfg.seed}")
+        for e in bar:
+            plan = proto.plan(e)
+            ep = plan.episode
+            t0 = time.perf_counter()
+            if plan.episode_start and ep.index >= 1:
+                self._start_episode(ep.index)
+            t_episode = time.perf_counter() - t0
+            log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
+            driving = [cfg.estimator] if cfg.estimator in ("exact", "fast") else []
+            measured = self._measure(kernel=log_now, estimators=None if log_now else driving)
+            t0 = time.perf_counter()
+            if plan.select:
+                state = self._round_state(ep.index, plan.subset_size, measured, pool=plan.pool_size,
+                                          mod=ep.mod * self.mod_ratio)
+                sel = self.curriculum.select(state)
+                ids = sel.indices.to(self.device)
+                if self.centrality is not None:
+                    p = sampling_probability(state.score if state.score is not None else measured.loss,
+                                             cfg.paper.score_scale)
+                    self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-30))
+            else:  # warm start: every sample
+                ids = torch.randperm(self.N, generator=self.gen).to(self.device)
+            t_select = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            counter, losses = plan.step_offset, []
+            if plan.full_pass:
+                order = torch.randperm(self.N, generator=self.gen).to(self.device)
+                counter = self._paper_pass(order, plan, counter, full=True, losses=[])
+            self._paper_pass(ids, plan, counter, full=False, losses=losses)
+            t_train = time.perf_counter() - t0
+            metrics = {"train_loss": sum(losses) / max(1, len(losses))}
+            if self.teacher is not None:
+                metrics.update({f"teacher_{k}": v for k, v in self.tracker.evaluate(self.teacher.model).items()
+                                if k.endswith("_acc") or k.endswith("_mse")})
+            self.tracker.end_round(
+                metrics=metrics, measured=measured, selected=ids,
+                timings={"select_time_s": t_select, "train_time_s": t_train, "episode_time_s": t_episode},
+                extra_round={"epoch": e, "episode": ep.index, "full_pass": plan.full_pass,
+                             "mixup_alpha": ep.mixup_alpha, "pool_size": plan.pool_size},
+                checkpoint=self._checkpoint(e))
+            _postfix(bar, self.tracker.last_row)
+
+    def _round_state(self, t: int, k: int, measured: Measurement, pool: Optional[int] = None,
+                     mod: float = 1.0) -> RoundState:
+        cfg, sched = self.cfg, self.cfg.schedule
+        paper = self.paper
+        return RoundState(
+            t=t, k=k, lam=sched.lam(t), temperature=1.0 / cfg.paper.score_scale if paper else sched.temperature,
+            pool_factor=sched.pool_factor, loss=measured.loss,
+            score=measured.scores[cfg.estimator] if self.curriculum.needs_scores else None,
+            features=measured.features, generator=self.gen, pool=pool,
+            sampling="paper" if paper else "standardized", centrality=self.centrality, mod=mod,
+            random_subsample=cfg.paper.random_subsample)
+
+    def _start_episode(self, index: int) -> None:
+        """An episode's start (index ≥ 1): centrality from the teacher's features while exploring,
+        then the teacher restarts from the student (episode 1) or the student from the teacher."""
+        ps = self.cfg.paper
+        if self.curriculum.diversity == "centrality" and index <= ps.explore_episodes:
+            source = self.teacher.model if self.teacher is not None else self.model
+            self.centrality = paper_centrality(self._features(source))
+            self.mod_ratio = 1.0
+        if self.teacher is None:
+            return
+        if index == 1:
+            self.teacher.copy_from(self.model)
+        else:
+            self.teacher.restart_student(self.model, ps.reinit_noise, self.gen)
+
+    def _features(self, model) -> torch.Tensor:
+        from .tracker import model_features
+        bs, out = self.cfg.score_batch_size, []
+        with torch.no_grad(), eval_mode(model):
+            for s in range(0, self.N, bs):
+                out.append(model_features(model, self.X[s:s + bs]))
+        return torch.cat(out)
+
+    def _train_metrics(self, m: Measurement) -> dict:
+        metrics = {"train_loss": float(m.loss.mean())}
+        if self.ds.task == "classification":
+            metrics["train_acc"] = float((m.output.argmax(1) == self.y).float().mean())
+        else:
+            metrics["train_mse"] = float(((m.output - self.y) ** 2).mean())
+        return metrics
+
+    def _measure(self, kernel: bool = False, scores: bool = True,
+                 estimators: Optional[list[str]] = None) -> Measurement:
+        features = self.curriculum.needs_features and self.cfg.diversity == "facility"
+        estimators = estimators if scores else []
+        m = self.tracker.measure(features=features and scores, kernel=kernel, estimators=estimators)
+        computed = [n for n in m.scores if estimators is None or n in estimators or n in ("byproduct", "paper")]
+        bad = [n for n in computed if not bool(torch.isfinite(m.scores[n]).all())]
         if not bool(torch.isfinite(m.loss).all()) or bad:
             what = "losses" if not bad else f"{', '.join(bad)} scores"
             raise TrainingDiverged(f"non-finite {what} at round {self.tracker.round}: the model diverged; "
@@ -224,13 +362,63 @@ class Trainer:
                 group["lr"] = lr
             out = self.net(self.X[batch])
             loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / wsum
-            if not bool(torch.isfinite(loss)):
-                raise TrainingDiverged(f"non-finite training loss at round {self.tracker.round}, step "
-                                       f"{step}: lower the learning rate (--lr) and rerun")
+            self._check_loss(loss, step)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             self.tracker.on_batch(batch, out, lr)
+
+    def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list) -> int:
+        """One pass over ids (in the given order) under the paper recipe; returns the episode's
+        mini-batch counter after it. A full pass accumulates `full_pass_accumulate` mini-batches
+        per optimizer step on the probability-space square loss, with the warm start's mixup α."""
+        ps, bs, task = self.cfg.paper, self.cfg.batch_size, self.ds.task
+        accumulate = ps.full_pass_accumulate if full else 1
+        alpha = (ps.mixup_alpha_min if ps.mixup else 0.0) if full else plan.episode.mixup_alpha
+        square = full and task == "classification"
+        self.model.train()
+        batches = [ids[s:s + bs] for s in range(0, len(ids), bs)]
+        if not full:
+            batches = batches[:plan.batches_per_epoch]
+        self.opt.zero_grad(set_to_none=True)
+        for b, batch in enumerate(batches):
+            lr = plan.lr(counter)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            x, y = self.X[batch], self.y[batch]
+            clean = optional_logits(self.teacher, self.model, x) if (self.teacher is not None or alpha > 0) else None
+            x_in, perm, lam = mixup_batch(x, alpha, self.gen)
+            out = self.net(x_in)
+            lossf = (lambda o, t: probability_square_loss(o, t)) if square else \
+                (lambda o, t: per_sample_loss(o, t, task))
+            loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y[perm]).mean() if lam < 1 \
+                else lossf(out, y).mean()
+            self._check_loss(loss, counter)
+            loss.backward()
+            step = (b + 1) % accumulate == 0 or b + 1 == len(batches)
+            if step:
+                if accumulate > 1 and ps.clip_grad > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), ps.clip_grad)
+                self.opt.step()
+                self.opt.zero_grad(set_to_none=True)
+                if self.teacher is not None:
+                    self.teacher.update(self.model, counter)
+            if not full:
+                losses.append(float(loss.detach()))
+            self.tracker.on_batch(batch, (clean if clean is not None else out).detach(), lr, count=step)
+            counter += 1
+        self.tracker.end_pass()
+        return counter
+
+    def _check_loss(self, loss: torch.Tensor, step: int) -> None:
+        if not bool(torch.isfinite(loss)):
+            raise TrainingDiverged(f"non-finite training loss at round {self.tracker.round}, step "
+                                   f"{step}: lower the learning rate (--lr) and rerun")
+
+
+def _postfix(bar, row: dict) -> None:
+    if hasattr(bar, "set_postfix"):
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("val_acc", "test_acc", "val_mse")})
 
 
 def _progress(it, on: bool, desc: str):

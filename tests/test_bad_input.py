@@ -30,6 +30,7 @@ from docl_core.store import ExperimentReader, RunReader, RunStoreError, resolve_
 
 FAST = ["--model", "mlp", "--rounds", "1", "--k-start", "0.3", "--warmup-epochs", "0", "--probe-size", "4",
         "--diversity", "none", "--no-progress", "--device", "cpu"]
+FAST_PAPER = [a for a in FAST if a not in ("--rounds", "1", "--warmup-epochs", "0")]
 REDO = r"delete the run folder and run it again"
 
 
@@ -223,7 +224,7 @@ cli("unknown-model", ["--model", "transformer"], r"unknown model 'transformer'",
 cli("unknown-device", ["--device", "tpu"], r"unknown device 'tpu'", r"use auto, cpu")
 cli("unknown-diversity", ["--diversity", "max"], r"invalid choice: 'max'", r"choose from")
 cli("unknown-subcommand", ["train"], r"invalid choice: 'train'", r"choose from 'run'")
-cli("unknown-flag", ["--epochs", "3"], r"unrecognized arguments: --epochs", r"--help")
+cli("unknown-flag", ["--epoch", "3"], r"unrecognized arguments: --epoch", r"--help")
 cli("rounds-zero", ["--rounds", "0"], r"rounds must be ≥ 1, got 0", r"≥ 1")
 cli("rounds-negative", ["--rounds", "-2"], r"rounds must be ≥ 1, got -2", r"≥ 1")
 cli("rounds-not-a-number", ["--rounds", "ten"], r"invalid int value: 'ten'", r"--help")
@@ -245,6 +246,23 @@ cli("temperature-zero", ["--temperature", "0"], r"temperature must be positive",
 cli("pool-factor-below-one", ["--pool-factor", "0.5"], r"pool_factor must be ≥ 1", r"got 0.5")
 cli("epochs-per-round-zero", ["--epochs-per-round", "0"], r"epochs_per_round", r"must be positive")
 cli("warmup-negative", ["--warmup-epochs", "-1"], r"warmup_epochs", r"≥ 0")
+# --- the paper protocol's options
+P = ["--protocol", "paper"]
+cli("unknown-protocol", ["--protocol", "authors"], r"invalid choice: 'authors'", r"choose from 'steps', 'paper'")
+cli("episodes-decrease", [*P, "--epochs", "10", "--episodes", "0,4,2"], r"must strictly increase", r"--episodes")
+cli("episodes-past-budget", [*P, "--epochs", "4", "--episodes", "0,2,6"], r"past the last epoch", r"raise --epochs")
+cli("epochs-fewer-than-episodes", [*P, "--epochs", "1"], r"--epochs ≥ 2", r"warm start")
+cli("episodes-not-numbers", [*P, "--episodes", "0,two"], r"could not read the list", r"comma-separated")
+cli("paper-switch-under-steps", ["--no-mixup"], r"--no-mixup applies to --protocol paper only", r"drop it")
+cli("paper-flags-under-steps", ["--epochs", "5", "--mod", "0.2"], r"--epochs, --mod apply to --protocol paper",
+    r"drop them")
+cli("steps-flag-under-paper", [*P, "--rounds", "4"], r"--rounds applies to --protocol steps only", r"drop it")
+cli("negative-rate", [*P, "--k-growth", "-1.1"], r"k_growth must be ≥ 0", r"cannot be negative")
+cli("mixup-alpha-zero", [*P, "--mixup-alpha", "0"], r"mixup's α must be positive", r"--no-mixup")
+cli("log-every-unknown", [*P, "--log-every", "step"], r"invalid choice: 'step'", r"choose from")
+cli("resume-other-options", ["--name", "docl-s0", "--resume", "--lr", "0.5", "--curriculum", "spl"],
+    r"was made with other options: curriculum 'docl' \(now 'spl'\); schedule.lr 0.05 \(now 0.5\)",
+    r"same options")
 cli("cuda-absent", ["--device", "cuda"], r"CUDA is not available", r"--device cpu")
 # --- where the run goes
 cli("out-under-a-file", ["--out", "{root}/a_file/runs"], r"cannot write to .*a_file/runs", r"writable --out")
@@ -434,8 +452,9 @@ def test_bad_input(case: Case, root: Path):
     if case.kind == "cli":
         args = [_fill(a, root) for a in case.what]
         if args[0] not in ("compare", "train"):
+            base = FAST_PAPER if "paper" in args else FAST
             args = ["run", "--dataset", _fill(D + "/good.npz", root), "--out", str(root / "exp"), "--name",
-                    f"fresh-{case.id}", *FAST, *args]
+                    f"fresh-{case.id}", *base, *args]
         err, out = io.StringIO(), io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
