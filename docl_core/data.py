@@ -252,7 +252,7 @@ def _sine(options: dict) -> _Source:
                    outliers=outliers)
 
 
-MNIST1D_SEED = 42  # the generator's own default: the published benchmark's data
+MNIST1D_SEED = 42  # the generator's own default seed, part of the benchmark's definition
 
 
 @functools.lru_cache(maxsize=4)
