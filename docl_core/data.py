@@ -1,4 +1,4 @@
-"""Datasets: built-in toy sets, a user's arrays, local CIFAR-10 and Fashion-MNIST folders.
+"""Datasets: built-in toy sets, MNIST-1D, a user's arrays, local CIFAR-10 and Fashion-MNIST folders.
 
 `load_dataset(name_or_path, seed, label_noise)` returns a `Dataset`: train/val/test tensors
 (features standardised with train statistics), the label-noise record, and `frame()`, the
@@ -10,6 +10,7 @@ arrays. Any bad input ends in a one-line `ValueError` that names the problem and
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import math
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 
 TASKS = ("classification", "regression")
-KINDS = ("image", "points2d", "curve1d", "tabular")
+KINDS = ("image", "signal", "points2d", "curve1d", "tabular")  # signal: 1-D sequences (N, c, L)
 
 # Built-in datasets, for CLI help and the app.
 DATASET_DESCRIPTIONS = {
@@ -32,6 +33,8 @@ DATASET_DESCRIPTIONS = {
     "moons": "two interleaved half-moons in 2-D (noise 0.25), 2 classes, 1500 points",
     "blobs": "four overlapping Gaussian blobs in 2-D, 4 classes, 1500 points",
     "sine": "1-D regression y = sin(x) + heteroscedastic noise, 5% outliers in train, 1000 points",
+    "mnist1d": "MNIST-1D (Greydanus 2020): procedurally generated 1-D digits, length-40 signals, "
+               "10 classes, 4000 train / 1000 test",
 }
 DATASETS = tuple(DATASET_DESCRIPTIONS)
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
@@ -56,7 +59,7 @@ class Dataset:
 
     name: str
     task: str                    # "classification" | "regression"
-    kind: str                    # "image" | "points2d" | "curve1d" | "tabular"
+    kind: str                    # "image" | "signal" | "points2d" | "curve1d" | "tabular"
     x_train: torch.Tensor        # (N, *input_shape) float32
     y_train: torch.Tensor        # (N,) int64 (given, possibly noisy) or (N, C) float32
     x_val: torch.Tensor
@@ -67,7 +70,7 @@ class Dataset:
     noisy: torch.Tensor          # (N,) bool: the train label was corrupted (flipped, or an outlier)
     clean_y_train: torch.Tensor  # train labels before noise, like y_train
     class_names: Optional[list[str]]
-    input_shape: tuple           # per sample, e.g. (1, 8, 8) or (2,)
+    input_shape: tuple           # per sample, e.g. (1, 8, 8), (1, 40) or (2,)
     x_mean: Optional[torch.Tensor] = None  # train statistics, broadcastable to input_shape:
     x_std: Optional[torch.Tensor] = None   # original x = x · x_std + x_mean
 
@@ -91,8 +94,9 @@ class Dataset:
 
         Columns: sample_id (train 0..N−1, then val, then test), split, label (given; −1 for
         regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
-        thumbnail (PNG bytes, image; about 0.2 KB for a digit, 2–3 KB for a CIFAR image and
-        0.3–1 ms each to encode, so thumbnails=False skips them for very large sets).
+        thumbnail (PNG bytes, image and signal; about 0.2 KB for a digit or a signal's line plot,
+        2–3 KB for a CIFAR image and 0.3–1 ms each to encode, so thumbnails=False skips them for
+        very large sets).
         """
         xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
         ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
@@ -108,7 +112,7 @@ class Dataset:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
-        wanted = ("points2d", "curve1d", "image") if thumbnails else ("points2d", "curve1d")
+        wanted = ("points2d", "curve1d", "image", "signal") if thumbnails else ("points2d", "curve1d")
         x = self.original_x(torch.cat(xs)).numpy() if self.kind in wanted else None
         if self.kind == "points2d":
             frame["x0"], frame["x1"] = x[:, 0].astype(np.float64), x[:, 1].astype(np.float64)
@@ -117,6 +121,8 @@ class Dataset:
             frame["target"] = torch.cat(ys)[:, 0].numpy().astype(np.float64)
         elif self.kind == "image" and thumbnails:
             frame["thumbnail"] = png_thumbnails(x)
+        elif self.kind == "signal" and thumbnails:
+            frame["thumbnail"] = signal_thumbnails(x)
         return frame
 
 
@@ -144,6 +150,42 @@ def png_thumbnails(images: np.ndarray, size: int = 32) -> list[bytes]:
     for img in pixels:
         buf = io.BytesIO()
         Image.fromarray(img[:, :, 0] if img.shape[2] == 1 else img).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+def signal_thumbnails(signals: np.ndarray, size: int = 48) -> list[bytes]:
+    """PNG bytes per 1-D signal (N, c, L) or (N, L): a dark line plot on white, size × size, grayscale.
+
+    Only the first channel is drawn. The vertical range is shared by all signals (like
+    png_thumbnails' intensity range, so amplitudes compare across the gallery): the 0.1–99.9 %
+    quantiles of all values, so one extreme sample does not flatten the rest (values beyond are
+    clipped to the edge). A light grey line marks zero. Drawn with numpy: each segment between
+    neighbouring samples is sampled at `size` points, dense enough that steep ones leave no gaps.
+    """
+    from PIL import Image
+
+    y = np.asarray(signals, dtype=np.float64).reshape(len(signals), -1, signals.shape[-1])[:, 0]  # (N, L)
+    n, length = y.shape
+    lo, hi = (float(v) for v in np.quantile(y, [0.001, 0.999]))
+    margin = 2  # pixels kept free at each edge
+    span = size - 1 - 2 * margin
+    to_row = lambda v: margin + (hi - v) / max(hi - lo, 1e-12) * span  # high values at the top
+    cols = margin + np.arange(length) / max(length - 1, 1) * span  # (L,)
+    rows = np.clip(to_row(y), margin, size - 1 - margin)  # (N, L)
+    s = np.linspace(0.0, 1.0, size)[:, None]  # (S, 1) positions along each segment
+    seg_c = cols[:-1] + s * np.diff(cols)  # (S, L−1)
+    seg_r = rows[:, None, :-1] + s * np.diff(rows, axis=1)[:, None, :]  # (N, S, L−1)
+    r = np.rint(seg_r).astype(np.int64).reshape(n, -1)
+    c = np.broadcast_to(np.rint(seg_c).astype(np.int64).reshape(-1), r.shape)
+    pixels = np.full((n, size, size), 255, dtype=np.uint8)
+    if lo < 0 < hi:
+        pixels[:, int(round(to_row(0.0))), margin:size - margin] = 200
+    pixels[np.arange(n)[:, None], r, c] = 0
+    out = []
+    for img in pixels:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
         out.append(buf.getvalue())
     return out
 
@@ -210,11 +252,54 @@ def _sine(options: dict) -> _Source:
                    outliers=outliers)
 
 
-_BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine}
+MNIST1D_SEED = 42  # the generator's own default seed, part of the benchmark's definition
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(data_seed: int) -> tuple[np.ndarray, ...]:
+    """(x, y, x_test, y_test) from the mnist1d package's own generator, read-only, cached per process.
+
+    Generating takes about a second (plus a second to import the package and scipy), so a
+    process generates each data_seed once. The generator's defaults define the benchmark:
+    5000 samples, 10 templates, length-40 signals, 80/20 split (4000 train / 1000 test). Its
+    download path (`get_dataset`) is never called: nothing here touches the network.
+    """
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ValueError("the mnist1d dataset needs the mnist1d package (its generator defines the "
+                         "benchmark): pip install mnist1d") from None
+    args = get_dataset_args()
+    args.seed = data_seed
+    # make_dataset reseeds numpy's and Python's global generators: restore them afterwards, so
+    # loading data never changes what other code draws from them.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    arrays = (data["x"].astype(np.float32)[:, None], data["y"].astype(np.int64),  # (4000, 1, 40), (4000,)
+              data["x_test"].astype(np.float32)[:, None], data["y_test"].astype(np.int64))
+    for a in arrays:
+        a.setflags(write=False)  # shared by every load in this process
+    return arrays
+
+
+def _mnist1d(options: dict) -> _Source:
+    seed = _data_seed(options) if "data_seed" in options else MNIST1D_SEED
+    x, y, x_test, y_test = _mnist1d_arrays(seed)
+    return _Source("mnist1d", "signal", x, y, "classification", x_test, y_test,
+                   class_names=[str(c) for c in range(10)])
+
+
+_BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine, "mnist1d": _mnist1d}
 # Options each source understands, besides the generic ones (limit, test_limit).
 _OPTIONS = {"digits": set(), "moons": {"n_samples", "noise", "data_seed"},
             "blobs": {"n_samples", "noise", "data_seed"},
-            "sine": {"n_samples", "noise", "data_seed", "outliers"},
+            "sine": {"n_samples", "noise", "data_seed", "outliers"}, "mnist1d": {"data_seed"},
             "npz": {"task"}, "csv": {"task", "label_column"}, "cifar": set(), "idx": set()}
 _GENERIC_OPTIONS = {"limit", "test_limit"}
 
@@ -656,8 +741,9 @@ def add_outliers(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tu
 
 
 def _standardise(x_train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """Train mean and std, per feature (tabular, points, curves) or per channel (images)."""
-    axes = (0, 2, 3) if kind == "image" else (0,)
+    """Train mean and std, per feature (tabular, points, curves) or per channel (images, signals:
+    one scale along the sequence keeps a convolution's view the same at every position)."""
+    axes = {"image": (0, 2, 3), "signal": (0, 2)}.get(kind, (0,))
     mean = x_train.mean(axis=axes, keepdims=True, dtype=np.float64)[0]
     std = x_train.std(axis=axes, keepdims=True, dtype=np.float64)[0]
     std[std < 1e-8] = 1.0  # constant features stay constant (zero) instead of dividing by zero
@@ -729,7 +815,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     label_noise: fraction of train labels flipped to another class (classification only).
     val_fraction: share of the training pool held out for validation (stratified).
     test_fraction: share held out for testing when the source has no test set of its own.
-    options: n_samples, noise, data_seed (moons, blobs, sine); outliers (sine, fraction of
+    options: n_samples, noise, data_seed (moons, blobs, sine; data_seed also for mnist1d, whose
+        default 42 is the benchmark's own generator seed); outliers (sine, fraction of
         train targets replaced by outliers, marked noisy; default 0.05); task, label_column
         (.npz/.csv); limit (cap on samples read from the training pool, stratified) and
         test_limit (cap on a given test set), for any source.

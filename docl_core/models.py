@@ -1,4 +1,4 @@
-"""Models: an MLP, a small CNN for small images, a small ResNet for 32×32 images.
+"""Models: an MLP, a small CNN for small images and 1-D signals, a small ResNet for 32×32 images.
 
 `build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
 name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
@@ -19,7 +19,8 @@ import torch.nn.functional as F
 MODELS = ("mlp", "cnn", "resnet")
 MODEL_DESCRIPTIONS = {
     "mlp": "flatten, 2 hidden ReLU layers of width 128; any input",
-    "cnn": "3 conv-BatchNorm-ReLU blocks and global pooling; small images (8×8, 28×28)",
+    "cnn": "3 conv-BatchNorm-ReLU blocks and global pooling; small images (8×8, 28×28), "
+           "or 1-D convolutions on signals (MNIST-1D)",
     "resnet": "ResNet with 3 stages (32, 64, 128 channels), BatchNorm; 32×32 images",
 }
 
@@ -61,6 +62,38 @@ class SmallCNN(nn.Module):
         pool = nn.MaxPool2d(2) if min(image_size) >= 2 else nn.Identity()
         self.body = nn.Sequential(conv_bn(in_channels, width), conv_bn(width, 2 * width), pool,
                                   conv_bn(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * width, num_outputs)
+        self.feature_dim = 4 * width
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (B, 4·width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+def conv_bn_1d(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
+                         nn.BatchNorm1d(c_out), nn.ReLU())
+
+
+class SignalCNN(nn.Module):
+    """SmallCNN in one dimension, for signals (B, c, L): conv(w) → conv(2w) → max-pool → conv(4w)
+    → global average pool → Linear.
+
+    Kernel size 5 (receptive field 17 samples, about half an MNIST-1D digit); the global pool
+    makes it indifferent to where along the sequence a pattern sits, which is what MNIST-1D's
+    random translations ask for. About 14k parameters at width 16 (the max-pool is skipped for
+    signals shorter than 2).
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, length: int, width: int = 16, kernel_size: int = 5):
+        super().__init__()
+        pool = nn.MaxPool1d(2) if length >= 2 else nn.Identity()
+        self.body = nn.Sequential(conv_bn_1d(in_channels, width, kernel_size),
+                                  conv_bn_1d(width, 2 * width, kernel_size), pool,
+                                  conv_bn_1d(2 * width, 4 * width, kernel_size),
+                                  nn.AdaptiveAvgPool1d(1), nn.Flatten())
         self.head = nn.Linear(4 * width, num_outputs)
         self.feature_dim = 4 * width
 
@@ -121,13 +154,17 @@ class ResNet(nn.Module):
 
 def default_model(dataset) -> str:
     """The model a dataset gets when none is named: resnet for 32×32 images, cnn for other
-    images (8×8 digits, 28×28 Fashion-MNIST), mlp for points, curves and tables."""
+    images (8×8 digits, 28×28 Fashion-MNIST) and for signals (MNIST-1D, a 1-D CNN), mlp for
+    points, curves and tables."""
+    if dataset.kind == "signal":
+        return "cnn"
     if dataset.kind != "image":
         return "mlp"
     return "resnet" if tuple(dataset.input_shape[-2:]) == (32, 32) else "cnn"
 
 
 _OPTIONS = {"mlp": ("width", "depth"), "cnn": ("width",), "resnet": ("widths", "blocks_per_stage")}
+_SIGNAL_OPTIONS = {"cnn": ("width", "kernel_size")}  # the 1-D CNN also takes a kernel size
 
 
 def build_model(name: str | None, dataset, **options) -> nn.Module:
@@ -135,18 +172,26 @@ def build_model(name: str | None, dataset, **options) -> nn.Module:
 
     name: "mlp" | "cnn" | "resnet", or None for `default_model(dataset)`.
     dataset: anything with kind, input_shape and num_outputs (a `docl_core.data.Dataset`).
-    options: width, depth (mlp); width (cnn); widths, blocks_per_stage (resnet).
+    options: width, depth (mlp); width (cnn; and kernel_size on signals); widths,
+        blocks_per_stage (resnet).
     """
     name = default_model(dataset) if name is None else (name.lower() if isinstance(name, str) else name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: use one of {', '.join(MODELS)} (or none for the default)")
-    unknown = sorted(set(options) - set(_OPTIONS[name]))
+    signal = dataset.kind == "signal"
+    allowed = (_SIGNAL_OPTIONS if signal else _OPTIONS).get(name, _OPTIONS[name])
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"model {name!r} does not take option(s) {', '.join(unknown)}: "
-                         f"use {', '.join(_OPTIONS[name])}")
+                         f"use {', '.join(allowed)}")
     shape, outputs = tuple(int(s) for s in dataset.input_shape), int(dataset.num_outputs)
     if name == "mlp":
         model = MLP(math.prod(shape), outputs, **options)
+    elif signal and name == "cnn" and len(shape) == 2:
+        model = SignalCNN(shape[0], outputs, shape[1], **options)
+    elif signal:
+        raise ValueError(f"model {name!r} needs images (c, H, W) but {dataset.name!r} is a 1-D signal "
+                         f"of shape {shape}: use 'cnn' (a 1-D CNN) or 'mlp'")
     elif dataset.kind != "image" or len(shape) != 3:
         raise ValueError(f"model {name!r} needs images (c, H, W) but {dataset.name!r} is {dataset.kind} "
                          f"data of shape {shape}: use 'mlp'")

@@ -5,6 +5,8 @@ import gzip
 import io
 import os
 import pickle
+import random
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from docl_core import data as data_module
 from docl_core.data import (DATASET_DESCRIPTIONS, DATASETS, Dataset, RestrictedUnpickler,
-                            load_dataset, stratified_holdout)
+                            load_dataset, signal_thumbnails, stratified_holdout)
 
 # ----------------------------------------------------------------------------- file writers
 
@@ -92,6 +95,7 @@ def blob_arrays(n=60, d=3, classes=3, seed=0):
     ("moons", "points2d", "classification", (2,), 2),
     ("blobs", "points2d", "classification", (2,), 4),
     ("sine", "curve1d", "regression", (1,), 1),
+    ("mnist1d", "signal", "classification", (1, 40), 10),
 ])
 def test_builtin_shapes_and_dtypes(name, kind, task, shape, outputs):
     ds = load_dataset(name, seed=0)
@@ -105,8 +109,9 @@ def test_builtin_shapes_and_dtypes(name, kind, task, shape, outputs):
     n = len(ds.x_train) + len(ds.x_val) + len(ds.x_test)
     assert len(ds.x_test) == round(0.2 * n) and len(ds.x_val) == round(0.15 * (n - len(ds.x_test)))
     assert ds.noisy.dtype == torch.bool and ds.noisy.shape == (len(ds.x_train),)
-    # Standardised with train statistics: train features have mean 0, std 1.
-    axes = (0, 2, 3) if kind == "image" else (0,)
+    # Standardised with train statistics: train features have mean 0, std 1 (per channel for
+    # images and signals, per feature otherwise).
+    axes = {"image": (0, 2, 3), "signal": (0, 2)}.get(kind, (0,))
     assert torch.allclose(ds.x_train.mean(axes), torch.zeros(1), atol=1e-4)
     assert torch.allclose(ds.x_train.std(axes, unbiased=False), torch.ones(1), atol=1e-3)
     assert (ds.class_names is None) == (task == "regression")
@@ -151,6 +156,95 @@ def test_label_noise_flips_exactly_the_fraction(fraction):
     assert torch.equal(ds.x_train, clean.x_train) and torch.equal(ds.y_val, clean.y_val)
     assert torch.equal(ds.y_test, clean.y_test)
     assert int(ds.y_train.max()) < ds.num_outputs
+
+
+def test_mnist1d_standard_split_classes_and_determinism():
+    ds = load_dataset("mnist1d", seed=0)
+    # The benchmark's 4000 / 1000 train / test split; validation is 15% of the 4000, stratified.
+    assert len(ds.x_test) == 1000 and len(ds.x_val) == 600 and len(ds.x_train) == 3400
+    assert ds.class_names == [str(c) for c in range(10)]
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        assert set(y.tolist()) == set(range(10))
+    counts = torch.bincount(ds.y_train, minlength=10)
+    assert int(counts.min()) >= 300 and int(counts.max()) <= 380  # about 340 per class
+    again = load_dataset("mnist1d", seed=0)
+    for field in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(ds, field), getattr(again, field))
+    # seed moves the validation slice only: the pool and the given test set are the benchmark's.
+    other = load_dataset("mnist1d", seed=1)
+    assert torch.allclose(other.original_x(other.x_test), ds.original_x(ds.x_test), atol=1e-5)
+    assert torch.equal(other.y_test, ds.y_test) and not torch.equal(other.y_val, ds.y_val)
+    pool = lambda d: torch.sort(d.original_x(torch.cat([d.x_train, d.x_val])).flatten(1).sum(1)).values
+    assert torch.allclose(pool(other), pool(ds), atol=1e-4)
+
+
+def test_mnist1d_generation_is_offline_deterministic_and_leaves_global_rngs(monkeypatch):
+    """A fresh generation (cache cleared) gives the same arrays, never calls the package's
+    download path or the network, and restores numpy's and Python's global generators."""
+    import mnist1d.data
+    import requests
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("mnist1d must be generated offline")
+
+    monkeypatch.setattr(mnist1d.data, "get_dataset", forbidden)
+    monkeypatch.setattr(requests, "get", forbidden)
+    cached = [a.copy() for a in data_module._mnist1d_arrays(data_module.MNIST1D_SEED)]
+    data_module._mnist1d_arrays.cache_clear()
+    np.random.seed(123)
+    random.seed(123)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        fresh = data_module._mnist1d_arrays(data_module.MNIST1D_SEED)
+        assert np.random.get_state()[1].tolist() == np_state[1].tolist() and random.getstate() == py_state
+        shapes = [a.shape for a in fresh]
+        assert shapes == [(4000, 1, 40), (4000,), (1000, 1, 40), (1000,)]
+        assert all(np.array_equal(a, b) for a, b in zip(fresh, cached))
+        assert not fresh[0].flags.writeable  # the cache is shared: loads copy, never write
+    finally:
+        data_module._mnist1d_arrays.cache_clear()
+
+
+def test_mnist1d_without_the_package_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
+    with pytest.raises(ValueError, match="pip install mnist1d") as info:
+        load_dataset("mnist1d", data_seed=7)  # a seed no other test caches
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3])
+def test_mnist1d_label_noise(fraction):
+    clean = load_dataset("mnist1d", seed=2)
+    ds = load_dataset("mnist1d", seed=2, label_noise=fraction)
+    assert int(ds.noisy.sum()) == round(fraction * 3400)
+    assert torch.equal(ds.noisy, ds.y_train != ds.clean_y_train)  # symmetric flips, never onto itself
+    assert torch.equal(ds.clean_y_train, clean.y_train) and torch.equal(ds.y_test, clean.y_test)
+    flipped_to = torch.bincount(ds.y_train[ds.noisy], minlength=10)
+    assert int(flipped_to.min()) > 0  # flips land on every class
+    frame = ds.frame(thumbnails=False)
+    assert frame["noisy"].sum() == int(ds.noisy.sum())
+    assert (frame["label"] != frame["clean_label"]).sum() == int(ds.noisy.sum())
+
+
+def test_signal_thumbnails_are_line_plots():
+    length, size = 40, 48
+    ramp = np.linspace(-1.0, 1.0, length)[None, None]  # rises left to right
+    flat = np.zeros((1, 1, length))
+    pngs = signal_thumbnails(np.concatenate([ramp, -ramp, flat]), size=size)
+    images = [np.array(Image.open(io.BytesIO(b))) for b in pngs]
+    for img in images:
+        assert img.shape == (size, size) and img.dtype == np.uint8
+        dark = img < 100
+        assert dark.any(axis=0)[3:size - 3].all()  # a line across the whole width, no gaps
+        assert (dark.sum(0) <= 8).all()  # a line, not a filled area
+    top_row = lambda img, col: int(np.flatnonzero(img[:, col] < 100)[0])
+    rise, fall = images[0], images[1]
+    assert top_row(rise, 3) > top_row(rise, size - 4)  # high values are drawn at the top
+    assert top_row(fall, 3) < top_row(fall, size - 4)
+    # Every value is drawn inside the canvas, even one far outside the others' range.
+    spike = np.zeros((50, 1, length))
+    spike[0, 0, 5] = 1e6
+    assert len(signal_thumbnails(spike, size=size)) == 50
 
 
 def test_sine_outliers_marked_noisy_in_train_only():
@@ -279,9 +373,10 @@ def test_idx_folder(tmp_path, gz):
 
 
 def test_frame_columns_per_kind():
-    expected = {"points2d": {"x0", "x1"}, "curve1d": {"x0", "target"}, "image": {"thumbnail"}}
+    expected = {"points2d": {"x0", "x1"}, "curve1d": {"x0", "target"}, "image": {"thumbnail"},
+                "signal": {"thumbnail"}}
     base = ["sample_id", "split", "label", "clean_label", "noisy"]
-    for name in ("digits", "moons", "sine"):
+    for name in ("digits", "moons", "sine", "mnist1d"):
         ds = load_dataset(name, label_noise=0.2 if name == "digits" else 0.0)
         frame = ds.frame()
         assert list(frame.columns[:5]) == base and set(frame.columns[5:]) == expected[ds.kind]
@@ -316,6 +411,20 @@ def test_frame_thumbnails_are_png_and_parquet_small(tmp_path):
     img = Image.open(io.BytesIO(cifar.frame()["thumbnail"].iloc[0]))
     assert img.size == (32, 32) and img.mode == "RGB"
     assert "thumbnail" not in cifar.frame(thumbnails=False)
+
+
+def test_mnist1d_thumbnails_are_png_line_plots_and_parquet_small(tmp_path):
+    ds = load_dataset("mnist1d", limit=400, test_limit=100)
+    frame = ds.frame()
+    assert len(frame) == 500
+    for png in frame["thumbnail"].iloc[[0, 250, 499]]:
+        img = Image.open(io.BytesIO(png))
+        assert img.format == "PNG" and img.size == (48, 48) and img.mode == "L"
+        pixels = np.array(img)
+        assert 20 < (pixels < 100).sum() < 48 * 12  # a drawn line, not a blank or filled tile
+    frame.to_parquet(tmp_path / "dataset.parquet")
+    assert os.path.getsize(tmp_path / "dataset.parquet") < 300 * len(frame)
+    assert "thumbnail" not in ds.frame(thumbnails=False)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -442,6 +551,8 @@ BAD_INPUTS = [
     ("n_samples negative", lambda tmp: "moons", {"n_samples": -3}, "n_samples"),
     ("negative seed", lambda tmp: "moons", {"seed": -1}, "seed"),
     ("too few samples", _npz(x=X[:2], y=Y[:2]), {}, "too few samples"),
+    ("mnist1d unknown option", lambda tmp: "mnist1d", {"noise": 0.1}, "unknown option"),
+    ("mnist1d bad data_seed", lambda tmp: "mnist1d", {"data_seed": -1}, "data_seed"),
 ]
 
 

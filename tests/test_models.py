@@ -1,14 +1,18 @@
 """docl_core.models: shapes per data kind, defaults, determinism, torch.func compatibility, errors."""
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch.func import functional_call, jacrev, jvp, vmap
 
+from torch.func import grad
+
 from docl_core.data import load_dataset
-from docl_core.models import MODELS, build_model, count_parameters, default_model
+from docl_core.dynamics import docl_scores
+from docl_core.models import MODELS, SignalCNN, build_model, count_parameters, default_model
 
 
 def fake(kind: str, shape: tuple, outputs: int = 3, name: str = "fake"):
@@ -26,6 +30,8 @@ CASES = [  # (dataset stand-in, default model)
     (fake("points2d", (2,), 4), "mlp"),
     (fake("curve1d", (1,), 1), "mlp"),
     (fake("tabular", (13,), 3), "mlp"),
+    (fake("signal", (1, 40), 10), "cnn"),
+    (fake("signal", (2, 1), 3), "cnn"),  # two channels, length 1: no max-pool
 ]
 
 
@@ -52,10 +58,13 @@ def test_every_model_on_images(name):
 
 
 def test_real_datasets():
-    for name, expected in (("digits", "cnn"), ("moons", "mlp"), ("sine", "mlp")):
-        ds = load_dataset(name, n_samples=100) if name != "digits" else load_dataset(name, limit=100)
+    for name, expected in (("digits", "cnn"), ("moons", "mlp"), ("sine", "mlp"), ("mnist1d", "cnn")):
+        ds = load_dataset(name, limit=100) if name in ("digits", "mnist1d") else load_dataset(name, n_samples=100)
         model = build_model(None, ds)
         assert model.name == expected and model(ds.x_train[:4]).shape == (4, ds.num_outputs)
+    signal = load_dataset("mnist1d", limit=100)
+    assert isinstance(build_model("cnn", signal), SignalCNN)
+    assert build_model("mlp", signal)(signal.x_train[:4]).shape == (4, 10)
 
 
 def test_parameter_counts():
@@ -63,6 +72,8 @@ def test_parameter_counts():
     assert 10_000 <= count_parameters(digits) <= 100_000
     resnet = build_model("resnet", fake("image", (3, 32, 32), 10))
     assert 300_000 <= count_parameters(resnet) <= 1_000_000
+    signal = build_model("cnn", fake("signal", (1, 40), 10))
+    assert 5_000 <= count_parameters(signal) <= 30_000  # an epoch over 4000 signals: well under 1 s on CPU
     mlp = build_model("mlp", fake("points2d", (2,), 2), width=8)
     assert count_parameters(mlp) == (2 * 8 + 8) + (8 * 8 + 8) + (8 * 2 + 2)
     for p in mlp.parameters():
@@ -81,16 +92,20 @@ def test_init_is_deterministic_under_manual_seed(name):
     assert not all(torch.equal(states[0][k], states[2][k]) for k in states[0])
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_forward_mode_through_functional_call(name):
+FUNC_CASES = [(name, fake("image", (1, 8, 8), 4)) for name in MODELS] + [
+    (name, fake("signal", (1, 40), 4)) for name in ("cnn", "mlp")]
+FUNC_IDS = [f"{name}-{ds.kind}" for name, ds in FUNC_CASES]
+
+
+@pytest.mark.parametrize("name, ds", FUNC_CASES, ids=FUNC_IDS)
+def test_forward_mode_through_functional_call(name, ds):
     """The dynamics engine runs jvp through functional_call in eval mode: every model must allow it."""
-    ds = fake("image", (1, 8, 8), 4)
     torch.manual_seed(0)
     model = build_model(name, ds, **SMALL[name]).eval()
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     tangent = {k: torch.randn_like(v) for k, v in params.items()}
-    x = torch.randn(3, 1, 8, 8)
+    x = torch.randn(3, *ds.input_shape)
     out, speed = jvp(lambda p: functional_call(model, (p, buffers), (x,)), (params,), (tangent,))
     assert out.shape == speed.shape == (3, 4)
     # Against a finite difference along the same tangent (float64 for a tight check).
@@ -104,16 +119,15 @@ def test_forward_mode_through_functional_call(name):
     assert torch.allclose((plus - minus) / (2 * eps), speed.double(), rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_per_sample_jacobians_under_vmap(name):
+@pytest.mark.parametrize("name, ds", FUNC_CASES, ids=FUNC_IDS)
+def test_per_sample_jacobians_under_vmap(name, ds):
     """Kernel blocks use vmap(jacrev) over single samples: J_i · t must equal the jvp along t."""
-    ds = fake("image", (1, 8, 8), 3)
     torch.manual_seed(0)
     model = build_model(name, ds, **SMALL[name]).eval()
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
     tangent = {k: torch.randn_like(v) for k, v in params.items()}
-    x = torch.randn(2, 1, 8, 8)
+    x = torch.randn(2, *ds.input_shape)
     one = lambda p, xi: functional_call(model, (p, buffers), (xi.unsqueeze(0),)).squeeze(0)
     jac = vmap(jacrev(one), in_dims=(None, 0))(params, x)  # {name: (B, C, *param shape)}
     via_jac = sum((jac[k].flatten(2) * tangent[k].flatten()).sum(-1) for k in params)  # (B, C)
@@ -121,14 +135,55 @@ def test_per_sample_jacobians_under_vmap(name):
     assert torch.allclose(via_jac, speed, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["cnn", "mlp"])
+def test_exact_scores_on_signal_models_match_per_sample_gradients(name):
+    """docl_scores on the MNIST-1D models against the slow oracle a_i = g_i · ḡ, v_i = J_i ḡ, with
+    g_i by vmap(grad) and J_i by vmap(jacrev), in float64, BatchNorm in eval mode with warmed-up
+    running statistics (as tests/test_dynamics.py does for its tiny models)."""
+    ds = fake("signal", (1, 40), 10)
+    torch.manual_seed(0)
+    model = build_model(name, ds, **SMALL[name]).double()
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(11, 1, 40, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (11,), generator=g)
+    model.train()
+    with torch.no_grad():  # non-trivial running statistics
+        for _ in range(3):
+            model(X + 0.5 * torch.randn(X.shape, generator=g, dtype=X.dtype))
+    d = docl_scores(model, X, y, batch_size=4)  # 11 = 4 + 4 + 3
+
+    oracle = copy.deepcopy(model).eval()
+    params = {k: v.detach() for k, v in oracle.named_parameters()}
+    buffers = {k: v.detach() for k, v in oracle.named_buffers()}
+
+    def loss_one(p, x, t):
+        out = functional_call(oracle, (p, buffers), (x.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(out, t.unsqueeze(0))
+
+    def out_one(p, x):
+        return functional_call(oracle, (p, buffers), (x.unsqueeze(0),)).squeeze(0)
+
+    gs = vmap(grad(loss_one), (None, 0, 0))(params, X, y)
+    G = torch.cat([gs[k].reshape(len(X), -1) for k in params], 1)  # (N, P) per-sample gradients
+    jac = vmap(jacrev(out_one), (None, 0))(params, X)
+    J = torch.cat([jac[k].reshape(len(X), 10, -1) for k in params], 2)  # (N, C, P)
+    gbar = G.mean(0)  # (P,)
+    torch.testing.assert_close(d.score, G @ gbar, rtol=1e-8, atol=1e-10 * float((G @ gbar).abs().max()))
+    torch.testing.assert_close(d.speed, J @ gbar, rtol=1e-8, atol=1e-10 * float((J @ gbar).abs().max()))
+    assert d.grad_norm == pytest.approx(float(gbar.norm()), rel=1e-8)
+
+
 @pytest.mark.parametrize("name, ds, needle", [
     ("transformer", fake("image", (1, 8, 8)), "unknown model"),
     ("cnn", fake("points2d", (2,)), "needs images"),
     ("resnet", fake("tabular", (5,)), "needs images"),
+    ("transformer", fake("signal", (1, 40)), "unknown model"),
+    ("resnet", fake("signal", (1, 40)), "1-D signal.*use 'cnn'.*or 'mlp'"),
 ])
 def test_build_model_errors(name, ds, needle):
     with pytest.raises(ValueError, match=needle) as info:
         build_model(name, ds)
+    assert "\n" not in str(info.value)
     if needle == "unknown model":
         assert all(m in str(info.value) for m in MODELS)
 
@@ -137,12 +192,18 @@ def test_build_model_rejects_unknown_options():
     with pytest.raises(ValueError, match="does not take option.*kernel_size.*use width, depth"):
         build_model("mlp", fake("tabular", (3,)), kernel_size=3)
     assert build_model("MLP", fake("tabular", (3,)), width=4).feature_dim == 4
+    # kernel_size is the 1-D CNN's own option: images' CNN does not take it
+    assert build_model("cnn", fake("signal", (1, 40)), kernel_size=3, width=4).feature_dim == 16
+    with pytest.raises(ValueError, match="does not take option.*kernel_size.*use width"):
+        build_model("cnn", fake("image", (1, 8, 8)), kernel_size=3)
 
 
-@pytest.mark.parametrize("name", MODELS)
-def test_no_hard_coded_device(name):
+@pytest.mark.parametrize("name, shape", [(n, (3, 32, 32)) for n in MODELS] + [("cnn", (1, 40))],
+                         ids=list(MODELS) + ["cnn-signal"])
+def test_no_hard_coded_device(name, shape):
     """Every tensor a forward pass makes follows the input's device (meta stands in for CUDA here)."""
-    model = build_model(name, fake("image", (3, 32, 32), 5), **SMALL[name]).to("meta")
-    x = torch.empty(2, 3, 32, 32, device="meta")
+    kind = "image" if len(shape) == 3 else "signal"
+    model = build_model(name, fake(kind, shape, 5), **SMALL[name]).to("meta")
+    x = torch.empty(2, *shape, device="meta")
     assert model(x).shape == (2, 5) and model(x).device.type == "meta"
     assert model.features(x).device.type == "meta"

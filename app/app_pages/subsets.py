@@ -95,6 +95,9 @@ def _gallery(chosen, t):
         caps.append(cap)
     if images:
         st.image(images, caption=caps, width=96)
+    if run.meta.get("dataset_kind") == "signal":
+        st.caption("Each tile is a 1-D signal drawn as a line plot, on one vertical scale shared by all "
+                   "samples; the grey line marks zero.")
     st.caption("What the curriculum trains on this round. Early rounds show the difference: SPL picks clear, "
                "typical samples, MCL hard ones, DoCL the frontier; flipped labels (red) are what a good "
                "curriculum avoids. Move the slider to later rounds to see k_t grow towards N.")
