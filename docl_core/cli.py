@@ -30,7 +30,7 @@ _PAPER_MAPPED = {"k_start", "k_growth", "k_cap", "lr_max", "lr_min"}
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     d, s, ps = RunConfig(), Schedule(), PaperSchedule()
     p.add_argument("--dataset", default=d.dataset,
-                   help="digits, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
+                   help="digits, mnist1d, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
     p.add_argument("--protocol", default=d.protocol, choices=PROTOCOLS,
                    help="steps: equal-step rounds (default); paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
