@@ -11,11 +11,14 @@
 |         | with z the standardised scores; then the docl-nr objective inside the pool |
 
 The objective, its scaling (weights min-max to [0, 1], F̄ a mean coverage in [0, 1], so λ means
-the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" = no random
-subsample (the public code's `use_random_subsample` switch) is our reading of the name.
+the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" read as "no random
+subsample", deterministic (lazy greedy) is our own variant: with the public code's
+`use_random_subsample` switch off the authors still sample, from p ∝ mod·p + centrality.
+`sgd` ignores k_t and trains on every sample.
 
-`diversity` picks F: "facility" (facility location, greedy), "centrality" (the authors'
-modular proxy, top-k of w̃ + λ F̄({i})) or "none" (λ dropped: plain top-k). When F is needed
+`diversity` picks F: "facility" (facility location, greedy), "centrality" (a modular proxy:
+top-k of w̃ + λ F̄({i}) with our cosine-Gram centrality, or, when the paper protocol supplies
+`state.centrality`, the authors' rule top-k of mod·p_i + centrality_i) or "none" (λ dropped). When F is needed
 but `state.features` is None the curriculum falls back to "none" for that round (with a
 warning) instead of failing: a loop that cannot provide embeddings still trains.
 """

@@ -453,7 +453,8 @@ def kernel_scores(model: nn.Module, X_probe: torch.Tensor, y_probe: torch.Tensor
 
 
 class ByproductEstimator:
-    """The `byproduct` score from outputs training already computed (the authors' estimator).
+    """The `byproduct` score from outputs training already computed (our simple variant; the
+    authors' estimator, with mean-teacher logits and pace normalisation, is recipe.PaperByproduct).
 
     For a sample seen at step t' with outputs f_{t'} and again at step t with outputs f_t:
         â_i = (onehot(y_i) − p_i) · (f_t − f_{t'}) / (Σ lr between t' and t)^lr_power
