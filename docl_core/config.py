@@ -21,7 +21,8 @@ class Schedule:
     k_start: float = 0.2         # fraction of N selected in round 0
     k_growth: float = 1.2        # k_t = k_start · k_growth^t (fraction of N) ...
     k_cap: float = 1.0           # ... capped at this fraction of N
-    lam_start: float = 1.0       # weight λ_0 of the diversity term F(S), in score units (rescaled per round)
+    lam_start: float = 1.0       # λ_0: weight of the mean coverage F̄(S) against the weights min-max scaled
+                                 # to [0, 1]; both terms lie in [0, 1], so λ is unitless (selection.py)
     lam_decay: float = 0.9       # λ_t = lam_start · lam_decay^t
     temperature: float = 1.0     # τ of the DoCL pool draw p_i ∝ exp(a_i/τ), a standardised per round
     pool_factor: float = 2.0     # DoCL draws a candidate pool of pool_factor · k_t samples

@@ -274,7 +274,8 @@ def test_kernel_estimator_on_the_full_set_equals_exact_score(kind, task):
 # ----------------------------------------------------------------------------- fast estimator
 
 
-@pytest.mark.parametrize("dtype,bound", [(torch.float64, 1e-6), (torch.float32, 1e-2)])
+# measured (2026-11-29): float64 ≤ 2e-11, float32 ≤ 1e-4 on these nets; README states the float32 figure
+@pytest.mark.parametrize("dtype,bound", [(torch.float64, 1e-9), (torch.float32, 5e-4)])
 @pytest.mark.parametrize("kind", ["mlp", "bn_mlp", "cnn"])
 def test_fast_estimator_error_against_exact(kind, dtype, bound):
     model, X, y = make(kind, "classification", N=32)

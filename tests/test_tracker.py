@@ -103,3 +103,19 @@ def test_regression_and_bad_calls(tmp_path):
         DynamicsTracker(tmp_path / "bad", model, X, torch.arange(40), task="regression")
     with pytest.raises(ValueError, match="unknown task"):
         DynamicsTracker(tmp_path / "bad2", model, X, Y, task="ranking")
+
+
+def test_kernel_contribution_rows_sum_to_the_exact_score_when_the_probe_is_all_of_the_data(tmp_path):
+    """c_ij = r_iᵀ H_ij r_j / m with the probe set = D: Σ_j c_ij = r_i · (1/N) Σ_j H_ij r_j = a_i, the
+    exact score computed by the JVP route — two independent computations of the same number."""
+    torch.manual_seed(0)
+    X = torch.randn(24, 3, dtype=torch.float64)
+    y = torch.randint(0, 3, (24,))
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    tr = DynamicsTracker(tmp_path / "r", model, X, y, estimator="exact", log_estimators=(), probe_size=24)
+    m = tr.measure(kernel=True)
+    k = m.kernel
+    assert sorted(k["probe_ids"]) == list(range(24))
+    exact = m.scores["exact"].numpy()[k["probe_ids"]]
+    np.testing.assert_allclose(k["contributions"].sum(1), exact, rtol=1e-5, atol=1e-7)
+    assert np.abs(exact).max() > 1e-3
