@@ -92,7 +92,7 @@ class Trainer:
         self.X, self.y = self.ds.x_train.to(dev), self.ds.y_train.to(dev)
         self.N = len(self.X)
         self.protocol = PaperProtocol(ps, self.N, config.batch_size, self.curriculum.full_data,
-                                      prunes=self.curriculum.diversity != "none") if self.paper else None
+                                      prunes=config.diversity != "none") if self.paper else None  # same sizes for all
         self.teacher = MeanTeacher(self.model, ps.teacher_decay) if self.paper and ps.mean_teacher else None
         self.centrality: Optional[torch.Tensor] = None  # (N,) the authors' centrality, paper protocol
         self.mod_ratio = 1.0  # Σ centrality / Σ p over the last subset: rescales the score's weight

@@ -325,3 +325,12 @@ def test_paper_runs_record_epochs_and_resume_mid_episode(tmp_path, monkeypatch):
     train_run(cfg, tmp_path / "cut", resume=True)
     cols = ["sample_id", "score", "selected", "loss"]
     pd.testing.assert_frame_equal(full.samples_all(columns=cols), RunReader(tmp_path / "cut").samples_all(columns=cols))
+
+
+def test_random_and_docl_train_on_subsets_of_the_same_size(tmp_path):
+    sizes = {}
+    for c in ("random", "spl", "docl"):
+        assert main([*BASE, "--out", str(tmp_path), "--curriculum", c]) == 0
+        sizes[c] = list(RunReader(tmp_path / f"{c}-s2").rounds()["k"])
+    assert sizes["random"] == sizes["docl"] == sizes["spl"]
+    assert sizes["docl"][1] < sizes["docl"][0]  # pruned below the pool, not all N
