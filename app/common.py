@@ -339,8 +339,12 @@ def presentation_toggle() -> bool:
     st.session_state["presentation"] = bool(on)
     if on:  # larger text on the page itself, and callouts that read from the back of a room
         st.sidebar.markdown("<style>[data-testid='stMain'] p, [data-testid='stMain'] li {font-size: 1.2rem;}"
-                            "[data-testid='stAlertContainer'] p {font-size: 1.45rem; line-height: 1.45;}"
-                            "[data-testid='stMetricValue'] {font-size: 2.6rem;}</style>", unsafe_allow_html=True)
+                            "[data-testid='stMain'] [data-testid='stAlertContainer'] p, "
+                            "[data-testid='stMain'] [data-testid='stAlertContainer'] li "
+                            "{font-size: 1.4rem; line-height: 1.45;}"
+                            "[data-testid='stMain'] [data-testid='stMetricValue'], "
+                            "[data-testid='stMain'] [data-testid='stMetricValue'] * {font-size: 2.4rem;}"
+                            "</style>", unsafe_allow_html=True)
     return bool(on)
 
 

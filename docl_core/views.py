@@ -659,7 +659,7 @@ def _spans(ts: Sequence[int]) -> str:
         j = i
         while j + 1 < len(ts) and ts[j + 1] == ts[j] + 1:
             j += 1
-        out.append(f"{ts[i]}" if i == j else f"{ts[i]}–{ts[j]}")
+        out.append(f"{ts[i]}" if i == j else f"{ts[i]}–{ts[j]}")  # caller writes the plural
         i = j + 1
     return ", ".join(out)
 
@@ -674,11 +674,12 @@ def lead_sentence(per_round: pd.DataFrame, curriculum: str, label: Callable[[str
     name, ref = label(curriculum), label(reference)
     behind, ahead = d[d["mean"] < 0], d[d["mean"] > 0]
     parts = []
+    def where(d):
+        return f"{word}{'s' if len(d) > 1 else ''} {_spans(d['round'])}"
     if len(behind):
-        parts.append(f"trails {ref} in {word}s {_spans(behind['round'])} (by up to "
-                     f"{scale * -behind['mean'].min():.1f} {unit})")
+        parts.append(f"trails {ref} in {where(behind)} (by up to {scale * -behind['mean'].min():.1f} {unit})")
     if len(ahead):
-        parts.append(f"leads in {word}s {_spans(ahead['round'])} (by up to {scale * ahead['mean'].max():.1f} {unit})")
+        parts.append(f"leads in {where(ahead)} (by up to {scale * ahead['mean'].max():.1f} {unit})")
     return f"Over {word}s (mean over paired seeds), {name} " + " and ".join(parts) + "." if parts else ""
 
 
@@ -753,6 +754,7 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
         parts.append(f"Mean loss of S_t **{ls:.3f}** against **{la:.3f}** over all samples: "
                      + ("harder than average." if ls > 1.05 * la else "easier than average." if ls < 0.95 * la
                         else "about average."))
+    out["parts"] = parts
     out["sentence"] = " ".join(parts)
     return out
 

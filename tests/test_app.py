@@ -162,7 +162,7 @@ def test_scores_heatmap_downsamples_large_n(tmp_path, monkeypatch):
     z = heat["data"][0]["z"]
     rows = int(z["shape"].split(",")[0]) if isinstance(z, dict) else len(z)
     assert rows == 400  # ≤ 400 rows by sorted-quantile binning
-    assert "averaged in 400 sorted groups" in heat["layout"]["title"]["text"]
+    assert "averaged in 400 sorted groups" in heat["layout"]["yaxis"]["title"]["text"]
 
 
 def test_subsets_images(exp, monkeypatch):

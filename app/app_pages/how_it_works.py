@@ -58,7 +58,7 @@ m[1].metric("largest |a_i|", f"{ex['max_abs_score']:.3g}")
 m[2].metric("computed in", f"{ex['seconds']:.2f} s", help="Training, docl_scores (exact), kernel_block (full) and "
             "score_contributions on the CPU, cached afterwards. The first call in a fresh server also pays "
             "torch.func's one-time set-up.")
-left, right = st.columns(2)
+left, right = (st.container(), st.container()) if common.presenting() else st.columns(2)
 with left:
     fig = px.scatter(pts, x="x0", y="x1", color="score", symbol=pts["label"].astype(str),
                      color_continuous_scale="RdBu_r", color_continuous_midpoint=0.0,
@@ -80,8 +80,11 @@ with right:
     fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, line=dict(color="#999", dash="dash"))
     fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=-top, line=dict(color="#999", dash="dash"))
     fig.update_traces(marker=dict(size=11, line=dict(width=0.5, color="#333")))
+    lo_a, hi_a = float(pts["score"].min()), float(pts["score"].max())
+    pad = 0.25 * (hi_a - lo_a) + 1e-12  # the data's range: the bounds ±‖r‖‖v‖ run off the top and bottom
     fig.update_layout(height=430, xaxis_title="‖r_i‖ · ‖v_i‖ (residual norm × output speed norm)",
-                      yaxis_title="a_i = r_i · v_i", coloraxis_colorbar=dict(title="cos(r, v)"))
+                      yaxis_title="a_i = r_i · v_i", yaxis_range=[min(lo_a, 0) - pad, hi_a + pad],
+                      xaxis_range=[0, top], coloraxis_colorbar=dict(title=dict(text="cos", side="top")))
     common.chart(fig, "a_i = ‖r_i‖ ‖v_i‖ cos(r_i, v_i): every point lies between the dashed lines a = ±‖r‖‖v‖, "
                  "on the upper one when the output moves exactly along the residual (red), on the lower one when "
                  "it moves against it (blue). " + align["sentence"], key="hw_rv")

@@ -52,7 +52,7 @@ def body():
     M = common.matrix(run, value)  # (R, N)
     R, N = M.shape
 
-    st.subheader("Samples × rounds")
+    st.subheader(f"Samples × {WORD}s")
     c1, c2 = st.columns([1, 1])
     # by default sort by the mean: late rounds of a finished run have small scores that barely order anything
     order = c1.radio("Sort samples by", ["mean", "last", "first"], horizontal=True, key="sc_order",
@@ -74,11 +74,10 @@ def body():
         colorbar=dict(title="percentile" if norm else "score<br>(clipped)"),
         customdata=np.stack([info["first_rank"], info["last_rank"]], axis=1)[:, None, :].repeat(R, axis=1),
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({'groups of ~' + str(N // len(info)) if binned else 'one row each'})")
+    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({f'averaged in {len(info)} sorted groups of ~{N // len(info)}' if binned else 'one row each'})")
     fig.update_xaxes(title=WORD)
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
-                      + (f", ranked within each {WORD}" if norm else "")
-                      + (f", averaged in {len(info)} sorted groups" if binned else ""), height=460)
+                      + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
     flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
     with np.errstate(all="ignore"):
         typical = np.nanmedian(np.abs(M), axis=1)  # (R,) median |a_i| per round
@@ -103,7 +102,7 @@ def body():
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
 
-    st.subheader("Distribution per round")
+    st.subheader(f"Distribution per {WORD}")
     bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     fig = go.Figure()
     color = common.curriculum_color(run.curriculum)
@@ -113,7 +112,7 @@ def body():
                                  opacity=op, line=dict(width=0), name=f"{lo[1:]}–{hi[1:]}th percentile"))
     fig.add_trace(go.Scatter(x=bands["round"], y=bands["q50"], name="median", line=dict(color=color, width=2.5)))
     fig.update_layout(title=f"Score quantiles per {WORD}", xaxis_title=WORD, yaxis_title="score a_t(i)", height=360)
-    left, right = st.columns(2)
+    left, right = (st.container(), st.container()) if common.presenting() else st.columns(2)
     with left:
         common.chart(fig, f"A wide band = the {WORD}s where training moves many samples at once; it narrows "
                      "as the model converges and fewer samples still move the loss.", key="sc_bands", secondary=True)
@@ -158,7 +157,7 @@ def body():
     _open_clicked(event, traj)
     common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
 
-    st.subheader("Rank churn between rounds")
+    st.subheader(f"Rank churn between {WORD}s")
     if len(churn):
         long = churn.melt(id_vars="round", var_name="measure", value_name="value")
         long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})

@@ -49,14 +49,14 @@ def round_view():
     c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N", delta_color="off")
     n_noisy = int(chosen["noisy"].sum())
     c[1].metric("noisy targets in S_t" if run.task == "regression" else "noisy labels in S_t", f"{n_noisy:,}",
-                (f"{100 * about['noisy_share']:.1f} % of S_t vs {100 * about['base_rate']:.1f} % of all"
+                (f"{100 * about['noisy_share']:.1f} % vs {100 * about['base_rate']:.1f} % base"
                  if k and about["base_rate"] > 0 else None),
                 delta_color="off" if about.get("noise_vs_base", "at") == "at" else "inverse"
                 if about["noise_vs_base"] == "above" else "normal")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
     c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–")
-    common.takeaway(about["sentence"])
+    common.takeaway(about["parts"][0] + "\n\n" + "\n".join(f"- {p}" for p in about["parts"][1:]))
 
     kind = "image" if "thumbnail" in common.dataset_of(run).columns else (
         "points2d" if {"x0", "x1"} <= set(sel.columns) else "curve1d" if {"x0", "target"} <= set(sel.columns) else "tabular")
@@ -206,8 +206,9 @@ def across():
                            colors={common.legend_label(c): common.curriculum_color(c) for c in rounds["curriculum"].unique()},
                            title=("Share of S_t with corrupted targets" if regression else
                                   "Share of S_t with flipped labels") + " (mean over seeds)")
-        fig.add_hline(y=base, line=dict(color="#555555", width=1.5, dash="dot"),
-                      annotation_text=f"base rate {base:.1f} %", annotation_position="top left")
+        fig.add_hline(y=base, line=dict(color="#555555", width=1.5, dash="dot"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"base rate {base:.1f} %",  # legend entry
+                                 line=dict(color="#555555", width=1.5, dash="dot")))
         fig.update_layout(yaxis_title=f"noisy {'targets' if regression else 'labels'} in S_t (%)", height=360,
                           xaxis_title=WORD)
         # "above" only beyond two binomial standard errors of a uniform draw of k_t samples
