@@ -59,6 +59,7 @@ def curves():
                  help="Accuracy per unit of computation: gradient steps and samples trained on, not only "
                       f"{word}s (DoCL's claim is accuracy *and* computation).")
     df = views.accuracy_curves(rounds, metric, x)
+    ref = views.reference_curriculum(ctx.curricula, ctx.protocol)  # every curriculum is paired against it
     scale = 100.0 if metric.endswith("acc") else 1.0
     fig = go.Figure()
     for cur in common.sort_curricula(df["curriculum"]):
@@ -86,14 +87,14 @@ def curves():
                  + "; overlapping bands (± 1 std over seeds) mean the seeds cannot tell the curricula apart. "
                  + ("Against samples seen, a curve to the left reached its accuracy with less computation. "
                     if x != "round" else "")
-                 + f"Every curriculum trains on k_t samples a {word}: one that picks a narrow slice early (see the "
-                 "class balance on Selected subsets) can trail Random until k_t grows.", key="cmp_curve")
+                 + f"Every curriculum but SGD trains on k_t samples per {word}: one that picks a narrow slice early "
+                 f"(see the class balance on Selected subsets) can trail {common.legend_label(ref)} until k_t grows.",
+                 key="cmp_curve")
     common.download(df, f"{ctx.exp_dir.name}-{metric}-by-{x}", key="dl_curves")
 
     # winners only when the data says so: paired by seed against the reference, 95 % t-interval
     final_metric = "test_loss" if regression else "test_acc"
     sign, unit, pscale = (-1.0, "(MSE, lower is better)", 1.0) if regression else (1.0, "points", 100.0)
-    ref = views.reference_curriculum(ctx.curricula, ctx.protocol)
     complete = summary.loc[summary["status"] == "complete", "run"]
     final = views.paired_differences(rounds, final_metric, ref, final=True, complete=complete, sign=sign)
     per_round = views.paired_differences(rounds, final_metric, ref, sign=sign)
@@ -108,8 +109,12 @@ def curves():
     lead = views.lead_sentence(per_round, "docl", common.legend_label, ref, word, unit, pscale) \
         if "docl" in verdicts else ""
     if lines:
-        head = (f"**{common.legend_label(star)} is best** (its 95 % interval against {common.legend_label(ref)} "
-                "excludes zero)." if star else "**No clear winner**: no curriculum's paired interval against "
+        also = [common.legend_label(c) for c in common.sort_curricula(verdicts)
+                if verdicts[c]["verdict"] == "better" and c != star]
+        head = (f"**{common.legend_label(star)} is best**: the highest final mean, and its 95 % interval against "
+                f"{common.legend_label(ref)} excludes zero"
+                + (f" ({', '.join(also)} also clearly beat{'s' if len(also) == 1 else ''} it; the curricula are not "
+                   "paired against each other)." if also else ".") if star else "**No clear winner**: no curriculum's paired interval against "
                 f"{common.legend_label(ref)} excludes zero" + (" (too few seeds)." if
                                                            (final["verdict"] == "too few seeds").all() else "."))
         common.takeaway(head + " At the last " + word + ", paired by seed:\n\n"
@@ -145,7 +150,7 @@ def curves():
         for cur in common.sort_curricula(per_round["curriculum"]):
             g = per_round[per_round["curriculum"] == cur].sort_values("round")
             color, name = common.curriculum_color(cur), common.legend_label(cur)
-            band = g.dropna(subset=["lo", "hi"])
+            band = g[g["seeds"] >= views.MIN_SEEDS].dropna(subset=["lo", "hi"])  # 1 df: bands ±12.7 std wide
             if len(band):
                 fig.add_trace(go.Scatter(x=list(band["round"]) + list(band["round"])[::-1],
                                          y=list(pscale * band["hi"]) + list(pscale * band["lo"])[::-1], fill="toself",
@@ -156,7 +161,9 @@ def curves():
         fig.update_layout(title=f"Difference to {common.legend_label(ref)} per {word}, paired by seed",
                           xaxis_title=word, yaxis_title=f"difference ({unit})", height=360)
         common.chart(fig, f"Above zero: better than {common.legend_label(ref)} in that {word}. Bands are 95 % "
-                     f"t-intervals over paired seeds (none with fewer than 2 seeds).", key="cmp_diff", secondary=True)
+                     f"t-intervals over paired seeds, drawn with ≥ {views.MIN_SEEDS} seeds"
+                     + (f" (this experiment has {int(per_round['seeds'].max())}: no bands)."
+                        if per_round["seeds"].max() < views.MIN_SEEDS else "."), key="cmp_diff", secondary=True)
 
     timing = views.timing_table(rounds)
     if len(timing) and not common.presenting():
