@@ -23,7 +23,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
     sys.path.insert(0, str(REPO))
 
 from docl_core import views  # noqa: E402
-from docl_core.curricula import CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
+from docl_core.curricula import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
@@ -40,7 +40,7 @@ LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still
 _COLORS = dict(CURRICULUM_COLORS)
 _LABELS = dict(CURRICULUM_LABELS)
 _EXTRA = ["#CC79A7", "#56B4E9", "#F0E442", "#000000", "#999933", "#882255"]  # curricula the core does not name
-ORDER = list(_COLORS)
+ORDER = list(CURRICULA)  # curricula present in an experiment are shown in the core's order
 
 
 def curriculum_color(name: str) -> str:
@@ -70,6 +70,11 @@ def framed_thumbnail(png: bytes, noisy: bool, side: int = 96) -> Image.Image:  #
 
 def curriculum_label(name: str) -> str:
     return _LABELS.get(name, str(name))
+
+
+def legend_label(name: str) -> str:
+    """The name in legends and captions: sgd is the paper's "Random" baseline, so it says so."""
+    return "SGD (the paper's Random)" if name == "sgd" else curriculum_label(name)
 
 
 def color_map(names) -> dict[str, str]:
@@ -206,10 +211,18 @@ class Context:
     def curricula(self) -> list[str]:
         return sort_curricula(r.curriculum for r in self.runs)
 
+    @property
+    def protocol(self) -> str:
+        """"paper" when the shown runs follow the authors' protocol (one row per epoch), else "steps"."""
+        return "paper" if any(views.protocol_of(r.meta) == "paper" for r in self.runs) else "steps"
+
     def rounds(self) -> pd.DataFrame:
         df = experiment_rounds(str(self.exp_dir), self.stamp)
         keep = {r.dir.name for r in self.runs}
-        return df[df["run"].isin(keep)] if len(df) else df
+        df = df[df["run"].isin(keep)] if len(df) else df
+        if len(df):
+            df = views.with_samples_seen(df, {r.dir.name: r.meta.get("num_train") for r in self.runs})
+        return df
 
     def summary(self) -> pd.DataFrame:
         df = experiment_summary(str(self.exp_dir), self.stamp)
@@ -256,6 +269,7 @@ def sidebar() -> Optional[Context]:
         st.session_state["root"] = str(start)
     if "_root_next" in st.session_state:  # set by the New run page when it writes elsewhere
         st.session_state["root"] = st.session_state.pop("_root_next")
+    presentation_toggle()
     sb.text_input("Runs folder", key="root", help=f"An experiment folder (a folder of runs), a folder of "
                   f"experiments, or one run. Opened first: {source}.")
     root = Path(st.session_state["root"].strip() or str(start)).expanduser()
@@ -314,6 +328,74 @@ def sidebar() -> Optional[Context]:
                    skipped=exp.errors)
 
 
+def presentation_toggle() -> bool:
+    """The sidebar's Presentation mode switch. Its value lives in a plain session-state key, so it
+    survives page switches (Streamlit drops a widget's own state when a page does not draw it)."""
+    if "_w_presentation" not in st.session_state:
+        st.session_state["_w_presentation"] = bool(st.session_state.get("presentation", False))
+    on = st.sidebar.toggle("Presentation mode", key="_w_presentation",
+                           help="For a lecture: larger chart fonts and markers, each page's takeaway in a callout, "
+                                "secondary charts and downloads hidden (one screen per idea).")
+    st.session_state["presentation"] = bool(on)
+    if on:  # larger text on the page itself, and callouts that read from the back of a room
+        st.sidebar.markdown("<style>[data-testid='stMain'] p, [data-testid='stMain'] li {font-size: 1.2rem;}"
+                            "[data-testid='stMain'] [data-testid='stAlertContainer'] p, "
+                            "[data-testid='stMain'] [data-testid='stAlertContainer'] li "
+                            "{font-size: 1.4rem; line-height: 1.45;}"
+                            "[data-testid='stMain'] [data-testid='stMetricValue'], "
+                            "[data-testid='stMain'] [data-testid='stMetricValue'] * {font-size: 2.4rem;}"
+                            "</style>", unsafe_allow_html=True)
+    return bool(on)
+
+
+def presenting() -> bool:
+    return bool(st.session_state.get("presentation", False))
+
+
+# ----------------------------------------------------------------------------- the current round
+
+
+def round_word(run: Optional[RunReader] = None, ctx: Optional["Context"] = None) -> str:
+    """"epoch" for paper-protocol runs (each row of rounds.parquet is an epoch), else "round"."""
+    if run is not None:
+        return "epoch" if views.protocol_of(run.meta) == "paper" else "round"
+    return "epoch" if ctx is not None and ctx.protocol == "paper" else "round"
+
+
+def _clamp(t: int, ids: list[int]) -> int:
+    """The committed round nearest to t from below (the first one when t precedes them all)."""
+    below = [i for i in ids if i <= t]
+    return below[-1] if below else ids[0]
+
+
+def current_round(ids: list[int], live: bool = False) -> int:
+    """The one round every page shows (session key "current_round"), clamped to this run's rounds.
+    Unset: a live run's newest round, else early_round."""
+    want = st.session_state.get("current_round")
+    if want is None:
+        want = ids[-1] if live else early_round(ids)
+        st.session_state["current_round"] = int(want)
+    return _clamp(int(want), ids)
+
+
+def _adopt(key: str) -> None:
+    st.session_state["current_round"] = int(st.session_state[key])
+
+
+def round_slider(ids: list[int], key: str, word: str = "round", live: bool = False, label: Optional[str] = None,
+                 select: bool = False, **kw) -> int:
+    """A slider over the committed rounds `ids` that reads and writes the shared current round: moving
+    it on one page moves every page's slider. select=True: a select_slider (rounds with gaps)."""
+    t = current_round(ids, live)
+    if len(ids) < 2:
+        return ids[0]
+    st.session_state[key] = t  # set before the widget is drawn: the shared round wins
+    label = label or word.capitalize()
+    if select:
+        return int(st.select_slider(label, options=ids, key=key, on_change=_adopt, args=(key,), **kw))
+    return int(st.slider(label, ids[0], ids[-1], key=key, on_change=_adopt, args=(key,), **kw))
+
+
 def _explain_empty(root: Path) -> None:
     if root.resolve() == DEFAULT_ROOT.resolve() and not root.exists():
         st.info("**No demo experiment yet.** The dashboard opens `assets/demo` by default, and it has "
@@ -365,25 +447,60 @@ def synthetic_notice(ctx: Optional[Context]) -> None:
 # ----------------------------------------------------------------------------- drawing helpers
 
 
-def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, **kw):
-    """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below.
+PRESENTATION_FONT = dict(tick=18, axis=20, title=24, legend=18)  # px, readable from the back of a room
+
+
+def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, secondary: bool = False, **kw):
+    """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below, in
+    normal-size text. In Presentation mode fonts and markers grow, and a `secondary` chart is not
+    drawn at all (returns None).
 
     One layout update only, and no explicit template (the default is already plotly_white):
     setting a template re-validates it and costs ~0.1 s per figure.
     """
+    if secondary and presenting():
+        return None
     layout = dict(margin=dict(l=60, r=20, t=50, b=50), font=dict(size=13))
     if height:
         layout["height"] = height
+    if presenting():
+        f = PRESENTATION_FONT
+        layout.update(font=dict(size=f["tick"]), margin=dict(l=80, r=30, t=70, b=70),
+                      title_font=dict(size=f["title"]), legend=dict(font=dict(size=f["legend"])),
+                      hoverlabel=dict(font=dict(size=f["tick"])))
+        axis = dict(tickfont=dict(size=f["tick"]), title_font=dict(size=f["axis"]))
+        fig.update_xaxes(**axis)
+        fig.update_yaxes(**axis)
+        fig.update_annotations(font=dict(size=f["axis"]))
+        for tr in fig.data:  # larger markers and lines where the trace has them as plain numbers
+            marker = getattr(tr, "marker", None)
+            if marker is not None and isinstance(getattr(marker, "size", None), (int, float)):
+                marker.size = 1.7 * marker.size
+            line = getattr(tr, "line", None)
+            if line is not None and isinstance(getattr(line, "width", None), (int, float)) and line.width:
+                line.width = 1.6 * line.width
+        if height or fig.layout.height:
+            layout["height"] = int(1.15 * (height or fig.layout.height))
     xtitle = fig.layout.xaxis.title.text or ""
-    if xtitle.startswith("round"):  # whole rounds only, about a dozen ticks
+    if xtitle.startswith(("round", "epoch")):  # whole rounds only, about a dozen ticks
         xs = [v for tr in fig.data if getattr(tr, "x", None) is not None for v in tr.x
               if isinstance(v, (int, float, np.integer, np.floating))]
         if xs:
             layout["xaxis"] = dict(dtick=max(1, int(np.ceil((max(xs) - min(xs) + 1) / 12))), tick0=0)
     fig.update_layout(**layout)
     out = st.plotly_chart(fig, theme=None, key=key, **kw)
-    st.caption(caption)
+    if caption:
+        st.markdown(caption)
     return out
+
+
+def takeaway(text: str) -> None:
+    """A page's takeaway, computed from the data: a bold callout in Presentation mode, else normal
+    dark text (never a small grey caption)."""
+    if presenting():
+        st.info(f"**{text}**" if "**" not in text else text, icon=":material/lightbulb:")
+    else:
+        st.markdown(text)
 
 
 def lines(df: pd.DataFrame, x: str, y: str, group: str, colors: Optional[dict] = None, title: str = "",
@@ -403,7 +520,9 @@ def lines(df: pd.DataFrame, x: str, y: str, group: str, colors: Optional[dict] =
 
 
 def download(df: pd.DataFrame, name: str, label: str = "Download CSV", key: Optional[str] = None) -> None:
-    """A CSV download of a shown frame; the CSV is built only when clicked."""
+    """A CSV download of a shown frame; the CSV is built only when clicked. Hidden in Presentation mode."""
+    if presenting():
+        return
     st.download_button(f"⬇ {label}", data=lambda: df.to_csv(index=False).encode(),
                        file_name=f"{name}.csv", mime="text/csv", key=key or f"dl_{name}")
 

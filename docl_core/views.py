@@ -7,7 +7,7 @@ heatmaps are reduced to at most a few hundred rows by sorted-quantile binning.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -517,7 +517,266 @@ def tiny_example(n: int = 40, hidden: int = 16, steps: int = 60, seed: int = 0) 
                            "residual_norm": dyn.residual.norm(dim=1).numpy(),
                            "speed_norm": dyn.speed.norm(dim=1).numpy(),
                            "score": dyn.score.numpy(), "sum_j_c_ij": kscore.numpy()})
+    # a_i = r_i · v_i = ‖r_i‖ ‖v_i‖ cos(r_i, v_i): the norms bound the score, the angle decides it
+    points["rv_norm"] = points["residual_norm"] * points["speed_norm"]
+    points["cos_rv"] = (dyn.residual * dyn.speed).sum(1).numpy() / np.maximum(points["rv_norm"].to_numpy(), 1e-30)
     return {"points": points, "contributions": C.numpy(),
             "max_abs_diff": float((dyn.score - kscore).abs().max()),
             "max_abs_score": float(dyn.score.abs().max()),
             "trace": H.diagonal(dim1=2, dim2=3).sum(-1).numpy()}
+
+
+# ----------------------------------------------------------------------------- protocols and x axes
+
+
+def protocol_of(meta: dict) -> str:
+    """"paper" for runs of the authors' protocol (one rounds.parquet row per epoch), else "steps"."""
+    return "paper" if ((meta or {}).get("config") or {}).get("protocol") == "paper" else "steps"
+
+
+def with_samples_seen(rounds: pd.DataFrame, num_train: Optional[dict] = None) -> pd.DataFrame:
+    """rounds with a `samples_seen` column (cumulative samples trained on). Paper-protocol runs log
+    it; for older runs it is epoch_equiv × N (num_train: run name → N), else NaN."""
+    if "samples_seen" in rounds and rounds["samples_seen"].notna().all():
+        return rounds
+    out = rounds.copy()
+    derived = pd.Series(np.nan, index=out.index)
+    if "epoch_equiv" in out and num_train:
+        derived = out["epoch_equiv"] * out["run"].map(num_train).astype(float)
+    out["samples_seen"] = out["samples_seen"].fillna(derived) if "samples_seen" in out else derived
+    return out
+
+
+# ----------------------------------------------------------------------------- winners (paired by seed)
+
+
+def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval of paired differences d (n ≥ 2)."""
+    from scipy.stats import t as student_t
+    n = len(d)
+    mean = float(np.mean(d))
+    half = float(student_t.ppf(0.5 + level / 2, n - 1) * np.std(d, ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half
+
+
+def reference_curriculum(curricula: Sequence[str], protocol: str = "steps") -> Optional[str]:
+    """The curriculum every other one is paired against: the paper's Random (sgd) under the paper
+    protocol when present, else random, else the first."""
+    names = list(curricula)
+    for want in (("sgd", "random") if protocol == "paper" else ("random", "sgd")):
+        if want in names:
+            return want
+    return names[0] if names else None
+
+
+MIN_SEEDS = 3  # a t-interval from 2 seeds has 1 degree of freedom: too wide to mean anything
+
+
+def paired_differences(rounds: pd.DataFrame, metric: str, reference: str, final: bool = False,
+                       level: float = 0.95, complete: Optional[Iterable[str]] = None,
+                       sign: float = 1.0) -> pd.DataFrame:
+    """sign · (metric(curriculum) − metric(reference)), paired by seed, with a t-interval over seeds
+    (sign = −1 for a loss, so that positive always means better).
+
+    final=False: one row per curriculum and round (seeds that have both runs at that round);
+    final=True: one row per curriculum, from each run's last committed round (only runs in
+    `complete`, when given). The `verdict` column says "better", "worse", "no clear difference"
+    or "too few seeds" (fewer than MIN_SEEDS pairs): a winner only when the interval excludes 0.
+    Columns: curriculum, round, seeds, mean, lo, hi, verdict.
+    """
+    cols = ["curriculum", "round", "seeds", "mean", "lo", "hi", "verdict"]
+    if metric not in rounds or not len(rounds):
+        return pd.DataFrame(columns=cols)
+    df = rounds.dropna(subset=[metric])
+    if complete is not None:
+        keep = set(complete)
+        df = df[df["run"].isin(keep)] if keep & set(df["run"]) else df
+    if final:
+        df = df.sort_values("round").groupby("run").tail(1).assign(round=-1)
+    # one value per (curriculum, seed, round): a second run with the same seed is averaged in
+    wide = df.groupby(["curriculum", "seed", "round"])[metric].mean().unstack("curriculum")
+    if reference not in wide:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for cur in wide.columns:
+        if cur == reference:
+            continue
+        diff = (sign * (wide[cur] - wide[reference])).dropna()
+        for t, d in diff.groupby(level="round"):
+            d = d.to_numpy(np.float64)
+            n = len(d)
+            if n >= 2:
+                mean, lo, hi = _t_interval(d, level)
+            else:
+                mean, lo, hi = float(d.mean()), np.nan, np.nan
+            if n < MIN_SEEDS:
+                verdict = "too few seeds"
+            elif lo > 0:
+                verdict = "better"
+            elif hi < 0:
+                verdict = "worse"
+            else:
+                verdict = "no clear difference"
+            rows.append({"curriculum": cur, "round": int(t), "seeds": n, "mean": mean, "lo": lo, "hi": hi,
+                         "verdict": verdict})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def winner(final: pd.DataFrame, means: dict, reference: str) -> Optional[str]:
+    """The curriculum that earns a ★, or None. final: paired_differences(..., final=True); means:
+    curriculum → final mean (higher is better). The best-mean curriculum among those clearly better
+    than the reference; the reference itself when every other one is clearly worse."""
+    if not len(final):
+        return None
+    better = final[final["verdict"] == "better"]["curriculum"].tolist()
+    if better:
+        return max(better, key=lambda c: means.get(c, -np.inf))
+    if (final["verdict"] == "worse").all():
+        return reference
+    return None
+
+
+def verdict_sentence(row: dict, label: Callable[[str], str], reference: str, unit: str = "points",
+                     scale: float = 100.0) -> str:
+    """'DoCL vs Random: +0.84 points (95 % interval −1.2 to +2.9, 3 seeds): no clear difference.'"""
+    name, ref = label(row["curriculum"]), label(reference)
+    n = int(row["seeds"])
+    head = f"{name} − {ref}: {scale * row['mean']:+.2f} {unit}"
+    if row["verdict"] == "too few seeds":
+        return (f"{head} with {n} paired seed{'s' if n != 1 else ''}: too few seeds to call a winner "
+                f"(need ≥ {MIN_SEEDS}).")
+    ci = f"95 % interval {scale * row['lo']:+.2f} to {scale * row['hi']:+.2f}, {n} seeds"
+    word = {"better": f"{name} is better", "worse": f"{name} is worse",
+            "no clear difference": "no clear difference"}[row["verdict"]]
+    return f"{head} ({ci}): {word}."
+
+
+def _spans(ts: Sequence[int]) -> str:
+    """[1, 2, 3, 7] → '1–3, 7'."""
+    out, ts = [], sorted(int(t) for t in ts)
+    i = 0
+    while i < len(ts):
+        j = i
+        while j + 1 < len(ts) and ts[j + 1] == ts[j] + 1:
+            j += 1
+        out.append(f"{ts[i]}" if i == j else f"{ts[i]}–{ts[j]}")  # caller writes the plural
+        i = j + 1
+    return ", ".join(out)
+
+
+def lead_sentence(per_round: pd.DataFrame, curriculum: str, label: Callable[[str], str], reference: str,
+                  word: str = "round", unit: str = "points", scale: float = 100.0) -> str:
+    """Where a curriculum trails and leads the reference over rounds (mean paired difference), e.g.
+    'Over rounds, DoCL trails Random in rounds 1–9 (by up to 45.0 points) and leads in rounds 10–11.'"""
+    d = per_round[per_round["curriculum"] == curriculum]
+    if not len(d):
+        return ""
+    name, ref = label(curriculum), label(reference)
+    behind, ahead = d[d["mean"] < 0], d[d["mean"] > 0]
+    parts = []
+    def where(d):
+        return f"{word}{'s' if len(d) > 1 else ''} {_spans(d['round'])}"
+    if len(behind):
+        parts.append(f"trails {ref} in {where(behind)} (by up to {scale * -behind['mean'].min():.1f} {unit})")
+    if len(ahead):
+        parts.append(f"leads in {where(ahead)} (by up to {scale * ahead['mean'].max():.1f} {unit})")
+    return f"Over {word}s (mean over paired seeds), {name} " + " and ".join(parts) + "." if parts else ""
+
+
+# ----------------------------------------------------------------------------- what S_t holds
+
+
+def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optional[Sequence[str]] = None,
+                   kernel: Optional[dict] = None, word: str = "round") -> dict:
+    """What S_t holds this round, measured: numbers and one paragraph that states them.
+
+    sel: selection_frame (sample_id, label, selected, loss, noisy, score). kernel: that round's
+    kernel npz (optional): the self term c_ii = r_iᵀ H_ii r_i / m of flipped vs clean probe samples.
+    Returns k, n, noisy_share, base_rate (fractions), noise_vs_base ("above" / "below" / "at"),
+    top_class, top_share, low_class, low_share, uniform, loss_sel, loss_all, score_noisy,
+    score_clean, self_noisy, self_clean and `sentence` (markdown).
+    """
+    chosen = sel[sel["selected"].astype(bool)]
+    k, n = len(chosen), len(sel)
+    out: dict = {"k": k, "n": n}
+    parts = [f"S_t holds **{k:,} of {n:,}** samples ({100 * k / max(n, 1):.0f} % of N) this {word}."]
+    noisy_all = sel["noisy"].astype(bool) if "noisy" in sel else pd.Series(False, index=sel.index)
+    base = float(noisy_all.mean()) if n else 0.0
+    share = float(chosen["noisy"].astype(bool).mean()) if k and "noisy" in chosen else 0.0
+    out.update(noisy_share=share, base_rate=base, noisy_count=int(chosen["noisy"].sum()) if k else 0)
+    if base > 0 and k:
+        se = np.sqrt(base * (1 - base) / k) * np.sqrt(max(n - k, 0) / max(n - 1, 1))  # finite population
+        rel = "above" if share > base + 2 * se else "below" if share < base - 2 * se else "at"
+        out["noise_vs_base"] = rel
+        verb = {"above": "**more** flipped labels than chance", "below": "**fewer** flipped labels than chance",
+                "at": "flipped labels at about the chance rate"}[rel]
+        parts.append(f"**{100 * share:.1f} %** of S_t have flipped labels, against **{100 * base:.1f} %** in the "
+                     f"whole training set: it takes {verb}.")
+        if "score" in sel and sel["score"].notna().any():
+            sn = float(sel.loc[noisy_all, "score"].mean())
+            sc = float(sel.loc[~noisy_all, "score"].mean())
+            out.update(score_noisy=sn, score_clean=sc)
+        if kernel is not None and "contributions" in kernel and "probe_ids" in kernel:
+            ids = np.asarray(kernel["probe_ids"]).astype(int)
+            cii = np.diag(np.asarray(kernel["contributions"], dtype=np.float64))  # (m,)
+            flag = dict(zip(sel["sample_id"].astype(int), noisy_all.to_numpy()))
+            fl = np.array([bool(flag.get(i, False)) for i in ids])
+            if fl.any() and (~fl).any():
+                out.update(self_noisy=float(cii[fl].mean()), self_clean=float(cii[~fl].mean()))
+        if rel == "above" and curriculum.startswith("docl"):
+            why = ("Why: a flipped label keeps a large residual ‖r_i‖ (the network cannot fit it), and a sample's "
+                   "own gradient always agrees with itself, so the self term c_ii = r_iᵀ H_ii r_i / m of its "
+                   "kernel contributions is large and positive")
+            if "self_noisy" in out:
+                why += (f" (on the probe set this {word}: mean c_ii {out['self_noisy']:.3g} for flipped labels, "
+                        f"{out['self_clean']:.3g} for clean ones)")
+            if "score_noisy" in out:
+                why += f"; mean score a_i {out['score_noisy']:.3g} flipped against {out['score_clean']:.3g} clean"
+            parts.append(why + ".")
+        elif rel == "below" and curriculum.startswith("docl") and "score_noisy" in out:
+            parts.append(f"Flipped labels score lower here (mean a_i {out['score_noisy']:.3g} against "
+                         f"{out['score_clean']:.3g} for clean ones): the network does not move them.")
+    if "label" in sel and k and sel["label"].nunique() > 1:
+        shares = chosen["label"].value_counts(normalize=True).reindex(sorted(sel["label"].unique()), fill_value=0.0)
+        uniform = 1.0 / len(shares)
+
+        def cname(c):
+            return class_names[int(c)] if class_names and 0 <= int(c) < len(class_names) else str(c)
+        top, low = shares.idxmax(), shares.idxmin()
+        out.update(top_class=cname(top), top_share=float(shares[top]), low_class=cname(low),
+                   low_share=float(shares[low]), uniform=uniform)
+        parts.append(f"Classes: the most represented, **{cname(top)}**, is {100 * shares[top]:.0f} % of S_t and the "
+                     f"least, **{cname(low)}**, {100 * shares[low]:.0f} %, against {100 * uniform:.0f} % each if "
+                     "balanced.")
+    if k and "loss" in sel:
+        ls, la = float(chosen["loss"].mean()), float(sel["loss"].mean())
+        out.update(loss_sel=ls, loss_all=la)
+        parts.append(f"Mean loss of S_t **{ls:.3f}** against **{la:.3f}** over all samples: "
+                     + ("harder than average." if ls > 1.05 * la else "easier than average." if ls < 0.95 * la
+                        else "about average."))
+    out["parts"] = parts
+    out["sentence"] = " ".join(parts)
+    return out
+
+
+# ----------------------------------------------------------------------------- How it works: alignment
+
+
+def alignment_summary(points: pd.DataFrame) -> dict:
+    """What the a_i against ‖r_i‖·‖v_i‖ chart shows, measured on its points (columns score, rv_norm,
+    cos_rv): a_i = ‖r_i‖‖v_i‖ cos(r_i, v_i), so every point lies between the lines a = ±‖r‖‖v‖.
+    Returns numbers and `sentence`."""
+    p = points
+    top = p.loc[p["score"].idxmax()]
+    big = p[p["rv_norm"] >= p["rv_norm"].quantile(0.75)]  # the quarter with the largest norm product
+    out = {"top_id": int(top["sample_id"]), "top_score": float(top["score"]), "top_cos": float(top["cos_rv"]),
+           "big_n": len(big), "big_cos_min": float(big["cos_rv"].min()), "big_cos_max": float(big["cos_rv"].max()),
+           "big_score_min": float(big["score"].min()), "big_score_max": float(big["score"].max()),
+           "aligned": int((p["cos_rv"] > 0.9).sum()), "n": len(p)}
+    out["sentence"] = (
+        f"The highest score, a = {out['top_score']:.3g} (sample #{out['top_id']}), has cos(r, v) = "
+        f"{out['top_cos']:.2f}. Among the {out['big_n']} points with the largest ‖r‖‖v‖ (top quarter), cos ranges "
+        f"from {out['big_cos_min']:.2f} to {out['big_cos_max']:.2f}, so their scores range from "
+        f"{out['big_score_min']:.3g} to {out['big_score_max']:.3g}: large norms are not enough, the residual must "
+        f"point where the output moves. {out['aligned']} of {out['n']} points have cos > 0.9 (near the upper line).")
+    return out

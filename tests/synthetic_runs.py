@@ -10,7 +10,7 @@ The files follow docs/architecture.md exactly (all run.json fields, every rounds
 samples/round=NNNN.parquet column, kernel npz arrays, dataset.parquet by kind) and are
 written with docl_core.store.RunWriter, so they exercise the same reader as real runs.
 
-    python tests/synthetic_runs.py OUT_DIR [--n 300] [--rounds 8] [--kind image]
+    python tests/synthetic_runs.py OUT_DIR [--n 300] [--rounds 8] [--kind image] [--protocol paper]
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docl_core.store import RunWriter  # noqa: E402
 
 CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
+PAPER_CURRICULA = ("sgd", *CURRICULA)  # the paper protocol adds plain SGD over all N (the paper's Random)
 # how fast each curriculum "learns" in this fiction: DoCL a little ahead of Random
-_RATE = {"random": 1.00, "spl": 0.96, "mcl": 1.01, "docl-nr": 1.04, "docl": 1.07}
-_FINAL = {"random": 0.900, "spl": 0.893, "mcl": 0.903, "docl-nr": 0.908, "docl": 0.915}
+_RATE = {"sgd": 1.00, "random": 1.00, "spl": 0.96, "mcl": 1.01, "docl-nr": 1.04, "docl": 1.07}
+_FINAL = {"sgd": 0.905, "random": 0.900, "spl": 0.893, "mcl": 0.903, "docl-nr": 0.908, "docl": 0.915}
+_ALL = (*CURRICULA, "sgd")  # rng streams: the steps curricula keep their indices
 
 
 @dataclass
@@ -47,6 +49,9 @@ class SyntheticSpec:
     full_kernel: bool = True      # write the (m, m, C, C) blocks too
     thumb: int = 12               # thumbnail side in pixels (image kind)
     eval_size: int = 60           # validation and test samples each
+    protocol: str = "steps"       # steps | paper (one row per epoch, in episodes of epochs_per_episode)
+    epochs_per_episode: int = 3   # paper protocol: S_t is redrawn every epoch, k_t grows per episode
+    acc_noise: float = 0.004      # std of the seed-to-seed accuracy noise (fraction)
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -126,7 +131,8 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
     run_dir = Path(exp_dir) / name
     regression = spec.kind == "curve1d"
     C, n, R = data["C"], spec.n, spec.rounds
-    rng = np.random.default_rng(1000 * seed + CURRICULA.index(curriculum) if curriculum in CURRICULA else seed)
+    rng = np.random.default_rng(1000 * seed + _ALL.index(curriculum) if curriculum in _ALL else seed)
+    paper = spec.protocol == "paper"
     frame = data["frame"]
     train = frame.iloc[:n]
     label = train["label"].to_numpy()
@@ -138,6 +144,7 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
               "model": "mlp", "estimator": "exact", "log_estimators": ["byproduct"],
               "diversity": "facility", "label_noise": spec.label_noise, "batch_size": 64,
               "probe_size": spec.probe, "device": "cpu", "synthetic": True,
+              **({"protocol": "paper", "epochs_per_episode": spec.epochs_per_episode} if paper else {}),
               "schedule": {"k_start": 0.2, "k_growth": 1.2, "k_cap": 1.0, "lr": 0.05, "lr_min": 0.001}}
     writer.start({"name": name, "rounds_planned": R, "task": "regression" if regression else "classification",
                   "num_outputs": C, "num_train": n, "class_names": data["class_names"], "world_size": 1,
@@ -145,8 +152,8 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
                   "config": config})
     writer.write_dataset(frame)
     times = np.zeros(n, dtype=np.int32)
-    steps = n // 64  # warm start epoch
-    seen = float(n)
+    steps = 0 if paper else n // 64  # warm start epoch (the paper protocol counts it as episode 0)
+    seen = 0.0 if paper else float(n)
     probe_ids = _stratified(label, spec.probe, rng) if spec.probe else None
     P = 24
     J0 = rng.normal(size=(max(C, 1), P))
@@ -181,7 +188,8 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
         score = (rnorm * snorm * align).astype(np.float32)
         est = score + rng.normal(0, 0.25 * (np.std(score) + 1e-6), n)
         byproduct = est if byproduct is None else 0.6 * byproduct + 0.4 * est  # EMA, goes stale
-        k = _k(t, n)
+        episode = t // spec.epochs_per_episode if paper else t
+        k = n if curriculum == "sgd" else _k(episode, n)
         sel = _select(curriculum, k, loss, score, rng)
         selected = np.zeros(n, dtype=bool)
         selected[sel] = True
@@ -197,7 +205,7 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
         steps += int(np.ceil(k / 64))
         seen += k
         final = _FINAL.get(curriculum, 0.9)
-        acc = None if regression else final * (0.55 + 0.45 * comp) + rng.normal(0, 0.004)
+        acc = None if regression else final * (0.55 + 0.45 * comp) + rng.normal(0, spec.acc_noise)
         mse = float(np.mean(loss))
         row = {"k": k, "lr": 0.05, "steps": steps, "epoch_equiv": seen / n,
                "train_loss": float(np.mean(loss)), "train_acc": float(np.mean(correct)) if not regression else np.nan,
@@ -208,6 +216,8 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
                                  "docl": 0.03}.get(curriculum, 0.01) * (1 + n / 5000),
                "train_time_s": 0.00004 * k + 0.01, "eval_time_s": 0.01,
                "noisy_selected": int((selected & noisy).sum()), "grad_norm": float(gscale)}
+        if paper:  # one row per epoch
+            row.update(epoch=t, episode=episode, samples_seen=int(seen), full_pass=bool(k == n))
         kernel = _kernel(probe_ids, label, p_true, res if regression else None, C, J0, Jclass, gscale,
                          rng, spec.full_kernel) if spec.probe else None
         writer.write_round(t, row, samples, kernel=kernel)
@@ -235,6 +245,8 @@ def _stratified(label: np.ndarray, m: int, rng) -> np.ndarray:
 
 def _select(curriculum: str, k: int, loss, score, rng) -> np.ndarray:
     n = len(loss)
+    if curriculum == "sgd":
+        return rng.permutation(n)
     if curriculum == "spl":
         return np.argsort(loss, kind="stable")[:k]
     if curriculum == "mcl":
@@ -307,8 +319,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--kind", default="image", choices=["image", "points2d", "curve1d"])
     ap.add_argument("--classes", type=int, default=4)
+    ap.add_argument("--protocol", default="steps", choices=["steps", "paper"])
     a = ap.parse_args(argv)
-    print(write_experiment(a.out, SyntheticSpec(n=a.n, rounds=a.rounds, kind=a.kind, num_classes=a.classes)))
+    spec = SyntheticSpec(n=a.n, rounds=a.rounds, kind=a.kind, num_classes=a.classes, protocol=a.protocol)
+    if a.protocol == "paper":
+        spec.curricula = PAPER_CURRICULA
+    print(write_experiment(a.out, spec))
     return 0
 
 

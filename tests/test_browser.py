@@ -1,6 +1,7 @@
 """One real-browser pass: `streamlit run app/main.py` as a new user starts it (no argument, so it
 opens the bundled demo, assets/demo), driven by Debian's Chromium through Playwright through
 every page. Fails on any Streamlit exception element, error box, missing chart or empty page;
+then switches Presentation mode on and walks four pages with it (takeaway callouts, no downloads),
 then points the sidebar's Runs folder box at a small synthetic experiment with a run that is
 still training and checks that the run renders, labelled live. Saves a screenshot per page (env
 DOCL_SCREENSHOTS, default a temp dir). The demo is only read: the test checks it is unchanged.
@@ -165,6 +166,26 @@ def test_every_page_in_chromium(server, tmp_path):
             # the front door opened the bundled demo, with no prompt
             side = page.locator('[data-testid="stSidebar"]').inner_text()
             assert "demo: 10 runs" in side, f"the sidebar did not open the bundled demo: {side[:300]}"
+
+            # Presentation mode: a lecturer's switch; it persists across pages (sidebar links keep the session)
+            page.goto(server, wait_until="domcontentloaded")
+            _settle(page, chart=True)
+            page.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").click()
+            _settle(page, chart=True)
+            for name, link in (("compare", None), ("subsets", "Selected subsets"), ("scores", "Scores"),
+                               ("how_it_works", "How it works")):
+                if link:
+                    page.get_by_role("link", name=link).first.click()
+                    _settle(page, chart=True)
+                _shoot(page, shots / f"presentation-{name}.png")
+                body = _check(page, f"/{name} in presentation mode")
+                assert page.locator('[data-testid="stAlertContainer"]').count() > 0, \
+                    f"/{name} in presentation mode shows no takeaway callout"
+                assert page.locator('[data-testid="stDownloadButton"]').count() == 0, \
+                    f"/{name} in presentation mode still shows download buttons"
+            page.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").click()
+            _settle(page, chart=True)
+            assert page.locator('[data-testid="stDownloadButton"]').count() > 0, "presentation mode did not switch off"
 
             # the sidebar's links work, not only the URLs; then the Runs folder box opens another
             # experiment, whose one run is still training: it renders and is labelled live

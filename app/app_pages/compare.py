@@ -7,7 +7,7 @@ from docl_core import views
 
 ctx = common.context()
 st.title("Compare curricula")
-st.caption("Does DoCL beat Random, SPL and MCL on this experiment? Mean over seeds, band = ± 1 std.")
+st.caption("Does DoCL beat Random, SPL and MCL on this experiment, and at what cost in computation?")
 
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
@@ -22,7 +22,8 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
     n_seeds = len({r.seed for r in ctx.runs})
     parts.append(f"{len(ctx.curricula)} curricula × {n_seeds} seed{'s' if n_seeds != 1 else ''}")
     if meta.get("rounds_planned"):
-        parts.append(f"{meta['rounds_planned']} rounds")
+        parts.append(f"{meta['rounds_planned']} {common.round_word(ctx=ctx)}s"
+                     + (" (the paper's protocol)" if ctx.protocol == "paper" else ""))
     st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
 
 
@@ -49,15 +50,22 @@ def curves():
     else:
         metric = c1.radio("Accuracy on", accs, horizontal=True, key="cmp_metric",
                           format_func=lambda m: sets[m.split("_")[0]])
-    x = c2.radio("Against", ["round", "steps"], horizontal=True, key="cmp_x",
-                 format_func={"round": "rounds", "steps": "gradient steps"}.get)
+    word = common.round_word(ctx=ctx)
+    xs = ["round", "steps"] + (["samples_seen"] if "samples_seen" in rounds and rounds["samples_seen"].notna().any() else [])
+    if st.session_state.get("cmp_x") not in xs:
+        st.session_state["cmp_x"] = "round"
+    x = c2.radio("Against", xs, horizontal=True, key="cmp_x",
+                 format_func={"round": f"{word}s", "steps": "gradient steps", "samples_seen": "samples seen"}.get,
+                 help="Accuracy per unit of computation: gradient steps and samples trained on, not only "
+                      f"{word}s (DoCL's claim is accuracy *and* computation).")
     df = views.accuracy_curves(rounds, metric, x)
+    ref = views.reference_curriculum(ctx.curricula, ctx.protocol)  # every curriculum is paired against it
     scale = 100.0 if metric.endswith("acc") else 1.0
     fig = go.Figure()
     for cur in common.sort_curricula(df["curriculum"]):
         g = df[df["curriculum"] == cur].sort_values("x")
         color = common.curriculum_color(cur)
-        name = common.curriculum_label(cur)
+        name = common.legend_label(cur)
         if g["seeds"].max() > 1:
             fig.add_trace(go.Scatter(x=list(g["x"]) + list(g["x"])[::-1],
                                      y=list(scale * g["hi"]) + list(scale * g["lo"])[::-1],
@@ -70,58 +78,120 @@ def curves():
     label = {"test_acc": "test accuracy (%)", "val_acc": "validation accuracy (%)",
              "train_acc": "training accuracy (%)", "test_loss": "test loss", "val_loss": "validation loss",
              "train_loss": "training loss"}[metric]
+    xtitle = {"round": word, "steps": "gradient steps (cumulative, warm start included)",
+              "samples_seen": "samples seen (cumulative samples trained on)"}[x]
     fig.update_layout(title=f"{label.split(' (')[0].capitalize()} per curriculum",
-                      xaxis_title="round" if x == "round" else "gradient steps (cumulative, warm start included)",
-                      yaxis_title=label, height=430, hovermode="x unified")
+                      xaxis_title=xtitle, yaxis_title=label, height=430, hovermode="x unified")
     common.chart(fig, ("Lower is better: look for the curve that falls earliest and ends lowest"
                        if regression else "Look for the curve that climbs earliest and ends highest")
-                 + "; overlapping bands mean the seeds cannot tell the curricula apart. Every curriculum "
-                 "trains on k_t samples a round: one that picks a narrow slice early (see the class balance on "
-                 "Selected subsets) can trail Random until k_t grows.", key="cmp_curve")
+                 + "; overlapping bands (± 1 std over seeds) mean the seeds cannot tell the curricula apart. "
+                 + ("Against samples seen, a curve to the left reached its accuracy with less computation. "
+                    if x != "round" else "")
+                 + f"Every curriculum but SGD trains on k_t samples per {word}: one that picks a narrow slice early "
+                 f"(see the class balance on Selected subsets) can trail {common.legend_label(ref)} until k_t grows.",
+                 key="cmp_curve")
     common.download(df, f"{ctx.exp_dir.name}-{metric}-by-{x}", key="dl_curves")
 
-    st.subheader("Final test MSE (Table-1 style)" if regression else "Final accuracy (Table-1 style)")
+    # winners only when the data says so: paired by seed against the reference, 95 % t-interval
+    final_metric = "test_loss" if regression else "test_acc"
+    sign, unit, pscale = (-1.0, "(MSE, lower is better)", 1.0) if regression else (1.0, "points", 100.0)
+    complete = summary.loc[summary["status"] == "complete", "run"]
+    final = views.paired_differences(rounds, final_metric, ref, final=True, complete=complete, sign=sign)
+    per_round = views.paired_differences(rounds, final_metric, ref, sign=sign)
     table = views.final_accuracy_table(rounds, summary)
     table = table.set_index("curriculum").loc[common.sort_curricula(table["curriculum"])].reset_index()
-    shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
-    shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
-    st.dataframe(shown, hide_index=True)
-    st.caption("Mean ± std over seeds at the last round of each complete run (one seed: no std); the best "
-               "curriculum is the one to beat, and a gap smaller than the std is not a win.")
-    common.download(shown, f"{ctx.exp_dir.name}-final-accuracy", key="dl_final")
-    if not regression and len(table) and table["test acc (%) mean"].notna().any():
-        best = table.loc[table["test acc (%) mean"].idxmax()]
-        cols = st.columns(min(5, len(table)))
-        for col, (_, row) in zip(cols, table.iterrows()):
-            delta = None
-            rnd = table[table["curriculum"] == "random"]
-            if len(rnd) and row["curriculum"] != "random":
-                delta = f"{row['test acc (%) mean'] - rnd['test acc (%) mean'].iloc[0]:+.2f} vs Random"
-            col.metric(common.curriculum_label(row["curriculum"]) + (" ★" if row["curriculum"] == best["curriculum"] else ""),
-                       f"{row['test acc (%) mean']:.2f} %", delta)
+    mean_col = "test MSE mean" if regression else "test acc (%) mean"
+    means = {c: sign * m for c, m in zip(table["curriculum"], table[mean_col])} if len(table) else {}
+    star = views.winner(final, means, ref)
+    verdicts = {r["curriculum"]: r for r in final.to_dict("records")}
+    lines = [views.verdict_sentence(verdicts[c], common.legend_label, ref, unit, pscale)
+             for c in common.sort_curricula(verdicts)]
+    lead = views.lead_sentence(per_round, "docl", common.legend_label, ref, word, unit, pscale) \
+        if "docl" in verdicts else ""
+    if lines:
+        also = [common.legend_label(c) for c in common.sort_curricula(verdicts)
+                if verdicts[c]["verdict"] == "better" and c != star]
+        head = (f"**{common.legend_label(star)} is best**: the highest final mean, and its 95 % interval against "
+                f"{common.legend_label(ref)} excludes zero"
+                + (f" ({', '.join(also)} also clearly beat{'s' if len(also) == 1 else ''} it; the curricula are not "
+                   "paired against each other)." if also else ".") if star else "**No clear winner**: no curriculum's paired interval against "
+                f"{common.legend_label(ref)} excludes zero" + (" (too few seeds)." if
+                                                           (final["verdict"] == "too few seeds").all() else "."))
+        common.takeaway(head + " At the last " + word + ", paired by seed:\n\n"
+                        + "\n".join(f"- {t}" for t in lines) + (f"\n\n{lead}" if lead else ""))
 
-    st.subheader("Where the time goes")
+    st.subheader("Final test MSE (Table-1 style)" if regression else "Final accuracy (Table-1 style)")
+    if len(table) and table[mean_col].notna().any():
+        cols = st.columns(min(6, len(table)))
+        for col, (_, row) in zip(cols, table.iterrows()):
+            cur = row["curriculum"]
+            v = verdicts.get(cur)
+            delta = None
+            if v is not None:
+                delta = f"{pscale * v['mean']:+.2f} vs {common.curriculum_label(ref)}"
+            value = f"{row[mean_col]:.4f}" if regression else f"{row[mean_col]:.2f} %"
+            col.metric(common.curriculum_label(cur) + (" ★" if cur == star else ""), value, delta,
+                       delta_color="normal" if v is not None and v["verdict"] in ("better", "worse") else "off",
+                       help=(views.verdict_sentence(v, common.legend_label, ref, unit, pscale) if v is not None
+                             else "The reference every other curriculum is paired against."))
+    if not common.presenting():
+        shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
+        shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
+        st.dataframe(shown, hide_index=True)
+        st.markdown(f"Mean ± std over seeds at the last {word} of each complete run (one seed: no std). A ★ marks "
+                    f"a winner only when its difference to {common.legend_label(ref)}, paired by seed, has a 95 % "
+                    f"t-interval that excludes zero (≥ {views.MIN_SEEDS} seeds); the delta under each value is that "
+                    "paired mean difference, grey when the interval includes zero.")
+        common.download(shown, f"{ctx.exp_dir.name}-final-accuracy", key="dl_final")
+
+    if len(per_round):
+        fig = go.Figure()
+        fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
+        for cur in common.sort_curricula(per_round["curriculum"]):
+            g = per_round[per_round["curriculum"] == cur].sort_values("round")
+            color, name = common.curriculum_color(cur), common.legend_label(cur)
+            band = g[g["seeds"] >= views.MIN_SEEDS].dropna(subset=["lo", "hi"])  # 1 df: bands ±12.7 std wide
+            if len(band):
+                fig.add_trace(go.Scatter(x=list(band["round"]) + list(band["round"])[::-1],
+                                         y=list(pscale * band["hi"]) + list(pscale * band["lo"])[::-1], fill="toself",
+                                         fillcolor=color, opacity=0.15, line=dict(width=0), hoverinfo="skip",
+                                         showlegend=False, legendgroup=name))
+            fig.add_trace(go.Scatter(x=g["round"], y=pscale * g["mean"], name=name, legendgroup=name,
+                                     mode="lines+markers", line=dict(color=color, width=2), marker=dict(size=5)))
+        fig.update_layout(title=f"Difference to {common.legend_label(ref)} per {word}, paired by seed",
+                          xaxis_title=word, yaxis_title=f"difference ({unit})", height=360)
+        common.chart(fig, f"Above zero: better than {common.legend_label(ref)} in that {word}. Bands are 95 % "
+                     f"t-intervals over paired seeds, drawn with ≥ {views.MIN_SEEDS} seeds"
+                     + (f" (this experiment has {int(per_round['seeds'].max())}: no bands)."
+                        if per_round["seeds"].max() < views.MIN_SEEDS else "."), key="cmp_diff", secondary=True)
+
     timing = views.timing_table(rounds)
-    if len(timing):
+    if len(timing) and not common.presenting():
+        st.subheader("Where the time goes")
         timing["curriculum"] = timing["curriculum"].map(common.curriculum_label)
         order = [common.curriculum_label(c) for c in common.sort_curricula(rounds["curriculum"])]
         fig = go.Figure()
         for phase, color in zip(timing["phase"].unique(), ["#44AA99", "#DDCC77", "#CC6677", "#AAAAAA"]):
             d = timing[timing["phase"] == phase].set_index("curriculum").reindex(order)
             fig.add_trace(go.Bar(x=order, y=d["seconds"], name=phase, marker_color=color))
-        fig.update_layout(barmode="stack", title="Mean time per round, by phase", yaxis_title="seconds per round",
+        fig.update_layout(barmode="stack", title=f"Mean time per {word}, by phase", yaxis_title=f"seconds per {word}",
                           height=360)
         common.chart(fig, "Scoring and selection are the price of a curriculum: compare them with the "
-                     "training time they are meant to save.", key="cmp_time")
+                     "training time they are meant to save.", key="cmp_time", secondary=True)
         common.download(timing, f"{ctx.exp_dir.name}-timings", key="dl_time")
 
 
 common.live_area(curves, live)
 
-st.subheader("Runs in this experiment")
-order = {c: i for i, c in enumerate(common.sort_curricula(summary["curriculum"]))}
-shown = summary.assign(_o=summary["curriculum"].map(order)).sort_values(["_o", "seed", "run"]).drop(columns="_o")
-shown = shown.assign(curriculum=shown["curriculum"].map(common.curriculum_label))
-shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
-st.dataframe(shown, hide_index=True)
-st.caption("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")
+def runs_table():
+    st.subheader("Runs in this experiment")
+    order = {c: i for i, c in enumerate(common.sort_curricula(summary["curriculum"]))}
+    shown = summary.assign(_o=summary["curriculum"].map(order)).sort_values(["_o", "seed", "run"]).drop(columns="_o")
+    shown = shown.assign(curriculum=shown["curriculum"].map(common.curriculum_label))
+    shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
+    st.dataframe(shown, hide_index=True)
+    st.markdown("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")
+
+
+if not common.presenting():
+    runs_table()

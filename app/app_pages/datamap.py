@@ -74,7 +74,7 @@ def body():
                                    colorbar=dict(title=color_by.replace("_", " ")), **rng))
     fig.update_layout(height=540, title=f"{len(df):,} samples" + (
         f" ({len(shown):,} drawn: a random subset, noisy labels kept)" if len(shown) < len(df) else "")
-        + f", rounds 0–{run.last_complete_round}",
+        + f", {common.round_word(run)}s 0–{run.last_complete_round}",
                       xaxis_title=("std of loss over rounds" if regression else "variability: std of p(true) over rounds"),
                       yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(true) over rounds"))
     event = common.chart(fig, ("Lower is better learned; to the right, samples whose loss swung over the rounds. "
@@ -93,13 +93,22 @@ def body():
         st.session_state["picked_sample"] = sid
         if st.button(f"Open sample {sid} →", key="dm_open"):
             st.switch_page("app_pages/sample.py")
+    if df["noisy"].any():
+        hard = df["region"] == "hard-to-learn"
+        nz = df["noisy"]
+        common.takeaway(f"{int((hard & nz).sum())} of {int(nz.sum())} flipped {word}s "
+                        f"({100 * (hard & nz).sum() / nz.sum():.0f} %) sit in the hard-to-learn region, against "
+                        f"{100 * hard.mean():.0f} % of all samples; their mean confidence is "
+                        f"{df.loc[nz, 'confidence'].mean():.2f} against {df.loc[~nz, 'confidence'].mean():.2f} for clean ones.")
+    if common.presenting():
+        return
     regions = df.groupby("region").agg(samples=("sample_id", "size"), noisy=("noisy", "sum"),
                                        times=("times_selected", "mean")).reset_index()
     regions = regions.rename(columns={"noisy": "flipped labels", "times": "mean times selected"})
     if not regression:
         st.dataframe(regions, hide_index=True,
                      column_config={"mean times selected": st.column_config.NumberColumn(format="%.1f")})
-        st.caption("Regions: ambiguous = the third of samples with the largest variability; the rest split at "
+        st.markdown("Regions: ambiguous = the third of samples with the largest variability; the rest split at "
                    "confidence 0.5. Confidence averages over all committed rounds, early ones included, so a short "
                    "run puts most samples below 0.5.")
     common.download(df, f"{run.dir.name}-data-map", label="Download the full map (CSV)", key="dl_dm")

@@ -58,7 +58,7 @@ m[1].metric("largest |a_i|", f"{ex['max_abs_score']:.3g}")
 m[2].metric("computed in", f"{ex['seconds']:.2f} s", help="Training, docl_scores (exact), kernel_block (full) and "
             "score_contributions on the CPU, cached afterwards. The first call in a fresh server also pays "
             "torch.func's one-time set-up.")
-left, right = st.columns(2)
+left, right = (st.container(), st.container()) if common.presenting() else st.columns(2)
 with left:
     fig = px.scatter(pts, x="x0", y="x1", color="score", symbol=pts["label"].astype(str),
                      color_continuous_scale="RdBu_r", color_continuous_midpoint=0.0,
@@ -68,15 +68,29 @@ with left:
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
     fig.update_layout(height=430, xaxis_title="x₀", yaxis_title="x₁",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, title="class"))
-    common.chart(fig, "Red points drive the loss down fastest right now: they sit between the classes, where the "
-                 "model is unsure and still moving.", key="hw_points")
+    common.chart(fig, "Red points drive the loss down fastest right now, blue ones are pushed up by training on the "
+                 f"others (a_i from {pts['score'].min():.3g} to {pts['score'].max():.3g}; "
+                 f"{int((pts['score'] < 0).sum())} of {len(pts)} below zero).", key="hw_points")
 with right:
-    fig = px.scatter(pts, x="residual_norm", y="speed_norm", color="score", size=pts["score"].abs() + 1e-3,
-                     color_continuous_scale="RdBu_r", color_continuous_midpoint=0.0, hover_data=["sample_id"],
-                     title="Residual vs speed: the score needs both")
-    fig.update_layout(height=430, xaxis_title="‖r_i‖ (residual norm)", yaxis_title="‖v_i‖ (output speed norm)")
-    common.chart(fig, "Large in both (top right) = large score; a big residual that does not move (bottom right) "
-                 "scores low: DoCL does not chase a sample the network cannot move.", key="hw_rv")
+    align = views.alignment_summary(pts)
+    top = float(pts["rv_norm"].max()) * 1.05
+    fig = px.scatter(pts, x="rv_norm", y="score", color="cos_rv", color_continuous_scale="RdBu_r",
+                     range_color=(-1, 1), hover_data=["sample_id", "residual_norm", "speed_norm"],
+                     title="Score against ‖r‖·‖v‖: the angle decides", labels={"cos_rv": "cos(r, v)"})
+    fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=top, line=dict(color="#999", dash="dash"))
+    fig.add_shape(type="line", x0=0, y0=0, x1=top, y1=-top, line=dict(color="#999", dash="dash"))
+    fig.update_traces(marker=dict(size=11, line=dict(width=0.5, color="#333")))
+    lo_a, hi_a = float(pts["score"].min()), float(pts["score"].max())
+    pad = 0.25 * (hi_a - lo_a) + 1e-12  # the data's range: the bounds ±‖r‖‖v‖ run off the top and bottom
+    fig.update_layout(height=430, xaxis_title="‖r_i‖ · ‖v_i‖ (residual norm × output speed norm)",
+                      yaxis_title="a_i = r_i · v_i", yaxis_range=[min(lo_a, 0) - pad, hi_a + pad],
+                      xaxis_range=[0, top], coloraxis_colorbar=dict(title=dict(text="cos", side="top")))
+    common.chart(fig, "a_i = ‖r_i‖ ‖v_i‖ cos(r_i, v_i): every point lies between the dashed lines a = ±‖r‖‖v‖, "
+                 "on the upper one when the output moves exactly along the residual (red), on the lower one when "
+                 "it moves against it (blue). " + align["sentence"], key="hw_rv")
+common.takeaway(f"A large residual and a fast output are not enough: the score is their product times the cosine "
+                f"between them. Here the highest score has cos = {align['top_cos']:.2f}, while the points with the "
+                f"largest ‖r‖‖v‖ have cos between {align['big_cos_min']:.2f} and {align['big_cos_max']:.2f}.")
 fig = px.scatter(pts, x="score", y="sum_j_c_ij", title="The identity, numerically: a_i against Σ_j c_ij",
                  hover_data=["sample_id"])
 lo, hi = float(pts["score"].min()), float(pts["score"].max())
@@ -84,7 +98,8 @@ fig.add_shape(type="line", x0=lo, y0=lo, x1=hi, y1=hi, line=dict(color="#999", d
 fig.update_traces(marker=dict(size=9, color=common.curriculum_color("docl")))
 fig.update_layout(height=380, xaxis_title="a_i from docl_scores (exact, via jvp)",
                   yaxis_title="Σ_j c_ij from explicit kernel blocks")
-common.chart(fig, "Every point lies on the diagonal: the cheap forward-mode score equals the sum of kernel "
-             "contributions.", key="hw_identity")
-st.dataframe(pts.round(5), hide_index=True, height=260)
+common.chart(fig, f"The largest gap between a point and the diagonal is {ex['max_abs_diff']:.1e} (float32 rounding): "
+             "the cheap forward-mode score equals the sum of kernel contributions.", key="hw_identity", secondary=True)
+if not common.presenting():
+    st.dataframe(pts.round(5), hide_index=True, height=260)
 common.download(pts, "how-it-works-example", key="dl_hw")

@@ -14,6 +14,7 @@ st.title("Tangent kernel")
 st.caption("H_ij = J_i J_jᵀ says how much a step on sample j moves the output on sample i. On a fixed probe "
            "set we log K_ij = tr H_ij and each probe sample's score split over the others.")
 run = common.need_focus(ctx)
+WORD = common.round_word(run)  # "epoch" under the paper protocol
 
 
 def body():
@@ -23,9 +24,8 @@ def body():
     if not kr:
         st.info("This run logged no kernel blocks (probe_size 0). Rerun with `--probe-size 64` to see this page.")
         return
-    if st.session_state.get("k_round") not in kr:
-        st.session_state["k_round"] = kr[-1]
-    t = st.select_slider("Kernel round", options=kr, key="k_round") if len(kr) > 1 else kr[0]
+    t = common.round_slider(kr, "k_round", WORD, run.is_live, label=f"Kernel {WORD}", select=True,
+                            help=f"The {WORD} is shared with the other pages (the nearest logged kernel {WORD}).")
     K = common.run_kernel(str(run.dir), stamp, t)
     kv = views.kernel_view(K)
     names = run.meta.get("class_names") or []
@@ -39,7 +39,7 @@ def body():
     def cname(v):
         return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
 
-    left, right = st.columns([3, 2])
+    left, right = (st.container(), st.container()) if common.presenting() else st.columns([3, 2])
     with left:
         scale = st.radio("Colour", ["similarity", "trace"], horizontal=True, key="k_scale",
                          format_func={"similarity": "gradient similarity K_ij/√(K_ii K_jj)",
@@ -64,7 +64,7 @@ def body():
         labs = [names[int(c)] if 0 <= int(c) < len(names) else str(c) for c in np.unique(kv["labels"])]
         fig.update_xaxes(tickvals=ticks, ticktext=labs, title="probe sample j (ordered by class)")
         fig.update_yaxes(tickvals=ticks, ticktext=labs, title="probe sample i", autorange="reversed")
-        fig.update_layout(title=f"Trace kernel K on {m} probe samples, round {t}"
+        fig.update_layout(title=f"Trace kernel K on {m} probe samples, {WORD} {t}"
                           + (" (normalised)" if scale == "similarity" else ""), height=560)
         fig.update_xaxes(showgrid=False)
         fig.update_yaxes(showgrid=False, scaleanchor="x", constrain="domain")
@@ -75,12 +75,12 @@ def body():
     with right:
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)
-        fig = common.lines(ev, "round", "eigenvalue", "rank", title="Top eigenvalues of K over rounds",
+        fig = common.lines(ev, "round", "eigenvalue", "rank", title=f"Top eigenvalues of K over {WORD}s",
                            palette=px.colors.sequential.Viridis)
-        fig.update_layout(yaxis_title="eigenvalue of K (log scale)", legend_title="rank", height=600)
+        fig.update_layout(yaxis_title="eigenvalue of K (log scale)", legend_title="rank", height=560, xaxis_title=WORD)
         fig.update_yaxes(type="log", dtick=1, exponentformat="power")  # label powers of ten only
-        common.chart(fig, "A few large eigenvalues = a few directions dominate learning; their change over rounds "
-                     "shows how the kernel evolves away from its starting value.", key="k_eig")
+        common.chart(fig, f"A few large eigenvalues = a few directions dominate learning; their change over {WORD}s "
+                     "shows how the kernel evolves away from its starting value.", key="k_eig", secondary=True)
     d1, d2 = st.columns(2)
     with d1:
         common.download(pd.DataFrame(kv["trace"], index=kv["probe_ids"], columns=kv["probe_ids"]).reset_index(
@@ -121,13 +121,22 @@ def body():
                              customdata=d[["residual_norm", "kernel_sim"]],
                              hovertemplate="%{y}<br>c_ij = %{x:.4g}<br>‖r_j‖ = %{customdata[0]:.3f}<br>"
                                            "kernel similarity %{customdata[1]:.3f}<extra></extra>"))
-    fig.update_layout(title=f"Top contributors c_ij to sample {sid}'s score (round {t})", barmode="relative")
+    fig.update_layout(title=f"Top contributors c_ij to sample {sid}'s score ({WORD} {t})", barmode="relative")
     fig.update_yaxes(categoryorder="array", categoryarray=list(top["who"]))
     fig.update_yaxes(autorange="reversed", title=None)
     fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=420)
-    common.chart(fig, "The seed's reading made visible: a sample scores high when its own residual is large and "
-                 "its gradient agrees with many others that have large residuals (long orange bars). "
-                 "⚠ = a flipped label.", key="k_contrib")
+    cii = float(contrib.loc[contrib["sample_id"] == sid, "contribution"].iloc[0])  # the self term
+    others = contrib[contrib["sample_id"] != sid]["contribution"]
+    up, down = float(others.clip(lower=0).sum()), float(others.clip(upper=0).sum())
+    common.chart(fig, "The seed's reading: a sample scores high when its own residual is large (the self term "
+                 "c_ii = r_iᵀ H_ii r_i / m ≥ 0) and its gradient agrees with others that have large residuals "
+                 "(orange bars). ⚠ = a flipped label.", key="k_contrib")
+    common.takeaway(f"Sample {sid}'s score a_i = {score_i:.4g} ({WORD} {t}) splits into its self term c_ii = "
+                    f"{cii:.4g}, {up:.4g} pushed up by {int((others > 0).sum())} probe samples whose gradients agree "
+                    f"with it, and {down:.4g} pulled down by {int((others < 0).sum())} that disagree"
+                    + (f"; from its own class: {same['contribution'].sum():.4g}." if len(same) else ".")
+                    + (" It has a flipped label: its large residual makes the self term "
+                       f"{100 * cii / max(abs(score_i), 1e-30):.0f} % of |a_i|." if sid in noisy_ids else ""))
     common.download(contrib, f"{run.dir.name}-contributions-{sid}-r{t}", key="dl_contrib")
     if st.button(f"Open sample {sid} →", key="k_open"):
         st.session_state["picked_sample"] = sid

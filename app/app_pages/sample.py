@@ -13,6 +13,7 @@ st.title("One sample's history")
 st.caption("Follow a single sample through training: when it was learned, when it moved fastest, and when the "
            "curriculum picked it.")
 run = common.need_focus(ctx)
+WORD = common.round_word(run)  # "epoch" under the paper protocol
 
 
 def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
@@ -89,8 +90,8 @@ def body():
             if bool(r0.get("noisy", False)):
                 st.markdown(f":red[⚠ **noisy label**] (flipped) — the true class is {cname(r0['clean_label'])}")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
-        st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} rounds")
-        st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since round 0",
+        st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} {WORD}s")
+        st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
                   delta_color="inverse")
     with right:
         panels = [("loss", "loss ℓ_i"), ("p_true", "p(true label)"), ("residual_norm", "‖r_i‖ residual"),
@@ -107,16 +108,24 @@ def body():
         fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
                                        fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
                                   for t in hist.loc[hist["selected"], "round"]])
-        fig.update_xaxes(title_text="round (green bands: selected in S_t)", row=len(panels), col=1)
+        fig.update_xaxes(title_text=f"{WORD} (green bands: selected in S_t)", row=len(panels), col=1)
         fig.update_xaxes(tick0=0, dtick=max(1, int(np.ceil(len(hist) / 12))))  # whole rounds on every panel
         fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
-        fig.update_layout(height=150 * len(panels) + 90, showlegend=False,
+        fig.update_layout(height=130 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
+        peak = int(hist.loc[hist["score"].idxmax(), "round"]) if "score" in hist and hist["score"].notna().any() else None
         common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(true) rises")
-                           + "; the score peaks while the residual is still large and the output moves fast — that "
-                           "is when DoCL wants it."), key="smp_hist")
+                           + "; the score is large while the residual is large and the output moves along it."),
+                     key="smp_hist")
+        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {len(hist)} {WORD}s; its loss went from "
+                        f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
+                        + (f", and its score peaked in {WORD} {peak}"
+                           + (f" (selected then)." if peak in sel_rounds else " (not selected then).")
+                           if peak is not None else "."))
         common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
 
+    if common.presenting():
+        return
     st.subheader("Kernel neighbours")
     kr = run.kernel_rounds()
     found = False

@@ -13,6 +13,7 @@ st.title("Scores over rounds")
 st.caption("a_t(i) = r_i · v_i: large when a sample's residual is large *and* its output moves fast "
            "(the learning frontier). DoCL selects by it; every run logs it.")
 run = common.need_focus(ctx)
+WORD = common.round_word(run)  # "epoch" under the paper protocol
 
 
 # derived views, cached per run commit (heavy for large N: sorting and ranking 50 × 60,000 values)
@@ -51,13 +52,16 @@ def body():
     M = common.matrix(run, value)  # (R, N)
     R, N = M.shape
 
-    st.subheader("Samples × rounds")
+    st.subheader(f"Samples × {WORD}s")
     c1, c2 = st.columns([1, 1])
     # by default sort by the mean: late rounds of a finished run have small scores that barely order anything
     order = c1.radio("Sort samples by", ["mean", "last", "first"], horizontal=True, key="sc_order",
                      format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
-    norm = c2.checkbox("Rank within each round (percentile)", key="sc_rank",
-                       help="Scores shrink as training converges; ranks show who leads in each round.")
+    scale = c2.radio("Colour", ["rank", "raw"], horizontal=True, key="sc_scale",
+                     format_func={"rank": f"rank within each {WORD} (percentile)", "raw": "raw score a_i"}.get,
+                     help=f"a_i = g_i · ḡ scales with the learning rate and ‖ḡ‖, which shrink as training converges: "
+                          f"raw values are not comparable across {WORD}s; ranks show who leads in each {WORD}.")
+    norm = scale == "rank"
     stamp = common.run_stamp(run.dir)
     Z, info = heatmap(str(run.dir), stamp, value, order, bool(norm))
     binned = len(info) < N
@@ -70,21 +74,35 @@ def body():
         colorbar=dict(title="percentile" if norm else "score<br>(clipped)"),
         customdata=np.stack([info["first_rank"], info["last_rank"]], axis=1)[:, None, :].repeat(R, axis=1),
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({'groups of ~' + str(N // len(info)) if binned else 'one row each'})")
-    fig.update_xaxes(title="round")
+    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({f'averaged in {len(info)} sorted groups of ~{N // len(info)}' if binned else 'one row each'})")
+    fig.update_xaxes(title=WORD)
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
-                      + (f", averaged in {len(info)} sorted groups" if binned else ""), height=460)
+                      + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
     flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
-    common.chart(fig, "Read across a row to follow a group of samples. a_i is how fast sample i's loss falls: red = "
-                 "its loss is falling fast (the frontier), blue = training on the others pushes it up, white = it "
-                 "does not move. Colours are clipped at the 98th percentile of |score|."
-                 + (f" Round{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every score is exactly 0 "
-                    "(the run logged no movement there)." if flat else ""),
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(np.abs(M), axis=1)  # (R,) median |a_i| per round
+    ok_rows = np.flatnonzero(np.isfinite(typical) & (typical > 0))
+    spread = ""
+    if len(ok_rows) > 1:
+        lo_r, hi_r = ok_rows[np.argmin(typical[ok_rows])], ok_rows[np.argmax(typical[ok_rows])]
+        spread = (f" The typical |a_i| (median) ranges from {typical[lo_r]:.3g} in {WORD} {ids[lo_r]} to "
+                  f"{typical[hi_r]:.3g} in {WORD} {ids[hi_r]}, {typical[hi_r] / typical[lo_r]:.0f}× apart: a_i = g_i · ḡ "
+                  f"scales with the learning rate and ‖ḡ‖, so raw values are not comparable across {WORD}s.")
+    common.chart(fig, ((f"Read across a row to follow a group of samples. Yellow = the top of its {WORD} (percentile "
+                        f"1: the frontier, loss falling fastest), dark = the bottom (training on the others pushes "
+                        "its loss up). Ranks compare samples within a column, whatever the scale." if norm else
+                        "Read across a row to follow a group of samples. a_i is how fast sample i's loss falls: red = "
+                        "falling fast (the frontier), blue = training on the others pushes it up, white = it does not "
+                        "move. Colours are clipped at the 98th percentile of |score| over all "
+                        f"{WORD}s, so {WORD}s with small scores look white.") + spread
+                       + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
+                          "score is exactly 0 (the run logged no movement there)." if flat else "")),
                  key="sc_heat")
+    common.takeaway(_takeaway(M, ids))
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
 
-    st.subheader("Distribution per round")
+    st.subheader(f"Distribution per {WORD}")
     bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     fig = go.Figure()
     color = common.curriculum_color(run.curriculum)
@@ -93,20 +111,29 @@ def body():
                                  y=list(bands[hi]) + list(bands[lo])[::-1], fill="toself", fillcolor=color,
                                  opacity=op, line=dict(width=0), name=f"{lo[1:]}–{hi[1:]}th percentile"))
     fig.add_trace(go.Scatter(x=bands["round"], y=bands["q50"], name="median", line=dict(color=color, width=2.5)))
-    fig.update_layout(title="Score quantiles per round", xaxis_title="round", yaxis_title="score a_t(i)", height=360)
-    left, right = st.columns(2)
+    fig.update_layout(title=f"Score quantiles per {WORD}", xaxis_title=WORD, yaxis_title="score a_t(i)", height=360)
+    left, right = (st.container(), st.container()) if common.presenting() else st.columns(2)
     with left:
-        common.chart(fig, "A wide band = the rounds where training moves many samples at once; it narrows "
-                     "as the model converges and fewer samples still move the loss.", key="sc_bands")
+        common.chart(fig, f"A wide band = the {WORD}s where training moves many samples at once; it narrows "
+                     "as the model converges and fewer samples still move the loss.", key="sc_bands", secondary=True)
     with right:
-        t = st.slider("Round", min_value=ids[0], max_value=ids[-1], value=ids[-1] if run.is_live else common.early_round(ids), key="sc_round") if len(ids) > 1 else ids[0]
-        hist = views.histogram(M[ids.index(t)])
+        t = common.round_slider(ids, "sc_round", WORD, run.is_live)
+        row = M[ids.index(t)]
+        hist = views.histogram(row)
         fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
-        fig.update_layout(title=f"Score histogram, round {t}")
+        fig.update_layout(title=f"Score histogram, {WORD} {t}")
         fig.update_layout(xaxis_title="score a_t(i)", yaxis_title="samples", bargap=0.02, height=360)
-        common.chart(fig, "A long right tail = a few samples dominate the loss decrease this round.", key="sc_hist")
+        fin = np.sort(row[np.isfinite(row)])[::-1]
+        pos = fin[fin > 0]
+        top_share = (pos[:max(1, len(fin) // 10)].sum() / pos.sum()) if len(pos) else float("nan")
+        common.chart(fig, (f"In {WORD} {t}, the top 10 % of samples carry {100 * top_share:.0f} % of the positive "
+                           "score mass (10 % would mean no tail); "
+                           f"{100 * np.mean(fin < 0):.0f} % of samples have a_i < 0." if len(pos) else
+                           f"No sample has a positive score in {WORD} {t}."), key="sc_hist")
     common.download(bands, f"{run.dir.name}-score-quantiles", key="dl_bands")
 
+    if common.presenting():
+        return
     st.subheader("Trajectories of chosen samples")
     default = views.default_trajectory_samples(M, 5)
     picked = st.session_state.get("picked_sample")
@@ -123,20 +150,20 @@ def body():
     names = [f"#{s}" + (" ⚠ flipped" if int(s) in flipped else "") for s in traj["sample_id"]]
     fig = common.lines(traj.assign(sample=names), "round", "value", "sample",
                        title="Score of each chosen sample", palette=px.colors.qualitative.Safe)
-    fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample")
+    fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample", xaxis_title=WORD)
     event = common.chart(fig, "A sample rises onto the frontier, peaks, then falls once learned; ⚠ marks a "
                          "flipped label. Click a point to open that sample.",
                          key="sc_traj", on_select="rerun", selection_mode="points")
     _open_clicked(event, traj)
     common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
 
-    st.subheader("Rank churn between rounds")
+    st.subheader(f"Rank churn between {WORD}s")
     if len(churn):
         long = churn.melt(id_vars="round", var_name="measure", value_name="value")
         long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})
         fig = common.lines(long, "round", "value", "measure", title="How stable is the ranking?")
-        fig.update_layout(yaxis_title="agreement with round t−1", yaxis_range=[min(0, long["value"].min() - 0.05), 1.02],
-                          height=340)
+        fig.update_layout(yaxis_title=f"agreement with {WORD} t−1", yaxis_range=[min(0, long["value"].min() - 0.05), 1.02],
+                          height=340, xaxis_title=WORD)
         fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
         common.chart(fig, "Near 1: the ranking, and so the selection, stays put; near 0: the frontier moves on each "
                      "round; below 0: the order flips (samples pushed up one round are pulled back the next).",
@@ -156,7 +183,8 @@ def body():
         long = agree.melt(id_vars="round", var_name="measure", value_name="correlation")
         fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
                            title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
-        fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360)
+        fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360,
+                          xaxis_title=WORD)
         common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score; near 0, "
                      "selecting by the estimate would pick different samples.", key="sc_agree")
     with right:
@@ -166,12 +194,25 @@ def body():
         fig = go.Figure(go.Scattergl(x=pts[a], y=pts[b], mode="markers", opacity=0.5, customdata=pts[["sample_id"]],
                                      marker=dict(size=4, color=common.curriculum_color(run.curriculum)),
                                      hovertemplate="sample %{customdata[0]}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
-        fig.update_layout(height=360, title=f"Round {t}: one dot per sample"
+        fig.update_layout(height=360, title=f"{WORD.capitalize()} {t}: one dot per sample"
                           + (f" ({len(pts):,} of {N:,} shown)" if len(pts) < N else ""),
                           xaxis_title=views.ESTIMATOR_LABELS[a], yaxis_title=views.ESTIMATOR_LABELS[b])
         common.chart(fig, "Dots on the diagonal agree; the byproduct estimate goes stale for samples not "
                      "selected recently.", key="sc_scatter")
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
+
+
+def _takeaway(M: np.ndarray, ids: list) -> str:
+    """Computed: how stable the top of the ranking is across the run (the frontier moves, or not)."""
+    churn = views.rank_churn(M, ids)
+    if not len(churn):
+        return f"One {WORD} so far: the ranking's evolution shows once more {WORD}s commit."
+    rho = churn["spearman"].to_numpy()
+    over = churn["top_overlap"].to_numpy()
+    head = "The frontier moves on" if np.nanmedian(over) < 0.5 else "The frontier stays put"
+    return (f"{head}: between consecutive {WORD}s the top 10 % of samples by score overlap by "
+            f"{100 * np.nanmedian(over):.0f} % (median Jaccard), and the whole ranking correlates with "
+            f"ρ = {np.nanmedian(rho):.2f} (median Spearman, range {np.nanmin(rho):.2f} to {np.nanmax(rho):.2f}).")
 
 
 def _open_clicked(event, traj):

@@ -1,4 +1,5 @@
 """Selected subsets: which samples S_t each curriculum picks, round by round."""
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -12,6 +13,7 @@ st.title("Selected subsets")
 st.caption("Each round a curriculum picks S_t (|S_t| = k_t) and trains on it. Which samples, which classes, "
            "how many noisy labels, and how much do the curricula agree?")
 run = common.need_focus(ctx)
+WORD = common.round_word(run)  # "epoch" under the paper protocol
 GALLERY = 40  # thumbnails shown per round
 MAX_POINTS = 6000  # points drawn in input-space plots
 
@@ -24,29 +26,37 @@ def selection(run_dir: str, stamp: int, t: int, ds_mtime: int):
 def round_view():
     run.refresh()
     ids = run.round_ids
-    if st.session_state.get("sub_round") is None or st.session_state["sub_round"] > ids[-1]:
-        # a run still training opens on its newest round; a finished one where the curricula differ
-        st.session_state["sub_round"] = ids[-1] if run.is_live else common.early_round(ids)
-    if st.session_state.get("sub_play", False) and len(ids) > 1:
-        cur = st.session_state["sub_round"]
-        st.session_state["sub_round"] = ids[0] if cur >= ids[-1] else cur + 1
+    fresh = st.session_state.pop("_sub_play_fresh", False)  # Play just pressed: show this round first
+    if st.session_state.get("sub_play", False) and len(ids) > 1 and not fresh:
+        cur = common.current_round(ids, run.is_live)
+        if cur < ids[-1]:
+            st.session_state["current_round"] = ids[ids.index(cur) + 1]
+        if st.session_state["current_round"] >= ids[-1]:  # Play stops at the last round, never wraps
+            st.session_state["_sub_play_stop"] = True
     if len(ids) > 1:
-        t = st.slider("Round", ids[0], ids[-1], key="sub_round", help="Use ▶ Play to step through rounds.")
+        t = common.round_slider(ids, "sub_round", WORD, run.is_live, help=f"Use ▶ Play to step through {WORD}s; "
+                                f"the {WORD} is shared with the other pages.")
     else:
         t = ids[0]
-        st.caption(f"Round {t} is the only committed round so far.")
+        st.markdown(f"{WORD.capitalize()} {t} is the only committed {WORD} so far.")
     dsp = run.dir / "dataset.parquet"
     sel = selection(str(run.dir), common.run_stamp(run.dir), t, dsp.stat().st_mtime_ns if dsp.exists() else -1)
     chosen = sel[sel["selected"].astype(bool)]
     k, n = len(chosen), len(sel)
+    kernel = (common.run_kernel(str(run.dir), common.run_stamp(run.dir), t) if t in run.kernel_rounds() else None)
+    about = views.subset_summary(sel, run.curriculum, run.meta.get("class_names"), kernel, WORD)
     c = st.columns(4)
-    c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N")
+    c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N", delta_color="off")
     n_noisy = int(chosen["noisy"].sum())
     c[1].metric("noisy targets in S_t" if run.task == "regression" else "noisy labels in S_t", f"{n_noisy:,}",
-                f"{100 * chosen['noisy'].mean():.1f} % of S_t" if k and n_noisy else None, delta_color="inverse")
+                (f"{100 * about['noisy_share']:.1f} % vs {100 * about['base_rate']:.1f} % base"
+                 if k and about["base_rate"] > 0 else None),
+                delta_color="off" if about.get("noise_vs_base", "at") == "at" else "inverse"
+                if about["noise_vs_base"] == "above" else "normal")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
     c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–")
+    common.takeaway(about["parts"][0] + "\n\n" + "\n".join(f"- {p}" for p in about["parts"][1:]))
 
     kind = "image" if "thumbnail" in common.dataset_of(run).columns else (
         "points2d" if {"x0", "x1"} <= set(sel.columns) else "curve1d" if {"x0", "target"} <= set(sel.columns) else "tabular")
@@ -65,10 +75,13 @@ def round_view():
         fig = go.Figure([go.Bar(x=bal["class"], y=bal["selected (%)"], name="selected (%)",
                                 marker_color=common.curriculum_color(run.curriculum)),
                          go.Bar(x=bal["class"], y=bal["all (%)"], name="all (%)", marker_color="#BBBBBB")])
-        fig.update_layout(barmode="group", title=f"Class balance, round {t}", yaxis_title="share of samples (%)",
+        fig.update_layout(barmode="group", title=f"Class balance, {WORD} {t}", yaxis_title="share of samples (%)",
                           height=330)
-        common.chart(fig, "Bars above grey: the curriculum over-samples that class this round (hard or "
-                     "fast-moving classes draw DoCL's attention).", key="sub_bal")
+        common.chart(fig, f"Bars above grey: the curriculum over-samples that class this {WORD}"
+                     + (f" (most: {about['top_class']}, {100 * about['top_share']:.0f} % of S_t; least: "
+                        f"{about['low_class']}, {100 * about['low_share']:.0f} %; balanced would be "
+                        f"{100 * about['uniform']:.0f} % each)." if "top_class" in about else "."),
+                     key="sub_bal", secondary=True)
         common.download(bal, f"{run.dir.name}-class-balance-r{t}", key="dl_bal")
     common.download(chosen.drop(columns=[c for c in ("thumbnail",) if c in chosen]),
                     f"{run.dir.name}-selected-r{t}", label="Download this round's selection (CSV)", key="dl_sel")
@@ -155,12 +168,24 @@ def _curve(sel, t):
                  key="sub_curve")
 
 
-st.toggle("▶ Play rounds", key="sub_play", help="Step through the rounds once a second.")
+def _rewind(ids):
+    """Play pressed at the last round starts again from the first."""
+    st.session_state["_sub_play_fresh"] = True
+    if st.session_state.get("sub_play") and ids and common.current_round(ids) >= ids[-1]:
+        st.session_state["current_round"] = ids[0]
+
+
+if st.session_state.pop("_sub_play_stop", False):
+    st.session_state["sub_play"] = False
+st.toggle(f"▶ Play {WORD}s", key="sub_play", on_change=_rewind, args=(run.round_ids,),
+          help=f"Step through the {WORD}s once a second; stops at the last one.")
 playing = st.session_state.get("sub_play", False)
 if playing or run.is_live:
     def area():
         with common.error_box():
             round_view()
+        if st.session_state.get("_sub_play_stop") and playing:
+            st.rerun()  # the whole page, so the Play toggle is drawn switched off
     st.fragment(run_every=1.0 if playing else common.LIVE_REFRESH_S)(area)()
 else:
     with common.error_box():
@@ -172,21 +197,41 @@ def across():
     regression = run.task == "regression"
     st.subheader("Noisy targets picked over time" if regression else "Noisy labels picked over time")
     noisy = views.noisy_selected_over_time(rounds)
+    ds = common.dataset_light_of(run)
+    train = ds[ds["split"] == "train"] if "split" in ds else ds
+    base = 100 * float(train["noisy"].mean()) if "noisy" in train and len(train) else 0.0
     if len(noisy) and noisy["noisy selected"].sum() > 0:
-        noisy["curriculum"] = noisy["curriculum"].map(common.curriculum_label)
-        order = [common.curriculum_label(c) for c in ctx.curricula if common.curriculum_label(c) in set(noisy["curriculum"])]
+        t_now = common.current_round(sorted(noisy["round"].unique().tolist()), run.is_live)
+        now = noisy[noisy["round"] == t_now].set_index("curriculum")["noisy share (%)"]
+        noisy["curriculum"] = noisy["curriculum"].map(common.legend_label)
+        order = [common.legend_label(c) for c in ctx.curricula if common.legend_label(c) in set(noisy["curriculum"])]
         fig = common.lines(noisy, "round", "noisy share (%)", "curriculum", order=order,
-                           colors=common.color_map(rounds["curriculum"].unique()),
+                           colors={common.legend_label(c): common.curriculum_color(c) for c in rounds["curriculum"].unique()},
                            title=("Share of S_t with corrupted targets" if regression else
                                   "Share of S_t with flipped labels") + " (mean over seeds)")
-        fig.update_layout(yaxis_title=f"noisy {'targets' if regression else 'labels'} in S_t (%)", height=360)
-        common.chart(fig, "Lower is better: training on noisy labels or targets teaches the network wrong answers. "
-                     "Random sits at the noise rate; compare hard-first MCL, easy-first SPL and the DoCL variants.",
-                     key="sub_noisy")
+        fig.add_hline(y=base, line=dict(color="#555555", width=1.5, dash="dot"))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"base rate {base:.1f} %",  # legend entry
+                                 line=dict(color="#555555", width=1.5, dash="dot")))
+        fig.update_layout(yaxis_title=f"noisy {'targets' if regression else 'labels'} in S_t (%)", height=360,
+                          xaxis_title=WORD)
+        # "above" only beyond two binomial standard errors of a uniform draw of k_t samples
+        k_now = rounds[rounds["round"] == t_now].groupby("curriculum")["k"].mean()
+        margin = {c: 200 * np.sqrt(base / 100 * (1 - base / 100) / max(float(k_now.get(c, 1)), 1)) for c in now.index}
+        above = [common.legend_label(c) for c in common.sort_curricula(now.index) if now[c] > base + margin[c]]
+        below = [common.legend_label(c) for c in common.sort_curricula(now.index) if now[c] < base - margin[c]]
+        common.chart(fig, f"Lower is better: training on noisy labels teaches the network wrong answers. The dotted "
+                     f"line is the base rate ({base:.1f} % of the training set); a uniform draw sits on it. In {WORD} "
+                     f"{t_now}: " + ", ".join(f"{common.legend_label(c)} {now[c]:.1f} %" for c in
+                                               common.sort_curricula(now.index))
+                     + (f"; clearly above the base rate: {', '.join(above)}" if above else "")
+                     + (f"; clearly below: {', '.join(below)}" if below else "")
+                     + " (clearly = beyond two standard errors of a uniform draw of k_t samples).", key="sub_noisy")
         common.download(noisy, f"{ctx.exp_dir.name}-noisy-selected", key="dl_noisy")
     else:
-        st.caption("No noisy-label samples were selected (or the dataset has no label noise).")
+        st.markdown("No noisy-label samples were selected (or the dataset has no label noise).")
 
+    if common.presenting():
+        return
     st.subheader("Do the curricula pick the same samples?")
     cands = [r for r in ctx.runs if r.last_complete_round >= 0]
     one = {}
@@ -201,10 +246,8 @@ def across():
         return
     common_rounds = min(r.last_complete_round for r in one.values())
     live = any(r.is_live for r in one.values())
-    t = st.slider("Round to compare", 0, max(common_rounds, 1),
-                  common_rounds if live else common.early_round(list(range(common_rounds + 1))),
-                  key="sub_jac_round", disabled=common_rounds == 0)
-    t = min(t, common_rounds)
+    t = common.round_slider(list(range(common_rounds + 1)), "sub_jac_round", WORD, live,
+                            label=f"{WORD.capitalize()} to compare")
     masks = {common.curriculum_label(c): common.run_samples(str(r.dir), common.run_stamp(r.dir), t,
                                                              ("sample_id", "selected"))["selected"].to_numpy(bool)
              for c, r in sorted(one.items(), key=lambda kv: common.sort_curricula(one).index(kv[0]))}
@@ -212,10 +255,12 @@ def across():
     fig = go.Figure(go.Heatmap(z=J.to_numpy(), x=list(J.columns), y=list(J.index), zmin=0, zmax=1, colorscale="Blues",
                                text=J.to_numpy(), texttemplate="%{text:.2f}", colorbar=dict(title=dict(text="Jaccard<br>|A∩B| / |A∪B|", side="top"))))
     fig.update_yaxes(autorange="reversed", scaleanchor="x")
-    fig.update_layout(height=420, title=f"Jaccard overlap of S_t at round {t} (seed {min(r.seed for r in one.values())})")
-    common.chart(fig, "1 = identical subsets. Expect DoCL and DoCL-NR to overlap most and easy-first SPL and "
-                 "hard-first MCL least; Random is the chance level. Late rounds all look alike because k_t "
-                 "nears N: compare early rounds.", key="sub_jac")
+    fig.update_layout(height=420, title=f"Jaccard overlap of S_t at {WORD} {t} (seed {min(r.seed for r in one.values())})")
+    pairs = [(J.iloc[a, b], J.index[a], J.columns[b]) for a in range(len(J)) for b in range(a + 1, len(J))]
+    hi, lo = max(pairs), min(pairs)
+    common.chart(fig, f"1 = identical subsets. In this {WORD}, {hi[1]} and {hi[2]} overlap most ({hi[0]:.2f}) and "
+                 f"{lo[1]} and {lo[2]} least ({lo[0]:.2f}). Late {WORD}s all look alike because k_t nears N: "
+                 f"compare early {WORD}s.", key="sub_jac", secondary=True)
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
 
 
