@@ -704,3 +704,26 @@ def test_presentation_toggle_in_sidebar(exp, monkeypatch):
     at.run()
     assert at.sidebar.toggle(key="_w_presentation").value is True
     ok(at)
+
+
+@pytest.fixture(scope="module")
+def real_paper(tmp_path_factory):
+    """Real runs under --protocol paper (not synthetic): sgd, random and docl, 2 seeds, 4 epochs."""
+    from docl_core.config import RunConfig
+    from docl_core.protocol import PaperSchedule
+    from docl_core.trainer import train_run
+    out = tmp_path_factory.mktemp("real-paper")
+    for seed in (0, 1):
+        for c in ("sgd", "random", "docl"):
+            cfg = RunConfig(dataset="digits", curriculum=c, protocol="paper", seed=seed, probe_size=8,
+                            model="mlp", device="cpu", log_every="epoch",
+                            paper=PaperSchedule(epochs=4, episodes=[0, 1, 3]))
+            train_run(cfg, out / f"{c}-s{seed}")
+    return out
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_real_paper_runs(real_paper, monkeypatch, page):
+    at = open_app(real_paper, monkeypatch, page)
+    ok(at)
+    assert at.title[0].value == PAGES[page]
