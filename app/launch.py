@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from docl_core.config import CURRICULA, ESTIMATORS
+from docl_core.config import CURRICULA, ESTIMATORS, PROTOCOLS
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +29,11 @@ class RunRequest:
     lr: float = 0.05             # peak learning rate
     name: str = ""               # run folder name; "" → <curriculum>-s<seed>
     device: str = "cpu"          # cpu | auto | cuda
+    protocol: str = "steps"      # steps (rounds, k_start, lr above) | paper (epochs; the authors' schedule)
+    epochs: int = 16             # paper protocol: total epochs
+    model: str = ""              # "" → the dataset's default; mlp | cnn | resnet
+    probe_size: int = 64         # kernel probe samples (0: no kernel)
+    log_every: str = ""          # paper: "epoch" logs the exact score and kernel every epoch ("": episodes)
 
     @property
     def run_name(self) -> str:
@@ -44,8 +49,12 @@ def validate(req: RunRequest) -> list[str]:
         errs.append(f"Unknown curriculum {req.curriculum!r}: choose one of {', '.join(CURRICULA)}.")
     if req.estimator not in ESTIMATORS:
         errs.append(f"Unknown estimator {req.estimator!r}: choose one of {', '.join(ESTIMATORS)}.")
-    if not 1 <= int(req.rounds) <= 1000:
+    if req.protocol not in PROTOCOLS:
+        errs.append(f"Unknown protocol {req.protocol!r}: choose steps or paper.")
+    if req.protocol == "steps" and not 1 <= int(req.rounds) <= 1000:
         errs.append(f"Rounds must be between 1 and 1000, got {req.rounds}.")
+    if req.protocol == "paper" and not 2 <= int(req.epochs) <= 1000:
+        errs.append(f"Epochs must be between 2 and 1000 (a warm start and one episode), got {req.epochs}.")
     if int(req.seed) < 0:
         errs.append(f"Seed must be ≥ 0, got {req.seed}.")
     if not 0.0 <= float(req.label_noise) < 1.0:
@@ -84,15 +93,53 @@ def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) 
     run_dir = resolve_run_dir(exp_dir, req.run_name)
     if run_dir.exists():
         raise ValueError(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run name or seed.")
+    budget = ["--rounds", str(int(req.rounds))] if req.protocol == "steps" else \
+        ["--protocol", "paper", "--epochs", str(int(req.epochs))]
     cmd = [python, "-m", "docl_core", "run",
            "--dataset", req.dataset.strip(), "--curriculum", req.curriculum,
-           "--rounds", str(int(req.rounds)), "--seed", str(int(req.seed)),
+           *budget, "--seed", str(int(req.seed)),
            "--out", str(Path(exp_dir).resolve()), "--name", req.run_name,
-           "--label-noise", f"{float(req.label_noise):g}", "--estimator", req.estimator,
-           "--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}", "--device", req.device,
-           "--no-progress"]  # the output goes to a log file: no progress bars
+           "--label-noise", f"{float(req.label_noise):g}", "--estimator", req.estimator]
+    if req.protocol == "steps":  # under paper the authors' k and learning-rate schedules apply
+        cmd += ["--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}"]
+    if req.model:
+        cmd += ["--model", req.model]
+    if req.probe_size != RunRequest.probe_size:
+        cmd += ["--probe-size", str(int(req.probe_size))]
+    if req.protocol == "paper" and req.log_every:
+        cmd += ["--log-every", req.log_every]
+    cmd += ["--device", req.device, "--no-progress"]  # the output goes to a log file: no progress bars
     log = Path(exp_dir).resolve() / ".logs" / f"{req.run_name}.log"
     return cmd, run_dir, log
+
+
+def quick_request(curriculum: str = "docl", seed: int = 0, label_noise: float = 0.0) -> RunRequest:
+    """The quick live run: digits, the paper protocol, 8 epochs of a small MLP, the exact score and
+    a 16-sample kernel logged every epoch; about a minute on 2 CPU cores."""
+    return RunRequest(dataset="digits", curriculum=curriculum, seed=seed, label_noise=label_noise,
+                      estimator="paper", protocol="paper", epochs=8, model="mlp", probe_size=16,
+                      log_every="epoch", device="cpu")
+
+
+def next_free_seed(exp_dir: Path, curriculum: str) -> int:
+    """The smallest seed whose default run name is not yet taken in exp_dir."""
+    seed = 0
+    while (Path(exp_dir) / f"{curriculum}-s{seed}").exists():
+        seed += 1
+    return seed
+
+
+def eta_text(meta: dict, now: float) -> str:
+    """'about 40 s left (≈ 12:34:56 UTC)' from a running run's run.json, or '' before a round is done."""
+    import time as _time
+    done = int(meta.get("last_complete_round", -1)) + 1
+    planned = int(meta.get("rounds_planned") or 0)
+    created = meta.get("created")
+    if done <= 0 or not planned or created is None or done >= planned:
+        return ""
+    left = (now - float(created)) / done * (planned - done)
+    finish = _time.strftime("%H:%M:%S", _time.gmtime(now + left))
+    return f"about {left:.0f} s left (≈ {finish} UTC)"
 
 
 def start(cmd: list[str], log: Path, cwd: Path = REPO) -> subprocess.Popen:

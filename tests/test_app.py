@@ -727,3 +727,30 @@ def test_every_page_renders_real_paper_runs(real_paper, monkeypatch, page):
     at = open_app(real_paper, monkeypatch, page)
     ok(at)
     assert at.title[0].value == PAGES[page]
+
+
+def test_quick_preset_command_and_eta(tmp_path):
+    req = launch.quick_request("docl", seed=launch.next_free_seed(tmp_path, "docl"))
+    cmd, run_dir, _ = launch.build_command(req, tmp_path, python="python")
+    assert cmd[cmd.index("--protocol") + 1] == "paper" and cmd[cmd.index("--epochs") + 1] == "8"
+    assert cmd[cmd.index("--model") + 1] == "mlp" and cmd[cmd.index("--log-every") + 1] == "epoch"
+    assert "--rounds" not in cmd and "--k-start" not in cmd and run_dir.name == "docl-s0"
+    (tmp_path / "docl-s0").mkdir()
+    assert launch.next_free_seed(tmp_path, "docl") == 1
+    meta = {"last_complete_round": 1, "rounds_planned": 8, "created": 1000.0}
+    assert launch.eta_text(meta, 1020.0).startswith("about 60 s left")   # 10 s an epoch, 6 to go
+    assert launch.eta_text({**meta, "last_complete_round": -1}, 1020.0) == ""
+    # the command really runs: the CLI accepts every flag it builds
+    from docl_core.cli import build_parser
+    build_parser().parse_args(cmd[3:])
+
+
+def test_quick_run_button_starts_the_preset(exp, monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(launch, "start", lambda cmd, log, cwd=launch.REPO: (calls.append(cmd), _FakeProc())[1])
+    target = tmp_path / "exp"
+    shutil.copytree(exp, target)
+    at = open_app(target, monkeypatch, "new_run")
+    at.button(key="nr_quick").click().run()
+    assert not at.exception and len(calls) == 1
+    assert calls[0][calls[0].index("--epochs") + 1] == "8"

@@ -1,4 +1,5 @@
 """New run: a form that starts `python -m docl_core run ...` in the background and shows its progress."""
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -28,6 +29,37 @@ if ctx is not None and len(ctx.summary()) and ctx.summary()["dataset"].notna().a
     default_dataset = str(ctx.summary()["dataset"].dropna().iloc[0])
 schedule = config.get("schedule") or {}
 
+
+def _start(req: "launch.RunRequest") -> None:
+    try:
+        cmd, run_dir, log = launch.build_command(req, exp_dir)
+    except ValueError as e:
+        st.error(str(e))
+        return
+    st.code(" ".join(cmd), language="bash")
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        proc = launch.start(cmd, log)
+    except OSError as e:
+        st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
+        return
+    planned = int(req.epochs if req.protocol == "paper" else req.rounds)
+    st.session_state.setdefault("jobs", []).append(
+        {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned,
+         "exp_dir": str(exp_dir)})
+    st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
+
+
+with st.container(border=True):
+    st.markdown("**Quick live run** — DoCL on digits under the paper protocol: 8 epochs of a small MLP, the "
+                "exact score and kernel logged every epoch. About a minute on a 2-core laptop; its pages fill in "
+                "epoch by epoch while it trains.")
+    q1, q2 = st.columns([1, 2])
+    quick_curriculum = q1.selectbox("Curriculum", CURRICULA, index=CURRICULA.index("docl"), key="nr_quick_curriculum",
+                                    format_func=common.curriculum_label)
+    if q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:"):
+        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum)))
+
 with st.form("new_run"):
     c1, c2, c3 = st.columns(3)
     dataset = c1.text_input("Dataset", value=default_dataset, help="A built-in name or a path to a .npz/.csv file.")
@@ -42,30 +74,20 @@ with st.form("new_run"):
     lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0,
                          value=float(schedule.get("lr") or 0.05), step=0.01, format="%.4f")
     device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
+    protocol = c1.selectbox("Protocol", ["steps", "paper"], key="nr_protocol",
+                            index=1 if config.get("protocol") == "paper" else 0,
+                            help="steps: equal-step rounds (Rounds, k_start and the learning rate apply). "
+                                 "paper: the authors' episodes of epochs, their k and learning-rate schedules.")
+    epochs = c2.number_input("Epochs (paper protocol)", key="nr_epochs", min_value=2, max_value=1000,
+                             value=int((config.get("paper") or {}).get("epochs") or 16), step=1)
     name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
                          help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
     submitted = st.form_submit_button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:")
 
 if submitted:
-    req = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
-                            label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
-                            lr=float(lr), name=name, device=device)
-    try:
-        cmd, run_dir, log = launch.build_command(req, exp_dir)
-    except ValueError as e:
-        st.error(str(e))
-    else:
-        st.code(" ".join(cmd), language="bash")
-        try:
-            exp_dir.mkdir(parents=True, exist_ok=True)
-            proc = launch.start(cmd, log)
-        except OSError as e:
-            st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
-        else:
-            st.session_state.setdefault("jobs", []).append(
-                {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": int(rounds),
-                 "exp_dir": str(exp_dir)})
-            st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
+    _start(launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
+                             label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
+                             lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs)))
 
 
 
@@ -90,8 +112,10 @@ def progress():
             if ctx is None or Path(job.get("exp_dir", ctx.exp_dir)).resolve() != ctx.exp_dir.resolve():
                 st.session_state["_root_next"] = job["exp_dir"]  # and opens the folder it writes into
             st.rerun()
+        unit = "epochs" if (meta or {}).get("round_unit") == "epoch" else "rounds"
+        eta = launch.eta_text(meta, time.time()) if meta is not None and status == "running" else ""
         with st.container(border=True):
-            st.markdown(f"**{job['name']}** — {status}, {done}/{planned} rounds")
+            st.markdown(f"**{job['name']}** — {status}, {done}/{planned} {unit}" + (f"; {eta}" if eta else ""))
             st.progress(min(1.0, done / max(planned, 1)))
             if code not in (None, 0) or status == "failed":
                 reason = (meta or {}).get("error") or f"the process exited with code {code}"
