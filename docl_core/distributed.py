@@ -6,6 +6,12 @@ keeps the training set in memory but scores only its contiguous shard: ḡ is th
 sum of shard gradients over N, per-sample results are all-gathered so every rank makes the
 same global selection from the same seeded generator, training steps split each global
 batch across ranks under DistributedDataParallel, and only rank 0 writes the run.
+
+What agrees with one process (README "Scaling out"): at the same weights the sharded
+measurement equals one process's to float rounding (~1e-7 relative: shard sums and the
+all-reduce add in another order). Training steps do not stay bit-identical: DDP averages
+per-rank half-batch gradients where one process takes one full-batch gradient, so weights
+drift at float level after every step and later rounds agree only up to that drift.
 """
 from __future__ import annotations
 

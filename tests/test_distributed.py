@@ -1,4 +1,13 @@
-"""torchrun with 2 CPU processes (gloo) writes the same run as one process; a dying rank ends the job."""
+"""torchrun with CPU processes (gloo) against one process, and a dying rank ending the job.
+
+What is guaranteed (README "Scaling out"), and tested here as stated:
+(a) at the same weights, the sharded measurement (ḡ all-reduced, rows all-gathered) equals
+    one process's to float rounding, so the selection is identical unless two samples tie
+    within that rounding;
+(b) end to end, training steps do not stay bit-identical (DDP averages per-rank gradients
+    where one process takes one full-batch gradient), so round 0 selects the same samples up
+    to near-ties and later rounds agree up to the drift that float rounding seeds.
+"""
 import contextlib
 import json
 import os
@@ -7,19 +16,23 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from docl_core.curricula import RoundState, make_curriculum
 from docl_core.distributed import DistContext
 from docl_core.store import RunReader
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or shutil.which("pgrep") is None,
                                 reason="needs torch.distributed and pgrep")
 
+WORKER = str(Path(__file__).with_name("dist_worker.py"))
 ARGS = ["--dataset", "digits", "--model", "mlp", "--rounds", "3", "--k-start", "0.3", "--probe-size", "4",
         "--warmup-epochs", "1", "--no-progress", "--device", "cpu", "--log-estimators", "byproduct"]
+TIMEOUT = 300
 
 
 def _env():
@@ -28,10 +41,35 @@ def _env():
     return env
 
 
-def _torchrun(nproc, args, **kw):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "docl_core", "run", *args]
-    return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+def _launch(nproc, target):
+    """`target` (argv after the interpreter) as one plain process, or under torchrun."""
+    launcher = [] if nproc == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return subprocess.Popen([sys.executable, *launcher, *target], env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _torchrun(nproc, args):
+    return _launch(nproc, ["-m", "docl_core", "run", *args])
+
+
+def _wait(*procs):
+    outs = []
+    for p in procs:  # started together: the single process runs beside the ranks
+        out, _ = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, out
+        outs.append(out)
+    return outs
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
+
+
+def _overlap(a, b) -> float:
+    """Share of the first selection that the second also selected (boolean masks)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return float((a & b).sum() / max(a.sum(), 1))
 
 
 def test_shards_cover_every_sample_once():
@@ -41,28 +79,99 @@ def test_shards_cover_every_sample_once():
             assert np.array_equal(covered, np.arange(n))
 
 
+def _check_same_weights_measurement(one: dict, many: dict) -> dict:
+    """Guarantee (a) between two measurements of the same weights; returns the figures."""
+    figs = {k: _rel(one[k], many[k]) for k in ("loss", "output", "speed", "features")}
+    figs.update({f"score_{k}": _rel(one["scores"][k], many["scores"][k]) for k in one["scores"]})
+    for k in ("loss", "output", "speed", "features", "score_exact"):
+        assert figs[k] <= 1e-5, f"{k} differs by {figs[k]:.1e} relative at the same weights"
+    assert figs["score_fast"] <= 1e-3  # finite differences along ḡ amplify ḡ's rounding
+    for k, v in one["evals"].items():
+        assert abs(v - many["evals"][k]) <= 1e-6 * max(1.0, abs(v)), k
+
+    # top-k selection: a sample can change sides only if its score lies within 2δ of the
+    # k-th score, δ = max |Δscore| (order statistics move by at most δ)
+    a, b = one["scores"]["exact"].double(), many["scores"]["exact"].double()
+    n, k = len(a), int(0.3 * len(a))
+    delta = float((a - b).abs().max())
+    top_a, top_b = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    top_a[a.topk(k).indices], top_b[b.topk(k).indices] = True, True
+    kth, nxt = a.sort(descending=True).values[[k - 1, k]]
+    figs["tie_margin"], figs["delta"] = float(kth - nxt), delta
+    changed = (top_a != top_b).nonzero().flatten()
+    if figs["tie_margin"] > 2 * delta:
+        assert len(changed) == 0, f"top-k differs without a near-tie (margin {figs['tie_margin']:.1e}, δ {delta:.1e})"
+    assert bool(((a[changed] - kth).abs() <= 2 * delta).all()), "a selection flipped outside the float-noise band"
+
+    # the DoCL curriculum itself (pool draw + facility location), same generator seed
+    def docl(m):
+        state = RoundState(t=0, k=k, lam=1.0, temperature=1.0, pool_factor=2.0, loss=m["loss"],
+                           score=m["scores"]["exact"], features=m["features"],
+                           generator=torch.Generator().manual_seed(0))
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[make_curriculum("docl").select(state).indices] = True
+        return mask.numpy()
+    figs["docl_overlap"] = _overlap(docl(one), docl(many))
+    assert figs["docl_overlap"] >= 0.99
+    return figs
+
+
+def test_sharded_measurement_matches_one_process(tmp_path):
+    """(a) Same weights, 2 ranks vs 1 process: the measurement agrees to float rounding.
+
+    Measured (digits, MLP after 40 SGD steps, gloo on 2 CPU cores, torch 2.13): losses,
+    outputs and features bit-identical (each row's forward is the same computation), exact
+    scores 1.0e-7 relative (max |Δ| / max |a|; shard sums and the all-reduce add ḡ in another
+    order), speeds 1.1e-7, `fast` scores 9.6e-6, test loss 4e-8. The top-30% tie margin
+    (k-th minus (k+1)-th score) was 3.0e-3, 790 times δ = max |Δscore| = 3.8e-6, so the
+    selection was identical, and so was the DoCL curriculum's selection from these scores. Bounds: 1e-5 (1e-3 for `fast`),
+    top-k identical unless a tie within 2δ, DoCL overlap ≥ 99%. Ranks hold the same weights.
+    """
+    p1 = _launch(1, [WORKER, "measure", str(tmp_path / "one"), "mlp"])
+    p2 = _launch(2, [WORKER, "measure", str(tmp_path / "two"), "mlp"])
+    _wait(p1, p2)
+    one, two = (torch.load(tmp_path / d / "measure.pt") for d in ("one", "two"))
+    _check_same_weights_measurement(one, two)
+    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in (0, 1))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+
+
 @pytest.mark.parametrize("curriculum", ["docl", "mcl"])
 def test_two_processes_match_one(tmp_path, curriculum):
+    """(b) End to end, 2 processes vs 1, 3 rounds: round 0 agrees to near-ties, later rounds drift.
+
+    Measured on digits / MLP (gloo, 2 CPU cores): on this machine every round selected the
+    same samples, scores within 3e-7 relative. On the CPU of issue 13, round 1 of DoCL
+    flipped a near-tie (10 of 1,222 flags; round 2: 122 flags, selection overlap 88%, scores
+    4%). Multiplying the weights after the warm start by 1 + ε·noise in one process
+    reproduces that: over 26 noise seeds (ε = 3e-7 and 1e-6), round 0 always selected the
+    same samples (scores within 1.2e-6); 8 seeds flipped a near-tie in round 1 (6-10 flags,
+    overlap ≥ 98.9%) and then drifted in round 2 (overlap ≥ 86.9%, scores 2-4%); test
+    accuracy moved by at most 1.1 points. Bounds asserted: identical steps and k;
+    round 0 overlap ≥ 99% with scores and losses within 1e-5; later rounds overlap ≥ 75%;
+    test accuracy within 5 points every round.
+    """
     args = [*ARGS, "--curriculum", curriculum, "--out", str(tmp_path)]
-    single = subprocess.run([sys.executable, "-m", "docl_core", "run", *args, "--name", "one"],
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    p = _torchrun(2, [*args, "--name", "two"])
-    out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out
+    _wait(_launch(1, ["-m", "docl_core", "run", *args, "--name", "one"]), _torchrun(2, [*args, "--name", "two"]))
     one, two = RunReader(tmp_path / "one"), RunReader(tmp_path / "two")
-    assert two.meta["world_size"] == 2 and two.status == "complete"
-    assert one.round_ids == two.round_ids == [0, 1, 2]
+    _check_end_to_end(one, two, world=2)
+
+
+def _check_end_to_end(one: RunReader, many: RunReader, world: int) -> None:
+    assert many.meta["world_size"] == world and many.status == "complete"
+    assert one.round_ids == many.round_ids
+    ra, rb = one.rounds(), many.rounds()
+    assert list(ra["steps"]) == list(rb["steps"]) and list(ra["k"]) == list(rb["k"])
     for t in one.round_ids:
-        a, b = one.samples(t), two.samples(t)
-        assert (a["selected"] == b["selected"]).all(), f"round {t}: selections differ"
-        for col in ["score", "score_byproduct", "loss"]:
-            scale = max(float(np.abs(a[col]).max()), 1e-12)
-            rel = float(np.abs(a[col] - b[col]).max()) / scale
-            assert rel < 1e-5, f"round {t}: {col} differs by {rel:.2e} relative"
-    ra, rb = one.rounds(), two.rounds()
-    assert list(ra["steps"]) == list(rb["steps"])
-    np.testing.assert_allclose(ra["test_acc"], rb["test_acc"], atol=1e-9)
+        a, b = one.samples(t), many.samples(t)
+        overlap = _overlap(a["selected"], b["selected"])
+        if t == 0:
+            assert overlap >= 0.99, f"round 0: only {overlap:.1%} of the selection agrees"
+            for col in ["score", "loss"]:
+                assert _rel(a[col], b[col]) <= 1e-5, f"round 0: {col} differs by {_rel(a[col], b[col]):.1e}"
+        else:
+            assert overlap >= 0.75, f"round {t}: only {overlap:.1%} of the selection agrees"
+    np.testing.assert_allclose(ra["test_acc"], rb["test_acc"], atol=0.05)
 
 
 def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path):
