@@ -22,7 +22,7 @@ import torch
 from .config import RunConfig
 from .curricula import RoundState, make_curriculum
 from .data import Dataset, load_dataset
-from .distributed import SINGLE, DistContext
+from .distributed import SINGLE, DistContext, prepare_model, sync_buffers
 from .dynamics import per_sample_loss
 from .models import build_model
 from .store import RunStoreError, read_run_json
@@ -62,6 +62,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # model init
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
         self.model = build_model(config.model, self.ds).to(self.device)
+        self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
         self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -84,7 +85,8 @@ class Trainer:
                        "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
             noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
             meta={"rounds_planned": config.rounds, "class_names": self.ds.class_names,
-                  "dataset_kind": self.ds.kind, "device": str(dev)},
+                  "dataset_kind": self.ds.kind, "device": str(dev),
+                  "batchnorm_sync": self.batchnorm_sync},
             seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
         self.start_round = 0
         if resume:
@@ -188,6 +190,7 @@ class Trainer:
         return checkpoint_bytes(self._state(t))
 
     def _measure(self) -> Measurement:
+        sync_buffers(self.model, self.dist)  # every rank scores and evaluates rank 0's BatchNorm statistics
         m = self.tracker.measure(features=self.curriculum.needs_features and self.cfg.diversity != "none")
         bad = [name for name, s in m.scores.items() if not bool(torch.isfinite(s).all())]
         if not bool(torch.isfinite(m.loss).all()) or bad:
