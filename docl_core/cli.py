@@ -47,6 +47,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs-per-round", type=float, default=s.epochs_per_round,
                    help="passes over the selected subset per round")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower); recorded in run.json")
 
 
 def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunConfig:
@@ -59,6 +61,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     model=a.model, estimator=a.estimator, log_estimators=logged,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     probe_size=a.probe_size, kernel_full=a.kernel_full, device=a.device, schedule=sched)
+    cfg.deterministic = a.deterministic
     cfg.validate()
     return cfg
 

@@ -82,6 +82,7 @@ class RunConfig:
     weight_decay: float = 5e-4
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     checkpoint_every: int = 1        # rounds between checkpoints
+    deterministic: bool = False      # deterministic CUDA kernels (cuDNN, cuBLAS); CPU runs repeat bit for bit without it
     schedule: Schedule = field(default_factory=Schedule)
 
     def validate(self) -> None:

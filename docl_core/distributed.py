@@ -12,7 +12,7 @@ measurement equals one process's to float rounding (~1e-7 relative: shard sums a
 all-reduce add in another order). Training steps do not stay bit-identical: DDP averages
 per-rank half-batch gradients where one process takes one full-batch gradient, so weights
 drift at float level after every step and later rounds agree only up to that drift.
-BatchNorm across ranks: `prepare_model`, `sync_buffers`.
+BatchNorm (`prepare_model`, `sync_buffers`) and determinism (`set_deterministic`) live here.
 """
 from __future__ import annotations
 
@@ -137,6 +137,23 @@ def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
     if ctx.active:
         for b in model.buffers():
             dist.broadcast(b, src=0)
+
+
+def set_deterministic(on: bool) -> None:
+    """`--deterministic`: deterministic kernels wherever PyTorch has them (CUDA's matter).
+
+    cuDNN picks deterministic algorithms and stops benchmarking, cuBLAS gets a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, read when cuBLAS starts: call this before any CUDA work), and
+    `torch.use_deterministic_algorithms(True)` makes an op without a deterministic version
+    raise instead of silently varying. On CPU one process is already bit-reproducible on
+    the same machine with the same seed; the flag costs speed on GPUs, not on CPU.
+    """
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
 
 
 def shutdown(ctx: Optional[DistContext]) -> None:

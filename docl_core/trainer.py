@@ -22,7 +22,7 @@ import torch
 from .config import RunConfig
 from .curricula import RoundState, make_curriculum
 from .data import Dataset, load_dataset
-from .distributed import SINGLE, DistContext, prepare_model, sync_buffers
+from .distributed import SINGLE, DistContext, prepare_model, set_deterministic, sync_buffers
 from .dynamics import per_sample_loss
 from .models import build_model
 from .store import RunStoreError, read_run_json
@@ -51,6 +51,7 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir, resume: bool = False,
                  dataset: Optional[Dataset] = None, progress: bool = False, dist: DistContext = SINGLE):
         config.validate()
+        set_deterministic(config.deterministic)  # before any CUDA work: cuBLAS reads its workspace setting once
         self.cfg, self.dir, self.progress, self.dist = config, Path(run_dir), progress and dist.is_writer, dist
         self.device = dist.device if dist.active else resolve_device(config.device)
         if dist.active and min(config.batch_size, config.schedule.k(0, 10**9)) < dist.world:

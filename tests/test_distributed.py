@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -269,3 +270,39 @@ def test_three_processes_on_uneven_shards_match_one(tmp_path):
     one, three = RunReader(tmp_path / "one"), RunReader(tmp_path / "three")
     assert three.meta["num_train"] % 3 != 0
     _check_end_to_end(one, three, world=3)
+
+
+def _one_round(run_dir, **kw) -> RunReader:
+    from docl_core.config import RunConfig, Schedule
+    from docl_core.trainer import train_run
+    cfg = RunConfig(dataset="digits", model="mlp", curriculum="docl", rounds=1, probe_size=4, device="cpu",
+                    log_estimators=["byproduct", "fast"], schedule=Schedule(k_start=0.3), **kw)
+    return RunReader(train_run(cfg, run_dir))
+
+
+def test_one_process_runs_repeat_bit_for_bit_and_the_deterministic_flag_is_recorded(tmp_path):
+    """CPU, one process, same seed, same machine: two runs write identical samples frames.
+
+    `--deterministic` (cuDNN deterministic, no benchmark, deterministic algorithms, the cuBLAS
+    workspace setting) is recorded in run.json's config and changes nothing on CPU.
+    """
+    from docl_core.cli import build_parser, config_from_args
+    a = build_parser().parse_args(["run", "--deterministic"])
+    assert config_from_args(a, a.curriculum, a.seed).deterministic
+    first, second = _one_round(tmp_path / "a"), _one_round(tmp_path / "b")
+    env_before, cudnn_before = os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.backends.cudnn.benchmark
+    try:
+        flagged = _one_round(tmp_path / "c", deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:  # process-wide switches: leave the test session as it was
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, cudnn_before
+        if env_before is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    assert flagged.meta["config"]["deterministic"] is True and first.meta["config"]["deterministic"] is False
+    for other in (second, flagged):
+        pd.testing.assert_frame_equal(first.samples(0), other.samples(0), check_exact=True)
+        timing = [c for c in first.rounds().columns if c.endswith("_time_s")]
+        pd.testing.assert_frame_equal(first.rounds().drop(columns=timing), other.rounds().drop(columns=timing),
+                                      check_exact=True)
