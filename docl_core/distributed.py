@@ -123,7 +123,7 @@ def prepare_model(model: nn.Module, ctx: DistContext) -> tuple[nn.Module, str]:
     if ctx.is_writer:
         print("docl: note: SyncBatchNorm needs CUDA; on CPU each process normalises its share of a "
               "batch with that share's statistics and rank 0's running statistics are broadcast "
-              "before scoring, so scores differ from one process by a few % (README, Scaling out)",
+              "before scoring; scores differ from one process by several % (README, Scaling out)",
               file=sys.stderr, flush=True)
     return model, "buffers-broadcast"
 
