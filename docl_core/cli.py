@@ -82,6 +82,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None,
                            help=f"(default {default})")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower); recorded in run.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -115,7 +117,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     model=a.model, estimator=a.estimator, log_estimators=logged, log_every=a.log_every,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
-                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw))
+                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic)
     cfg.validate()
     return cfg
 

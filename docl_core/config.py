@@ -89,6 +89,7 @@ class RunConfig:
     weight_decay: float = 5e-4       # L2 weight decay of SGD
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     checkpoint_every: int = 1        # rounds (epochs) between checkpoints
+    deterministic: bool = False      # deterministic CUDA kernels (cuDNN, cuBLAS); CPU runs repeat bit for bit without it
     schedule: Schedule = field(default_factory=Schedule)      # the steps protocol's rounds
     paper: PaperSchedule = field(default_factory=PaperSchedule)  # the paper protocol's episodes
 
@@ -167,7 +168,7 @@ def _flag(name: str) -> str:
 
 
 # fields that may differ on resume: where the run computes, not what it computes
-_RESUME_FREE = {"device", "checkpoint_every"}
+_RESUME_FREE = {"device", "checkpoint_every", "deterministic"}
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

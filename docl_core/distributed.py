@@ -6,16 +6,25 @@ keeps the training set in memory but scores only its contiguous shard: ḡ is th
 sum of shard gradients over N, per-sample results are all-gathered so every rank makes the
 same global selection from the same seeded generator, training steps split each global
 batch across ranks under DistributedDataParallel, and only rank 0 writes the run.
+
+What agrees with one process (README "Scaling out"): at the same weights the sharded
+measurement equals one process's to float rounding (~1e-7 relative: shard sums and the
+all-reduce add in another order). Training steps do not stay bit-identical: DDP averages
+per-rank half-batch gradients where one process takes one full-batch gradient, so weights
+drift at float level after every step and later rounds agree only up to that drift.
+BatchNorm (`prepare_model`, `sync_buffers`) and determinism (`set_deterministic`) live here.
 """
 from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 @dataclass
@@ -91,6 +100,60 @@ def init_from_env(device: str = "auto", timeout_s: float = 300.0) -> DistContext
         dist.init_process_group("nccl" if use_cuda else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_s))
     return DistContext(rank=rank, world=world, device=dev)
+
+
+def prepare_model(model: nn.Module, ctx: DistContext) -> tuple[nn.Module, str]:
+    """Keep BatchNorm consistent across ranks as far as the backend allows; call before DDP wraps it.
+
+    Returns the model (converted or as given) and how its BatchNorm is kept in step, which
+    run.json records as `batchnorm_sync`:
+      "none": one process, or a model without BatchNorm; nothing to do.
+      "syncbn": CUDA: SyncBatchNorm normalises each training batch with the statistics of
+          the global batch, as one process does.
+      "buffers-broadcast": CPU (gloo; SyncBatchNorm needs a GPU): each rank normalises its
+          training share with that share's own statistics (32 of a 64 batch on 2 ranks), so
+          training differs from one process; `sync_buffers` gives every rank rank 0's running
+          statistics before each measurement, so at least all ranks score the same weights.
+          Rank 0 says so once on stderr.
+    """
+    if not ctx.active or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return model, "none"
+    if ctx.device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model), "syncbn"
+    if ctx.is_writer:
+        print("docl: note: SyncBatchNorm needs CUDA; on CPU each process normalises its share of a "
+              "batch with that share's statistics and rank 0's running statistics are broadcast "
+              "before scoring; scores differ from one process by several % (README, Scaling out)",
+              file=sys.stderr, flush=True)
+    return model, "buffers-broadcast"
+
+
+def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics): call before scoring and eval.
+
+    DDP broadcasts them at the start of every training forward, but the last step's update
+    is each rank's own: without this, ranks would score their shards with different weights.
+    """
+    if ctx.active:
+        for b in model.buffers():
+            dist.broadcast(b, src=0)
+
+
+def set_deterministic(on: bool) -> None:
+    """`--deterministic`: deterministic kernels wherever PyTorch has them (CUDA's matter).
+
+    cuDNN picks deterministic algorithms and stops benchmarking, cuBLAS gets a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, read when cuBLAS starts: call this before any CUDA work), and
+    `torch.use_deterministic_algorithms(True)` makes an op without a deterministic version
+    raise instead of silently varying. On CPU one process is already bit-reproducible on
+    the same machine with the same seed; the flag costs speed on GPUs, not on CPU.
+    """
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True)
 
 
 def shutdown(ctx: Optional[DistContext]) -> None:

@@ -9,6 +9,11 @@ scores and writes a round. Contract with your module: the batch carries the samp
 (default: its last element) and `training_step` returns a dict with the batch outputs under
 "outputs" beside "loss" (override `ids_from_batch` / `outputs_from_step` otherwise); the
 module's forward maps a batch of X to outputs (B, C). Needs `pip install lightning`.
+
+Multi-process fits (strategy "ddp" and friends on torch.distributed): every rank holds a
+tracker, as the built-in trainer's ranks do. Each batch's ids and outputs are all-gathered,
+so the byproduct state sees every rank's share; each epoch's measurement is sharded (ḡ
+all-reduced, rows all-gathered) with rank 0's buffers; only global rank 0 writes the run.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ try:
 except ImportError as e:  # an optional extra: say how to get it
     raise ImportError("docl_core.lightning needs Lightning: pip install lightning") from e
 
+from .distributed import SINGLE, DistContext, sync_buffers
 from .tracker import DynamicsTracker
 
 
@@ -45,9 +51,9 @@ class DoclCallback(Callback):
         self.tracker: Optional[DynamicsTracker] = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        if trainer.is_global_zero or trainer.world_size == 1:
-            self.tracker = DynamicsTracker(self.out_dir, pl_module, self.X.to(pl_module.device),
-                                           self.y.to(pl_module.device), **self.kwargs)
+        self.tracker = DynamicsTracker(self.out_dir, pl_module, self.X.to(pl_module.device),
+                                       self.y.to(pl_module.device), dist=_context(trainer, pl_module),
+                                       **self.kwargs)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.tracker is None:
@@ -65,6 +71,7 @@ class DoclCallback(Callback):
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if torch.is_tensor(v) and v.numel() == 1}
+        sync_buffers(pl_module, self.tracker.dist)  # ranks measure with rank 0's BatchNorm statistics
         self.tracker.end_round(metrics={"epoch": trainer.current_epoch, **metrics})
 
     def on_fit_end(self, trainer, pl_module) -> None:
@@ -74,3 +81,13 @@ class DoclCallback(Callback):
     def on_exception(self, trainer, pl_module, exception) -> None:
         if self.tracker is not None:
             self.tracker.fail(f"{type(exception).__name__}: {exception}")
+
+
+def _context(trainer, pl_module) -> DistContext:
+    """The tracker's view of the job: Lightning's ranks, over its torch.distributed group."""
+    if trainer.world_size == 1:
+        return SINGLE
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        raise RuntimeError(f"DoclCallback: {trainer.world_size} processes but torch.distributed is not "
+                           "initialised: use a DDP strategy (strategy='ddp'), or fit on one device")
+    return DistContext(rank=trainer.global_rank, world=trainer.world_size, device=pl_module.device)

@@ -31,7 +31,7 @@ from .protocol import PaperProtocol
 from .recipe import (MeanTeacher, mixup_batch, optional_logits, paper_centrality, probability_square_loss,
                      sampling_probability)
 from .data import Dataset, load_dataset
-from .distributed import SINGLE, DistContext
+from .distributed import SINGLE, DistContext, prepare_model, set_deterministic, sync_buffers
 from .dynamics import eval_mode, per_sample_loss
 from .models import build_model
 from .store import RunStoreError, read_run_json
@@ -60,6 +60,7 @@ class Trainer:
     def __init__(self, config: RunConfig, run_dir, resume: bool = False,
                  dataset: Optional[Dataset] = None, progress: bool = False, dist: DistContext = SINGLE):
         config.validate()
+        set_deterministic(config.deterministic)  # before any CUDA work: cuBLAS reads its workspace setting once
         self.cfg, self.dir, self.progress, self.dist = config, Path(run_dir), progress and dist.is_writer, dist
         self.paper = config.protocol == "paper"
         if self.paper and dist.active:
@@ -76,6 +77,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # model init
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
         self.model = build_model(config.model, self.ds).to(self.device)
+        self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
         self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
@@ -107,7 +109,8 @@ class Trainer:
                        "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
             noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
             meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
-                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev)},
+                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
+                  "batchnorm_sync": self.batchnorm_sync},
             seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
         if extended:
             self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
@@ -323,6 +326,7 @@ class Trainer:
 
     def _measure(self, kernel: bool = False, scores: bool = True,
                  estimators: Optional[list[str]] = None) -> Measurement:
+        sync_buffers(self.model, self.dist)  # every rank scores and evaluates rank 0's BatchNorm statistics
         features = self.curriculum.needs_features and self.cfg.diversity == "facility"
         estimators = estimators if scores else []
         m = self.tracker.measure(features=features and scores, kernel=kernel, estimators=estimators)

@@ -1,4 +1,13 @@
-"""torchrun with 2 CPU processes (gloo) writes the same run as one process; a dying rank ends the job."""
+"""torchrun with CPU processes (gloo) against one process, and a dying rank ending the job.
+
+What is guaranteed (README "Scaling out"), and tested here as stated:
+(a) at the same weights, the sharded measurement (ḡ all-reduced, rows all-gathered) equals
+    one process's to float rounding, so the selection is identical unless two samples tie
+    within that rounding;
+(b) end to end, training steps do not stay bit-identical (DDP averages per-rank gradients
+    where one process takes one full-batch gradient), so round 0 selects the same samples up
+    to near-ties and later rounds agree up to the drift that float rounding seeds.
+"""
 import contextlib
 import json
 import os
@@ -7,19 +16,24 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from docl_core.curricula import RoundState, make_curriculum
 from docl_core.distributed import DistContext
 from docl_core.store import RunReader
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or shutil.which("pgrep") is None,
                                 reason="needs torch.distributed and pgrep")
 
+WORKER = str(Path(__file__).with_name("dist_worker.py"))
 ARGS = ["--dataset", "digits", "--model", "mlp", "--rounds", "3", "--k-start", "0.3", "--probe-size", "4",
         "--warmup-epochs", "1", "--no-progress", "--device", "cpu", "--log-estimators", "byproduct"]
+TIMEOUT = 300
 
 
 def _env():
@@ -28,10 +42,35 @@ def _env():
     return env
 
 
-def _torchrun(nproc, args, **kw):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "docl_core", "run", *args]
-    return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+def _launch(nproc, target):
+    """`target` (argv after the interpreter) as one plain process, or under torchrun."""
+    launcher = [] if nproc == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return subprocess.Popen([sys.executable, *launcher, *target], env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _torchrun(nproc, args):
+    return _launch(nproc, ["-m", "docl_core", "run", *args])
+
+
+def _wait(*procs):
+    outs = []
+    for p in procs:  # started together: the single process runs beside the ranks
+        out, _ = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, out
+        outs.append(out)
+    return outs
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(a).max(), 1e-12))
+
+
+def _overlap(a, b) -> float:
+    """Share of the first selection that the second also selected (boolean masks)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return float((a & b).sum() / max(a.sum(), 1))
 
 
 def test_shards_cover_every_sample_once():
@@ -41,28 +80,98 @@ def test_shards_cover_every_sample_once():
             assert np.array_equal(covered, np.arange(n))
 
 
-@pytest.mark.parametrize("curriculum", ["docl", "mcl"])
-def test_two_processes_match_one(tmp_path, curriculum):
-    args = [*ARGS, "--curriculum", curriculum, "--out", str(tmp_path)]
-    single = subprocess.run([sys.executable, "-m", "docl_core", "run", *args, "--name", "one"],
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr
-    p = _torchrun(2, [*args, "--name", "two"])
-    out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out
+def _check_same_weights_measurement(one: dict, many: dict) -> dict:
+    """Guarantee (a) between two measurements of the same weights; returns the figures."""
+    figs = {k: _rel(one[k], many[k]) for k in ("loss", "output", "speed", "features")}
+    figs.update({f"score_{k}": _rel(one["scores"][k], many["scores"][k]) for k in one["scores"]})
+    for k in ("loss", "output", "speed", "features", "score_exact"):
+        assert figs[k] <= 1e-5, f"{k} differs by {figs[k]:.1e} relative at the same weights"
+    assert figs["score_fast"] <= 1e-3  # finite differences along ḡ amplify ḡ's rounding
+    for k, v in one["evals"].items():
+        assert abs(v - many["evals"][k]) <= 1e-6 * max(1.0, abs(v)), k
+
+    # top-k selection: a sample can change sides only if its score lies within 2δ of the
+    # k-th score, δ = max |Δscore| (order statistics move by at most δ)
+    a, b = one["scores"]["exact"].double(), many["scores"]["exact"].double()
+    n, k = len(a), int(0.3 * len(a))
+    delta = float((a - b).abs().max())
+    top_a, top_b = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+    top_a[a.topk(k).indices], top_b[b.topk(k).indices] = True, True
+    kth, nxt = a.sort(descending=True).values[[k - 1, k]]
+    figs["tie_margin"], figs["delta"] = float(kth - nxt), delta
+    changed = (top_a != top_b).nonzero().flatten()
+    if figs["tie_margin"] > 2 * delta:
+        assert len(changed) == 0, f"top-k differs without a near-tie (margin {figs['tie_margin']:.1e}, δ {delta:.1e})"
+    assert bool(((a[changed] - kth).abs() <= 2 * delta).all()), "a selection flipped outside the float-noise band"
+
+    # the DoCL curriculum itself (pool draw + facility location), same generator seed
+    def docl(m):
+        state = RoundState(t=0, k=k, lam=1.0, temperature=1.0, pool_factor=2.0, loss=m["loss"],
+                           score=m["scores"]["exact"], features=m["features"],
+                           generator=torch.Generator().manual_seed(0))
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[make_curriculum("docl").select(state).indices] = True
+        return mask.numpy()
+    figs["docl_overlap"] = _overlap(docl(one), docl(many))
+    assert figs["docl_overlap"] >= 0.99
+    return figs
+
+
+def test_sharded_measurement_matches_one_process(tmp_path):
+    """(a) Same weights, 2 ranks vs 1 process: the measurement agrees to float rounding.
+
+    Measured (digits, MLP after 40 SGD steps, gloo on 2 CPU cores, torch 2.13): losses,
+    outputs and features bit-identical (each row's forward is the same computation), exact
+    scores 1.0e-7 relative (max |Δ| / max |a|; shard sums and the all-reduce add ḡ in another
+    order), speeds 1.1e-7, `fast` scores 9.6e-6, test loss 4e-8. The top-30% tie margin
+    (k-th minus (k+1)-th score) was 3.0e-3, 790 times δ = max |Δscore| = 3.8e-6, so the
+    selection was identical, and so was the DoCL curriculum's selection from these scores. Bounds: 1e-5 (1e-3 for `fast`),
+    top-k identical unless a tie within 2δ, DoCL overlap ≥ 99%. Ranks hold the same weights.
+    """
+    p1 = _launch(1, [WORKER, "measure", str(tmp_path / "one"), "mlp"])
+    p2 = _launch(2, [WORKER, "measure", str(tmp_path / "two"), "mlp"])
+    _wait(p1, p2)
+    one, two = (torch.load(tmp_path / d / "measure.pt") for d in ("one", "two"))
+    _check_same_weights_measurement(one, two)
+    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in (0, 1))
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)
+
+
+def test_two_processes_match_one(tmp_path):
+    """(b) End to end, 2 processes vs 1, 3 rounds: round 0 agrees to near-ties, later rounds drift.
+
+    Measured on digits / MLP (gloo, 2 CPU cores): on this machine every round selected the
+    same samples, scores within 3e-7 relative (MCL too: its distributed path is DoCL's). On the CPU of issue 13, round 1 of DoCL
+    flipped a near-tie (10 of 1,222 flags; round 2: 122 flags, selection overlap 88%, scores
+    4%). Multiplying the weights after the warm start by 1 + ε·noise in one process
+    reproduces that: over 26 noise seeds (ε = 3e-7 and 1e-6), round 0 always selected the
+    same samples (scores within 1.2e-6); 8 seeds flipped a near-tie in round 1 (6-10 flags,
+    overlap ≥ 98.9%) and then drifted in round 2 (overlap ≥ 86.9%, scores 2-4%); test
+    accuracy moved by at most 1.1 points. Bounds asserted: identical steps and k;
+    round 0 overlap ≥ 99% with scores and losses within 1e-5; later rounds overlap ≥ 75%;
+    test accuracy within 5 points every round.
+    """
+    args = [*ARGS, "--curriculum", "docl", "--out", str(tmp_path)]
+    _wait(_launch(1, ["-m", "docl_core", "run", *args, "--name", "one"]), _torchrun(2, [*args, "--name", "two"]))
     one, two = RunReader(tmp_path / "one"), RunReader(tmp_path / "two")
-    assert two.meta["world_size"] == 2 and two.status == "complete"
-    assert one.round_ids == two.round_ids == [0, 1, 2]
+    _check_end_to_end(one, two, world=2)
+
+
+def _check_end_to_end(one: RunReader, many: RunReader, world: int) -> None:
+    assert many.meta["world_size"] == world and many.status == "complete"
+    assert one.round_ids == many.round_ids
+    ra, rb = one.rounds(), many.rounds()
+    assert list(ra["steps"]) == list(rb["steps"]) and list(ra["k"]) == list(rb["k"])
     for t in one.round_ids:
-        a, b = one.samples(t), two.samples(t)
-        assert (a["selected"] == b["selected"]).all(), f"round {t}: selections differ"
-        for col in ["score", "score_byproduct", "loss"]:
-            scale = max(float(np.abs(a[col]).max()), 1e-12)
-            rel = float(np.abs(a[col] - b[col]).max()) / scale
-            assert rel < 1e-5, f"round {t}: {col} differs by {rel:.2e} relative"
-    ra, rb = one.rounds(), two.rounds()
-    assert list(ra["steps"]) == list(rb["steps"])
-    np.testing.assert_allclose(ra["test_acc"], rb["test_acc"], atol=1e-9)
+        a, b = one.samples(t), many.samples(t)
+        overlap = _overlap(a["selected"], b["selected"])
+        if t == 0:
+            assert overlap >= 0.99, f"round 0: only {overlap:.1%} of the selection agrees"
+            for col in ["score", "loss"]:
+                assert _rel(a[col], b[col]) <= 1e-5, f"round 0: {col} differs by {_rel(a[col], b[col]):.1e}"
+        else:
+            assert overlap >= 0.75, f"round {t}: only {overlap:.1%} of the selection agrees"
+    np.testing.assert_allclose(ra["test_acc"], rb["test_acc"], atol=0.05)
 
 
 def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path):
@@ -92,3 +201,102 @@ def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path):
     r = RunReader(tmp_path / "r")
     assert r.status in ("failed", "interrupted"), r.status
     assert r.last_complete_round >= 0 and len(r.rounds()) == r.last_complete_round + 1
+
+
+def _config(**kw) -> str:
+    cfg = {"dataset": "digits", "model": "mlp", "curriculum": "docl", "rounds": 1, "probe_size": 4,
+           "log_estimators": [], "device": "cpu", "schedule": {"k_start": 0.3, "warmup_epochs": 1}}
+    return json.dumps({**cfg, **kw})
+
+
+def test_batchnorm_on_cpu_ranks_score_with_the_same_buffers(tmp_path):
+    """The digits CNN (BatchNorm) under 2 gloo processes: buffers broadcast, figure pinned.
+
+    SyncBatchNorm needs CUDA, so on CPU each rank normalises its half of a training batch
+    with that half's statistics and the weights drift from one process's; before this was
+    handled, ranks also scored and evaluated their shards with their own running statistics
+    (the last step's update is each rank's own), which this test catches. Measured (digits,
+    CNN, 1 warm-start epoch, docl k = 30%, gloo on 2 CPU cores, seeds 0 and 1): round-0
+    scores 7.5% and 7.1% relative (max |Δ| / max |a|) to one process, losses 0.6% and 1.2%,
+    87% of the selection shared (96 of 1,222 flags); without the broadcast 8.2% and 7.2%:
+    the half-batch statistics of training, not the buffers, make most of the difference.
+    Bounds: scores within 25%, losses within 10%, overlap ≥ 75%; every rank ends with
+    identical weights and buffers; run.json says `batchnorm_sync: buffers-broadcast` and
+    rank 0 says so once on stderr.
+    """
+    cfg = _config(model="cnn")
+    p1 = _launch(1, [WORKER, "train", str(tmp_path / "one"), cfg])
+    p2 = _launch(2, [WORKER, "train", str(tmp_path / "two"), cfg])
+    _, out = _wait(p1, p2)
+    one, two = RunReader(tmp_path / "one" / "run"), RunReader(tmp_path / "two" / "run")
+    assert one.meta["batchnorm_sync"] == "none" and two.meta["batchnorm_sync"] == "buffers-broadcast"
+    assert out.count("SyncBatchNorm needs CUDA") == 1, out
+    r0, r1 = (torch.load(tmp_path / "two" / f"rank{r}.pt") for r in (0, 1))
+    assert any("running_mean" in k for k in r0)
+    differ = [k for k in r0 if not torch.equal(r0[k], r1[k])]
+    assert not differ, f"ranks hold different {differ[:3]}"
+    a, b = one.samples(0), two.samples(0)
+    figs = {"score": _rel(a["score"], b["score"]), "loss": _rel(a["loss"], b["loss"]),
+            "overlap": _overlap(a["selected"], b["selected"])}
+    assert figs["score"] <= 0.25 and figs["loss"] <= 0.10 and figs["overlap"] >= 0.75, figs
+
+
+def test_three_processes_on_uneven_shards_match_one(tmp_path):
+    """3 ranks on a training set whose size is not divisible by 3 (shards 57, 57, 56).
+
+    A .npz of 3 Gaussian classes (200 train-pool points, 15% held out for validation:
+    N = 170), 2 rounds, global batches split 22/21/21 under DDP; the bounds of
+    test_two_processes_match_one (round 0's scores within 1e-5 also pin the all-gather's
+    row order across unequal shards). Measured (gloo, 2 CPU cores): both rounds selected
+    the same samples, scores within 1.9e-7 relative, identical test accuracy; at the same
+    weights the 3-rank measurement matched one process to 1.1e-7 (exact scores), losses,
+    outputs and features bit for bit.
+    """
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 6)) * 2.5
+    y, y_test = rng.integers(0, 3, 200), rng.integers(0, 3, 90)
+    path = tmp_path / "blobs3.npz"
+    np.savez(path, x=(centers[y] + rng.normal(size=(200, 6))).astype(np.float32), y=y,
+             x_test=(centers[y_test] + rng.normal(size=(90, 6))).astype(np.float32), y_test=y_test)
+    args = ["--dataset", str(path), "--model", "mlp", "--rounds", "2", "--k-start", "0.3", "--probe-size", "4",
+            "--no-progress", "--device", "cpu", "--log-estimators", "", "--out", str(tmp_path)]
+    _wait(_launch(1, ["-m", "docl_core", "run", *args, "--name", "one"]), _torchrun(3, [*args, "--name", "three"]))
+    one, three = RunReader(tmp_path / "one"), RunReader(tmp_path / "three")
+    assert three.meta["num_train"] % 3 != 0
+    _check_end_to_end(one, three, world=3)
+
+
+def _one_round(run_dir, **kw) -> RunReader:
+    from docl_core.config import RunConfig, Schedule
+    from docl_core.trainer import train_run
+    cfg = RunConfig(dataset="digits", model="mlp", curriculum="docl", rounds=1, probe_size=4, device="cpu",
+                    log_estimators=["byproduct", "fast"], schedule=Schedule(k_start=0.3), **kw)
+    return RunReader(train_run(cfg, run_dir))
+
+
+def test_one_process_runs_repeat_bit_for_bit_and_the_deterministic_flag_is_recorded(tmp_path):
+    """CPU, one process, same seed, same machine: two runs write identical samples frames.
+
+    `--deterministic` (cuDNN deterministic, no benchmark, deterministic algorithms, the cuBLAS
+    workspace setting) is recorded in run.json's config and changes nothing on CPU.
+    """
+    from docl_core.cli import build_parser, config_from_args
+    a = build_parser().parse_args(["run", "--deterministic"])
+    assert config_from_args(a, a.curriculum, a.seed).deterministic
+    first, second = _one_round(tmp_path / "a"), _one_round(tmp_path / "b")
+    env_before, cudnn_before = os.environ.get("CUBLAS_WORKSPACE_CONFIG"), torch.backends.cudnn.benchmark
+    try:
+        flagged = _one_round(tmp_path / "c", deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (env_before or ":4096:8")  # a user's setting stays
+    finally:  # process-wide switches: leave the test session as it was
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, cudnn_before
+        if env_before is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    assert flagged.meta["config"]["deterministic"] is True and first.meta["config"]["deterministic"] is False
+    for other in (second, flagged):
+        pd.testing.assert_frame_equal(first.samples(0), other.samples(0), check_exact=True)
+        timing = [c for c in first.rounds().columns if c.endswith("_time_s")]
+        pd.testing.assert_frame_equal(first.rounds().drop(columns=timing), other.rounds().drop(columns=timing),
+                                      check_exact=True)
