@@ -190,15 +190,31 @@ def body():
     with right:
         r = ids.index(t)
         pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()
-        pts = views.downsample_rows(pts, 4000)
-        fig = go.Figure(go.Scattergl(x=pts[a], y=pts[b], mode="markers", opacity=0.5, customdata=pts[["sample_id"]],
-                                     marker=dict(size=4, color=common.curriculum_color(run.curriculum)),
-                                     hovertemplate="sample %{customdata[0]}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
-        fig.update_layout(height=360, title=f"{WORD.capitalize()} {t}: one dot per sample"
-                          + (f" ({len(pts):,} of {N:,} shown)" if len(pts) < N else ""),
-                          xaxis_title=views.ESTIMATOR_LABELS[a], yaxis_title=views.ESTIMATOR_LABELS[b])
-        common.chart(fig, "Dots on the diagonal agree; the byproduct estimate goes stale for samples not "
-                     "selected recently.", key="sc_scatter")
+        if not len(pts):
+            st.info(f"{WORD.capitalize()} {t} has no {views.ESTIMATOR_LABELS[a]} and "
+                    f"{views.ESTIMATOR_LABELS[b]} values side by side (one was not logged this {WORD}).")
+        else:
+            # values differ in scale between estimators (a_i scales with the learning rate and ‖ḡ‖):
+            # compare ranks, which is what selection uses
+            ra, rb = (pts[a].rank(pct=True) * 100), (pts[b].rank(pct=True) * 100)
+            rho = float(np.corrcoef(ra, rb)[0, 1]) if len(pts) > 2 else float("nan")
+            scale = float(pts[b].abs().median() / max(pts[a].abs().median(), 1e-30))
+            pts = pts.assign(rank_a=ra, rank_b=rb)
+            shown = views.downsample_rows(pts, 4000)
+            fig = go.Figure(go.Scattergl(x=shown["rank_a"], y=shown["rank_b"], mode="markers", opacity=0.5,
+                                         customdata=shown[["sample_id", a, b]],
+                                         marker=dict(size=4, color=common.curriculum_color(run.curriculum)),
+                                         hovertemplate="sample %{customdata[0]}<br>ranks %{x:.0f}, %{y:.0f}"
+                                                       "<br>values %{customdata[1]:.4g}, %{customdata[2]:.4g}"
+                                                       "<extra></extra>"))
+            fig.update_layout(height=360, title=f"{WORD.capitalize()} {t}: percentile ranks, one dot per sample"
+                              + (f" ({len(shown):,} of {len(pts):,} shown)" if len(shown) < len(pts) else ""),
+                              xaxis_title=f"rank by {views.ESTIMATOR_LABELS[a]} (%)",
+                              yaxis_title=f"rank by {views.ESTIMATOR_LABELS[b]} (%)")
+            common.chart(fig, f"This {WORD}: Spearman ρ = {rho:.2f} between the two rankings. Their raw values "
+                         f"differ in scale (median |{views.ESTIMATOR_LABELS[b]}| is {scale:.3g}× median "
+                         f"|{views.ESTIMATOR_LABELS[a]}|), so the chart compares ranks, which is what selection uses.",
+                         key="sc_scatter")
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
 
 
