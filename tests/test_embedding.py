@@ -271,6 +271,22 @@ def test_page_tsne_on_demand(synthetic, monkeypatch):
     assert n_points(spec) == 200
 
 
+def test_page_on_a_live_run_and_play(tmp_path, monkeypatch):
+    exp = write_experiment(tmp_path / "live", SyntheticSpec(n=100, rounds=6, seeds=(0,), curricula=("docl",),
+                                                            running=True, failed=False))
+    at = open_page(exp, monkeypatch)
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s1-live").run()
+    ok(at)
+    assert at.select_slider(key="emb_round").options == ["0", "1", "2"]  # its committed rounds
+    assert at.select_slider(key="emb_round").value == 1  # another run keeps the round one was looking at
+    assert n_points(scatter_spec(at)) == 100
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s0").run()
+    at.select_slider(key="emb_round").set_value(1).run()
+    at.toggle(key="emb_play").set_value(True).run()
+    ok(at)
+    assert at.select_slider(key="emb_round").value == 2  # Play stepped one round on
+
+
 def test_page_on_a_regression_run(tmp_path, monkeypatch):
     exp = write_experiment(tmp_path / "curve", SyntheticSpec(n=120, rounds=4, kind="curve1d", seeds=(0,),
                                                              curricula=("docl",), running=False, failed=False))

@@ -13,7 +13,7 @@ st.title("Embedding")
 run = common.need_focus(ctx)
 UNIT = str(run.meta.get("round_unit") or "round")  # "epoch" under --protocol paper
 MAX_POINTS = 8000    # points drawn (a fixed random subset, flipped labels kept, the same in every round)
-TSNE_POINTS = 2000   # t-SNE runs here, on demand, on this many samples
+TSNE_POINTS = (500, 1000, 2000, 4000)  # t-SNE runs here, on demand, on one of these many samples
 st.caption(f"The training samples' penultimate-layer features, projected to 2-D on principal axes fitted "
            f"once, on the first measured {UNIT}'s features, and kept for the whole run: the axes mean the "
            f"same in every {UNIT}, so a point that moves moved in feature space. Directions the network "
@@ -113,10 +113,16 @@ def round_view():
     emphasis = c2.radio("Score as", ["uniform", "size", "opacity"], horizontal=True, key="emb_emph",
                         help="Draw high-|score| samples larger or more opaque.")
     method = c3.radio("Projection", ["PCA (fixed axes)", "t-SNE (this round)"], horizontal=True, key="emb_method",
-                      help=f"t-SNE is computed here on {TSNE_POINTS:,} samples' stored principal components; "
-                           "its axes and distances between clusters carry no meaning across rounds.")
+                      help="t-SNE is computed here, once per round and sample count, on the samples' stored "
+                           "principal components; its axes and distances between clusters carry no meaning "
+                           "across rounds.")
     tsne_on = method.startswith("t-SNE")
-    ids = shown_ids(n, noisy, TSNE_POINTS if tsne_on else MAX_POINTS)
+    budget = MAX_POINTS
+    if tsne_on:
+        budget = st.select_slider("t-SNE samples", TSNE_POINTS, value=1000, key="emb_tsne_n",
+                                  help="Measured on 2 busy CPU cores (scikit-learn, 300 iterations): about 17 s "
+                                       "for 1,000 samples, 30 s for 2,000; cached afterwards.")
+    ids = shown_ids(n, noisy, budget)
     if tsne_on:
         path = run.dir / "embedding" / f"round={t:04d}.parquet"
         xy = tsne(str(run.dir), t, tuple(int(i) for i in ids), path.stat().st_mtime_ns)
