@@ -175,6 +175,7 @@ class DynamicsTracker:
             from .store import RunReader
             self.basis = PCABasis.from_arrays(RunReader(self.dir).embedding_basis())
             self._basis_written = True
+            self.writer.meta.setdefault("embedding", self.basis.info())  # killed before its first commit
         elif embedding and not self.embeds and "embedding" not in self.writer.meta:
             self.writer.meta["embedding"] = {"method": "none", "reason": "the model has no features(x) method"}
 
