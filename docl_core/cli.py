@@ -241,8 +241,12 @@ def cmd_study(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from .export import export_tensorboard
     written = export_tensorboard(Path(a.source), Path(a.out))
+    bare = sorted(p.name for p, mapped in written.items() if not mapped)
     print(f"{len(written)} run{'s' if len(written) != 1 else ''} exported to {a.out}: "
           f"tensorboard --logdir {a.out}")
+    if bare:
+        print(f"no projector for {', '.join(bare)}: no embedding maps (a model without features(x), "
+              "or a run that predates them); scalars and histograms only")
     return 0
 
 

@@ -78,8 +78,9 @@ def _runs_of(source: Path) -> list[RunReader]:
     return exp.runs
 
 
-def export_tensorboard(source, out) -> list[Path]:
-    """Write every run under `source` (a run or an experiment folder) as OUT/<run>/; returns those folders."""
+def export_tensorboard(source, out) -> dict[Path, bool]:
+    """Write every run under `source` (a run or an experiment folder) as OUT/<run>/; returns
+    {that folder: whether it has a projector (the run has a map)}."""
     source, out = Path(source), Path(out)
     runs = _runs_of(source)  # a missing or unreadable source fails here, before anything is written
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -89,8 +90,7 @@ def export_tensorboard(source, out) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for run in runs:
-            _export_run(run, tmp / run.dir.name, SummaryWriter)
+        mapped = {out / run.dir.name: _export_run(run, tmp / run.dir.name, SummaryWriter) for run in runs}
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -102,10 +102,10 @@ def export_tensorboard(source, out) -> list[Path]:
             except OSError:
                 break
         raise
-    return [out / r.dir.name for r in runs]
+    return mapped
 
 
-def _export_run(run: RunReader, logdir: Path, SummaryWriter) -> None:
+def _export_run(run: RunReader, logdir: Path, SummaryWriter) -> bool:
     rounds = run.rounds()
     first = run.samples(0).columns if run.round_ids else []
     cols = [c for c in first if c in HIST_COLUMNS or c.startswith("score_")]
@@ -114,16 +114,17 @@ def _export_run(run: RunReader, logdir: Path, SummaryWriter) -> None:
         for _, r in rounds.iterrows():
             t = int(r["round"])
             log_round(writer, t, r.to_dict(), run.samples(t, cols) if cols else None)
-        _projector(run, writer)
+        mapped = _projector(run, writer)
         writer.flush()
     finally:
         writer.close()
+    return mapped
 
 
-def _projector(run: RunReader, writer) -> None:
+def _projector(run: RunReader, writer) -> bool:
     mapped = run.embedding_rounds()
     if not mapped:
-        return  # no features(x), or an older run: scalars and histograms only
+        return False  # no features(x), or an older run: scalars and histograms only
     t = mapped[-1]
     emb = run.embedding(t).sort_values("sample_id")
     mat = emb[component_columns(emb.columns)].to_numpy(np.float32)  # (N, K)
@@ -150,6 +151,7 @@ def _projector(run: RunReader, writer) -> None:
                      cell(float(s["loss"].iat[i]) if "loss" in s else None)])
     writer.add_embedding(mat, metadata=rows, metadata_header=header, label_img=_sprite(train, len(sid)),
                          global_step=t, tag="penultimate_pca")
+    return True
 
 
 def _sprite(train: pd.DataFrame, n: int):
