@@ -128,8 +128,9 @@ def test_export_own_loop_run_and_tracker_tensorboard_writer(tmp_path):
 def test_export_run_without_map_writes_scalars_only(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(10, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     own_loop(tmp_path / "plain" / "run-0", model, epochs=1).close()
-    code, _, stderr = cli("export", tmp_path / "plain", "--to", "tensorboard", tmp_path / "tb")
+    code, stdout, stderr = cli("export", tmp_path / "plain", "--to", "tensorboard", tmp_path / "tb")
     assert code == 0, stderr
+    assert "no projector for run-0" in stdout
     assert not (tmp_path / "tb" / "run-0" / "projector_config.pbtxt").exists()
     assert accumulator(tmp_path / "tb" / "run-0").Scalars("docl/test_acc")
 
