@@ -22,6 +22,7 @@ PAGES = [
     st.Page("app_pages/kernel.py", title="Tangent kernel", icon=":material/grid_on:"),
     st.Page("app_pages/sample.py", title="Sample", icon=":material/search:"),
     st.Page("app_pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
+    st.Page("app_pages/embedding.py", title="Embedding", icon=":material/bubble_chart:"),
     st.Page("app_pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
     st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]

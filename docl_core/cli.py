@@ -3,6 +3,7 @@
     docl run --dataset digits --curriculum docl --rounds 10 --seed 0 --out runs/digits
     docl compare --dataset digits --curricula random,spl,mcl,docl-nr,docl --seeds 0,1 --out runs/cmp
     docl demo                       # regenerates assets/demo, the experiment the app opens
+    docl export runs/digits --to tensorboard tb/digits   # then: tensorboard --logdir tb/digits
 """
 from __future__ import annotations
 
@@ -250,10 +251,22 @@ def cmd_study(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_tensorboard
+    written = export_tensorboard(Path(a.source), Path(a.out))
+    bare = sorted(p.name for p, mapped in written.items() if not mapped)
+    print(f"{len(written)} run{'s' if len(written) != 1 else ''} exported to {a.out}: "
+          f"tensorboard --logdir {a.out}")
+    if bare:
+        print(f"no projector for {', '.join(bare)}: no embedding maps (a model without features(x), "
+              "or a run that predates them); scalars and histograms only")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="docl", description="docl: a training-dynamics lab for "
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
-    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study,export}")
     p = sub.add_parser("run", help="train one run of one curriculum")
     p.add_argument("--curriculum", default="docl", choices=CURRICULA)
     p.add_argument("--seed", type=int, default=0)
@@ -278,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default docs/)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
+    p = sub.add_parser("export", help="write a run or experiment for another tool (TensorBoard)")
+    p.add_argument("source", metavar="RUN_OR_EXPERIMENT", help="a run folder or an experiment folder")
+    p.add_argument("--to", required=True, choices=("tensorboard",), help="the format (tensorboard)")
+    p.add_argument("out", metavar="OUT", help="a new folder: one sub-folder of event files per run")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -5,6 +5,8 @@
       rounds.parquet              one row per round
       samples/round=NNNN.parquet  one row per training sample per round
       kernel/round=NNNN.npz       probe ids, trace block (m, m), optional full blocks, eigenvalues
+      embedding/round=NNNN.parquet  sample_id, x, y (+ pc2 …): features on a fixed PCA basis (embedding.py)
+      embedding/basis.npz         that basis (fitted once per run; run.json's `embedding` describes it)
       dataset.parquet             sample id, label, split, label-noise flag, thumbnail bytes
       checkpoint.pt               model, optimiser, schedules and generator state
 
@@ -135,7 +137,7 @@ class RunWriter:
 
     def _remove_stale_temps(self) -> None:
         """Delete temporary files a killed writer left behind (only one process writes a run)."""
-        for folder in (self.dir, self.dir / "samples", self.dir / "kernel"):
+        for folder in (self.dir, self.dir / "samples", self.dir / "kernel", self.dir / "embedding"):
             if folder.is_dir():
                 for tmp in folder.glob(".*.tmp"):
                     with _suppress():
@@ -146,13 +148,15 @@ class RunWriter:
 
     def write_round(self, t: int, round_row: dict[str, Any], samples: pd.DataFrame,
                     kernel: Optional[dict[str, np.ndarray]] = None,
-                    checkpoint: Optional[bytes] = None) -> None:
+                    checkpoint: Optional[bytes] = None, embedding: Optional[pd.DataFrame] = None) -> None:
         """Write everything for round t, then commit it by rewriting run.json."""
         samples = samples.copy()
         samples["round"] = np.int32(t)
         atomic_write_parquet(self.dir / "samples" / f"{round_name(t)}.parquet", samples)
         if kernel is not None:
             atomic_write_npz(self.dir / "kernel" / f"{round_name(t)}.npz", kernel)
+        if embedding is not None:  # sample_id, x, y, pc2 …: the round's map (embedding.py)
+            atomic_write_parquet(self.dir / "embedding" / f"{round_name(t)}.parquet", embedding)
         rounds_path = self.dir / "rounds.parquet"
         old = pd.read_parquet(rounds_path) if rounds_path.exists() else pd.DataFrame()
         if len(old):
@@ -168,6 +172,11 @@ class RunWriter:
         # the commit point never moves backwards, so readers never see rounds vanish
         self.meta["last_complete_round"] = max(int(t), int(self.meta.get("last_complete_round", -1)))
         self._commit()
+
+    def write_embedding_basis(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        """The run's fixed PCA basis (written once); `info` lands in run.json at the next commit."""
+        atomic_write_npz(self.dir / "embedding" / "basis.npz", arrays)
+        self.meta["embedding"] = info
 
     def finish(self, status: str = "complete") -> None:
         self.meta["status"] = status
@@ -298,6 +307,33 @@ class RunReader:
         path = self.dir / "kernel" / f"{round_name(t)}.npz"
         if not path.exists():
             raise RunStoreError(f"round {t} of {self.name} logged no kernel: rerun with kernel logging on")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception as e:  # zip/npz corruption comes in many exception types
+            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
+
+    def embedding_rounds(self) -> list[int]:
+        """Committed rounds with a 2-D map (none for older runs, or a model without `features`)."""
+        folder = self.dir / "embedding"
+        if not folder.is_dir():
+            return []
+        return [t for t in self.round_ids if (folder / f"{round_name(t)}.parquet").exists()]
+
+    def embedding(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
+        """The map of round t: sample_id, x, y (and pc2 … when stored), one row per training sample."""
+        self._check_round(t)
+        path = self.dir / "embedding" / f"{round_name(t)}.parquet"
+        if not path.exists():
+            raise RunStoreError(f"round {t} of {self.name} has no embedding: the model offered no "
+                                "features(x), or the run predates embeddings; rerun it to get one")
+        return _read_parquet(path, columns)
+
+    def embedding_basis(self) -> Optional[dict[str, np.ndarray]]:
+        """The fixed PCA basis (mean, components, explained_variance_ratio, fit_round), or None."""
+        path = self.dir / "embedding" / "basis.npz"
+        if not path.exists():
+            return None
         try:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}

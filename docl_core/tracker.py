@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from .distributed import SINGLE, DistContext
+from .embedding import PCABasis, embedding_frame, has_features
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
                        kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
 from .envinfo import versions
@@ -100,6 +101,10 @@ class DynamicsTracker:
         dataset_frame: optional dataset.parquet contents (ids, splits, thumbnails, ...).
         config, meta: stored in run.json.
         resume: reopen an existing run folder instead of refusing to overwrite it.
+        embedding: when the model has `features(x)`, write each round's training samples on a
+            fixed 2-D PCA map (embedding.py; one extra no-grad forward per round).
+        tensorboard: a torch.utils.tensorboard.SummaryWriter the loop already has: each round's
+            scalars and score histograms are written to it too, under docl/ (step = round).
         refresh: with only the byproduct estimator, False reuses the outputs training already
             computed for losses and residuals (stale for samples not seen this round, as the
             authors' code does) instead of one eval forward over X per round.
@@ -120,7 +125,7 @@ class DynamicsTracker:
                  config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
                  writer: Optional[RunWriter] = None, dist: DistContext = SINGLE,
-                 kernel_full: bool = False):
+                 kernel_full: bool = False, embedding: bool = True, tensorboard=None):
         check_inputs(X, y, task)
         with torch.no_grad(), eval_mode(model):
             C = model(X[:1]).shape[1]
@@ -161,6 +166,18 @@ class DynamicsTracker:
             self.writer.write_dataset(dataset_frame)
         elif dataset_frame is None and not (self.dir / "dataset.parquet").exists():
             self.writer.write_dataset(self._default_frame())
+        # the 2-D map: a PCA basis fitted on the first measured features, kept for the run
+        self.tensorboard = tensorboard
+        self.embeds = embedding and has_features(model)
+        self.basis: Optional[PCABasis] = None
+        self._basis_written = False
+        if self.embeds and resume and (self.dir / "embedding" / "basis.npz").exists():
+            from .store import RunReader
+            self.basis = PCABasis.from_arrays(RunReader(self.dir).embedding_basis())
+            self._basis_written = True
+            self.writer.meta.setdefault("embedding", self.basis.info())  # killed before its first commit
+        elif embedding and not self.embeds and "embedding" not in self.writer.meta:
+            self.writer.meta["embedding"] = {"method": "none", "reason": "the model has no features(x) method"}
 
     # ------------------------------------------------------------------ the three calls
 
@@ -215,6 +232,9 @@ class DynamicsTracker:
         self.times_selected += sel.long()
         t0 = time.perf_counter()
         evals = self.evaluate()
+        emb = measured.extra.get("embedding") if self.dist.is_writer else None
+        if emb is not None:
+            own["embedding_var_2d"] = measured.extra["embedding_var_2d"]  # variance share on the map's axes
         row = {"k": int(sel.sum()), "lr": self._round_lr_max, "steps": self.steps,
                "samples_seen": self.samples_seen, "epoch_equiv": self.samples_seen / self.N, **evals,
                "score_time_s": measured.seconds, "eval_time_s": time.perf_counter() - t0,
@@ -224,7 +244,15 @@ class DynamicsTracker:
                **(timings or {}), **(extra_round or {}), **(metrics or {})}
         if self.dist.is_writer:
             kernel = measured.kernel  # measured on the same weights as the samples frame
-            self.writer.write_round(t, row, self.sample_frame(measured, sel, w), kernel, checkpoint)
+            frame = self.sample_frame(measured, sel, w)
+            if emb is not None and not self._basis_written:
+                self.writer.write_embedding_basis(self.basis.arrays(), self.basis.info())
+                self._basis_written = True
+            self.writer.write_round(t, row, frame, kernel, checkpoint,
+                                    embedding=embedding_frame(emb) if emb is not None else None)
+            if self.tensorboard is not None:
+                from .export import log_round
+                log_round(self.tensorboard, t, row, frame)
         self.last_row = row
         self.round = t + 1
         self.seen_this_round.zero_()
@@ -287,18 +315,22 @@ class DynamicsTracker:
         elif not self.refresh and not features:
             output = self.byproduct.last_output.to(self.X.dtype)  # what training last saw
         feats = None
-        if features or output is None:
+        want_feats = features or self.embeds  # the map needs them every round, in this same pass
+        if want_feats or output is None:
             outs, fs = [], []
             with torch.no_grad(), eval_mode(self.model):
                 for s in range(0, len(X), self.score_batch_size):
                     xb = X[s:s + self.score_batch_size]
-                    if features:
+                    if want_feats:
                         fs.append(model_features(self.model, xb))
                     if output is None:
                         outs.append(self.model(xb))
-            feats = ctx.all_gather_rows(torch.cat(fs)) if features else None
+            feats = ctx.all_gather_rows(torch.cat(fs)) if want_feats else None
             if output is None:
                 output = ctx.all_gather_rows(torch.cat(outs))
+        extra = self._embed(feats) if self.embeds and ctx.is_writer and feats is not None else {}
+        if not features:
+            feats = None
         residual, loss = residual_and_loss(output, self.y, self.task)
         finite = bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(v).all())
                                                           for k, v in scores.items() if k not in skipped)
@@ -306,7 +338,16 @@ class DynamicsTracker:
         arrays = self.kernel_arrays() if kernel and finite and self.probe is not None and ctx.is_writer else None
         return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=speed,
                            features=feats, kernel=arrays, grad_norm=grad_norm,
-                           seconds=time.perf_counter() - t0)
+                           seconds=time.perf_counter() - t0, extra=extra)
+
+    def _embed(self, feats: torch.Tensor) -> dict[str, Any]:
+        """Project (N, D) features on the run's fixed PCA basis (fitted here the first time)."""
+        if not bool(torch.isfinite(feats).all()):
+            return {}  # a diverged model: no map (the caller reports the divergence)
+        if self.basis is None:
+            self.basis = PCABasis.fit(feats, fit_round=self.round)
+        coords, on_map = self.basis.project(feats)  # (N, K)
+        return {"embedding": coords, "embedding_var_2d": on_map}
 
     def byproduct_scores(self) -> torch.Tensor:
         """Byproduct estimates (N,); samples never estimated get the largest estimate (explore them)."""
@@ -435,6 +476,9 @@ class _FollowerWriter:
         pass
 
     def write_round(self, *a, **kw):
+        pass
+
+    def write_embedding_basis(self, *a, **kw):
         pass
 
     def finish(self, status="complete"):

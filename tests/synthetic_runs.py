@@ -52,6 +52,7 @@ class SyntheticSpec:
     protocol: str = "steps"       # steps | paper (one row per epoch, in episodes of epochs_per_episode)
     epochs_per_episode: int = 3   # paper protocol: S_t is redrawn every epoch, k_t grows per episode
     acc_noise: float = 0.004      # std of the seed-to-seed accuracy noise (fraction)
+    embedding: bool = True        # write embedding/ maps (a fake fixed PCA basis, points drift to their class)
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -162,6 +163,21 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
     z_i = rng.normal(0, 0.6, n)  # per-sample quirks persist across rounds
     align_i = np.where(noisy, rng.normal(-0.05, 0.2, n), np.clip(rng.normal(0.6, 0.2, n), -0.2, 1))
     last = R if stop_after is None else min(stop_after, R)
+    if spec.embedding:
+        K, D = 8, 16
+        ev = np.array([0.3, 0.2, 0.1, 0.08, 0.06, 0.05, 0.04, 0.03])
+        writer.write_embedding_basis({"mean": np.zeros(D), "components": np.eye(K, D), "explained_variance_ratio": ev,
+                                      "fit_round": np.array(0)},
+                                     {"method": "pca", "basis": "first measured round", "fit_round": 0,
+                                      "components": K, "feature_dim": D, "explained_variance_ratio": ev.tolist()})
+        start = rng.normal(0, 1.0, (n, K)).astype(np.float32)  # round 0: a shapeless cloud
+        home = np.zeros((n, K), dtype=np.float32)  # where each sample drifts: its given label's centre
+        if regression:
+            home[:, 0] = 2 * train["x0"].to_numpy()
+            home[:, 1] = 2 * train["target"].to_numpy()
+        else:
+            ang = 2 * np.pi * np.clip(label, 0, None) / max(C, 1)
+            home[:, 0], home[:, 1] = 3 * np.cos(ang), 3 * np.sin(ang)
     for t in range(last):
         comp = 1 - np.exp(-3.0 * rate * (t + 1) / R)  # competence in (0, 1)
         gscale = 1.5 * np.exp(-2.0 * (t + 1) / R) + 0.1  # ‖ḡ‖ shrinks as training converges
@@ -220,7 +236,14 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
             row.update(epoch=t, episode=episode, samples_seen=int(seen), full_pass=bool(k == n))
         kernel = _kernel(probe_ids, label, p_true, res if regression else None, C, J0, Jclass, gscale,
                          rng, spec.full_kernel) if spec.probe else None
-        writer.write_round(t, row, samples, kernel=kernel)
+        emb = None
+        if spec.embedding:
+            pull = (comp * (1.1 - d))[:, None].astype(np.float32)  # easy samples settle first
+            Z = (1 - pull) * start + pull * home + rng.normal(0, 0.05, (n, K)).astype(np.float32)
+            emb = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "x": Z[:, 0], "y": Z[:, 1],
+                                **{f"pc{j}": Z[:, j] for j in range(2, K)}})
+            row["embedding_var_2d"] = float(0.5 + 0.3 * comp)
+        writer.write_round(t, row, samples, kernel=kernel, embedding=emb)
     if fail is not None:
         writer.fail(fail)
     elif stop_after is None or stop_after >= R:
