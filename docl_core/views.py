@@ -394,6 +394,24 @@ def contributions_for(kernel: dict[str, np.ndarray], probe_pos: int, top: int = 
     return df
 
 
+def representative_probe(kernel: dict[str, np.ndarray], noisy_ids=()) -> int:
+    """The probe sample to open on: the highest kernel score among clean samples whose score is
+    carried by others (its largest contribution c_ij has j ≠ i), so the picture shows the NTK
+    reading — agreement with other large-residual samples — rather than a sample pulling on
+    itself; falls back to the highest score. Returns a sample id."""
+    ids = np.asarray(kernel["probe_ids"]).astype(int)
+    score = np.asarray(kernel.get("kernel_score", np.zeros(len(ids))))
+    order = np.argsort(-score, kind="stable")
+    c = np.asarray(kernel["contributions"]) if "contributions" in kernel else None
+    noisy = set(int(i) for i in noisy_ids)
+    for pos in order:
+        if int(ids[pos]) in noisy or c is None:
+            continue
+        if int(np.argmax(c[pos])) != pos:
+            return int(ids[pos])
+    return int(ids[order[0]]) if len(order) else 0
+
+
 def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 8) -> pd.DataFrame:
     """Probe samples most similar to sample_id in the normalised trace kernel (empty if the
     sample is not in the probe set)."""

@@ -754,3 +754,11 @@ def test_quick_run_button_starts_the_preset(exp, monkeypatch, tmp_path):
     at.button(key="nr_quick").click().run()
     assert not at.exception and len(calls) == 1
     assert calls[0][calls[0].index("--epochs") + 1] == "8"
+
+
+def test_representative_probe_skips_flipped_and_self_carried_samples():
+    c = np.array([[5.0, 0.1, 0.1], [0.2, 0.5, 3.0], [0.1, 2.0, 1.0]])  # sample 10 carries itself
+    K = {"probe_ids": np.array([10, 11, 12]), "kernel_score": c.sum(1), "contributions": c}
+    assert views.representative_probe(K) == 11            # highest score among those carried by others
+    assert views.representative_probe(K, noisy_ids=[11]) == 12
+    assert views.representative_probe(K, noisy_ids=[11, 12]) == 10  # nothing qualifies: the top score

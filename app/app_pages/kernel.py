@@ -93,7 +93,7 @@ def body():
     options = [int(np.asarray(K["probe_ids"])[i]) for i in order_by_score]
     picked = st.session_state.get("picked_sample")
     if st.session_state.get("k_sample") not in options:
-        st.session_state["k_sample"] = picked if picked in options else options[0]
+        st.session_state["k_sample"] = picked if picked in options else views.representative_probe(K, noisy_ids)
     probe_label = dict(zip(np.asarray(K["probe_ids"]).astype(int), np.asarray(K.get("labels", np.zeros(m, int)))))
     sid = st.selectbox("Probe sample (highest kernel score first)", options, key="k_sample",
                        format_func=lambda s: f"label {cname(probe_label[s])}" + (" ⚠ flipped" if s in noisy_ids else "")

@@ -26,13 +26,18 @@ def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
 
 
 def _default_sample() -> int:
-    """The probe sample with the highest kernel score in the last kernel round (it has neighbours), else 0."""
+    """A representative high-scoring probe sample of the last kernel round (clean label, its score
+    carried by other samples: views.representative_probe), else 0."""
     kr = run.kernel_rounds()
     if not kr:
         return 0
     K = common.run_kernel(str(run.dir), common.run_stamp(run.dir), kr[-1])
-    score = K.get("kernel_score")
-    return int(K["probe_ids"][int(np.argmax(score))]) if score is not None and len(score) else int(K["probe_ids"][0])
+    try:
+        ds = common.RunReader(run.dir).dataset()
+        noisy = ds.loc[ds["noisy"].astype(bool), "sample_id"] if "noisy" in ds else []
+    except Exception:  # noqa: BLE001 - a missing dataset frame only loses the noise filter
+        noisy = []
+    return views.representative_probe(K, noisy)
 
 
 def body():
