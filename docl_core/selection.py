@@ -174,12 +174,21 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
-    """s = max(cos, 0) for all pairs of normalised rows, built in row blocks. (n, D) → (n, n), x's dtype."""
+    """s = max(cos, 0) for all pairs of normalised rows. (n, D) → (n, n), x's dtype. O(n² D / 2).
+
+    Built in square tiles of ≤ CHUNK_ELEMENTS entries, each computed once for i ≤ j and mirrored:
+    a dot product does not depend on the order of its two factors, so s is exactly symmetric and
+    row j is column j (the gain loop reads rows, which are contiguous).
+    """
     n = x.shape[0]
     s = x.new_empty((n, n))
-    rb = max(1, CHUNK_ELEMENTS // max(1, n))
-    for r0 in range(0, n, rb):
-        s[r0:r0 + rb] = similarity(_cos(x[r0:r0 + rb], x))              # (rb, n)
+    t = max(1, math.isqrt(CHUNK_ELEMENTS))                               # tile side
+    for i0 in range(0, n, t):
+        for j0 in range(i0, n, t):
+            tile = similarity(_cos(x[i0:i0 + t], x[j0:j0 + t]))         # (t, t)
+            s[i0:i0 + t, j0:j0 + t] = tile
+            if j0 != i0:
+                s[j0:j0 + t, i0:i0 + t] = tile.T
     return s
 
 
@@ -198,13 +207,13 @@ class _Similarity:
         self.matrix = similarity_matrix(x) if self.route == "precomputed" else None   # (n, n) or None
 
     def lead(self, rows: torch.Tensor) -> torch.Tensor:
-        """What blocks of these rows are cut from: gathered s rows (r, n) or features (r, D)."""
-        return (self.matrix if self.matrix is not None else self.x).index_select(0, rows)
+        """What blocks of these rows are cut from: the row indices (precomputed) or features (r, D)."""
+        return rows if self.matrix is not None else self.x.index_select(0, rows)
 
     def block_minus(self, lead: torch.Tensor, c0: int, c1: int, cover: torch.Tensor) -> torch.Tensor:
         """s[rows, c0:c1] − cover[c0:c1], a new tensor (entries may be < 0). → (r, c1 − c0)"""
-        if self.matrix is not None:
-            return lead[:, c0:c1] - cover[c0:c1]
+        if self.matrix is not None:                                     # gather a cache-sized block
+            return self.matrix[:, c0:c1].index_select(0, lead).sub_(cover[c0:c1])
         return _cos(lead, self.x[c0:c1]).clamp_(max=1.0).sub_(cover[c0:c1])
 
     def add_to_cover(self, cover: torch.Tensor, j: int) -> torch.Tensor:
