@@ -15,7 +15,7 @@ the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" = 
 subsample (the public code's `use_random_subsample` switch) is our reading of the name.
 
 `diversity` picks F: "facility" (facility location, greedy), "centrality" (the authors'
-modular proxy, top-k of w̃ + λ F̄({i})) or "none" (λ dropped: plain top-k). When F is needed
+modular proxy, top-k of w̃ + λ (1 + mean cosine)/2) or "none" (λ dropped: plain top-k). When F is needed
 but `state.features` is None the curriculum falls back to "none" for that round (with a
 warning) instead of failing: a loop that cannot provide embeddings still trains.
 """
