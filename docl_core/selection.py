@@ -207,16 +207,6 @@ class _Similarity:
         self.route = facility_route(self.n, x.dtype, memory_budget_bytes)
         self.matrix = similarity_matrix(x) if self.route == "precomputed" else None   # (n, n) or None
 
-    def lead(self, rows: torch.Tensor) -> torch.Tensor:
-        """What blocks of these rows are cut from: the row indices (precomputed) or features (r, D)."""
-        return rows if self.matrix is not None else self.x.index_select(0, rows)
-
-    def block_minus(self, lead: torch.Tensor, c0: int, c1: int, cover: torch.Tensor) -> torch.Tensor:
-        """s[rows, c0:c1] − cover[c0:c1], a new tensor (entries may be < 0). → (r, c1 − c0)"""
-        if self.matrix is not None:                                     # gather a cache-sized block
-            return self.matrix[:, c0:c1].index_select(0, lead).sub_(cover[c0:c1])
-        return _cos(lead, self.x[c0:c1]).clamp_(max=1.0).sub_(cover[c0:c1])
-
     def add_to_cover(self, cover: torch.Tensor, j: int) -> torch.Tensor:
         """cover after adding sample j: max(cover, s_·j), O(n) gathered or O(nD) computed. (n,)"""
         row = self.matrix[j] if self.matrix is not None else _cos(self.x[j:j + 1], self.x)[0].clamp_(max=1.0)
@@ -225,14 +215,17 @@ class _Similarity:
     def gains(self, cand: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
         """Σ_i max(0, s_ci − cover_i) per candidate, in blocks of ≤ CHUNK_ELEMENTS. (c,) → (c,) in [0, n]
 
-        Precomputed: O(c·n) reads of gathered rows. Chunked: O(c·n·D) flops. Same reduction order.
+        Precomputed: O(c·n) reads of gathered rows. Chunked: O(c·n·D) flops (`coverage_gains`).
+        Same blocks, same values, same reduction order.
         """
+        if self.matrix is None:
+            return coverage_gains(self.x.index_select(0, cand), self.x, cover)
         gains = self.x.new_zeros(cand.shape[0])                         # (c,)
         rb, cb = _blocks(cand.shape[0], self.n)
         for r0 in range(0, cand.shape[0], rb):
-            lead = self.lead(cand[r0:r0 + rb])
-            for c0 in range(0, self.n, cb):
-                d = self.block_minus(lead, c0, c0 + cb, cover)          # (rb, cb)
+            rows = cand[r0:r0 + rb]
+            for c0 in range(0, self.n, cb):                             # gather a cache-sized block
+                d = self.matrix[:, c0:c0 + cb].index_select(0, rows).sub_(cover[c0:c0 + cb])   # (rb, cb)
                 gains[r0:r0 + rb] += d.clamp_(min=0.0).sum(1)
         return gains
 
