@@ -144,11 +144,15 @@ def similarity(cos: torch.Tensor) -> torch.Tensor:
 def facility_route(n: int, dtype: torch.dtype = torch.float32,
                    memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> str:
     """"precomputed" when the (n, n) similarity in `dtype` fits the budget, else "chunked"."""
-    if isinstance(memory_budget_bytes, bool) or not isinstance(memory_budget_bytes, int) \
-            or memory_budget_bytes < 0:
-        raise ValueError(f"memory_budget_bytes must be an integer ≥ 0 (bytes), got {memory_budget_bytes!r}")
+    try:
+        budget = None if isinstance(memory_budget_bytes, bool) else operator.index(memory_budget_bytes)
+    except TypeError:
+        budget = None
+    if budget is None or budget < 0:
+        raise ValueError(f"memory_budget_bytes must be an integer number of bytes ≥ 0 (0 forces the "
+                         f"chunked route), got {memory_budget_bytes!r}")
     itemsize = torch.empty((), dtype=dtype).element_size()
-    return "precomputed" if n * n * itemsize <= memory_budget_bytes else "chunked"
+    return "precomputed" if n * n * itemsize <= budget else "chunked"
 
 
 def _blocks(rows: int, cols: int) -> tuple[int, int]:

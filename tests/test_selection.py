@@ -395,6 +395,8 @@ def test_weighted_sample_temperature_and_extremes():
     (lambda w, x: sel.weighted_sample(w, 2, torch.Generator(), temperature=0.0), "temperature"),
     (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, method="fastest"), "unknown greedy method"),
     (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, method="stochastic"), "Generator"),
+    (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, "lazy", memory_budget_bytes=-1), "memory_budget_bytes"),
+    (lambda w, x: sel.greedy(w, x, 2, 1.0, memory_budget_bytes=1.5), "integer number of bytes"),
 ])
 def test_errors_say_what_to_fix(call, message):
     w, x = problem(0, 5, dtype=torch.float32)
