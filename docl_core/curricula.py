@@ -17,8 +17,9 @@ subsample", deterministic (lazy greedy) is our own variant: with the public code
 `sgd` ignores k_t and trains on every sample.
 
 `diversity` picks F: "facility" (facility location, greedy), "centrality" (a modular proxy:
-top-k of w̃ + λ F̄({i}) with our cosine-Gram centrality, or, when the paper protocol supplies
-`state.centrality`, the authors' rule top-k of mod·p_i + centrality_i) or "none" (λ dropped). When F is needed
+top-k of w̃ + λ (1 + mean cosine)/2 with our cosine-Gram centrality, or, when the paper protocol
+supplies `state.centrality`, the authors' rule top-k of mod·p_i + centrality_i) or "none" (λ
+dropped: plain top-k). When F is needed
 but `state.features` is None the curriculum falls back to "none" for that round (with a
 warning) instead of failing: a loop that cannot provide embeddings still trains.
 """

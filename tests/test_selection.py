@@ -12,10 +12,20 @@ from docl_core import selection as sel
 # ----------------------------------------------------------------------------- naive oracles (tests only)
 
 
-def naive_similarity(x):
-    """(1 + cos) / 2 from the explicit n×n matrix. (n, D) → (n, n)"""
+def naive_cosine(x):
+    """cos from the explicit n×n Gram matrix of normalised rows. (n, D) → (n, n)"""
     xh = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return ((1 + xh @ xh.T) / 2).clamp(0, 1)
+    return xh @ xh.T
+
+
+def naive_similarity(x):
+    """s = max(0, cos), clipped at 1, from the explicit n×n matrix. (n, D) → (n, n)"""
+    return naive_cosine(x).clamp(0, 1)
+
+
+def naive_gains(x, cover):
+    """Σ_i max(0, s_ci − cover_i) for every row c, from the explicit matrix. → (n,)"""
+    return (naive_similarity(x) - cover[None, :]).clamp(min=0).sum(1)
 
 
 def naive_objective(w, x, S, lam):
@@ -104,34 +114,37 @@ def test_chunked_values_equal_naive_n_by_n(monkeypatch):
     naive = float(naive_similarity(x)[:, S].amax(1).mean())
     assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
     xh = sel.normalize_features(x)
-    cover = sel.coverage(xh, xh[S])                                       # cosine units
-    naive_gains = (naive_similarity(x) - ((1 + cover) / 2)[None, :]).clamp(min=0).sum(1)
+    cover = sel.coverage(xh, xh[S])                                       # similarity units
+    assert torch.allclose(cover, naive_similarity(x)[:, S].amax(1), rtol=0, atol=1e-15)
+    expect = naive_gains(x, cover)
     # tiny blocks: many row and column blocks, ragged edges
     monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 12)
     monkeypatch.setattr(sel, "COL_BLOCK", 5)
     assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
-    assert torch.allclose(sel.coverage_gains(xh, xh, cover), naive_gains, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(sel.coverage_gains(xh, xh, cover), expect, rtol=1e-12, atol=1e-12)
     assert math.isclose(sel.objective(w, x, S, 1.5), naive_objective(w, x, S.tolist(), 1.5), rel_tol=1e-12)
 
 
 def test_blocks_bound_memory_and_do_not_change_answers(monkeypatch):
-    """No similarity block larger than CHUNK_ELEMENTS, so the n×n matrix is never formed."""
+    """Chunked route: no similarity block larger than CHUNK_ELEMENTS (or one (2, n) row for the
+    coverage update), so the n×n matrix is never formed."""
     w, x = problem(5, 600, D=16, dtype=torch.float32)
-    ref = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0))
+    ref = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 4096)
     monkeypatch.setattr(sel, "COL_BLOCK", 256)
     largest = []
-    real_addmm = torch.addmm
+    real_cos = sel._cos
 
-    def spy(*args, **kw):
-        out = real_addmm(*args, **kw)
+    def spy(a, b):
+        out = real_cos(a, b)
         largest.append(out.numel())
         return out
 
-    monkeypatch.setattr(sel.torch, "addmm", spy)
-    got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0))
+    monkeypatch.setattr(sel, "_cos", spy)
+    monkeypatch.setattr(sel, "similarity_matrix", None)                  # the chunked route must not call it
+    got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     assert torch.equal(got, ref)
-    assert max(largest) <= 4096 < 600 * 600
+    assert max(largest) <= max(4096, 2 * 600) < 600 * 600
 
 
 def test_lambda_zero_is_top_k():
@@ -154,6 +167,170 @@ def test_diversity_picks_one_per_cluster():
         assert sorted(i < 10 for i in idx.tolist()) == [False, True]
 
 
+# ----------------------------------------------------------------------------- routes (issue 14)
+
+ROUTES = {"chunked": 0, "precomputed": 1 << 30}                          # memory_budget_bytes forcing each
+
+
+def run_method(method, w, x, k, lam, budget, seed=0, **kw):
+    return sel.maximize_facility(w, x, k, lam, method, torch.Generator().manual_seed(seed),
+                                 epsilon=kw.get("epsilon", 0.01), memory_budget_bytes=budget)
+
+
+def test_route_follows_the_memory_budget():
+    assert sel.facility_route(100, torch.float32, 100 * 100 * 4) == "precomputed"
+    assert sel.facility_route(100, torch.float32, 100 * 100 * 4 - 1) == "chunked"
+    assert sel.facility_route(100, torch.float64, 100 * 100 * 4) == "chunked"
+    assert sel.facility_route(16_384, torch.float32) == "precomputed"     # default 1 GiB
+    assert sel.facility_route(16_385, torch.float32) == "chunked"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_both_routes_return_identical_answers_for_every_method(seed):
+    """Fresh random inputs, float64 (so no near-tie hides in the last bit): same indices, same order."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    n, D = [60, 150, 301][seed % 3], [3, 8, 32][seed % 3]
+    x = torch.randn(n, D, generator=g, dtype=torch.float64)
+    if seed % 2:
+        x = x.relu()                                                      # post-ReLU, as the models give
+    w = torch.randn(n, generator=g, dtype=torch.float64) if seed % 3 else None
+    k, lam = [5, 17, 40][seed % 3], [0.5, 1.0, 4.0][seed % 3]
+    for method in sel.METHODS:
+        a = run_method(method, w, x, k, lam, ROUTES["chunked"], seed=seed)
+        b = run_method(method, w, x, k, lam, ROUTES["precomputed"], seed=seed)
+        assert_valid(a, k, n)
+        assert a.tolist() == b.tolist(), method
+    # and lazy is plain greedy on either route
+    assert run_method("lazy", w, x, k, lam, 0).tolist() == run_method("greedy", w, x, k, lam, 0).tolist()
+
+
+def test_routes_agree_with_tiny_blocks_and_ragged_edges(monkeypatch):
+    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 37)
+    monkeypatch.setattr(sel, "COL_BLOCK", 7)
+    w, x = problem(21, 45, D=6)
+    for method in sel.METHODS:
+        a = run_method(method, w, x, 9, 2.0, ROUTES["chunked"], seed=3, epsilon=0.2)
+        b = run_method(method, w, x, 9, 2.0, ROUTES["precomputed"], seed=3, epsilon=0.2)
+        assert a.tolist() == b.tolist(), method
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_gains_on_each_route_equal_the_explicit_matrix(route, monkeypatch):
+    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 50)
+    monkeypatch.setattr(sel, "COL_BLOCK", 9)
+    _, x = problem(31, 40, D=5)
+    xh = sel.normalize_features(x)
+    sim = sel._Similarity(xh, ROUTES[route])
+    assert sim.route == route
+    cover = sel.coverage(xh, xh[torch.tensor([2, 11, 30])])
+    cand = torch.tensor([39, 0, 5, 11, 17])
+    assert torch.allclose(sim.gains(cand, cover), naive_gains(x, cover)[cand], rtol=1e-12, atol=1e-12)
+    new = sim.add_to_cover(cover, 7)
+    assert torch.allclose(new, torch.maximum(cover, naive_similarity(x)[:, 7]), rtol=0, atol=1e-15)
+    if route == "precomputed":
+        assert torch.allclose(sim.matrix, naive_similarity(x), rtol=0, atol=1e-15)
+
+
+def test_lazy_equals_greedy_under_exact_ties_on_both_routes():
+    """Duplicated rows and equal weights make many gains tie exactly: all maximisers break ties
+    the same way (lowest index), whichever route and lazy batch."""
+    g = torch.Generator().manual_seed(4)
+    base = torch.randn(12, 4, generator=g, dtype=torch.float64).relu()
+    x = base.repeat(5, 1)                                                 # (60, 4): each row 5 times
+    w = torch.ones(60, dtype=torch.float64)
+    ref = sel.greedy(w, x, 10, 1.0, memory_budget_bytes=0)
+    for budget in ROUTES.values():
+        assert sel.greedy(w, x, 10, 1.0, memory_budget_bytes=budget).tolist() == ref.tolist()
+        for batch in (1, 3, 64):
+            assert sel.lazy_greedy(w, x, 10, 1.0, batch=batch, memory_budget_bytes=budget).tolist() == ref.tolist()
+    assert all(int(i) < 12 for i in ref)                                  # first copies win the ties
+
+
+# ----------------------------------------------------------------------------- similarity and λ (issue 13.9)
+
+
+def test_similarity_of_post_relu_features_spans_zero_to_one():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 16, generator=g).relu()                          # (n, D) post-ReLU
+    x[0] = 0.0
+    x[0, :8] = 1.0
+    x[1] = 0.0
+    x[1, 8:] = 1.0                                                        # disjoint supports: cos = 0
+    s = sel.similarity_matrix(sel.normalize_features(x))
+    assert float(s.min()) == 0.0 and float(s[0, 1]) == 0.0
+    assert math.isclose(float(s.max()), 1.0, rel_tol=1e-6)
+    assert torch.allclose(s, naive_cosine(x).clamp(0, 1), atol=1e-6)      # non-negative features: s = cos
+    lo, hi = s.quantile(0.01), s.quantile(0.99)
+    assert float(hi - lo) > 0.6                                            # (1 + cos)/2 would squeeze it into [0.5, 1]
+    # negative cosines cover nothing
+    assert float(sel.similarity(torch.tensor([-1.0, -0.3, 0.0, 0.4, 1.0 + 1e-7])).min()) == 0.0
+    assert sel.similarity(torch.tensor([-1.0, -0.3, 0.0, 0.4, 1.0 + 1e-7])).tolist() == [0.0, 0.0, 0.0, 0.4000000059604645, 1.0]
+
+
+def test_orthogonal_samples_do_not_cover_each_other():
+    x = torch.eye(6, dtype=torch.float64)                                  # one-hot: post-ReLU, orthogonal
+    for m in range(1, 7):
+        assert math.isclose(sel.facility_location(x, torch.arange(m)), m / 6, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_lambda_keeps_its_meaning(route):
+    """λ = 0: top-k on the weights. Large λ: the set of largest coverage (brute force), on post-ReLU
+    clusters whose best cover needs one sample per cluster while the weights favour one cluster.
+    Cluster c lives on features {2c, 2c + 1}: clusters are orthogonal (s = 0 across), so the best
+    cover is the best single cover of each cluster, which greedy finds."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.zeros(12, 8, dtype=torch.float64)                            # (n, D) post-ReLU
+    for i in range(12):
+        c = i // 3
+        x[i, 2 * c:2 * c + 2] = torch.tensor([1.0, 0.0]) + torch.rand(2, generator=g, dtype=torch.float64)
+    w = torch.cat([torch.full((3,), 5.0), torch.zeros(9)]).double() + 0.01 * torch.rand(12, generator=g)
+    budget = ROUTES[route]
+    for method in sel.METHODS:
+        assert sorted(run_method(method, w, x, 4, 0.0, budget).tolist()) == sorted(sel.top_k(w, 4).tolist())
+    best_cover = max(sel.facility_location(x, torch.tensor(S)) for S in itertools.combinations(range(12), 4))
+    for method in sel.METHODS:
+        idx = run_method(method, w, x, 4, 1e4, budget, epsilon=0.001)
+        assert sorted(int(i) // 3 for i in idx) == [0, 1, 2, 3]           # one per cluster
+        assert math.isclose(sel.facility_location(x, idx), best_cover, rel_tol=1e-9)
+    # λ = 1 trades both terms in the same units: J's optimum by brute force vs greedy's value
+    opt = brute_force(w, x, 4, 1.0)
+    value = naive_objective(w, x, sel.greedy(w, x, 4, 1.0, memory_budget_bytes=budget).tolist(), 1.0)
+    assert (1 - 1 / math.e) * opt <= value <= opt + 1e-12
+
+
+# ----------------------------------------------------------------------------- stochastic sampling (issue 13.10)
+
+
+def test_candidate_sampling_is_partial_fisher_yates_on_the_generators_uniforms():
+    """s uniforms drawn (not a permutation of r); the candidates follow from them exactly."""
+    r, s = 50, 7
+    pool = list(range(100, 100 + r)) + [-1, -2]                           # entries past r stay put
+    sel._sample_without_replacement(pool, r, s, torch.Generator().manual_seed(9))
+    u = torch.rand(s, generator=torch.Generator().manual_seed(9), dtype=torch.float64).tolist()
+    expect = list(range(100, 100 + r))
+    for i, ui in enumerate(u):
+        p = i + int(ui * (r - i))
+        expect[i], expect[p] = expect[p], expect[i]
+    assert pool[:r] == expect and pool[r:] == [-1, -2]
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    sel._sample_without_replacement(list(range(r)), r, s, g1)
+    torch.rand(s, generator=g2, dtype=torch.float64)
+    assert torch.equal(g1.get_state(), g2.get_state())                    # exactly s numbers consumed
+
+
+def test_candidate_sampling_is_uniform_without_replacement():
+    r, s, trials = 10, 3, 6000
+    g = torch.Generator().manual_seed(0)
+    counts = torch.zeros(r)
+    pool = list(range(r))
+    for _ in range(trials):
+        sel._sample_without_replacement(pool, r, s, g)
+        assert len(set(pool[:s])) == s and sorted(pool) == list(range(r))
+        counts[pool[:s]] += 1
+    assert torch.allclose(counts / trials, torch.full((r,), s / r), atol=0.03)  # each in with p = s/r
+
+
 # ----------------------------------------------------------------------------- centrality
 
 
@@ -163,10 +340,10 @@ def test_centrality_equals_explicit_gram_row_sums():
     assert torch.allclose(sel.centrality(x), (xh @ xh.T).sum(1), rtol=1e-12, atol=1e-10)
 
 
-def test_modular_select_is_top_k_of_weights_plus_singleton_coverage():
+def test_modular_select_is_top_k_of_weights_plus_mean_half_cosine_similarity():
     w, x = problem(2, 25, D=4)
     wt = (w - w.min()) / (w.max() - w.min())
-    singleton = naive_similarity(x).mean(0)                               # F̄({j})
+    singleton = ((1 + naive_cosine(x)) / 2).mean(0)                       # the proxy's definition
     expect = (wt + 0.7 * singleton).topk(5).indices
     assert sel.modular_select(w, x, 5, 0.7).tolist() == expect.tolist()
 
@@ -218,6 +395,8 @@ def test_weighted_sample_temperature_and_extremes():
     (lambda w, x: sel.weighted_sample(w, 2, torch.Generator(), temperature=0.0), "temperature"),
     (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, method="fastest"), "unknown greedy method"),
     (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, method="stochastic"), "Generator"),
+    (lambda w, x: sel.maximize_facility(w, x, 2, 1.0, "lazy", memory_budget_bytes=-1), "memory_budget_bytes"),
+    (lambda w, x: sel.greedy(w, x, 2, 1.0, memory_budget_bytes=1.5), "integer number of bytes"),
 ])
 def test_errors_say_what_to_fix(call, message):
     w, x = problem(0, 5, dtype=torch.float32)
