@@ -16,7 +16,8 @@ from .store import RunReader, RunStoreError
 
 SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast")
 ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
-                    "score_byproduct": "byproduct (estimate)", "score_fast": "fast (approximation)"}
+                    "score_byproduct": "byproduct (our estimate)", "score_fast": "fast (approximation)",
+                    "score_paper": "paper (the authors' byproduct)"}
 HISTORY_COLUMNS = ("loss", "p_true", "residual_norm", "speed_norm", "score", "selected",
                    "times_selected", "correct", "output0")
 
@@ -52,8 +53,11 @@ def round_matrices(reader: RunReader, columns: Sequence[str],
     first = reader.samples(ids[0], want)
     n = int(first["sample_id"].max()) + 1 if len(first) else 0
     out = {c: np.full((len(ids), n), np.nan, dtype=np.float32) for c in columns}  # each (R, N)
-    for r, t in enumerate(ids):
-        df = first if r == 0 else reader.samples(t, want)
+    # parquet decoding releases the GIL: a few threads read the rounds side by side
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(4, max(1, len(ids) - 1))) as pool:
+        frames = [first, *pool.map(lambda t: reader.samples(t, want), ids[1:])]
+    for r, df in enumerate(frames):
         sid = df["sample_id"].to_numpy()
         keep = sid < n
         for c in columns:
