@@ -14,7 +14,7 @@ import pandas as pd
 
 from .store import RunReader, RunStoreError
 
-SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast")
+SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast", "score_paper")
 ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
                     "score_byproduct": "byproduct (our estimate)", "score_fast": "fast (approximation)",
                     "score_paper": "paper (the authors' byproduct)"}
@@ -282,12 +282,14 @@ def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> 
 
 
 def logged_estimators(reader: RunReader) -> list[str]:
-    """Score columns with values in the first committed round (exact, byproduct, fast)."""
+    """Score columns with values in the last committed round or the last kernel round (exact
+    scores may be logged only at episode starts, where the kernel is): exact, byproduct, fast, paper."""
     cols = [c for c in SCORE_COLUMNS[1:] if c in sample_columns(reader)]
     if not cols:
         return []
-    df = reader.samples(reader.last_complete_round, cols)
-    return [c for c in cols if df[c].notna().any()]
+    rounds = sorted({reader.last_complete_round, *reader.kernel_rounds()[-1:]})
+    frames = [reader.samples(t, cols) for t in rounds]
+    return [c for c in cols if any(df[c].notna().any() for df in frames)]
 
 
 # ----------------------------------------------------------------------------- Selected subsets

@@ -146,7 +146,7 @@ def test_scores_widgets(exp, monkeypatch):
     ok(at)
     titles = chart_titles(at)
     assert "Score histogram, round 2" in titles
-    assert any(t.startswith("Byproduct (estimate) of 240 samples") for t in titles)
+    assert any(t.startswith("Byproduct (our estimate) of 240 samples") for t in titles)
     assert "How stable is the ranking?" in titles
     assert any("vs" in t for t in titles)  # estimator agreement
     at.number_input(key="sc_add").set_value(7).run()
