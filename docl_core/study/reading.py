@@ -97,3 +97,21 @@ def agreement(rho: float) -> str:
     if rho < 0.5:
         return f"agrees weakly with the exact score's ranking (median ρ = {rho:+.2f})"
     return f"agrees with the exact score's ranking (median ρ = {rho:+.2f})"
+
+
+def shift(a: str, b: str, r: dict, what: str = "ρ") -> str:
+    """A − B of a quantity that is neither good nor bad (a correlation): "higher", "lower" or no clear difference."""
+    if not r or not r.get("n"):
+        return f"{a} against {b}: no paired values."
+    v = verdict(r.get("low", np.nan), r.get("high", np.nan), True)
+    numbers = f"{a} − {b} = {interval(r)} over {r['n']} paired epochs"
+    if v == "no clear difference":
+        return f"{what} shows no clear difference between {a} and {b}: {numbers} (the interval contains 0)."
+    return f"{what} is {'higher' if v == 'beats' else 'lower'} under {a} than under {b}: {numbers}."
+
+
+def ratio(a: str, b: str, x: float, y: float, what: str) -> str:
+    """"A used 0.67× B's samples" (a measured ratio, no verdict)."""
+    if not (np.isfinite(x) and np.isfinite(y)) or y == 0:
+        return ""
+    return f"{a} used {x / y:.2f}× {b}'s {what}"

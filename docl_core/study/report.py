@@ -204,6 +204,18 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                 cells.append(f"{x.seen:.1f} N, {x.own_s:.1f} s own, {x.wall_s:.1f} s wall{ratio}")
             L.append(f"| {s.title} | " + " | ".join(cells) + " |")
         L += ["", "In brackets: samples seen and own time relative to SGD.", ""]
+        for s in paper_settings:
+            comp = tables.computation(D[s.name]["rounds"], cur).set_index("curriculum") \
+                if len(D[s.name]["rounds"]) else pd.DataFrame()
+            if "docl" not in comp.index:
+                continue
+            x = comp.loc["docl"]
+            parts = [reading.ratio("DoCL", L_(b), x[k], comp.loc[b, k], w) for b in ("sgd", "random")
+                     if b in comp.index for k, w in (("seen", "samples"), ("own_s", "own time"))]
+            L.append(f"- {s.title}: " + "; ".join(p for p in parts if p) + ".")
+        L += ["", "Under this recipe Random keeps the whole pool k0 each epoch while DoCL (and MCL, DoCL-NR) keep "
+              "select_ratio·k0 of it when a diversity term prunes, so Random trains on more samples per epoch; the "
+              "ratios above are measured, not assumed.", ""]
 
         # ---------------------------------------------------------------- noisy labels
         noisy = [s for s in paper_settings if s.label_noise > 0]
@@ -352,9 +364,16 @@ def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, me
             w = pd.DataFrame({"v": g.set_index(["seed", "round"])["spearman_all"],
                               "d": base.set_index(["seed", "round"])["spearman_all"]})
             diff = _cell({**paired(w, "v", "d"), "higher": True})
-        L.append(f"| {group} | {len(g)} | {g['spearman_all'].median():+.2f} | {g['spearman_selected'].median():+.2f} | "
-                 f"{g['overlap_topk'].median():.2f} | {g['jaccard_topk'].median():.2f} | {diff} |")
+        f = lambda v, sign="+": f"{v:{sign}.2f}" if np.isfinite(v) else "n/a"  # noqa: E731
+        L.append(f"| {group} | {len(g)} | {f(g['spearman_all'].median())} | {f(g['spearman_selected'].median())} | "
+                 f"{f(g['overlap_topk'].median(), '')} | {f(g['jaccard_topk'].median(), '')} | {diff} |")
     L += [""]
+    for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
+        base = fid[(fid.setting == setting) & (fid.variant == "default") & (fid.protocol == g["protocol"].iloc[0])]
+        if g["variant"].iloc[0] != "default" and len(base):
+            w = pd.DataFrame({"v": g.set_index(["seed", "round"])["spearman_all"],
+                              "d": base.set_index(["seed", "round"])["spearman_all"]})
+            L.append(f"- {group}: " + reading.shift(g["variant"].iloc[0], "default", paired(w, "v", "d")))
     for setting, g in fid[fid.protocol == "paper"].groupby("setting", sort=False):
         m = g[g["momentum"] > 0]
         L.append(f"- {suite.setting(setting).title} (paper): " + reading.relation(

@@ -207,7 +207,7 @@ def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool) -> dict:
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tjobs, where = tuning_jobs(suite, out)
-    times = run_jobs(tjobs, n_workers, "tuning", progress) if tjobs else {}
+    times = run_jobs(sorted(tjobs, key=_cost, reverse=True), n_workers, "tuning", progress) if tjobs else {}
     chosen, cand = choose(suite, where)
     groups = {"report": report_jobs(suite, out, chosen), "ablation": ablation_jobs(suite, out, chosen),
               "fidelity": fidelity_jobs(suite, out, chosen)}
