@@ -91,10 +91,13 @@ def convergence(panels: list[tuple[str, pd.DataFrame, dict]]):
                                      line=dict(color="#2b2b2b" if col == "test_acc" else "#8c8c8c", dash=dash)),
                           row=r, col=c)
         if conv:
-            fig.add_vrect(x0=conv["cut"] + 0.5, x1=conv["epochs"] - 0.5, fillcolor="rgba(20,80,180,0.08)",
+            fig.add_vrect(x0=conv["cut"] + 0.5, x1=conv["epochs"] - 1, fillcolor="rgba(20,80,180,0.08)",
                           line_width=0, row=r, col=c)
         low = float(np.nanmin(sub.groupby("epoch")[["test_acc", "val_acc"]].mean().to_numpy()[1:])) * 100
         fig.update_yaxes(range=[max(0.0, min(80.0, low - 2)), 100], row=r, col=c)  # the warm start's low point off
+        fig.update_xaxes(title_text="epoch", row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text="accuracy (%)", row=r, col=c)
     fig.update_layout(title=dict(text="SGD (all N every epoch) under the paper recipe: accuracy against epochs"
                                       "<br><sup>mean over seeds; shaded: the last 25% of epochs, whose gain over "
                                       "the best before is the convergence check</sup>", x=0.02),
