@@ -254,7 +254,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                     cells += [f"{r['mean']:.2f} ± {r['std']:.2f}", _cell({**r["diff"], "higher": True})
                               if r["diff"] else "·", f"{r['seen']:.1f} N"]
                 L.append(f"| {v} | " + " | ".join(cells) + f" | {_cell(ab['vs_random'].get(v, {}))} |")
-            L += [""] + [f"- Under {v}: {reading.compare('DoCL', 'Random', r)}" for v, r in ab["vs_random"].items()]
+            L += [""] + [f"- Under {'the full recipe' if v == 'full recipe' else v}: "
+                         f"{reading.compare('DoCL', 'Random', r)}" for v, r in ab["vs_random"].items()]
             L += [""]
 
     # ---------------------------------------------------------------- fidelity
