@@ -1,5 +1,6 @@
-"""The comparison study: the quick suite regenerates a report with the right structure, the
-statistics are right, and tuning never touches the report seeds."""
+"""The comparison study: the quick suite regenerates a report of both protocols with an ablation
+and a fidelity section; the statistics are right; tuning never touches the report seeds; and
+every verdict of the reading flips with the numbers it is computed from."""
 import math
 import re
 
@@ -10,88 +11,142 @@ import pytest
 from docl_core import study
 from docl_core.cli import main
 from docl_core.store import ExperimentReader
+from docl_core.study import reading, stats, tables
+from docl_core.study.suites import Setting
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """2 curricula × 2 seeds × 1 setting × 2 rounds, through the CLI."""
+    """The quick suite through the CLI: blobs under both protocols, 2 seeds, tiny ablation and fidelity."""
     root = tmp_path_factory.mktemp("study")
     out, docs = root / "runs", root / "docs"
     assert main(["study", "--suite", "quick", "--out", str(out), "--docs", str(docs), "--no-progress"]) == 0
     return out, docs, (docs / "RESULTS-quick.md").read_text()
 
 
-def test_report_has_the_table_differences_and_tuning(quick):
+def test_report_has_both_protocols_ablation_and_fidelity(quick):
     out, docs, text = quick
-    suite = study.SUITES["quick"]
-    s = suite.settings[0]
-    for heading in ("## Table 1, small scale", "## Paired differences: DoCL − X", "## Reading",
-                    "## Tuning (validation only, then frozen)", "## How this was made",
-                    "## Comparison with the seed's Table 1"):
-        assert heading in text
-    # one row per curriculum, a mean ± std cell in the setting's column, one bold best
-    table = text.split("## Table 1, small scale")[1].split("##")[0]
-    rows = [ln for ln in table.splitlines() if ln.startswith("| Random") or ln.startswith("| DoCL")]
-    assert len(rows) == 2
-    for ln in rows:
-        assert re.search(r"\d+\.\d\d ± \d+\.\d\d", ln)
-    assert table.count("**") == 2
-    assert s.title in table
-    # the paired difference DoCL − Random with an interval [low, high] and wins out of 2
-    assert re.search(r"\| blobs, 20% flipped \| \*{0,2}[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\], wins \d/2", text)
-    # the chosen values are written down, and the exact command
-    assert "λ₀ = 1, τ = " in text
-    assert "python -m docl_core study --suite quick" in text
-    assert "Hardware:" in text and "torch" in text
+    for heading in ("## At a glance (computed)", "## Paper protocol: final test accuracy",
+                    "## Paired differences against SGD and against Random", "## Has SGD converged?",
+                    "## Accuracy against epochs and against samples seen", "## Computation each curriculum used",
+                    "## Ablations of the recipe", "## How far the byproduct is from the exact score",
+                    "## Steps protocol (equal gradient steps)", "## Tuning (validation only, then frozen)",
+                    "## How this was made"):
+        assert heading in text, heading
+    table = text.split("## Paper protocol: final test accuracy")[1].split("##")[0]
+    rows = [ln for ln in table.splitlines() if re.match(r"\| (SGD|Random|DoCL) \|", ln)]
+    assert len(rows) == 3 and all(re.search(r"\d+\.\d\d ± \d+\.\d\d", ln) for ln in rows)
+    # DoCL against both baselines, with an interval and wins out of 2
+    assert re.search(r"\| − SGD \| .*[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \(\d/2\)", text)
+    assert re.search(r"\| − Random \| ·", text)
+    assert "| no-mixup |" in text and "median ρ" in text
+    assert "python -m docl_core study --suite quick" in text and "Hardware:" in text
 
 
 def test_runs_land_where_the_dashboard_opens_them(quick):
     out, docs, text = quick
-    exp = ExperimentReader(out / "blobs-noise20")
-    summary = exp.summary()
-    assert sorted(summary["run"]) == ["docl-s0", "docl-s1", "random-s0", "random-s1"]
+    summary = ExperimentReader(out / "blobs-noise20").summary()
+    assert sorted(summary["run"]) == ["docl-s0", "docl-s1", "random-s0", "random-s1", "sgd-s0", "sgd-s1"]
     assert (summary["status"] == "complete").all()
-    final = exp.rounds().sort_values("round").groupby("run").tail(1)
-    assert final["steps"].nunique() == 1  # equal gradient steps across curricula
-    # tuning ran on its own seed, in its own folder, never on a report seed
+    final = ExperimentReader(out / "blobs-noise20-steps").rounds().sort_values("round").groupby("run").tail(1)
+    assert final["steps"].nunique() == 1  # equal gradient steps across curricula under steps
     tuned = [p.name for p in (out / "tuning" / "blobs-noise20").iterdir()]
     assert tuned and all(name.endswith("-s100") for name in tuned)
+    assert sorted(p.name for p in (out / "ablation" / "blobs-noise20").iterdir()) == [
+        "docl-no-mixup-s0", "docl-no-mixup-s1", "random-no-mixup-s0", "random-no-mixup-s1"]
+    fid = ExperimentReader(out / "fidelity" / "blobs-noise20").runs[0]
+    assert fid.meta["config"]["log_every"] == "epoch"
 
 
 def test_figures_are_pngs(quick):
     out, docs, text = quick
-    for name in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+    names = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(names) >= 3
+    for name in names:
         assert (docs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_rerun_reuses_complete_runs(quick, capsys):
+def test_rerun_reuses_complete_runs(quick):
     out, docs, _ = quick
-    before = {p: p.stat().st_mtime_ns for p in out.glob("*/*/run.json")}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("run.json")}
     assert main(["study", "--suite", "quick", "--out", str(out), "--docs", str(docs), "--no-progress"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in out.glob("*/*/run.json")} == before
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("run.json")} == before
 
 
-def test_t_quantile_table_matches_known_values():
+def test_a_setting_expresses_either_protocol():
+    paper = Setting("x", "x", "blobs", label_noise=0.2, epochs=6, overrides={"mixup": False})
+    cfg = paper.config("docl", 3, {"score_scale": 1.0, "diversity": "none", "k_start": 0.3})
+    assert (cfg.protocol, cfg.paper.epochs, cfg.paper.mixup, cfg.paper.score_scale) == ("paper", 6, False, 1.0)
+    assert cfg.diversity == "none" and cfg.paper.k_start == 0.3 and cfg.seed == 3
+    steps = Setting("y", "y", "blobs", protocol="steps", rounds=4, overrides={"k_start": 0.3})
+    cfg = steps.config("mcl", 0, {"lam_start": 0.1})
+    assert (cfg.protocol, cfg.rounds, cfg.schedule.k_start, cfg.schedule.lam_start) == ("steps", 4, 0.3, 0.1)
+    with pytest.raises(ValueError, match="unknown knob"):
+        steps.config("docl", 0, {"mixup": False})
+    with pytest.raises(ValueError, match="unknown knob"):
+        paper.config("docl", 0, {"no_such_knob": 1})
+
+
+def test_t_quantile_and_paired_ci_against_hand_computations():
     for df, t in [(1, 12.706), (4, 2.776), (9, 2.262), (30, 2.042)]:
         assert study.t_quantile_975(df) == pytest.approx(t, abs=2e-3)
         assert study._T975[df - 1] == pytest.approx(t, abs=1e-9)
-    assert study.t_quantile_975(200) == pytest.approx(1.972, abs=2e-3)
     assert math.isnan(study.t_quantile_975(0))
-
-
-def test_paired_ci_against_a_hand_computation():
     d = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     m, lo, hi, n = study.paired_ci(d)
     half = 2.776 * np.std(d, ddof=1) / math.sqrt(5)
-    assert (m, n) == (3.0, 5)
-    assert lo == pytest.approx(3 - half, abs=1e-2) and hi == pytest.approx(3 + half, abs=1e-2)
+    assert (m, n) == (3.0, 5) and lo == pytest.approx(3 - half, abs=1e-2) and hi == pytest.approx(3 + half, abs=1e-2)
     assert math.isnan(study.paired_ci(np.array([1.0]))[1])
+
+
+def _result(diffs):
+    m, lo, hi, n = stats.paired_ci(diffs)
+    return {"mean": m, "low": lo, "high": hi, "n": n, "wins": int((np.asarray(diffs) > 0).sum()), "higher": True}
+
+
+def test_comparison_sentences_flip_with_the_interval():
+    assert reading.compare("DoCL", "SGD", _result([1.0, 1.2, 0.9, 1.1, 1.0])).startswith("DoCL beats SGD")
+    assert reading.compare("DoCL", "SGD", _result([-1.0, -1.2, -0.9, -1.1, -1.0])).startswith("DoCL trails SGD")
+    tie = reading.compare("DoCL", "SGD", _result([1.0, -1.0, 0.5, -0.6, 0.1]))
+    assert tie.startswith("no clear difference") and "beats" not in tie and "trails" not in tie
+    # lower-is-better metrics flip the direction
+    assert stats.verdict(-2.0, -1.0, higher_is_better=False) == "beats"
+    assert stats.verdict(float("nan"), 1.0) == "no clear difference"
+
+
+def test_convergence_and_noise_sentences_flip():
+    def curves(final_jump):
+        rows = [{"seed": s, "epoch": e, "test_acc": 0.9 + (final_jump if e == 19 else 0) + 0.001 * s}
+                for s in range(5) for e in range(20)]
+        return pd.DataFrame(rows)
+    flat, rising = stats.convergence(curves(0.001)), stats.convergence(curves(0.02))
+    assert flat["converged"] and not rising["converged"]
+    assert flat["gain"] == pytest.approx(0.1) and rising["gain"] == pytest.approx(2.0)
+    assert "has converged" in reading.convergence("SGD", "x", flat)
+    assert "**not** converged" in reading.convergence("SGD", "x", rising)
+    base = pd.Series([0.2] * 5)
+    low = stats.share_vs_base(pd.Series([0.10, 0.12, 0.09, 0.11, 0.10]), base)
+    high = stats.share_vs_base(pd.Series([0.30, 0.32, 0.29, 0.31, 0.30]), base)
+    same = stats.share_vs_base(pd.Series([0.19, 0.21, 0.20, 0.22, 0.18]), base)
+    assert "filters noisy labels" in reading.noisy_share("DoCL", low)
+    assert "chases noisy labels" in reading.noisy_share("DoCL", high)
+    assert "about their share" in reading.noisy_share("DoCL", same)
+
+
+def test_relation_sentence_needs_a_significant_rank_correlation():
+    x = np.arange(20.0)
+    assert "higher" in reading.relation("lr", "ρ", reading.rank_correlation_test(x, 2 * x))
+    assert "lower" in reading.relation("lr", "ρ", reading.rank_correlation_test(x, -x))
+    noise = np.random.default_rng(0).permutation(20).astype(float)
+    r = reading.rank_correlation_test(x, noise)
+    assert r["significant"] == (abs(r["rho"]) > 0.444)  # t_{0.975,18} ↔ |ρ| > 0.444 at n = 20
+    assert "no clear relation" in reading.relation("lr", "ρ", {"rho": 0.1, "n": 20, "significant": False})
 
 
 def test_equal_steps_are_asserted():
     frame = pd.DataFrame({"run": ["a", "b"], "steps": [10, 11]})
     with pytest.raises(AssertionError, match="different numbers of gradient steps"):
-        study.check_equal_steps({"x": {"final": frame}})
+        tables.check_equal_steps(frame, "x")
 
 
 def test_bad_suite_and_seeds_are_refused(tmp_path):
@@ -102,6 +157,20 @@ def test_bad_suite_and_seeds_are_refused(tmp_path):
 
 
 def test_grid_points_put_the_default_first():
-    pts = study.grid_points({"lam_start": [1.0, 0.1], "temperature": [0.5, 2.0]})
-    assert pts[0] == {"lam_start": 1.0, "temperature": 0.5} and len(pts) == 4
+    pts = study.grid_points({"score_scale": [0.1, 1.0], "mod": [0.1, 1.0]})
+    assert pts[0] == {"score_scale": 0.1, "mod": 0.1} and len(pts) == 4
     assert study.grid_points({}) == [{}]
+
+
+def test_the_paper_suite_is_consistent():
+    suite = study.SUITES["paper"]
+    assert not set(suite.tuning_seeds) & set(range(suite.seeds))
+    for s in suite.settings:
+        for c in suite.curricula_of(s):
+            for knobs in study.grid_points(suite.grids[s.protocol].get(c, {})):
+                s.config(c, 0, knobs)  # every grid point is a valid config
+    for a in suite.ablations:
+        for v in a.variants.values():
+            suite.setting(a.setting).config("docl", 0, v)
+    assert {s.dataset for s in suite.by_protocol("paper")} == {"digits", "mnist1d"}
+    assert {s.label_noise for s in suite.by_protocol("paper")} == {0.0, 0.2, 0.4}

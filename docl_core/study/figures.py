@@ -1,0 +1,134 @@
+"""The study's figures (plotly → PNG through kaleido). Each function returns a figure; `save`
+writes it and returns an error string instead of raising when no exporter is available."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+
+def label(c: str) -> str:
+    from ..curricula import CURRICULUM_LABELS
+    return CURRICULUM_LABELS.get(c, c)
+
+
+def color(c: str) -> str:
+    from ..curricula import CURRICULUM_COLORS
+    return CURRICULUM_COLORS.get(c, "#444444")
+
+
+def _rgba(hex_color: str, a: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{a})"
+
+
+def save(fig, path: Path, width: int, height: int) -> Optional[str]:
+    """plotly → PNG through kaleido (which drives a Chrome; Debian's chromium is used if present)."""
+    if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
+    try:
+        fig.write_image(str(path), width=width, height=height, scale=2)
+    except Exception as e:  # no kaleido, no browser: the report says so instead of failing
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
+
+
+def _band(fig, x, mean, std, c, row=None, col=None, show=True, name=None):
+    import plotly.graph_objects as go
+    kw = dict(row=row, col=col) if row else {}
+    fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                             mode="lines", fill="toself", fillcolor=_rgba(color(c), 0.12), line=dict(width=0),
+                             hoverinfo="skip", showlegend=False), **kw)
+    fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name or label(c), legendgroup=c, showlegend=show,
+                             line=dict(color=color(c), width=3 if c == "docl" else 2)), **kw)
+
+
+def curves(title: str, rounds: pd.DataFrame, curricula, n_train: int):
+    """Test accuracy against epochs (left) and against samples seen (right), mean ± std over seeds."""
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("against epochs", "against samples seen (× N, full passes included)"))
+    for c in curricula:
+        sub = rounds[rounds["curriculum"] == c]
+        if not len(sub):
+            continue
+        g = sub.groupby("epoch")
+        mean, std = g["test_acc"].mean() * 100, g["test_acc"].std(ddof=1).fillna(0) * 100
+        seen = g["samples_seen"].mean() / n_train
+        x = mean.index.to_numpy()
+        _band(fig, x, mean.to_numpy(), std.to_numpy(), c, 1, 1, True)
+        _band(fig, seen.to_numpy(), mean.to_numpy(), std.to_numpy(), c, 1, 2, False)
+    n = rounds["seed"].nunique()
+    fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
+    fig.update_xaxes(title_text="epoch", row=1, col=1)
+    fig.update_xaxes(title_text="samples seen / N", row=1, col=2)
+    lo = float(np.nanpercentile(rounds["test_acc"] * 100, 10)) if len(rounds) else 0
+    fig.update_yaxes(range=[max(0, lo - 5), 100])
+    fig.update_layout(title=dict(text=f"{title}: test accuracy<br><sup>paper protocol; mean over {n} seeds, "
+                                      "band ± 1 std</sup>", x=0.02),
+                      template="plotly_white", font=dict(size=13), margin=dict(l=70, r=20, t=100, b=60),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.32, xanchor="center", x=0.5))
+    return fig
+
+
+def convergence(panels: list[tuple[str, pd.DataFrame, dict]]):
+    """SGD's validation and test accuracy against epochs, one panel per setting, the last quarter shaded."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _, _ in panels],
+                        horizontal_spacing=0.07, vertical_spacing=0.14)
+    for i, (title, sub, conv) in enumerate(panels):
+        r, c = i // cols + 1, i % cols + 1
+        for col, dash, name in (("test_acc", "solid", "test"), ("val_acc", "dot", "validation")):
+            g = sub.groupby("epoch")[col]
+            fig.add_trace(go.Scatter(x=g.mean().index, y=g.mean().to_numpy() * 100, mode="lines+markers",
+                                     name=name, legendgroup=name, showlegend=i == 0, marker=dict(size=4),
+                                     line=dict(color="#2b2b2b" if col == "test_acc" else "#8c8c8c", dash=dash)),
+                          row=r, col=c)
+        if conv:
+            fig.add_vrect(x0=conv["cut"] + 0.5, x1=conv["epochs"] - 1, fillcolor="rgba(20,80,180,0.08)",
+                          line_width=0, row=r, col=c)
+        low = float(np.nanmin(sub.groupby("epoch")[["test_acc", "val_acc"]].mean().to_numpy()[1:])) * 100
+        fig.update_yaxes(range=[max(0.0, min(80.0, low - 2)), 100], row=r, col=c)  # the warm start's low point off
+        fig.update_xaxes(title_text="epoch", row=r, col=c)
+        if c == 1:
+            fig.update_yaxes(title_text="accuracy (%)", row=r, col=c)
+    fig.update_layout(title=dict(text="SGD (all N every epoch) under the paper recipe: accuracy against epochs"
+                                      "<br><sup>mean over seeds; shaded: the last 25% of epochs, whose gain over "
+                                      "the best before is the convergence check</sup>", x=0.02),
+                      template="plotly_white", font=dict(size=12), height=330 * rows,
+                      margin=dict(l=60, r=20, t=100, b=50))
+    return fig
+
+
+def fidelity(frame: pd.DataFrame):
+    """Byproduct–exact rank correlation against the epoch's peak learning rate (left) and against
+    the epoch (right), one colour per run variant."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
+                        subplot_titles=("against the epoch's peak learning rate", "against the epoch"))
+    palette = ["#1450b4", "#e8862a", "#7b3f9e", "#2a9d4b", "#c0392b", "#8c8c8c", "#74b3e0", "#2b2b2b"]
+    for i, (key, g) in enumerate(frame.groupby("group", sort=True)):
+        col = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(x=g["lr"], y=g["spearman_all"], mode="markers", name=key, legendgroup=key,
+                                 marker=dict(color=col, size=6, opacity=0.7)), row=1, col=1)
+        m = g.groupby("epoch")["spearman_all"].mean()
+        fig.add_trace(go.Scatter(x=m.index, y=m.to_numpy(), mode="lines+markers", name=key, legendgroup=key,
+                                 showlegend=False, line=dict(color=col), marker=dict(size=4)), row=1, col=2)
+    for c in (1, 2):
+        fig.add_hline(y=0, line=dict(color="black", width=1, dash="dot"), row=1, col=c)
+    fig.update_xaxes(title_text="peak learning rate of the epoch", type="log", row=1, col=1)
+    fig.update_xaxes(title_text="epoch (round)", row=1, col=2)
+    fig.update_yaxes(title_text="Spearman ρ (byproduct, exact), all N", row=1, col=1)
+    fig.update_layout(title=dict(text="How far the authors' byproduct score is from the exact score"
+                                      "<br><sup>one point per logged epoch of each fidelity run; exact score "
+                                      "logged every epoch</sup>", x=0.02),
+                      template="plotly_white", font=dict(size=12), margin=dict(l=70, r=20, t=100, b=60),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.4, xanchor="center", x=0.5))
+    return fig

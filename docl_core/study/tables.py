@@ -1,0 +1,174 @@
+"""From run folders to the numbers of the report: final accuracies, paired differences,
+convergence, computation, noisy-label shares, ablations and the byproduct's fidelity.
+
+Everything here reads run folders only (rounds.parquet, samples frames), so a report can be
+regenerated from a finished study without training anything.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .stats import convergence, paired, share_vs_base
+from .suites import Setting, Suite
+
+
+def read_rounds(folder: Path) -> pd.DataFrame:
+    """All rounds of the complete runs in a folder (empty frame when there are none)."""
+    from ..store import ExperimentReader, RunStoreError
+    try:
+        exp = ExperimentReader(folder)
+    except RunStoreError:
+        return pd.DataFrame(columns=["run", "curriculum", "seed", "round"])
+    ok = {r.dir.name for r in exp.runs if r.status == "complete"}
+    df = exp.rounds()
+    df = df[df["run"].isin(ok)].copy()
+    if "epoch" not in df:
+        df["epoch"] = df["round"]
+    return df
+
+
+def failed_runs(folder: Path) -> list[str]:
+    from ..store import ExperimentReader, RunStoreError
+    try:
+        return sorted(r.dir.name for r in ExperimentReader(folder).runs if r.status != "complete")
+    except RunStoreError:
+        return []
+
+
+def finals(rounds: pd.DataFrame) -> pd.DataFrame:
+    return rounds.sort_values("round").groupby("run").tail(1).reset_index(drop=True)
+
+
+def metric(rounds: pd.DataFrame) -> tuple[str, bool, float]:
+    """(column, higher is better, scale to report) of the test metric."""
+    if "test_acc" in rounds and rounds["test_acc"].notna().any():
+        return "test_acc", True, 100.0
+    return "test_mse", False, 1.0
+
+
+def wide(final: pd.DataFrame, col: str, scale: float, by: str = "curriculum") -> pd.DataFrame:
+    """seed × arm frame of a final metric."""
+    return final.pivot_table(index="seed", columns=by, values=col) * scale
+
+
+def summary(final: pd.DataFrame, curricula, col: str, scale: float) -> dict:
+    """{curriculum: (mean, std, n)} of the final metric."""
+    out = {}
+    for c in curricula:
+        v = final.loc[final["curriculum"] == c, col].to_numpy(float) * scale
+        out[c] = (float(v.mean()) if len(v) else np.nan, float(v.std(ddof=1)) if len(v) > 1 else np.nan, len(v))
+    return out
+
+
+def differences(final: pd.DataFrame, curricula, against, col: str, scale: float, higher: bool) -> dict:
+    """{(curriculum, baseline): paired result} for every curriculum against each baseline."""
+    w = wide(final, col, scale)
+    return {(c, b): {**paired(w, c, b, higher), "higher": higher}
+            for b in against for c in curricula if c != b and c in w and b in w}
+
+
+def check_equal_steps(final: pd.DataFrame, name: str) -> int:
+    """Every run of a steps setting ends at the same cumulative step count (it is the protocol's promise)."""
+    per_run = final["steps"].astype(int)
+    if per_run.nunique() != 1:
+        raise AssertionError(f"{name}: runs took different numbers of gradient steps: "
+                             + ", ".join(f"{r}={s}" for r, s in zip(final["run"], per_run)))
+    return int(per_run.iloc[0])
+
+
+def computation(rounds: pd.DataFrame, curricula) -> pd.DataFrame:
+    """Per curriculum, means over seeds: samples seen (× N), the curriculum's own time (training,
+    selection, episode starts) and the whole wall time of its rounds (logging measurements included)."""
+    rows = []
+    for c in curricula:
+        sub = rounds[rounds["curriculum"] == c]
+        if not len(sub):
+            continue
+        own = [col for col in ("train_time_s", "select_time_s", "episode_time_s") if col in sub]
+        per_run = sub.groupby("run").agg(seen=("epoch_equiv", "max"), steps=("steps", "max"),
+                                         wall=("round_time_s", "sum"))
+        per_run["own"] = sub.groupby("run")[own].sum().sum(axis=1)
+        rows.append({"curriculum": c, "seen": per_run["seen"].mean(), "steps": per_run["steps"].mean(),
+                     "own_s": per_run["own"].mean(), "wall_s": per_run["wall"].mean(), "n": len(per_run)})
+    return pd.DataFrame(rows)
+
+
+def noisy_shares(rounds: pd.DataFrame, curricula) -> dict:
+    """{curriculum: share_vs_base}: flipped labels among the selected (epochs that select k < N),
+    against the training set's share (the warm start's, or the first round's at k = N), by seed."""
+    if "noisy_selected" not in rounds or not (rounds["noisy_selected"] > 0).any():
+        return {}
+    n = rounds["k"].max()
+    full = rounds[rounds["k"] == n]
+    base = (full.groupby("seed")["noisy_selected"].first() / n)
+    out = {}
+    for c in curricula:
+        part = rounds[(rounds["curriculum"] == c) & (rounds["k"] < n)]
+        if not len(part):
+            continue
+        g = part.groupby("seed")
+        share = g["noisy_selected"].sum() / g["k"].sum()
+        out[c] = share_vs_base(share, base.reindex(share.index))
+    return out
+
+
+def sgd_convergence(rounds: pd.DataFrame, curriculum: str = "sgd") -> dict:
+    sub = rounds[rounds["curriculum"] == curriculum]
+    return convergence(sub[["seed", "epoch", "test_acc"]]) if len(sub) and "test_acc" in sub else {}
+
+
+def ablation(suite: Suite, out: Path, s: Setting, variants, curricula, main_final: pd.DataFrame) -> dict:
+    """Final test accuracy of each curriculum × variant, its paired difference to the same
+    curriculum's full recipe, and DoCL − Random under each variant."""
+    r = read_rounds(out / "ablation" / s.name)
+    f = finals(r) if len(r) else r
+    if len(f):
+        f["variant"] = [run.rsplit("-s", 1)[0][len(c) + 1:] for run, c in zip(f["run"], f["curriculum"])]
+    full = main_final[main_final["curriculum"].isin(curricula)].assign(variant="full recipe")
+    both = pd.concat([full, f], ignore_index=True) if len(f) else full
+    rows, vs_random = [], {}
+    for v in ["full recipe", *variants]:
+        for c in curricula:
+            sub = both[(both["curriculum"] == c) & (both["variant"] == v)]
+            if not len(sub):
+                continue
+            acc = sub.set_index("seed")["test_acc"] * 100
+            ref = full[full["curriculum"] == c].set_index("seed")["test_acc"] * 100
+            d = paired(pd.DataFrame({"v": acc, "full": ref}), "v", "full") if v != "full recipe" else {}
+            rows.append({"variant": v, "curriculum": c, "mean": acc.mean(), "std": acc.std(ddof=1), "n": len(acc),
+                         "seen": sub["epoch_equiv"].mean(), "diff": d})
+        a = both[(both["variant"] == v) & (both["curriculum"] == "docl")].set_index("seed")["test_acc"] * 100
+        b = both[(both["variant"].isin([v] if v != "no-centrality" else ["full recipe"]))
+                 & (both["curriculum"] == "random")].set_index("seed")["test_acc"] * 100
+        if len(a) and len(b):
+            vs_random[v] = {**paired(pd.DataFrame({"docl": a, "random": b}), "docl", "random"), "higher": True}
+    return {"rows": rows, "vs_random": vs_random}
+
+
+def fidelity_frames(suite: Suite, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-epoch fidelity of the report's DoCL/DoCL-NR runs at episode starts, per setting;
+    per-epoch fidelity of the dedicated runs, with a `variant` and a `group` column)."""
+    from ..fidelity import experiment_fidelity
+    main = []
+    for s in suite.by_protocol("paper"):
+        if (out / s.name).is_dir():
+            runs = [p.name for p in (out / s.name).iterdir() if p.name.startswith(("docl-s", "docl-nr-s"))]
+            f = experiment_fidelity(out / s.name, runs=runs) if runs else pd.DataFrame()
+            if len(f):
+                main.append(f.assign(setting=s.name))
+    ded = []
+    for fr in suite.fidelity:
+        folder = out / "fidelity" / fr.setting
+        if folder.is_dir():
+            f = experiment_fidelity(folder)
+            if len(f):
+                f = f[f["protocol"] == fr.protocol]
+                f = f.assign(setting=fr.setting,
+                             variant=[r.rsplit("-s", 1)[0][len(c) + 1:] for r, c in zip(f["run"], f["curriculum"])])
+                ded.append(f.assign(group=[f"{suite.setting(fr.setting).title} ({fr.protocol}): {v}"
+                                           for v in f["variant"]]))
+    cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else pd.DataFrame()  # noqa: E731
+    return cat(main), cat(ded).drop_duplicates(["setting", "run", "round"]) if ded else pd.DataFrame()
