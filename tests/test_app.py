@@ -762,3 +762,10 @@ def test_representative_probe_skips_flipped_and_self_carried_samples():
     assert views.representative_probe(K) == 11            # highest score among those carried by others
     assert views.representative_probe(K, noisy_ids=[11]) == 12
     assert views.representative_probe(K, noisy_ids=[11, 12]) == 10  # nothing qualifies: the top score
+
+
+def test_scores_shows_the_byproduct_fidelity_on_paper_runs(real_paper, monkeypatch):
+    at = open_app(real_paper, monkeypatch, "scores")
+    ok(at)
+    assert "How far is the authors' byproduct from the exact score?" in [h.value for h in at.subheader]
+    assert any(t.startswith("Byproduct against exact") for t in chart_titles(at))

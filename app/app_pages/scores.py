@@ -216,6 +216,37 @@ def body():
                          f"|{views.ESTIMATOR_LABELS[a]}|), so the chart compares ranks, which is what selection uses.",
                          key="sc_scatter")
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
+    if "score_paper" in logged and "score_exact" in logged:
+        _fidelity()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def fidelity_frame(run_dir: str, stamp: int) -> pd.DataFrame:
+    from docl_core.fidelity import round_fidelity
+    return round_fidelity(run_dir)
+
+
+def _fidelity() -> None:
+    """How far the authors' byproduct is from the exact score, per round where both were logged."""
+    st.subheader("How far is the authors' byproduct from the exact score?")
+    fid = fidelity_frame(str(run.dir), common.run_stamp(run.dir))
+    if not len(fid):
+        st.info(f"No {WORD} of this run logged both scores yet.")
+        return
+    long = fid.melt(id_vars="round", value_vars=["spearman_all", "spearman_selected", "overlap_topk"],
+                    var_name="measure", value_name="value")
+    long["measure"] = long["measure"].map({"spearman_all": "Spearman ρ, all samples",
+                                           "spearman_selected": "Spearman ρ, selected samples",
+                                           "overlap_topk": "top-k overlap (k = |S_t|)"})
+    fig = common.lines(long.dropna(), "round", "value", "measure", palette=["#117733", "#882255", "#DDAA33"],
+                       title="Byproduct against exact, per " + WORD)
+    fig.update_layout(height=340, xaxis_title=WORD, yaxis_range=[min(-0.1, float(long["value"].min(skipna=True))), 1.02])
+    med = fid[["spearman_all", "spearman_selected", "overlap_topk"]].median()
+    common.chart(fig, f"Over the {len(fid)} {WORD}s that logged both: median Spearman ρ {med['spearman_all']:.2f} "
+                 f"over all samples and {med['spearman_selected']:.2f} within the selected ones; the top-|S_t| "
+                 f"sets by each score share {100 * med['overlap_topk']:.0f} % of their samples (median). 1 would mean "
+                 "selecting by the free byproduct picks what the exact score picks.", key="sc_fidelity")
+    common.download(fid, f"{run.dir.name}-byproduct-fidelity", key="dl_fid")
 
 
 def _takeaway(M: np.ndarray, ids: list) -> str:
