@@ -15,7 +15,8 @@ st.caption("Trains in a background process on this machine and writes into the e
 
 root = Path(st.session_state.get("root") or common.DEFAULT_ROOT).expanduser()
 exp_dir = ctx.exp_dir if ctx is not None else root
-if exp_dir.resolve() == common.DEFAULT_ROOT.resolve():
+demo = common.DEFAULT_ROOT.resolve()
+if exp_dir.resolve() == demo or demo in exp_dir.resolve().parents:
     # the bundled demo is what every new user opens first: new runs go beside it, never into it
     exp_dir = common.REPO / "runs" / "my-experiment"
     st.markdown(f"**Experiment folder:** `{exp_dir}`" + ("" if exp_dir.exists() else " (will be created)")

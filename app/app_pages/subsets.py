@@ -95,7 +95,7 @@ def _gallery(chosen, t):
     def cname(v):
         return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
     n_noisy = int(top["noisy"].sum()) if "noisy" in top else 0
-    st.markdown(f"**Round {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** — "
+    st.markdown(f"**{WORD.capitalize()} {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** — "
                 f"caption: sample id · given label; a :red[**red frame**] marks a flipped label "
                 f"(given→true), {n_noisy} of {len(top)} here")
     images, caps = [], []
@@ -111,9 +111,9 @@ def _gallery(chosen, t):
     if run.meta.get("dataset_kind") == "signal":
         st.caption("Each tile is a 1-D signal drawn as a line plot, on one vertical scale shared by all "
                    "samples; the grey line marks zero.")
-    st.caption("What the curriculum trains on this round. Early rounds show the difference: SPL picks clear, "
-               "typical samples, MCL hard ones, DoCL the frontier; flipped labels (red) are what a good "
-               "curriculum avoids. Move the slider to later rounds to see k_t grow towards N.")
+    st.caption(f"What the curriculum trains on this {WORD}, highest score first; the summary above says, from "
+               f"the data, how its flipped-label share, classes and losses compare with all samples. Move the "
+               f"slider to later {WORD}s to see k_t grow towards N.")
     pick = st.selectbox("Open a sample from this gallery", [None] + [int(s) for s in top["sample_id"]], key="sub_open",
                         format_func=lambda s: "—" if s is None else f"sample {s}")
     if pick is not None:
@@ -142,7 +142,7 @@ def _points(sel, t):
     if len(noisy):
         fig.add_trace(go.Scattergl(x=noisy["x0"], y=noisy["x1"], mode="markers", name="selected, noisy label",
                                    marker=dict(color="black", size=9, symbol="x")))
-    fig.update_layout(title=f"Round {t}: selected samples in input space"
+    fig.update_layout(title=f"{WORD.capitalize()} {t}: selected samples in input space"
                       + (f" ({len(shown):,} of {len(sel):,} drawn)" if len(shown) < len(sel) else ""),
                       xaxis_title="x₀", yaxis_title="x₁", height=480)
     fig.update_yaxes(scaleanchor="x", scaleratio=1)
@@ -162,7 +162,7 @@ def _curve(sel, t):
     ch = s[s["selected"].astype(bool)]
     fig.add_trace(go.Scattergl(x=ch["x0"], y=ch["target"], mode="markers", name="selected x",
                                marker=dict(color="black", size=7, symbol="circle-open")))
-    fig.update_layout(title=f"Round {t}: the fitted curve and the selected x's", xaxis_title="x",
+    fig.update_layout(title=f"{WORD.capitalize()} {t}: the fitted curve and the selected x's", xaxis_title="x",
                       yaxis_title="y", height=440)
     common.chart(fig, "For DoCL, look for selected x's (circles) where the curve is still wrong and still moving.",
                  key="sub_curve")
