@@ -297,6 +297,13 @@ def sidebar() -> Optional[Context]:
     if st.session_state.get("_filters_for") != str(exp_dir):  # another experiment: show all of its runs
         st.session_state["f_curricula"], st.session_state["f_seeds"] = curricula, seeds
         st.session_state["_filters_for"] = str(exp_dir)
+    else:  # a run that appeared since (one just started from New run, say) is shown, not filtered out
+        known_c, known_s = st.session_state.get("_filters_known", (curricula, seeds))
+        new_c, new_s = [c for c in curricula if c not in known_c], [x for x in seeds if x not in known_s]
+        if (new_c or new_s) and "f_curricula" in st.session_state and "f_seeds" in st.session_state:
+            st.session_state["f_curricula"] = sort_curricula([*st.session_state["f_curricula"], *new_c])
+            st.session_state["f_seeds"] = sorted({*st.session_state["f_seeds"], *new_s})
+    st.session_state["_filters_known"] = (curricula, seeds)
     # a default only when the state is gone (Streamlit drops widget state on st.switch_page): all runs
     pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label,
                             default=None if "f_curricula" in st.session_state else curricula)
