@@ -42,7 +42,9 @@ def convergence(curriculum: str, title: str, c: dict) -> str:
                f"{c['gain']:+.2f} points over the best of the epochs before "
                f"([{_num(c['low'])}, {_num(c['high'])}], {c['n']} seeds)")
     if c["converged"]:
-        return f"{curriculum} has converged on {title}: {numbers}, below the {CONVERGED_POINTS} points we call flat."
+        falls = " (it even falls: the interval lies below 0)" if np.isfinite(c["high"]) and c["high"] < 0 else ""
+        return (f"{curriculum} has converged on {title}: {numbers}, below the {CONVERGED_POINTS} points we call "
+                f"flat{falls}.")
     return (f"{curriculum} has **not** converged on {title}: {numbers}, not below {CONVERGED_POINTS} points; "
             "read this column as a budget-limited comparison.")
 

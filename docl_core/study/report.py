@@ -230,6 +230,17 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                     L += [f"- **{s.title}**: " + " ".join(reading.noisy_share(L_(c), sh[c]) for c in sh)]
             L += [""]
 
+        L += ["## How class-balanced the last epoch's subset is", "",
+              "The largest class's share of the samples trained on in the last epoch, and in brackets the "
+              "total-variation distance between that subset's class histogram and the training set's (0: same "
+              "proportions, 1: disjoint); means over seeds, given labels; read beside the accuracy table above.", "",
+              "| setting | " + " | ".join(L_(c) for c in cur) + " |", "|---|" + "---:|" * len(cur)]
+        for s in paper_settings:
+            cb = tables.class_balance(out / s.name, D[s.name]["rounds"], cur) if len(D[s.name]["rounds"]) else {}
+            L.append(f"| {s.title} | " + " | ".join(f"{cb[c][0] * 100:.0f}% (TV {cb[c][1]:.2f})" if c in cb else "—"
+                                                    for c in cur) + " |")
+        L += [""]
+
     # ---------------------------------------------------------------- ablations
     if suite.ablations:
         L += ["## Ablations of the recipe", "",

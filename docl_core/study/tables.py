@@ -172,3 +172,25 @@ def fidelity_frames(suite: Suite, out: Path) -> tuple[pd.DataFrame, pd.DataFrame
                                            for v in f["variant"]]))
     cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else pd.DataFrame()  # noqa: E731
     return cat(main), cat(ded).drop_duplicates(["setting", "run", "round"]) if ded else pd.DataFrame()
+
+
+def class_balance(folder: Path, rounds: pd.DataFrame, curricula) -> dict:
+    """{curriculum: (largest class's share of the last epoch's subset, total-variation distance between
+    that subset's class histogram and the training set's)}, means over seeds (given labels)."""
+    out = {}
+    last = rounds.sort_values("round").groupby("run").tail(1)
+    for c in curricula:
+        top, tv = [], []
+        for run, t in last.loc[last["curriculum"] == c, ["run", "round"]].itertuples(index=False):
+            f = folder / run / "samples" / f"round={int(t):04d}.parquet"
+            if not f.exists():
+                continue
+            df = pd.read_parquet(f, columns=["label", "selected"])
+            base = df["label"].value_counts(normalize=True)
+            share = df.loc[df["selected"], "label"].value_counts(normalize=True)
+            if len(share):
+                top.append(float(share.max()))
+                tv.append(0.5 * float(share.reindex(base.index, fill_value=0).sub(base).abs().sum()))
+        if top:
+            out[c] = (float(np.mean(top)), float(np.mean(tv)))
+    return out
