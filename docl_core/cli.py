@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("study", help="the comparison study: tune, run, write docs/RESULTS.md")
-    p.add_argument("--suite", default="main", help="main (the real one) or quick (for tests)")
+    p.add_argument("--suite", default="paper", help="paper (the real one: both protocols, ablations, "
+                   "fidelity) or quick (a few minutes, for tests)")
     p.add_argument("--out", default="runs/study", help="experiments land in OUT/<setting>")
     p.add_argument("--seeds", type=int, default=None, help="report seeds 0..N-1 (default: the suite's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")

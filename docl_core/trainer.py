@@ -226,6 +226,7 @@ class Trainer:
                         math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size))
             t_train = time.perf_counter() - t0
             last = t + 1 == cfg.rounds
+            self.tracker.end_pass()  # the round's training is one pass for the paper estimator
             # the next round's state, measured once; after the last round only the train metric
             after = self._measure(kernel=True) if not last else self._measure(scores=False)
             metrics = self._train_metrics(after)
@@ -343,6 +344,7 @@ class Trainer:
         for _ in range(sched.warmup_epochs):
             ids = torch.arange(self.N, device=self.device)
             self._train(ids, torch.ones(self.N, device=self.device), math.ceil(self.N / bs))
+            self.tracker.end_pass()  # each warm-up epoch is a pass of its own
 
     def _train(self, ids: torch.Tensor, weights: torch.Tensor, steps: int) -> None:
         """`steps` SGD steps over the selected ids in reshuffled passes, cosine lr within the round."""
