@@ -673,11 +673,12 @@ def _all_pages(at: AppTest, where: str) -> None:
 
 
 @pytest.mark.parametrize("presentation", [False, True], ids=["normal", "presentation"])
-@pytest.mark.parametrize("which", ["demo", "paper", "regression"])
+@pytest.mark.parametrize("which", ["clean-digits", "noisy-digits", "paper", "regression"])
 def test_every_page_every_experiment(which, presentation, exp_paper, exp_curve, monkeypatch):
-    root = {"demo": DEMO, "paper": exp_paper, "regression": exp_curve}[which]
-    if which == "demo" and not (DEMO / "docl-s0" / "run.json").is_file():
-        pytest.skip("assets/demo is missing: python -m docl_core demo")
+    """Both bundled demos (clean-digits, noisy-digits), a synthetic paper experiment, a regression."""
+    root = {"paper": exp_paper, "regression": exp_curve}.get(which, DEMO / which)
+    if which.endswith("digits") and not (root / "docl-s0" / "run.json").is_file():
+        pytest.fail(f"the bundled demo {root} is missing: python -m docl_core demo")
     at = open_app(root, monkeypatch, presentation=presentation)
     assert at.sidebar.toggle(key="_w_presentation").value is presentation
     _all_pages(at, which)

@@ -10,6 +10,7 @@ Skipped when /usr/bin/chromium is missing, unless DOCL_REQUIRE_BROWSER=1 (CI), t
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -49,7 +50,7 @@ def _need_browser():
         if os.environ.get("DOCL_REQUIRE_BROWSER") == "1":
             pytest.fail("playwright is not installed: pip install playwright")
         pytest.skip("playwright is not installed")
-    if not (DEMO / "docl-s0" / "run.json").is_file():
+    if not (DEMO / "clean-digits" / "docl-s0" / "run.json").is_file():
         pytest.fail(f"the bundled demo is missing ({DEMO}): create it with `python -m docl_core demo`")
 
 
@@ -158,7 +159,7 @@ def test_every_page_in_chromium(server, tmp_path):
             for i, (path, title, must_show) in enumerate(PAGES):
                 page.goto(f"{server}/{path}", wait_until="domcontentloaded")
                 # the Embedding page draws a map only once the demo is regenerated with embeddings
-                drawn = path != "new_run" and (path != "embedding" or (DEMO / "docl-s0" / "embedding").is_dir())
+                drawn = path != "new_run"
                 _settle(page, chart=drawn)
                 _shoot(page, shots / f"{i:02d}-{path or 'compare'}.png")
                 body = _check(page, f"page /{path}", chart=drawn)
@@ -168,7 +169,7 @@ def test_every_page_in_chromium(server, tmp_path):
                 assert "Synthetic test data" not in body, f"page /{path}: the demo is real, not synthetic"
             # the front door opened the bundled demo, with no prompt
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            assert "demo: 10 runs" in side, f"the sidebar did not open the bundled demo: {side[:300]}"
+            assert "clean-digits: 9 runs" in side, f"the sidebar did not open the bundled demo: {side[:300]}"
 
             # Presentation mode: a lecturer's switch; it persists across pages (sidebar links keep the session)
             page.goto(server, wait_until="domcontentloaded")
@@ -205,6 +206,30 @@ def test_every_page_in_chromium(server, tmp_path):
             _shoot(page, shots / f"{len(PAGES):02d}-scores-live-run.png")
             body = _check(page, "scores on a live run")
             assert "● live" in body, "the running run is not labelled live"
+
+            # the quick New-run preset, end to end: it trains into the folder on screen and finishes
+            page.get_by_role("link", name="New run").first.click()
+            _settle(page)
+            page.get_by_role("button", name="Start the quick run").click()
+            _settle(page)
+            run_json = Path(live_exp) / "docl-s0" / "run.json"
+            deadline, t0 = time.time() + 600, time.time()
+            while time.time() < deadline:
+                meta = json.loads(run_json.read_text()) if run_json.is_file() else {}
+                if meta.get("status") in ("complete", "failed"):
+                    break
+                time.sleep(1)
+            assert meta.get("status") == "complete", f"the quick run did not finish: {meta.get('status')}, {meta.get('error')}"
+            print(f"quick preset: {time.time() - t0:.0f} s from the click to a complete run")
+            page.get_by_role("link", name="New run").first.click()
+            _settle(page)
+            _shoot(page, shots / f"{len(PAGES) + 1:02d}-new-run-quick.png")
+            side = page.locator('[data-testid="stSidebar"]').inner_text()
+            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
+            assert shown and shown.group(1) == shown.group(2), f"the quick run is filtered out: {side[-300:]}"
+            page.get_by_role("link", name="Scores").first.click()
+            _settle(page, chart=True)
+            _check(page, "scores after the quick run")
         finally:
             browser.close()
     assert _snapshot(DEMO) == before, "the browser pass changed files in assets/demo"

@@ -338,7 +338,7 @@ def test_page_on_a_run_without_embedding_files(synthetic, tmp_path, monkeypatch)
 
 
 def test_page_on_the_bundled_demo(monkeypatch):
-    demo = REPO / "assets" / "demo"
+    demo = REPO / "assets" / "demo" / "clean-digits"
     if not (demo / "docl-s0" / "run.json").is_file():
         pytest.skip("no bundled demo here (python -m docl_core demo)")
     at = open_page(demo, monkeypatch)
