@@ -174,3 +174,14 @@ def test_the_paper_suite_is_consistent():
             suite.setting(a.setting).config("docl", 0, v)
     assert {s.dataset for s in suite.by_protocol("paper")} == {"digits", "mnist1d"}
     assert {s.label_noise for s in suite.by_protocol("paper")} == {0.0, 0.2, 0.4}
+
+
+def test_a_run_made_before_a_config_field_existed_is_reused(tmp_path):
+    import json
+    from docl_core.config import RunConfig
+    from docl_core.study.runner import _same_config
+    cfg = RunConfig(dataset="moons", curriculum="random", rounds=1).to_dict()
+    old = {k: v for k, v in cfg.items() if k != "deterministic"}  # written by an older docl
+    (tmp_path / "run.json").write_text(json.dumps({"status": "complete", "config": old}))
+    assert _same_config(tmp_path, cfg)
+    assert not _same_config(tmp_path, {**cfg, "label_noise": 0.2})

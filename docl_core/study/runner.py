@@ -37,7 +37,11 @@ def _same_config(run_dir: Path, cfg_dict: dict) -> bool:
         meta = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("status") == "complete" and meta.get("config") == json.loads(json.dumps(cfg_dict))
+    if meta.get("status") != "complete":
+        return False
+    from ..config import config_differences
+    # a field added to RunConfig since the run was made counts as its default, as on resume
+    return not config_differences(meta.get("config") or {}, json.loads(json.dumps(cfg_dict)))
 
 
 def run_job(job: Job) -> tuple[str, float, Optional[str], str]:
