@@ -50,7 +50,20 @@ def conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
                          nn.BatchNorm2d(c_out), nn.ReLU())
 
 
-class SmallCNN(nn.Module):
+class _BodyHead(nn.Module):
+    """A feature body (B, ...) → (B, D) and a linear head (B, D) → (B, C)."""
+
+    body: nn.Module
+    head: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # (B, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+class SmallCNN(_BodyHead):
     """conv(w) → conv(2w) → max-pool → conv(4w) → global average pool → Linear.
 
     About 24k parameters at width 16 on 8×8 digits; the global pool makes it work for any
@@ -65,19 +78,13 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(4 * width, num_outputs)
         self.feature_dim = 4 * width
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)  # (B, 4·width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, C)
-
 
 def conv_bn_1d(c_in: int, c_out: int, kernel_size: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=False),
                          nn.BatchNorm1d(c_out), nn.ReLU())
 
 
-class SignalCNN(nn.Module):
+class SignalCNN(_BodyHead):
     """SmallCNN in one dimension, for signals (B, c, L): conv(w) → conv(2w) → max-pool → conv(4w)
     → global average pool → Linear.
 
@@ -96,12 +103,6 @@ class SignalCNN(nn.Module):
                                   nn.AdaptiveAvgPool1d(1), nn.Flatten())
         self.head = nn.Linear(4 * width, num_outputs)
         self.feature_dim = 4 * width
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)  # (B, 4·width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # (B, C)
 
 
 class BasicBlock(nn.Module):
