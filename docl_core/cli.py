@@ -15,7 +15,7 @@ from typing import Optional
 
 from dataclasses import fields
 
-from .config import CURRICULA, ESTIMATORS, PROTOCOLS, RunConfig, Schedule
+from .config import CURRICULA, ESTIMATORS, PROTOCOLS, RunConfig, Schedule, paper_flag
 from .protocol import PaperSchedule
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
@@ -98,7 +98,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                                                          if f.name not in _PAPER_MAPPED | {"epochs", "episodes"}]
     wrong = _given(a, _STEPS_ONLY) if paper else _given(a, paper_only)
     if wrong:
-        flags = ", ".join(_flag_of(n) for n in wrong)
+        flags = ", ".join(paper_flag(n) for n in wrong)
         raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --protocol "
                          f"{'steps' if paper else 'paper'} only: "
                          f"{'drop it' if len(wrong) == 1 else 'drop them'}, or use --protocol "
@@ -121,12 +121,6 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic)
     cfg.validate()
     return cfg
-
-
-def _flag_of(name: str) -> str:
-    if isinstance(getattr(PaperSchedule(), name, None), bool):
-        return f"--no-{name.replace('_', '-')}"
-    return f"--{name.replace('_', '-')}"
 
 
 def _parse_list(text: str, kind=str) -> list:

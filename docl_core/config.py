@@ -138,7 +138,7 @@ class RunConfig:
             if self.log_every is not None:
                 changed.append("log_every")
             if changed:
-                raise ValueError(f"{', '.join(_flag(c) for c in changed)} appl{'ies' if len(changed) == 1 else 'y'} "
+                raise ValueError(f"{', '.join(paper_flag(c) for c in changed)} appl{'ies' if len(changed) == 1 else 'y'} "
                                  "to --protocol paper only: add --protocol paper, or drop "
                                  f"{'it' if len(changed) == 1 else 'them'}")
         else:
@@ -160,7 +160,7 @@ class RunConfig:
                    paper=PaperSchedule(**{k: v for k, v in paper.items() if k in pk}))
 
 
-def _flag(name: str) -> str:
+def paper_flag(name: str) -> str:
     """The CLI flag that sets a PaperSchedule field (switches are --no-NAME)."""
     if isinstance(getattr(PaperSchedule(), name, None), bool):
         return f"--no-{name.replace('_', '-')}"

@@ -167,7 +167,16 @@ class Curriculum:
         return sel.maximize_facility(w, features, k, state.lam, self.method, state.generator, self.epsilon)
 
 
-class SGD(Curriculum):
+class RandomCurriculum(Curriculum):
+    """k uniform samples without replacement (k = N: a plain epoch in random order)."""
+
+    name = "random"
+
+    def _pick(self, state, n):
+        return torch.randperm(n, generator=state.generator, device=state.generator.device)[:state.k]
+
+
+class SGD(RandomCurriculum):
     """Plain mini-batch SGD: every sample, in a fresh random order (k_t is ignored: always N).
 
     The seed's Table 1 baseline ("random mini-batch SGD"); under the `steps` protocol it takes
@@ -179,18 +188,6 @@ class SGD(Curriculum):
 
     def select(self, state: RoundState) -> Selection:
         return super().select(dataclasses.replace(state, k=state.loss.shape[0]))
-
-    def _pick(self, state, n):
-        return torch.randperm(n, generator=state.generator, device=state.generator.device)
-
-
-class RandomCurriculum(Curriculum):
-    """k uniform samples without replacement (k = N: a plain epoch in random order)."""
-
-    name = "random"
-
-    def _pick(self, state, n):
-        return torch.randperm(n, generator=state.generator, device=state.generator.device)[:state.k]
 
 
 class SPL(Curriculum):

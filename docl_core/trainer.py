@@ -382,6 +382,7 @@ class Trainer:
         accumulate = ps.full_pass_accumulate if full else 1
         alpha = (ps.mixup_alpha_min if ps.mixup else 0.0) if full else plan.episode.mixup_alpha
         square = full and task == "classification"
+        lossf = probability_square_loss if square else (lambda o, t: per_sample_loss(o, t, task))
         self.model.train()
         batches = [ids[s:s + bs] for s in range(0, len(ids), bs)]
         if not full:
@@ -395,8 +396,6 @@ class Trainer:
             clean = optional_logits(self.teacher, self.model, x) if (self.teacher is not None or alpha > 0) else None
             x_in, perm, lam = mixup_batch(x, alpha, self.gen)
             out = self.net(x_in)
-            lossf = (lambda o, t: probability_square_loss(o, t)) if square else \
-                (lambda o, t: per_sample_loss(o, t, task))
             loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y[perm]).mean() if lam < 1 \
                 else lossf(out, y).mean()
             self._check_loss(loss, counter)
