@@ -158,8 +158,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     ctx = init_from_env(cfg.device)  # torchrun sets WORLD_SIZE > 1; otherwise one process
     try:
         run_dir = train_run(cfg, out / name, resume=a.resume, progress=not a.no_progress, dist=ctx)
-    finally:
-        shutdown(ctx)
+    except BaseException:
+        shutdown(ctx, finished=False)
+        raise
+    shutdown(ctx)
     if ctx.is_writer:
         print(f"run written to {run_dir}" + (f" by {ctx.world} processes" if ctx.active else ""))
     return 0

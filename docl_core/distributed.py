@@ -156,6 +156,12 @@ def set_deterministic(on: bool) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def shutdown(ctx: Optional[DistContext]) -> None:
+def shutdown(ctx: Optional[DistContext], finished: bool = True) -> None:
+    """Leave the job. After a clean finish every rank first waits for the others (a barrier):
+    tearing gloo down while a peer is still finishing its last collective can abort the
+    process ("terminate called without an active exception", seen on a loaded 2-core CI
+    machine). After an error there is no barrier: the peers may never arrive."""
     if ctx is not None and ctx.active and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()

@@ -58,8 +58,10 @@ def train(out: Path, config_json: str) -> None:
         trainer = Trainer(RunConfig.from_dict(json.loads(config_json)), out / "run", dist=ctx)
         trainer.run()
         torch.save(trainer.model.state_dict(), out / f"rank{ctx.rank}.pt")
-    finally:
-        shutdown(ctx)
+    except BaseException:
+        shutdown(ctx, finished=False)
+        raise
+    shutdown(ctx)
 
 
 if __name__ == "__main__":
