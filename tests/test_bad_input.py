@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -75,6 +76,8 @@ class _Evil:
 def make_files(d: Path) -> None:
     x, y = _xy()
     _save(d / "good.npz", x=x, y=y)
+    _save(d / "wide.npz", x=np.concatenate([x, x[:, :1]], 1), y=y)  # one more feature
+    _save(d / "more.npz", x=np.concatenate([x, x[:80]]), y=np.concatenate([y, y[:80]]))  # more samples
     _save(d / "shape5d.npz", x=np.zeros((120, 1, 2, 2, 2), np.float32), y=y)
     _save(d / "mismatch.npz", x=x, y=y[:100])
     xn = x.copy(); xn[3, 1] = np.nan
@@ -278,6 +281,33 @@ cli("resume-garbage-checkpoint", ["--out", "{root}/cases/ckpt-garbage", "--resum
     r"checkpoint.pt is corrupted", r"delete it", setup=damaged("ckpt-garbage", "checkpoint.pt", garbage))
 cli("resume-corrupted-run-json", ["--out", "{root}/cases/json-resume", "--resume", "--name", "docl-s0"],
     r"run.json is corrupted", REDO, setup=damaged("json-resume", "run.json", half))
+
+
+def moved_to(case_id: str, data: str):
+    """setup(): copy the run and record `data` (a file under data/) as the dataset it was made with,
+    as if that file had been edited since: same path, other contents."""
+    def setup(root: Path) -> None:
+        run = _copy(root, case_id)
+        meta = json.loads((run / "run.json").read_text())
+        meta["config"]["dataset"] = str(root / "data" / data)
+        (run / "run.json").write_text(json.dumps(meta, indent=2))
+    return setup
+
+
+# issue 17: a resume that gets past the config check but cannot continue says so in one line and
+# leaves the run as it was (before: a load_state_dict traceback, and the run stuck at "running")
+cli("resume-data-changed-shape", ["--out", "{root}/cases/wide", "--resume", "--name", "docl-s0",
+                                  "--dataset", D + "/wide.npz"],
+    r"checkpoint.pt does not fit the model", r"same data and options, or start a new run",
+    setup=moved_to("wide", "wide.npz"))
+cli("resume-data-changed-size", ["--out", "{root}/cases/more", "--resume", "--name", "docl-s0",
+                                 "--dataset", D + "/more.npz"],
+    r"was trained on \d+ samples but .*more.npz now gives \d+", r"resume with the same data",
+    setup=moved_to("more", "more.npz"))
+cli("resume-other-model", ["--name", "docl-s0", "--resume", "--model", "cnn"],
+    r"was made with other options: model 'mlp' \(now 'cnn'\)", r"same options")
+cli("resume-other-dataset", ["--name", "docl-s0", "--resume", "--dataset", "moons"],
+    r"was made with other options: dataset '.*good.npz' \(now 'moons'\)", r"same options")
 # --- compare
 cli("compare-bad-seeds", ["compare", "--seeds", "a,b", "--out", "{exp}", *FAST], r"could not read the list 'a,b'",
     r"comma-separated")

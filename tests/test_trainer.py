@@ -168,3 +168,26 @@ def test_every_measurement_is_used_and_the_last_round_scores_nothing_extra(tmp_p
 def test_old_configs_with_step_budget_still_load():
     cfg = RunConfig.from_dict({**RunConfig().to_dict(), "step_budget": 100})
     assert not hasattr(cfg, "step_budget") and cfg.protocol == "steps"
+
+
+# ----------------------------------------------------------------------------- resume (issue 17)
+
+
+def test_a_failure_after_the_resume_check_marks_the_run_failed(tmp_path, monkeypatch):
+    from docl_core.tracker import DynamicsTracker
+    train_run(_cfg(rounds=2), tmp_path / "r")
+    longer = _cfg(rounds=3)
+
+    def broken(self, state):
+        raise RuntimeError("tracker state does not fit\nsecond line")
+
+    monkeypatch.setattr(DynamicsTracker, "load_state_dict", broken)
+    with pytest.raises(RuntimeError, match="does not fit"):
+        train_run(longer, tmp_path / "r", resume=True)
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["status"] == "failed"  # never left "running" with nobody training it
+    assert meta["error"] == "RuntimeError while resuming: tracker state does not fit"
+    assert meta["last_complete_round"] == 1  # the committed rounds are kept
+    monkeypatch.undo()
+    train_run(longer, tmp_path / "r", resume=True)  # and the run continues once the cause is gone
+    assert RunReader(tmp_path / "r").status == "complete" and RunReader(tmp_path / "r").last_complete_round == 2
