@@ -438,6 +438,10 @@ api("tracker-length-mismatch",
     lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
         root / "cases" / "tracker", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (9,))),
     r"10|9", r"one|same|per")
+api("tracker-into-an-existing-run",  # issue 17: Python's words, not the CLI's
+    lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
+        root / "exp" / "docl-s0", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (10,))),
+    r"docl-s0 already holds a run", r"new folder, or pass resume=True")
 api("load-dataset-unknown-option", lambda root: __import__("docl_core.data", fromlist=["x"]).load_dataset(
     "moons", colour="red"), r"unknown option\(s\) colour", r"use ")
 
