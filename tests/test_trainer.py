@@ -191,3 +191,31 @@ def test_a_failure_after_the_resume_check_marks_the_run_failed(tmp_path, monkeyp
     monkeypatch.undo()
     train_run(longer, tmp_path / "r", resume=True)  # and the run continues once the cause is gone
     assert RunReader(tmp_path / "r").status == "complete" and RunReader(tmp_path / "r").last_complete_round == 2
+
+
+def test_help_shows_every_default(capsys, monkeypatch):
+    """Issue 17: `--help` of every sub-command says each value option's default."""
+    import argparse
+    from docl_core.cli import build_parser
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside a phrase
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = []
+    for name, sub in commands.items():
+        with pytest.raises(SystemExit):
+            sub.parse_args(["--help"])
+        text = capsys.readouterr().out
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.nargs == 0 or action.required:
+                continue  # positionals, switches, and --to (required) have no default to show
+            shown = formatter._expand_help(action) if action.help else ""
+            if "default" not in shown.lower() or shown not in text:
+                missing.append(f"{name} {action.option_strings[0]}")
+    assert not missing, f"no default shown for {', '.join(missing)}"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    out = capsys.readouterr().out
+    for shown in ("(default: runs/default)", "default: 0.05 under steps", "default: 0.2 under steps",
+                  "fraction of train labels flipped (default: 0.0)"):
+        assert shown in out, shown
