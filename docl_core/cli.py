@@ -32,6 +32,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     d, s, ps = RunConfig(), Schedule(), PaperSchedule()
     p.add_argument("--dataset", default=d.dataset,
                    help="digits, mnist1d, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
+    p.add_argument("--label-column", default=None, metavar="NAME",
+                   help="a .csv dataset's column of labels (default: the column named 'label')")
     p.add_argument("--protocol", default=d.protocol, choices=PROTOCOLS,
                    help="steps: equal-step rounds; paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
@@ -118,7 +120,8 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
     if paper:
         pkw.update({_SHARED[k][1]: v for k, v in shared.items()})
     logged = None if a.log_estimators is None else [e.strip() for e in a.log_estimators.split(",") if e.strip()]
-    cfg = RunConfig(dataset=a.dataset, curriculum=curriculum, protocol=a.protocol,
+    cfg = RunConfig(dataset=a.dataset, label_column=a.label_column or None, curriculum=curriculum,
+                    protocol=a.protocol,
                     rounds=a.rounds if a.rounds is not None else RunConfig.rounds, seed=seed,
                     model=a.model, estimator=a.estimator, log_estimators=logged, log_every=a.log_every,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,

@@ -75,7 +75,8 @@ class Trainer:
                                 "or choose another --name")
         extended = self._check_resumed_config() if resume else None
         torch.manual_seed(config.seed)  # model init
-        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
+        csv = {"label_column": config.label_column} if config.label_column is not None else {}
+        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
         self.model = build_model(config.model, self.ds).to(self.device)
         self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
         self.net = self.model  # what training steps call: the model itself, or its DDP wrapper

@@ -109,6 +109,8 @@ def make_files(d: Path) -> None:
     xa = x[:, 0].copy(); xa[2] = np.nan
     pd.DataFrame({"a": xa, "b": x[:, 1], "label": y}).to_csv(d / "nan_feature.csv", index=False)
     (d / "binary.csv").write_bytes(bytes(range(256)) * 20)
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "cls": y}).to_csv(d / "no_label.csv", index=False)
+    pd.DataFrame({"a": x[:4, 0], "label": [0, 1, 0, 1]}).to_csv(d / "four_rows.csv", index=False)
     # CIFAR-10 python-batch folders
     cifar = {
         "cifar_garbage": b"\x80\x04garbage" * 30,
@@ -344,6 +346,15 @@ cli("csv-text-feature", ["--dataset", D + "/text.csv"], r"column\(s\) b are not 
 cli("csv-missing-label", ["--dataset", D + "/missing_label.csv"], r"1 missing value", r"fill or drop")
 cli("csv-label-only", ["--dataset", D + "/label_only.csv"], r"only the label column", r"add feature columns")
 cli("csv-nan-feature", ["--dataset", D + "/nan_feature.csv"], r"NaN or inf", r"nan_feature.csv")
+# issue 17: no guessing the label column (it took the last one), no splits of one sample
+cli("csv-no-label-column", ["--dataset", D + "/no_label.csv"],
+    r"no_label.csv has no column 'label' \(columns: a, b, cls\)", r"--label-column NAME")
+cli("csv-label-column-absent", ["--dataset", D + "/no_label.csv", "--label-column", "y"], r"has no column 'y'",
+    r"a column that exists")
+cli("label-column-on-npz", ["--label-column", "y"], r"--label-column applies to .csv datasets only", r"drop it")
+cli("csv-too-small-to-split", ["--dataset", D + "/four_rows.csv"],
+    r"too few samples \(4\) to split into train, validation and test \(2/1/1\)",
+    r"training needs at least 2 \(one per class\), validation and test at least 2 each; .* at least 12 samples")
 cli("csv-binary", ["--dataset", D + "/binary.csv"], r"binary.csv", r"comma-separated|text")
 # --- CIFAR-10 / Fashion-MNIST folders
 cli("cifar-garbage", ["--dataset", D + "/cifar_garbage"], r"data_batch_1", r"re-download|CIFAR")

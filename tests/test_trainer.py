@@ -219,3 +219,17 @@ def test_help_shows_every_default(capsys, monkeypatch):
     for shown in ("(default: runs/default)", "default: 0.05 under steps", "default: 0.2 under steps",
                   "fraction of train labels flipped (default: 0.0)"):
         assert shown in out, shown
+
+
+def test_label_column_names_a_csv_files_labels(tmp_path):
+    """Issue 17: a .csv without a 'label' column trains only when --label-column names the labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 3))
+    table = pd.DataFrame({"a": x[:, 0], "cls": (x[:, 0] + x[:, 1] > 0).astype(int), "b": x[:, 1], "c": x[:, 2]})
+    table.to_csv(tmp_path / "mine.csv", index=False)
+    args = ["run", "--dataset", str(tmp_path / "mine.csv"), "--out", str(tmp_path / "exp"), "--model", "mlp", *FAST]
+    assert main(args) == 2  # no 'label' column: refused, never a guess
+    assert main([*args, "--label-column", "cls"]) == 0
+    r = RunReader(tmp_path / "exp" / "docl-s0")
+    assert r.meta["config"]["label_column"] == "cls" and r.meta["num_train"] == 102  # 150 − 30 test − 18 val
+    assert r.meta["task"] == "classification" and r.meta["num_outputs"] == 2
