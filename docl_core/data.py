@@ -371,12 +371,7 @@ def _csv(path: Path, options: dict) -> _Source:
         raise ValueError(f"{path.name} has a header but no rows: add samples")
     # The labels are the "label" column, or the one named: never a guess (the last column of a
     # file without one is as likely a feature, and training on it says nothing is wrong).
-    label_column = options.get("label_column") or "label"
-    if label_column not in table.columns:
-        columns = ", ".join(map(str, table.columns[:12])) + (", ..." if len(table.columns) > 12 else "")
-        fix = ("name the label column 'label', or pass its name with --label-column NAME (label_column= "
-               "in Python)") if label_column == "label" else "pass the name of a column that exists"
-        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {columns}): {fix}")
+    label_column = _check_label_column(path, table.columns, options.get("label_column"))
     features = table.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise ValueError(f"{path.name} has only the label column {label_column!r}: add feature columns")
@@ -394,6 +389,38 @@ def _csv(path: Path, options: dict) -> _Source:
         y = y.astype(str)
     return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
                    origin=path.name)
+
+
+def _check_label_column(path: Path, columns, label_column: Optional[str]) -> str:
+    """The label column's name ("label" unless named); ValueError when the file lacks it."""
+    label_column = label_column or "label"
+    if label_column not in columns:
+        shown = ", ".join(map(str, list(columns)[:12])) + (", ..." if len(columns) > 12 else "")
+        fix = ("name the label column 'label', or pass its name with --label-column NAME (label_column= "
+               "in Python)") if label_column == "label" else "pass the name of a column that exists"
+        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {shown}): {fix}")
+    return label_column
+
+
+def check_dataset(name_or_path, label_column: Optional[str] = None) -> str:
+    """Whether `load_dataset` can find this dataset, without loading it: a built-in name or an
+    existing path of a kind docl reads and, for a .csv, a header with the label column.
+    Returns the source type ("digits", ..., "npz", "csv", "cifar", "idx"); ValueError otherwise.
+    Cheap (reads a .csv's header only), so a form can check as the user types."""
+    source_type, path = _detect(name_or_path)
+    if label_column and source_type != "csv":
+        raise ValueError(f"a label column applies to .csv datasets only, and {name_or_path} is not one: "
+                         "leave it empty")
+    if source_type == "csv":
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path.name} is empty: write a header row and at least one sample") from None
+        except Exception as e:  # parser, encoding and OS errors
+            raise ValueError(f"cannot read {path.name} as CSV ({_why(e)}): save it as comma-separated "
+                             "text with a header row") from None
+        _check_label_column(path, header, label_column)
+    return source_type
 
 
 # --- CIFAR-10 python batches (pickles) ---

@@ -453,6 +453,9 @@ api("tracker-into-an-existing-run",  # issue 17: Python's words, not the CLI's
     lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
         root / "exp" / "docl-s0", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (10,))),
     r"docl-s0 already holds a run", r"new folder, or pass resume=True")
+api("check-dataset-csv-without-label",  # issue 17: what the New-run page asks as the user types
+    lambda root: __import__("docl_core.data", fromlist=["x"]).check_dataset(root / "data" / "no_label.csv"),
+    r"no_label.csv has no column 'label'", r"--label-column NAME")
 api("load-dataset-unknown-option", lambda root: __import__("docl_core.data", fromlist=["x"]).load_dataset(
     "moons", colour="red"), r"unknown option\(s\) colour", r"use ")
 
