@@ -60,6 +60,10 @@ def _start(req: "launch.RunRequest") -> None:
     st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
 
 
+# run folders of jobs this page started that still run (their folder may not exist yet)
+busy = tuple(j["run_dir"] for j in st.session_state.get("jobs", [])
+             if j.get("proc") is not None and j["proc"].poll() is None)
+
 with st.container(border=True):
     st.markdown("**Quick live run** — DoCL on digits under the paper protocol: 8 epochs of a small MLP, the "
                 "exact score and kernel logged every epoch. About a minute on a 2-core laptop; its pages fill in "
@@ -68,13 +72,12 @@ with st.container(border=True):
     quick_curriculum = q1.selectbox("Curriculum", CURRICULA, index=CURRICULA.index("docl"), key="nr_quick_curriculum",
                                     format_func=common.curriculum_label)
     if q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:"):
-        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum)))
+        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum,
+                                                                              taken=busy)))
 
 # No st.form: Enter in a field only commits that field (a form would submit on it, and a typo
 # started a job). Every change is checked at once and shown in an error box; only the button starts.
 st.session_state.setdefault("nr_dataset", default_dataset)
-jobs = st.session_state.get("jobs", [])
-busy = tuple(j["run_dir"] for j in jobs if j.get("proc") is not None and j["proc"].poll() is None)
 if st.session_state.pop("nr_started", False) or "nr_seed" not in st.session_state:
     st.session_state["nr_seed"] = launch.next_free_seed(exp_dir, st.session_state.get("nr_curriculum", "docl"),
                                                         taken=busy)
@@ -102,7 +105,7 @@ epochs = c2.number_input("Epochs (paper protocol)", key="nr_epochs", min_value=2
                          value=int((config.get("paper") or {}).get("epochs") or 16), step=1)
 label_column = c3.text_input("Label column (.csv only)", value="", key="nr_label_column", placeholder="label",
                              help="The column of a .csv file that holds the labels; empty: the column named 'label'.")
-name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
+name = st.text_input("Run name (optional)", key="nr_name", placeholder="<curriculum>-s<seed>",
                      help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
 request = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
                             label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
