@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from docl_core.config import CURRICULA, ESTIMATORS, PROTOCOLS
+from docl_core.data import DATASETS, check_dataset
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ class RunRequest:
     model: str = ""              # "" → the dataset's default; mlp | cnn | resnet
     probe_size: int = 64         # kernel probe samples (0: no kernel)
     log_every: str = ""          # paper: "epoch" logs the exact score and kernel every epoch ("": episodes)
+    label_column: str = ""       # a .csv dataset's column of labels ("": the column named "label")
 
     @property
     def run_name(self) -> str:
@@ -71,6 +73,43 @@ def validate(req: RunRequest) -> list[str]:
     return errs
 
 
+def dataset_arg(text: str, cwd: Path = REPO) -> str:
+    """What --dataset gets: a built-in name as typed, a path made absolute (relative paths start at
+    `cwd`, where the run's process starts), so what the form checked is what the run reads."""
+    text = text.strip()
+    if text in DATASETS or not text:
+        return text
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return str(path)
+    looks_like_a_path = path.suffix or "/" in text or "\\" in text or (Path(cwd) / path).exists()
+    return str(Path(cwd) / path) if looks_like_a_path else text  # else: a mistyped name, said so
+
+
+def problems(req: RunRequest, exp_dir: Path, busy: tuple = ()) -> list[str]:
+    """Everything that stops the request from starting, one message each: `validate`'s checks,
+    then whether the dataset resolves (a .csv's label column included) and the run folder is free
+    (not on disk, and not in `busy`, the run folders of jobs this page started that still run)."""
+    errs = validate(req)
+    if req.dataset.strip():
+        try:
+            check_dataset(dataset_arg(req.dataset), label_column=req.label_column.strip() or None)
+        except ValueError as e:
+            errs.append(f"Dataset: {e}.")
+    if not any(e.startswith("Run name") for e in errs):
+        try:
+            run_dir = resolve_run_dir(exp_dir, req.run_name)
+        except ValueError as e:
+            errs.append(f"Run name: {e}.")
+        else:
+            if run_dir.exists() or str(run_dir) in {str(b) for b in busy}:
+                hint = "" if req.name.strip() else \
+                    f" (seed {next_free_seed(exp_dir, req.curriculum, taken=busy)} is free)"
+                errs.append(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run "
+                            f"name or seed{hint}.")
+    return errs
+
+
 def resolve_run_dir(exp_dir: Path, name: str) -> Path:
     """exp_dir/name, refusing names that would leave exp_dir (.., /, symlinks out)."""
     if not NAME_RE.match(name) or ".." in name:
@@ -87,21 +126,21 @@ def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) 
 
     Raises ValueError (all messages joined) when the request is invalid or the run exists.
     """
-    errs = validate(req)
+    errs = problems(req, exp_dir)
     if errs:
         raise ValueError(" ".join(errs))
     run_dir = resolve_run_dir(exp_dir, req.run_name)
-    if run_dir.exists():
-        raise ValueError(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run name or seed.")
     budget = ["--rounds", str(int(req.rounds))] if req.protocol == "steps" else \
         ["--protocol", "paper", "--epochs", str(int(req.epochs))]
     cmd = [python, "-m", "docl_core", "run",
-           "--dataset", req.dataset.strip(), "--curriculum", req.curriculum,
+           "--dataset", dataset_arg(req.dataset), "--curriculum", req.curriculum,
            *budget, "--seed", str(int(req.seed)),
            "--out", str(Path(exp_dir).resolve()), "--name", req.run_name,
            "--label-noise", f"{float(req.label_noise):g}", "--estimator", req.estimator]
     if req.protocol == "steps":  # under paper the authors' k and learning-rate schedules apply
         cmd += ["--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}"]
+    if req.label_column.strip():
+        cmd += ["--label-column", req.label_column.strip()]
     if req.model:
         cmd += ["--model", req.model]
     if req.probe_size != RunRequest.probe_size:
@@ -109,8 +148,18 @@ def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) 
     if req.protocol == "paper" and req.log_every:
         cmd += ["--log-every", req.log_every]
     cmd += ["--device", req.device, "--no-progress"]  # the output goes to a log file: no progress bars
-    log = Path(exp_dir).resolve() / ".logs" / f"{req.run_name}.log"
-    return cmd, run_dir, log
+    return cmd, run_dir, free_log(exp_dir, req.run_name)
+
+
+def free_log(exp_dir: Path, name: str) -> Path:
+    """A log file of its own for each start: .logs/NAME.log, or NAME-2.log, ... when a
+    earlier attempt under the same name left one (its log stays as it was)."""
+    logs = Path(exp_dir).resolve() / ".logs"
+    log, n = logs / f"{name}.log", 1
+    while log.exists():
+        n += 1
+        log = logs / f"{name}-{n}.log"
+    return log
 
 
 def quick_request(curriculum: str = "docl", seed: int = 0, label_noise: float = 0.0) -> RunRequest:
@@ -121,12 +170,35 @@ def quick_request(curriculum: str = "docl", seed: int = 0, label_noise: float = 
                       log_every="epoch", device="cpu")
 
 
-def next_free_seed(exp_dir: Path, curriculum: str) -> int:
-    """The smallest seed whose default run name is not yet taken in exp_dir."""
+def next_free_seed(exp_dir: Path, curriculum: str, taken: tuple = ()) -> int:
+    """The smallest seed whose default run name is not yet taken in exp_dir (nor in `taken`,
+    run folders of jobs that are starting)."""
+    busy = {Path(t).name for t in taken}
     seed = 0
-    while (Path(exp_dir) / f"{curriculum}-s{seed}").exists():
+    while (Path(exp_dir) / f"{curriculum}-s{seed}").exists() or f"{curriculum}-s{seed}" in busy:
         seed += 1
     return seed
+
+
+def job_status(code, meta, pid: int) -> dict:
+    """One status for a job started from the page: its process's exit code (None while running)
+    and the run.json of its folder, trusted only when this job's process wrote it (an earlier or
+    later attempt under the same name has another writer). Returns own (its run.json is this
+    job's), status, done, planned (None: the job's own plan), error (None, or why it stopped)."""
+    own = meta if meta is not None and (meta.get("writer") or {}).get("pid") == pid else None
+    done = int(own.get("last_complete_round", -1)) + 1 if own else 0
+    planned = own.get("rounds_planned") if own else None
+    status = (own or {}).get("status")
+    error = (own or {}).get("error")
+    if code is None:
+        status = status or "starting"
+    elif code != 0:
+        if status not in ("failed", "interrupted"):
+            status = "failed"
+        error = error or f"the process exited with code {code}"
+    else:
+        status = status if status in ("complete", "failed", "interrupted") else "complete"
+    return {"own": own is not None, "status": status, "done": done, "planned": planned, "error": error}
 
 
 def eta_text(meta: dict, now: float) -> str:

@@ -32,8 +32,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     d, s, ps = RunConfig(), Schedule(), PaperSchedule()
     p.add_argument("--dataset", default=d.dataset,
                    help="digits, mnist1d, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
+    p.add_argument("--label-column", default=None, metavar="NAME",
+                   help="a .csv dataset's column of labels (default: the column named 'label')")
     p.add_argument("--protocol", default=d.protocol, choices=PROTOCOLS,
-                   help="steps: equal-step rounds (default); paper: the authors' episodes of epochs")
+                   help="steps: equal-step rounds; paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
     p.add_argument("--model", default=None, help="mlp, cnn or resnet (default: the dataset's)")
     p.add_argument("--estimator", default=None, choices=ESTIMATORS,
@@ -45,34 +47,39 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="F(S): facility location, centrality, none (default: facility under steps, "
                         "the authors' centrality under paper)")
     p.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of train labels flipped")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="training mini-batch size")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay of SGD")
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")
     p.add_argument("--kernel-full", action="store_true", help="also store full (m, m, C, C) kernel blocks")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--k-start", type=float, default=None,
-                   help=f"fraction of N in the first round (steps {s.k_start}) or pool budget (paper {ps.k_start})")
+                   help=f"fraction of N in the first round (steps) or pool budget (paper); "
+                        f"default: {s.k_start} under steps, {ps.k_start} under paper")
     p.add_argument("--k-growth", type=float, default=None,
-                   help=f"k grows by this factor per round (steps {s.k_growth}) or episode (paper {ps.k_growth})")
-    p.add_argument("--k-cap", type=float, default=None, help=f"largest k (steps {s.k_cap}, paper {ps.k_cap})")
+                   help=f"k grows by this factor per round (steps) or episode (paper); "
+                        f"default: {s.k_growth} under steps, {ps.k_growth} under paper")
+    p.add_argument("--k-cap", type=float, default=None, help=f"largest k as a fraction of N; default: {s.k_cap} under steps, "
+                   f"{ps.k_cap} under paper")
     p.add_argument("--lam", type=float, default=s.lam_start, help="diversity weight λ_0")
     p.add_argument("--lam-decay", type=float, default=s.lam_decay, help="λ_t = λ_0 · decay^t")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate per round (steps {s.lr}) or of the first episodes (paper {ps.lr_max})")
-    p.add_argument("--lr-min", type=float, default=None, help=f"cosine floor (steps {s.lr_min}, paper {ps.lr_min})")
+                   help=f"peak learning rate per round (steps) or of the first episodes (paper); "
+                        f"default: {s.lr} under steps, {ps.lr_max} under paper")
+    p.add_argument("--lr-min", type=float, default=None, help=f"cosine floor; default: {s.lr_min} under steps, "
+                   f"{ps.lr_min} under paper")
     g = p.add_argument_group("steps protocol")
-    g.add_argument("--rounds", type=int, default=None, help=f"curriculum rounds (default {d.rounds})")
-    g.add_argument("--temperature", type=float, default=None, help=f"τ of the DoCL pool draw ({s.temperature})")
-    g.add_argument("--pool-factor", type=float, default=None, help=f"DoCL pool size / k ({s.pool_factor})")
-    g.add_argument("--warmup-epochs", type=int, default=None, help=f"plain epochs before round 0 ({s.warmup_epochs})")
+    g.add_argument("--rounds", type=int, default=None, help=f"curriculum rounds (default: {d.rounds})")
+    g.add_argument("--temperature", type=float, default=None, help=f"τ of the DoCL pool draw (default: {s.temperature})")
+    g.add_argument("--pool-factor", type=float, default=None, help=f"DoCL pool size / k (default: {s.pool_factor})")
+    g.add_argument("--warmup-epochs", type=int, default=None, help=f"plain epochs before round 0 (default: {s.warmup_epochs})")
     g.add_argument("--epochs-per-round", type=float, default=None,
-                   help=f"passes over the selected subset per round ({s.epochs_per_round})")
+                   help=f"passes over the selected subset per round (default: {s.epochs_per_round})")
     g = p.add_argument_group("paper protocol (each ingredient a switch, the authors' value by default)")
-    g.add_argument("--epochs", type=int, default=None, help=f"total epochs E (default {ps.epochs})")
+    g.add_argument("--epochs", type=int, default=None, help=f"total epochs E (default: {ps.epochs})")
     g.add_argument("--episodes", default=None,
                    help="episode boundaries, e.g. 0,2,4,8 (default: 0,5,10,...,300 scaled to E)")
     g.add_argument("--log-every", default=None, choices=("epoch", "episode"),
-                   help="exact/fast scores and kernel at every epoch or at episode starts (default)")
+                   help="exact/fast scores and kernel at every epoch or at episode starts (default: episode)")
     for f in fields(PaperSchedule):
         if f.name in _PAPER_MAPPED or f.name in ("epochs", "episodes"):
             continue
@@ -82,7 +89,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                            const=False, default=None, help=f"turn {f.name.replace('_', ' ')} off")
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None,
-                           help=f"(default {default})")
+                           help=f"the recipe's {f.name.replace('_', ' ')} (default: {default})")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels (slower); recorded in run.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -113,7 +120,8 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
     if paper:
         pkw.update({_SHARED[k][1]: v for k, v in shared.items()})
     logged = None if a.log_estimators is None else [e.strip() for e in a.log_estimators.split(",") if e.strip()]
-    cfg = RunConfig(dataset=a.dataset, curriculum=curriculum, protocol=a.protocol,
+    cfg = RunConfig(dataset=a.dataset, label_column=a.label_column or None, curriculum=curriculum,
+                    protocol=a.protocol,
                     rounds=a.rounds if a.rounds is not None else RunConfig.rounds, seed=seed,
                     model=a.model, estimator=a.estimator, log_estimators=logged, log_every=a.log_every,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
@@ -224,6 +232,18 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return code
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" after every option that takes a value, unless its help already
+    says its default in words (options whose default depends on --protocol, the dataset, ...)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.nargs == 0 or action.required or action.default is None
+                or action.default is argparse.SUPPRESS or "default" in text.lower()):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other docl error (exit code 2).
 
@@ -233,6 +253,7 @@ class _Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)  # --help shows every default
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
@@ -264,9 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
     sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study,export}")
     p = sub.add_parser("run", help="train one run of one curriculum")
-    p.add_argument("--curriculum", default="docl", choices=CURRICULA)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--name", default=None, help="run folder name (default CURRICULUM-sSEED)")
+    p.add_argument("--curriculum", default="docl", choices=CURRICULA, help="the curriculum to train under")
+    p.add_argument("--seed", type=int, default=0, help="seeds the model, the splits, the noise and the selection")
+    p.add_argument("--name", default=None, help="run folder name (default: CURRICULUM-sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run (or start it if absent)")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
@@ -276,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("demo", help="regenerate the bundled demo experiment (assets/demo)")
-    p.add_argument("--out", default=str(DEMO_DIR))
+    p.add_argument("--out", default=str(DEMO_DIR), help="where the demo experiments are written")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("study", help="the comparison study: tune, run, write docs/RESULTS.md")
@@ -285,12 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/study", help="experiments land in OUT/<setting>")
     p.add_argument("--seeds", type=int, default=None, help="report seeds 0..N-1 (default: the suite's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")
-    p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default docs/)")
+    p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("export", help="write a run or experiment for another tool (TensorBoard)")
     p.add_argument("source", metavar="RUN_OR_EXPERIMENT", help="a run folder or an experiment folder")
-    p.add_argument("--to", required=True, choices=("tensorboard",), help="the format (tensorboard)")
+    p.add_argument("--to", required=True, choices=("tensorboard",), help="the format (required; only tensorboard)")
     p.add_argument("out", metavar="OUT", help="a new folder: one sub-folder of event files per run")
     p.set_defaults(func=cmd_export)
     return parser

@@ -71,6 +71,7 @@ class RunConfig:
     """Everything that defines a run; saved in run.json and enough to reproduce it."""
 
     dataset: str = "digits"          # a built-in name or a path (.npz, .csv, CIFAR/Fashion-MNIST folder)
+    label_column: Optional[str] = None  # .csv only: the column holding the labels; None: "label"
     curriculum: str = "docl"         # one of CURRICULA
     protocol: str = "steps"          # steps: equal-step rounds (Schedule) | paper: the authors' episodes (PaperSchedule)
     rounds: int = 10                 # curriculum rounds (steps protocol; paper: epochs come from paper.epochs)
@@ -112,6 +113,9 @@ class RunConfig:
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}: choose steps or paper")
+        if self.label_column is not None and not str(self.dataset).lower().endswith(".csv"):
+            raise ValueError(f"--label-column applies to .csv datasets only, and {self.dataset!r} is not one: "
+                             "drop it, or point --dataset at a .csv file")
         if self.curriculum not in CURRICULA:
             raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {', '.join(CURRICULA)}")
         if self.estimator not in ESTIMATORS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import itertools
 import math
 import pickle
 import zlib
@@ -368,10 +369,9 @@ def _csv(path: Path, options: dict) -> _Source:
                          "text with a header row") from None
     if len(table) == 0:
         raise ValueError(f"{path.name} has a header but no rows: add samples")
-    label_column = options.get("label_column") or ("label" if "label" in table.columns else table.columns[-1])
-    if label_column not in table.columns:
-        columns = ", ".join(map(str, table.columns))
-        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {columns}): pass label_column=")
+    # The labels are the "label" column, or the one named: never a guess (the last column of a
+    # file without one is as likely a feature, and training on it says nothing is wrong).
+    label_column = _check_label_column(path, table.columns, options.get("label_column"))
     features = table.drop(columns=[label_column])
     if features.shape[1] == 0:
         raise ValueError(f"{path.name} has only the label column {label_column!r}: add feature columns")
@@ -389,6 +389,38 @@ def _csv(path: Path, options: dict) -> _Source:
         y = y.astype(str)
     return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
                    origin=path.name)
+
+
+def _check_label_column(path: Path, columns, label_column: Optional[str]) -> str:
+    """The label column's name ("label" unless named); ValueError when the file lacks it."""
+    label_column = label_column or "label"
+    if label_column not in columns:
+        shown = ", ".join(map(str, list(columns)[:12])) + (", ..." if len(columns) > 12 else "")
+        fix = ("name the label column 'label', or pass its name with --label-column NAME (label_column= "
+               "in Python)") if label_column == "label" else "pass the name of a column that exists"
+        raise ValueError(f"{path.name} has no column {label_column!r} (columns: {shown}): {fix}")
+    return label_column
+
+
+def check_dataset(name_or_path, label_column: Optional[str] = None) -> str:
+    """Whether `load_dataset` can find this dataset, without loading it: a built-in name or an
+    existing path of a kind docl reads and, for a .csv, a header with the label column.
+    Returns the source type ("digits", ..., "npz", "csv", "cifar", "idx"); ValueError otherwise.
+    Cheap (reads a .csv's header only), so a form can check as the user types."""
+    source_type, path = _detect(name_or_path)
+    if label_column and source_type != "csv":
+        raise ValueError(f"a label column applies to .csv datasets only, and {name_or_path} is not one: "
+                         "leave it empty")
+    if source_type == "csv":
+        try:
+            header = pd.read_csv(path, nrows=0).columns
+        except pd.errors.EmptyDataError:
+            raise ValueError(f"{path.name} is empty: write a header row and at least one sample") from None
+        except Exception as e:  # parser, encoding and OS errors
+            raise ValueError(f"cannot read {path.name} as CSV ({_why(e)}): save it as comma-separated "
+                             "text with a header row") from None
+        _check_label_column(path, header, label_column)
+    return source_type
 
 
 # --- CIFAR-10 python batches (pickles) ---
@@ -847,14 +879,14 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         x_test, y_test = _cap(x_test, y_test, classes, _positive_int(options["test_limit"], "test_limit"),
                               [seed, _STREAM_TEST_LIMIT])
     x = _check_features(x, f"x in {where}")
+    own_test = x_test is not None
     if x_test is None:
         x, y, x_test, y_test = _holdout(x, y, classes, test_fraction, [seed, _STREAM_TEST])
     else:
         x_test = _check_features(x_test, f"x_test in {where}")
     x_train, y_train, x_val, y_val = _holdout(x, y, classes, val_fraction, [seed, _STREAM_VAL])
-    if len(x_train) == 0:
-        raise ValueError(f"{where} has too few samples ({len(x) + len(x_test)}) to split into train, "
-                         "validation and test: provide more data")
+    _check_split_sizes((len(x_train), len(x_val), len(x_test)), num_outputs if classes else None,
+                       val_fraction, test_fraction, own_test, where)
     if classes and len(np.unique(y_train)) < 2:
         raise ValueError(f"{where}: the training split has fewer than 2 classes: "
                          "provide more samples per class")
@@ -919,6 +951,42 @@ def _labelled(src: _Source, where: str):
             raise ValueError(f"{where}: y has {y.shape[1]} target(s) per sample but y_test has "
                              f"{y_test.shape[1]}: make them match")
     return x, y, x_test, y_test, task, y.shape[1], None
+
+
+MIN_EVAL = 2  # samples the validation and test splits need at least: one scores only 0 % or 100 %
+
+
+def _split_sizes(n: int, val_fraction: float, test_fraction: float, own_test: Optional[int]) -> tuple[int, int, int]:
+    """(train, val, test) sizes the splits give n samples (the pool, when the source has its own
+    test set of own_test samples): the counts stratified_holdout takes."""
+    held = lambda k, f: 0 if f <= 0 else max(1, int(round(f * k)))  # noqa: E731
+    test = own_test if own_test is not None else held(n, test_fraction)
+    val = held(n - (0 if own_test is not None else test), val_fraction)
+    return n - (0 if own_test is not None else test) - val, val, test
+
+
+def _check_split_sizes(sizes: tuple[int, int, int], num_classes: Optional[int], val_fraction: float,
+                       test_fraction: float, own_test: bool, where: str) -> None:
+    """Refuse splits too small to mean anything: training needs a sample per class (K), validation
+    and test MIN_EVAL each (validation none when val_fraction is 0)."""
+    need_train = max(MIN_EVAL, num_classes or 0)
+    ok = lambda tr, va, te: (tr >= need_train and te >= MIN_EVAL  # noqa: E731
+                             and (va >= MIN_EVAL or val_fraction == 0))
+    train, val, test = sizes
+    if ok(train, val, test):
+        return
+    n = train + val + (0 if own_test else test)
+    if own_test and test < MIN_EVAL:
+        fix = f"give the test set at least {MIN_EVAL} samples"
+    else:  # the smallest pool whose splits all reach their minimum (split sizes grow with n)
+        smallest = next(m for m in itertools.count(n)
+                        if ok(*_split_sizes(m, val_fraction, test_fraction, test if own_test else None)))
+        fix = (f"with val_fraction {val_fraction:g} and test_fraction {test_fraction:g} that takes at least "
+               f"{smallest} samples{' besides the test set' if own_test else ''}: provide more data")
+    per_class = f" (one per class)" if num_classes else ""
+    raise ValueError(f"{where} has too few samples ({n}{f' + {test} test' if own_test else ''}) to split "
+                     f"into train, validation and test ({train}/{val}/{test}): training needs at least "
+                     f"{need_train}{per_class}, validation and test at least {MIN_EVAL} each; {fix}")
 
 
 def _cap(x: np.ndarray, y: np.ndarray, classes: bool, limit: int, entropy) -> tuple[np.ndarray, np.ndarray]:

@@ -120,9 +120,9 @@ class RunWriter:
         self._remove_stale_temps()
         if path.exists():
             old = read_run_json(self.dir)
-            if not resume:
-                raise RunStoreError(f"{self.dir} already holds a run: pass --resume to continue it, "
-                                    "or choose another --out/--name")
+            if not resume:  # the CLI refuses before this, in its own words (trainer.py)
+                raise RunStoreError(f"{self.dir} already holds a run: give DynamicsTracker a new folder, "
+                                    "or pass resume=True to continue that run")
             self.meta = old
             self.meta["status"] = "running"
             self.meta["error"] = None

@@ -34,7 +34,7 @@ from .data import Dataset, load_dataset
 from .distributed import SINGLE, DistContext, prepare_model, set_deterministic, sync_buffers
 from .dynamics import eval_mode, per_sample_loss
 from .models import build_model
-from .store import RunStoreError, read_run_json
+from .store import RunStoreError, RunWriter, read_run_json
 from .tracker import DynamicsTracker, Measurement, checkpoint_bytes
 
 
@@ -75,7 +75,8 @@ class Trainer:
                                 "or choose another --name")
         extended = self._check_resumed_config() if resume else None
         torch.manual_seed(config.seed)  # model init
-        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise)
+        csv = {"label_column": config.label_column} if config.label_column is not None else {}
+        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
         self.model = build_model(config.model, self.ds).to(self.device)
         self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
         self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
@@ -98,26 +99,41 @@ class Trainer:
         self.teacher = MeanTeacher(self.model, ps.teacher_decay) if self.paper and ps.mean_teacher else None
         self.centrality: Optional[torch.Tensor] = None  # (N,) the authors' centrality, paper protocol
         self.mod_ratio = 1.0  # Σ centrality / Σ p over the last subset: rescales the score's weight
-        # read the checkpoint before the tracker reopens (so rewrites) run.json: a bad
-        # checkpoint must leave the run exactly as it was
+        # everything that can refuse a resume runs before the run is reopened (which marks it
+        # running): the checkpoint is read and applied to the model first, so a checkpoint that
+        # does not fit leaves run.json exactly as it was
         state = self._load_checkpoint() if resume else None
-        self.tracker = DynamicsTracker(
-            self.dir, self.model, self.X, self.y, self.ds.task, estimator=config.estimator,
-            log_estimators=config.log_estimators, probe_size=config.probe_size,
-            score_batch_size=config.score_batch_size,
-            eval_sets={"val": (self.ds.x_val.to(dev), self.ds.y_val.to(dev)),
-                       "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
-            noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
-            meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
-                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
-                  "batchnorm_sync": self.batchnorm_sync},
-            seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full)
-        if extended:
-            self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
-                                            extended=[*self.tracker.writer.meta.get("extended", []), extended])
-        self.start_round = 0
         if resume:
-            self._restore(state)
+            self._check_same_data()
+            self._apply_checkpoint(state)
+        writer = RunWriter(self.dir) if dist.is_writer else None  # ours, so a failure below can mark it
+        try:
+            self.tracker = DynamicsTracker(
+                self.dir, self.model, self.X, self.y, self.ds.task, estimator=config.estimator,
+                log_estimators=config.log_estimators, probe_size=config.probe_size,
+                score_batch_size=config.score_batch_size,
+                eval_sets={"val": (self.ds.x_val.to(dev), self.ds.y_val.to(dev)),
+                           "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
+                noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
+                meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
+                      "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
+                      "batchnorm_sync": self.batchnorm_sync},
+                seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer)
+            if extended:
+                self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
+                                                extended=[*self.tracker.writer.meta.get("extended", []), extended])
+            self.start_round = 0
+            if resume:
+                self._restore(state)
+        except BaseException as e:
+            # once reopened, the run never stays "running" with nobody training it
+            if writer is not None and writer.meta.get("status") == "running":
+                if isinstance(e, KeyboardInterrupt):
+                    writer.update_meta(status="interrupted")
+                else:
+                    first = (str(e).strip().splitlines() or [""])[0][:300]
+                    writer.fail(f"{type(e).__name__} while {'resuming' if resume else 'starting'}: {first}")
+            raise
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -159,22 +175,48 @@ class Trainer:
             raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete it to "
                                 "restart the run from round 0") from None
 
+    def _check_same_data(self) -> None:
+        """Refuse to resume on data of another size than the run was made with (a file edited
+        since): its per-sample state and rounds would no longer line up."""
+        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
+            return
+        before = read_run_json(self.dir).get("num_train")
+        if before is not None and int(before) != self.N:
+            raise RunStoreError(f"{self.dir} was trained on {before} samples but {self.cfg.dataset} now gives "
+                                f"{self.N}: the data changed since the run was made; resume with the same "
+                                "data, or start a new run under another --name")
+
+    def _apply_checkpoint(self, state: Optional[dict]) -> None:
+        """Load the checkpoint's weights, optimiser and generator; RunStoreError when they do not fit
+        the model these options build."""
+        if state is None:
+            return
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.gen.set_state(state["generator"])
+            if self.teacher is not None and "teacher" in state:
+                self.teacher.model.load_state_dict(state["teacher"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            first = " ".join(str(e).split())[:160]
+            raise RunStoreError(f"{self.dir / 'checkpoint.pt'} does not fit the model these options build "
+                                f"({type(e).__name__}: {first}): was the data at {self.cfg.dataset} changed? "
+                                "Resume with the same data and options, or start a new run under another "
+                                "--name") from None
+        self.mod_ratio = float(state.get("mod_ratio", 1.0))
+        if "centrality" in state:
+            self.centrality = state["centrality"].to(self.device)
+
     def _restore(self, state: Optional[dict]) -> None:
+        """The tracker's part of the checkpoint and the round to continue from (weights are
+        already loaded by _apply_checkpoint)."""
         meta = read_run_json(self.dir)
         if state is None:
             if meta["last_complete_round"] >= 0:
                 # rounds exist but no weights to continue from: start over, rewriting them
                 self.tracker.round = 0
             return
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.gen.set_state(state["generator"])
         self.tracker.load_state_dict(state["tracker"])
-        self.mod_ratio = float(state.get("mod_ratio", 1.0))
-        if self.teacher is not None and "teacher" in state:
-            self.teacher.model.load_state_dict(state["teacher"])
-        if "centrality" in state:
-            self.centrality = state["centrality"].to(self.device)
         t = int(state["round"])
         if t > meta["last_complete_round"]:
             # killed after the checkpoint but before run.json: every file of round t is written

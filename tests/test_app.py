@@ -345,6 +345,106 @@ def test_resolve_run_dir_stays_inside(tmp_path):
         launch.resolve_run_dir(tmp_path, "link")
 
 
+# ----------------------------------------------------------------------------- New run (issue 17)
+
+
+class _Proc:
+    """A started job: running until finish() sets its exit code."""
+
+    def __init__(self, pid, code=None):
+        self.pid, self.code = pid, code
+
+    def poll(self):
+        return self.code
+
+
+def test_new_run_checks_as_you_type_and_starts_only_on_the_button(exp, monkeypatch, tmp_path):
+    """Item 6: Enter in a field (AppTest: a committed value and a rerun) starts nothing; the
+    problem shows in an error box; only the button starts a job, and only a valid one."""
+    started = []
+    monkeypatch.setattr(launch, "start", lambda cmd, log, cwd=launch.REPO: (started.append(cmd), _Proc(4000))[1])
+    target = tmp_path / "exp"
+    shutil.copytree(exp, target)
+    at = open_app(target, monkeypatch, "new_run")
+    ok(at)  # the defaults can start: a dataset that resolves here, a free seed
+    assert not (target / f"docl-s{at.number_input(key='nr_seed').value}").exists()
+    at.text_input(key="nr_dataset").input("digitz").run()  # typed, then Enter
+    assert not at.exception and not started
+    assert any("unknown dataset 'digitz'" in e.value for e in at.error)
+    at.button(key="nr_submit").click().run()  # the button with a problem on screen starts nothing either
+    assert not started
+    at.text_input(key="nr_dataset").input(str(tmp_path / "nowhere.csv")).run()
+    assert any("no such file or folder" in e.value and "nowhere.csv" in e.value for e in at.error)
+    at.text_input(key="nr_dataset").input("digits").run()
+    at.text_input(key="nr_label_column").input("y").run()
+    assert any("label column applies to .csv datasets only" in e.value for e in at.error)
+    at.text_input(key="nr_label_column").input("").run()
+    taken = next(p.name for p in sorted(target.iterdir()) if p.name.startswith("docl-s"))
+    at.number_input(key="nr_seed").set_value(int(taken.split("-s")[1])).run()
+    assert any(f"{taken} already exists" in e.value and "is free" in e.value for e in at.error)
+    assert not started
+    at.number_input(key="nr_seed").set_value(77).run()
+    ok(at)
+    at.button(key="nr_submit").click().run()
+    assert len(started) == 1 and started[0][started[0].index("--name") + 1] == "docl-s77"
+    at.run()  # after a start the form moves to a free seed, and shows no problem
+    ok(at)
+    moved = at.number_input(key="nr_seed").value
+    assert moved != 77 and not (target / f"docl-s{moved}").exists()
+    # while the job starts (no folder yet), its folder cannot be asked for again
+    at.number_input(key="nr_seed").set_value(77).run()
+    assert any("docl-s77 already exists" in e.value for e in at.error)
+
+
+def test_job_status_is_one_status_from_its_own_run():
+    """Item 7: a card reads run.json only when its own process wrote it."""
+    theirs = {"status": "complete", "last_complete_round": 3, "rounds_planned": 4, "writer": {"pid": 2}}
+    state = launch.job_status(2, theirs, pid=1)  # failed attempt; a later one completed the folder
+    assert state == {"own": False, "status": "failed", "done": 0, "planned": None,
+                     "error": "the process exited with code 2"}
+    assert launch.job_status(0, theirs, pid=2)["status"] == "complete"
+    assert launch.job_status(None, None, pid=3)["status"] == "starting"
+    failed = {**theirs, "status": "failed", "error": "non-finite losses", "writer": {"pid": 5}}
+    assert launch.job_status(3, failed, pid=5) == {"own": True, "status": "failed", "done": 4, "planned": 4,
+                                                   "error": "non-finite losses"}
+
+
+def test_retry_under_the_default_name_shows_one_card_with_its_own_log(exp, monkeypatch, tmp_path):
+    """Item 7: a failed start, then a retry under the same name that completes: one card, one
+    status (complete, no exit code), the retry's own log; the first log stays on disk; wrapped."""
+    target = tmp_path / "exp"
+    shutil.copytree(exp, target)
+    procs = iter([_Proc(5001, code=2), _Proc(5002)])
+    logs = []
+
+    def fake_start(cmd, log, cwd=launch.REPO):
+        logs.append(log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("docl: error: a very long message that goes on " + "and on " * 40 + "\n"
+                       if len(logs) == 1 else "run written\n")
+        return next(procs)
+
+    monkeypatch.setattr(launch, "start", fake_start)
+    at = open_app(target, monkeypatch, "new_run")
+    at.button(key="nr_submit").click().run()
+    assert any("exited with code 2" in e.value for e in at.error)
+    code = next(c for c in at.code if "very long message" in c.value)
+    assert code.proto.wrap_lines  # long lines wrap instead of running off the right edge
+    name = logs[0].stem
+    at.button(key="nr_submit").click().run()  # retry: same default name (the first made no folder)
+    assert logs[1] != logs[0] and logs[0].read_text().startswith("docl: error")  # nothing lost
+    run = target / name
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"format": "docl-run/1", "name": name, "status": "complete",
+                                              "last_complete_round": 3, "rounds_planned": 4,
+                                              "writer": {"pid": 5002}, "config": {"curriculum": "docl"}}))
+    at.run()
+    cards = [m.value for m in at.markdown if m.value.startswith(f"**{name}**")]
+    assert cards == [f"**{name}** — complete, 4/4 rounds"], cards
+    assert not any("exited with code" in e.value for e in at.error)
+    assert not any("very long message" in c.value for c in at.code)
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -75,6 +76,8 @@ class _Evil:
 def make_files(d: Path) -> None:
     x, y = _xy()
     _save(d / "good.npz", x=x, y=y)
+    _save(d / "wide.npz", x=np.concatenate([x, x[:, :1]], 1), y=y)  # one more feature
+    _save(d / "more.npz", x=np.concatenate([x, x[:80]]), y=np.concatenate([y, y[:80]]))  # more samples
     _save(d / "shape5d.npz", x=np.zeros((120, 1, 2, 2, 2), np.float32), y=y)
     _save(d / "mismatch.npz", x=x, y=y[:100])
     xn = x.copy(); xn[3, 1] = np.nan
@@ -106,6 +109,8 @@ def make_files(d: Path) -> None:
     xa = x[:, 0].copy(); xa[2] = np.nan
     pd.DataFrame({"a": xa, "b": x[:, 1], "label": y}).to_csv(d / "nan_feature.csv", index=False)
     (d / "binary.csv").write_bytes(bytes(range(256)) * 20)
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "cls": y}).to_csv(d / "no_label.csv", index=False)
+    pd.DataFrame({"a": x[:4, 0], "label": [0, 1, 0, 1]}).to_csv(d / "four_rows.csv", index=False)
     # CIFAR-10 python-batch folders
     cifar = {
         "cifar_garbage": b"\x80\x04garbage" * 30,
@@ -278,6 +283,33 @@ cli("resume-garbage-checkpoint", ["--out", "{root}/cases/ckpt-garbage", "--resum
     r"checkpoint.pt is corrupted", r"delete it", setup=damaged("ckpt-garbage", "checkpoint.pt", garbage))
 cli("resume-corrupted-run-json", ["--out", "{root}/cases/json-resume", "--resume", "--name", "docl-s0"],
     r"run.json is corrupted", REDO, setup=damaged("json-resume", "run.json", half))
+
+
+def moved_to(case_id: str, data: str):
+    """setup(): copy the run and record `data` (a file under data/) as the dataset it was made with,
+    as if that file had been edited since: same path, other contents."""
+    def setup(root: Path) -> None:
+        run = _copy(root, case_id)
+        meta = json.loads((run / "run.json").read_text())
+        meta["config"]["dataset"] = str(root / "data" / data)
+        (run / "run.json").write_text(json.dumps(meta, indent=2))
+    return setup
+
+
+# issue 17: a resume that gets past the config check but cannot continue says so in one line and
+# leaves the run as it was (before: a load_state_dict traceback, and the run stuck at "running")
+cli("resume-data-changed-shape", ["--out", "{root}/cases/wide", "--resume", "--name", "docl-s0",
+                                  "--dataset", D + "/wide.npz"],
+    r"checkpoint.pt does not fit the model", r"same data and options, or start a new run",
+    setup=moved_to("wide", "wide.npz"))
+cli("resume-data-changed-size", ["--out", "{root}/cases/more", "--resume", "--name", "docl-s0",
+                                 "--dataset", D + "/more.npz"],
+    r"was trained on \d+ samples but .*more.npz now gives \d+", r"resume with the same data",
+    setup=moved_to("more", "more.npz"))
+cli("resume-other-model", ["--name", "docl-s0", "--resume", "--model", "cnn"],
+    r"was made with other options: model 'mlp' \(now 'cnn'\)", r"same options")
+cli("resume-other-dataset", ["--name", "docl-s0", "--resume", "--dataset", "moons"],
+    r"was made with other options: dataset '.*good.npz' \(now 'moons'\)", r"same options")
 # --- compare
 cli("compare-bad-seeds", ["compare", "--seeds", "a,b", "--out", "{exp}", *FAST], r"could not read the list 'a,b'",
     r"comma-separated")
@@ -314,6 +346,15 @@ cli("csv-text-feature", ["--dataset", D + "/text.csv"], r"column\(s\) b are not 
 cli("csv-missing-label", ["--dataset", D + "/missing_label.csv"], r"1 missing value", r"fill or drop")
 cli("csv-label-only", ["--dataset", D + "/label_only.csv"], r"only the label column", r"add feature columns")
 cli("csv-nan-feature", ["--dataset", D + "/nan_feature.csv"], r"NaN or inf", r"nan_feature.csv")
+# issue 17: no guessing the label column (it took the last one), no splits of one sample
+cli("csv-no-label-column", ["--dataset", D + "/no_label.csv"],
+    r"no_label.csv has no column 'label' \(columns: a, b, cls\)", r"--label-column NAME")
+cli("csv-label-column-absent", ["--dataset", D + "/no_label.csv", "--label-column", "y"], r"has no column 'y'",
+    r"a column that exists")
+cli("label-column-on-npz", ["--label-column", "y"], r"--label-column applies to .csv datasets only", r"drop it")
+cli("csv-too-small-to-split", ["--dataset", D + "/four_rows.csv"],
+    r"too few samples \(4\) to split into train, validation and test \(2/1/1\)",
+    r"training needs at least 2 \(one per class\), validation and test at least 2 each; .* at least 12 samples")
 cli("csv-binary", ["--dataset", D + "/binary.csv"], r"binary.csv", r"comma-separated|text")
 # --- CIFAR-10 / Fashion-MNIST folders
 cli("cifar-garbage", ["--dataset", D + "/cifar_garbage"], r"data_batch_1", r"re-download|CIFAR")
@@ -408,6 +449,13 @@ api("tracker-length-mismatch",
     lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
         root / "cases" / "tracker", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (9,))),
     r"10|9", r"one|same|per")
+api("tracker-into-an-existing-run",  # issue 17: Python's words, not the CLI's
+    lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
+        root / "exp" / "docl-s0", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (10,))),
+    r"docl-s0 already holds a run", r"new folder, or pass resume=True")
+api("check-dataset-csv-without-label",  # issue 17: what the New-run page asks as the user types
+    lambda root: __import__("docl_core.data", fromlist=["x"]).check_dataset(root / "data" / "no_label.csv"),
+    r"no_label.csv has no column 'label'", r"--label-column NAME")
 api("load-dataset-unknown-option", lambda root: __import__("docl_core.data", fromlist=["x"]).load_dataset(
     "moons", colour="red"), r"unknown option\(s\) colour", r"use ")
 

@@ -234,3 +234,35 @@ def test_every_page_in_chromium(server, tmp_path):
             browser.close()
     assert _snapshot(DEMO) == before, "the browser pass changed files in assets/demo"
     print(f"screenshots in {shots}")
+
+
+def test_new_run_enter_on_a_bad_dataset_starts_nothing(server):
+    """Issue 17 item 6: on the New-run page, a mistyped dataset and Enter start no job; an error
+    box names the problem, and the Start button with the problem on screen starts nothing either."""
+    from playwright.sync_api import sync_playwright
+    exp_dir = REPO / "runs" / "my-experiment"  # where the demo's New-run page starts runs
+    before = _snapshot(exp_dir) if exp_dir.exists() else None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{server}/new_run", wait_until="domcontentloaded")
+            _settle(page)
+            _check(page, "the New-run page", chart=False)  # the defaults are fine: no error box
+            box = page.get_by_role("textbox", name="Dataset", exact=True)
+            box.fill("digitz")
+            box.press("Enter")
+            _settle(page)
+            errors = page.locator('[data-testid="stAlertContentError"]')
+            assert errors.count() == 1, "no error box after a mistyped dataset and Enter"
+            assert "unknown dataset 'digitz'" in errors.first.inner_text()
+            page.get_by_role("button", name="Start training").click()
+            _settle(page)
+            time.sleep(2)  # a started job would have made its log and folder by now
+            body = page.locator('[data-testid="stMain"]').inner_text()
+            assert "Runs started from this page" not in body and "Started " not in body, "a job started"
+            assert page.locator('[data-testid="stException"]').count() == 0
+        finally:
+            browser.close()
+    after = _snapshot(exp_dir) if exp_dir.exists() else None
+    assert after == before, "a job wrote into the experiment folder"

@@ -303,9 +303,11 @@ def test_csv_default_label_column_and_text_labels(tmp_path):
     table.to_csv(tmp_path / "t.csv", index=False)
     ds = load_dataset(str(tmp_path / "t.csv"))
     assert ds.kind == "tabular" and ds.input_shape == (2,) and ds.class_names == ["cat", "dog", "eel"]
-    # Without a "label" column the last column is the label; label_column picks another.
+    # Without a "label" column nothing is guessed (issue 17: the last column was taken); label_column names it.
     pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "cls": y}).to_csv(tmp_path / "u.csv", index=False)
-    assert load_dataset(str(tmp_path / "u.csv")).input_shape == (2,)
+    with pytest.raises(ValueError, match=r"u.csv has no column 'label' \(columns: a, b, cls\): .*--label-column"):
+        load_dataset(str(tmp_path / "u.csv"))
+    assert load_dataset(str(tmp_path / "u.csv"), label_column="cls").input_shape == (2,)
     ds = load_dataset(str(tmp_path / "u.csv"), label_column="a")
     assert ds.task == "regression" and ds.input_shape == (2,)
 
@@ -407,7 +409,7 @@ def test_frame_thumbnails_are_png_and_parquet_small(tmp_path):
     assert os.path.getsize(tmp_path / "dataset.parquet") < 1_000_000
     back = pd.read_parquet(tmp_path / "dataset.parquet")
     assert back["thumbnail"].iloc[5] == frame["thumbnail"].iloc[5]
-    cifar = load_dataset(str(write_cifar(tmp_path / "c", n=10, batches=1)))
+    cifar = load_dataset(str(write_cifar(tmp_path / "c", n=20, batches=1)))
     img = Image.open(io.BytesIO(cifar.frame()["thumbnail"].iloc[0]))
     assert img.size == (32, 32) and img.mode == "RGB"
     assert "thumbnail" not in cifar.frame(thumbnails=False)

@@ -70,7 +70,7 @@ def test_rewriting_a_round_replaces_its_row_and_never_moves_commit_back(tmp_path
 def test_start_refuses_to_overwrite_without_resume(tmp_path):
     run = tmp_path / "r"
     _write_run(run)
-    with pytest.raises(RunStoreError, match="--resume"):
+    with pytest.raises(RunStoreError, match="new folder, or pass resume=True"):
         RunWriter(run).start({})
     assert RunReader(run).last_complete_round == 2  # nothing lost
 

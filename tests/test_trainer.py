@@ -168,3 +168,68 @@ def test_every_measurement_is_used_and_the_last_round_scores_nothing_extra(tmp_p
 def test_old_configs_with_step_budget_still_load():
     cfg = RunConfig.from_dict({**RunConfig().to_dict(), "step_budget": 100})
     assert not hasattr(cfg, "step_budget") and cfg.protocol == "steps"
+
+
+# ----------------------------------------------------------------------------- resume (issue 17)
+
+
+def test_a_failure_after_the_resume_check_marks_the_run_failed(tmp_path, monkeypatch):
+    from docl_core.tracker import DynamicsTracker
+    train_run(_cfg(rounds=2), tmp_path / "r")
+    longer = _cfg(rounds=3)
+
+    def broken(self, state):
+        raise RuntimeError("tracker state does not fit\nsecond line")
+
+    monkeypatch.setattr(DynamicsTracker, "load_state_dict", broken)
+    with pytest.raises(RuntimeError, match="does not fit"):
+        train_run(longer, tmp_path / "r", resume=True)
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["status"] == "failed"  # never left "running" with nobody training it
+    assert meta["error"] == "RuntimeError while resuming: tracker state does not fit"
+    assert meta["last_complete_round"] == 1  # the committed rounds are kept
+    monkeypatch.undo()
+    train_run(longer, tmp_path / "r", resume=True)  # and the run continues once the cause is gone
+    assert RunReader(tmp_path / "r").status == "complete" and RunReader(tmp_path / "r").last_complete_round == 2
+
+
+def test_help_shows_every_default(capsys, monkeypatch):
+    """Issue 17: `--help` of every sub-command says each value option's default."""
+    import argparse
+    from docl_core.cli import build_parser
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside a phrase
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    missing = []
+    for name, sub in commands.items():
+        with pytest.raises(SystemExit):
+            sub.parse_args(["--help"])
+        text = capsys.readouterr().out
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.nargs == 0 or action.required:
+                continue  # positionals, switches, and --to (required) have no default to show
+            shown = formatter._expand_help(action) if action.help else ""
+            if "default" not in shown.lower() or shown not in text:
+                missing.append(f"{name} {action.option_strings[0]}")
+    assert not missing, f"no default shown for {', '.join(missing)}"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    out = capsys.readouterr().out
+    for shown in ("(default: runs/default)", "default: 0.05 under steps", "default: 0.2 under steps",
+                  "fraction of train labels flipped (default: 0.0)"):
+        assert shown in out, shown
+
+
+def test_label_column_names_a_csv_files_labels(tmp_path):
+    """Issue 17: a .csv without a 'label' column trains only when --label-column names the labels."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(150, 3))
+    table = pd.DataFrame({"a": x[:, 0], "cls": (x[:, 0] + x[:, 1] > 0).astype(int), "b": x[:, 1], "c": x[:, 2]})
+    table.to_csv(tmp_path / "mine.csv", index=False)
+    args = ["run", "--dataset", str(tmp_path / "mine.csv"), "--out", str(tmp_path / "exp"), "--model", "mlp", *FAST]
+    assert main(args) == 2  # no 'label' column: refused, never a guess
+    assert main([*args, "--label-column", "cls"]) == 0
+    r = RunReader(tmp_path / "exp" / "docl-s0")
+    assert r.meta["config"]["label_column"] == "cls" and r.meta["num_train"] == 102  # 150 − 30 test − 18 val
+    assert r.meta["task"] == "classification" and r.meta["num_outputs"] == 2

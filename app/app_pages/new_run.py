@@ -6,6 +6,7 @@ import streamlit as st
 
 from app import common, launch
 from docl_core.config import CURRICULA, ESTIMATORS
+from docl_core.data import DATASETS
 from docl_core.store import RunReader, RunStoreError
 
 ctx = st.session_state.get("_ctx_obj")
@@ -28,6 +29,10 @@ config = (ctx.runs[0].meta.get("config") or {}) if ctx is not None and ctx.runs 
 default_dataset = str(config.get("dataset") or "digits")
 if ctx is not None and len(ctx.summary()) and ctx.summary()["dataset"].notna().any():
     default_dataset = str(ctx.summary()["dataset"].dropna().iloc[0])
+try:  # the experiment's dataset, when it resolves on this machine (a path may not)
+    launch.check_dataset(launch.dataset_arg(default_dataset))
+except ValueError:
+    default_dataset = "digits"
 schedule = config.get("schedule") or {}
 
 
@@ -37,7 +42,7 @@ def _start(req: "launch.RunRequest") -> None:
     except ValueError as e:
         st.error(str(e))
         return
-    st.code(" ".join(cmd), language="bash")
+    st.code(" ".join(cmd), language="bash", wrap_lines=True)
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
         proc = launch.start(cmd, log)
@@ -45,11 +50,19 @@ def _start(req: "launch.RunRequest") -> None:
         st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
         return
     planned = int(req.epochs if req.protocol == "paper" else req.rounds)
-    st.session_state.setdefault("jobs", []).append(
+    # one card per run folder: this attempt replaces earlier, finished ones (their logs stay on disk)
+    earlier = [j for j in st.session_state.get("jobs", []) if j["run_dir"] != str(run_dir)
+               or (j.get("proc") is not None and j["proc"].poll() is None)]
+    st.session_state["jobs"] = earlier + [
         {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned,
-         "exp_dir": str(exp_dir)})
+         "exp_dir": str(exp_dir)}]
+    st.session_state["nr_started"] = True  # the next full run moves the form to a free seed
     st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
 
+
+# run folders of jobs this page started that still run (their folder may not exist yet)
+busy = tuple(j["run_dir"] for j in st.session_state.get("jobs", [])
+             if j.get("proc") is not None and j["proc"].poll() is None)
 
 with st.container(border=True):
     st.markdown("**Quick live run** — DoCL on digits under the paper protocol: 8 epochs of a small MLP, the "
@@ -59,37 +72,50 @@ with st.container(border=True):
     quick_curriculum = q1.selectbox("Curriculum", CURRICULA, index=CURRICULA.index("docl"), key="nr_quick_curriculum",
                                     format_func=common.curriculum_label)
     if q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:"):
-        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum)))
+        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum,
+                                                                              taken=busy)))
 
-with st.form("new_run"):
-    c1, c2, c3 = st.columns(3)
-    dataset = c1.text_input("Dataset", value=default_dataset, help="A built-in name or a path to a .npz/.csv file.")
-    curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
-    estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
-    rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=int(config.get("rounds") or 10), step=1)
-    seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, value=0, step=1)
-    label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95,
-                                  value=float(config.get("label_noise") or 0.0), step=0.05)
-    k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0,
-                              value=float(schedule.get("k_start") or 0.2), step=0.05)
-    lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0,
-                         value=float(schedule.get("lr") or 0.05), step=0.01, format="%.4f")
-    device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
-    protocol = c1.selectbox("Protocol", ["steps", "paper"], key="nr_protocol",
-                            index=1 if config.get("protocol") == "paper" else 0,
-                            help="steps: equal-step rounds (Rounds, k_start and the learning rate apply). "
-                                 "paper: the authors' episodes of epochs, their k and learning-rate schedules.")
-    epochs = c2.number_input("Epochs (paper protocol)", key="nr_epochs", min_value=2, max_value=1000,
-                             value=int((config.get("paper") or {}).get("epochs") or 16), step=1)
-    name = st.text_input("Run name (optional)", value="", key="nr_name", placeholder="<curriculum>-s<seed>",
-                         help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
-    submitted = st.form_submit_button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:")
-
-if submitted:
-    _start(launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
-                             label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
-                             lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs)))
-
+# No st.form: Enter in a field only commits that field (a form would submit on it, and a typo
+# started a job). Every change is checked at once and shown in an error box; only the button starts.
+st.session_state.setdefault("nr_dataset", default_dataset)
+if st.session_state.pop("nr_started", False) or "nr_seed" not in st.session_state:
+    st.session_state["nr_seed"] = launch.next_free_seed(exp_dir, st.session_state.get("nr_curriculum", "docl"),
+                                                        taken=busy)
+    st.session_state["nr_name"] = ""
+c1, c2, c3 = st.columns(3)
+dataset = c1.text_input("Dataset", key="nr_dataset",
+                        help=f"A built-in name ({', '.join(DATASETS)}) or a path to a .npz/.csv file or a "
+                             f"CIFAR-10 / Fashion-MNIST folder; relative paths start at {launch.REPO}.")
+curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
+estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
+rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=int(config.get("rounds") or 10), step=1)
+seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, step=1)
+label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95,
+                              value=float(config.get("label_noise") or 0.0), step=0.05)
+k_start = c1.number_input("k_start (fraction of N in round 0)", min_value=0.01, max_value=1.0,
+                          value=float(schedule.get("k_start") or 0.2), step=0.05)
+lr = c2.number_input("Peak learning rate", min_value=1e-5, max_value=10.0,
+                     value=float(schedule.get("lr") or 0.05), step=0.01, format="%.4f")
+device = c3.selectbox("Device", ["cpu", "auto", "cuda"])
+protocol = c1.selectbox("Protocol", ["steps", "paper"], key="nr_protocol",
+                        index=1 if config.get("protocol") == "paper" else 0,
+                        help="steps: equal-step rounds (Rounds, k_start and the learning rate apply). "
+                             "paper: the authors' episodes of epochs, their k and learning-rate schedules.")
+epochs = c2.number_input("Epochs (paper protocol)", key="nr_epochs", min_value=2, max_value=1000,
+                         value=int((config.get("paper") or {}).get("epochs") or 16), step=1)
+label_column = c3.text_input("Label column (.csv only)", value="", key="nr_label_column", placeholder="label",
+                             help="The column of a .csv file that holds the labels; empty: the column named 'label'.")
+name = st.text_input("Run name (optional)", key="nr_name", placeholder="<curriculum>-s<seed>",
+                     help="A plain folder name inside the experiment: letters, digits, '.', '_' and '-'.")
+request = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
+                            label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
+                            lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs),
+                            label_column=label_column)
+problems = launch.problems(request, exp_dir, busy=busy)
+if problems:
+    st.error("Fix this to start the run:\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/error:")
+if st.button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:") and not problems:
+    _start(request)
 
 
 def progress():
@@ -99,29 +125,31 @@ def progress():
         return
     st.subheader("Runs started from this page")
     for job in reversed(jobs):
-        code = job["proc"].poll() if job.get("proc") is not None else None
-        meta = None
+        proc = job.get("proc")
+        code = proc.poll() if proc is not None else None
         try:
             meta = RunReader(job["run_dir"]).meta
         except RunStoreError:
-            pass
-        done = (meta or {}).get("last_complete_round", -1) + 1
-        planned = (meta or {}).get("rounds_planned") or job["rounds"]
-        status = (meta or {}).get("status", "starting" if code is None else "not started")
-        if meta is not None and not job.get("listed"):
+            meta = None
+        # the card trusts run.json only when this job's process wrote it: another attempt under
+        # the same name has its own card, its own status and its own log
+        state = launch.job_status(code, meta, getattr(proc, "pid", None))
+        own = state["own"]
+        if own and not job.get("listed"):
             job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
             if ctx is None or Path(job.get("exp_dir", ctx.exp_dir)).resolve() != ctx.exp_dir.resolve():
                 st.session_state["_root_next"] = job["exp_dir"]  # and opens the folder it writes into
             st.rerun()
-        unit = "epochs" if (meta or {}).get("round_unit") == "epoch" else "rounds"
-        eta = launch.eta_text(meta, time.time()) if meta is not None and status == "running" else ""
+        done, planned = state["done"], state["planned"] or job["rounds"]
+        unit = "epochs" if (meta if own else {}).get("round_unit") == "epoch" else "rounds"
+        eta = launch.eta_text(meta, time.time()) if own and state["status"] == "running" else ""
         with st.container(border=True):
-            st.markdown(f"**{job['name']}** — {status}, {done}/{planned} {unit}" + (f"; {eta}" if eta else ""))
+            st.markdown(f"**{job['name']}** — {state['status']}, {done}/{planned} {unit}" + (f"; {eta}" if eta else ""))
             st.progress(min(1.0, done / max(planned, 1)))
-            if code not in (None, 0) or status == "failed":
-                reason = (meta or {}).get("error") or f"the process exited with code {code}"
-                st.error(f"{job['name']} stopped: {reason}. Last lines of `{job['log']}`:")
-                st.code(launch.log_tail(Path(job["log"])), language="text")
+            if state["error"] is not None or state["status"] in ("failed", "interrupted"):
+                reason = state["error"] or state["status"]
+                st.error(f"{job['name']} stopped: {reason}. Last lines of its log, `{job['log']}`:")
+                st.code(launch.log_tail(Path(job["log"])), language="text", wrap_lines=True)
             elif code == 0:
                 st.success(f"{job['name']} finished: pick it in the sidebar's run list.")
     if any(j["proc"].poll() is None for j in jobs if j.get("proc") is not None):
