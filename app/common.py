@@ -501,6 +501,33 @@ def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = 
     return out
 
 
+def picked_samples(event, trace_sample_ids: list) -> list[int]:
+    """Sample ids of the points a plotly selection event picked (st.plotly_chart(on_select=...)).
+
+    Streamlit's event is {"selection": {"points": [{"curve_number", "point_index", "customdata", x, y,
+    ...}], "point_indices", "box", "lasso"}}. Each point names its trace (curve_number) and its index
+    within that trace (point_index), which index `trace_sample_ids` (one sequence of sample ids per
+    trace, in drawing order). customdata is only a fallback: plotly.js turns a numpy customdata row
+    into a typed array, which reaches Python as a dict {"0": .., "1": ..}, not a list.
+    """
+    try:
+        points = event["selection"]["points"] if event else []
+    except (KeyError, TypeError):
+        return []
+    out = []
+    for p in points or []:
+        curve, idx = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if isinstance(curve, int) and isinstance(idx, int) and 0 <= curve < len(trace_sample_ids) \
+                and 0 <= idx < len(trace_sample_ids[curve]):
+            out.append(int(trace_sample_ids[curve][idx]))
+            continue
+        cd = p.get("customdata")
+        first = cd.get("0") if isinstance(cd, dict) else cd[0] if isinstance(cd, (list, tuple)) and cd else cd
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and np.isfinite(first):
+            out.append(int(first))
+    return list(dict.fromkeys(out))
+
+
 def takeaway(text: str) -> None:
     """A page's takeaway, computed from the data: a bold callout in Presentation mode, else normal
     dark text (never a small grey caption)."""

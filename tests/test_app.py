@@ -767,3 +767,65 @@ def test_scores_shows_the_byproduct_fidelity_on_paper_runs(real_paper, monkeypat
     ok(at)
     assert "How far is the authors' byproduct from the exact score?" in [h.value for h in at.subheader]
     assert any(t.startswith("Byproduct against exact") for t in chart_titles(at))
+
+
+# ----------------------------------------------------------------------------- issue 17
+
+
+def _selection(points: list[dict]) -> dict:
+    """A plotly selection event as st.plotly_chart(on_select="rerun") returns it."""
+    return {"selection": {"points": points, "point_indices": [p["point_index"] for p in points if "point_index" in p],
+                          "box": [], "lasso": []}}
+
+
+def test_picked_samples_reads_streamlits_click_payload():
+    # a click as the browser sends it (captured from the demo's Data map): numpy customdata rows
+    # arrive as typed arrays, i.e. dicts {"0": .., "1": ..}, which indexing by [0] broke (KeyError: 0)
+    clicked = _selection([{"curve_number": 0, "point_number": 707, "point_index": 707, "x": 0.393, "y": 0.560,
+                           "customdata": {"0": 707, "1": 8, "2": 2}, "marker_color": 0.625}])
+    assert common.picked_samples(clicked, [np.arange(1222)]) == [707]
+    # two traces (clean, then flipped labels), drawn from a downsampled frame: ids are not positions
+    clean, flipped = np.array([5, 9, 40, 41]), np.array([3, 17, 250])
+    second = _selection([{"curve_number": 1, "point_number": 2, "point_index": 2, "x": 0.1, "y": 0.05,
+                          "customdata": {"0": 250, "1": 0}}])
+    assert common.picked_samples(second, [clean, flipped]) == [250]
+    box = _selection([{"curve_number": 0, "point_index": 1, "customdata": {"0": 9}},
+                      {"curve_number": 1, "point_index": 0, "customdata": {"0": 3}}])
+    assert common.picked_samples(box, [clean, flipped]) == [9, 3]
+    # no trace index: customdata as a list or as the typed-array dict
+    assert common.picked_samples(_selection([{"customdata": [12, 1]}]), []) == [12]
+    assert common.picked_samples(_selection([{"customdata": {"0": 13.0, "1": 1}}]), []) == [13]
+    # nothing picked, no event, a cleared selection
+    assert common.picked_samples(_selection([]), [clean]) == []
+    assert common.picked_samples(None, [clean]) == []
+    assert common.picked_samples({"selection": {}}, [clean]) == []
+
+
+def test_p_given_label_named_for_what_it_is(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "sample")
+    ds = RunReader(exp / "docl-s0").dataset()
+    flipped = ds[(ds["split"] == "train") & ds["noisy"]].iloc[0]
+    at.number_input(key="smp_id").set_value(int(flipped["sample_id"])).run()
+    ok(at)
+    spec = json.dumps([json.loads(el.proto.spec) for el in at.get("plotly_chart")])
+    assert "p(given label)" in spec and "p(true" not in spec
+    text = " ".join(m.value for m in at.markdown)
+    assert "true class" not in text
+    names = RunReader(exp / "docl-s0").meta.get("class_names") or []
+    clean = names[int(flipped["clean_label"])] if names else str(int(flipped["clean_label"]))
+    assert f"clean label {clean}" in text and "p(given label" in text
+    at = open_app(exp, monkeypatch, "datamap")
+    ok(at)
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "p(given label)" in layout["layout"]["yaxis"]["title"]["text"]
+    hover = [t for tr in layout["data"] for t in tr.get("text", [])]
+    assert any("(flipped)" in t and "clean label" in t for t in hover)
+    flipped_ids = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int))
+    for t in hover:  # "(flipped)" exactly on the flipped samples, whatever the colouring
+        assert ("(flipped)" in t) == (int(t.split()[1]) in flipped_ids), t
+    at.radio(key="dm_color").set_value("correctness").run()
+    ok(at)
+    for tr in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]:
+        for t in tr.get("text", []):
+            assert ("(flipped)" in t) == (int(t.split()[1]) in flipped_ids), t
+    assert "p(true" not in json.dumps(layout) and "p(true" not in " ".join(c.value for c in at.caption)
