@@ -829,3 +829,94 @@ def test_p_given_label_named_for_what_it_is(exp, monkeypatch):
         for t in tr.get("text", []):
             assert ("(flipped)" in t) == (int(t.split()[1]) in flipped_ids), t
     assert "p(true" not in json.dumps(layout) and "p(true" not in " ".join(c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def exp_mixed(tmp_path_factory) -> Path:
+    """One folder, two settings: image runs (2 curricula × 2 seeds, 10 % flipped) and one 2-D-points
+    run with clean labels, named like a third seed of DoCL; they must never be pooled."""
+    from synthetic_runs import make_dataset, write_run
+    folder = write_experiment(tmp_path_factory.mktemp("runs") / "mixed", SyntheticSpec(
+        n=120, rounds=4, curricula=("random", "docl"), seeds=(0, 1), running=False, failed=False))
+    moons = SyntheticSpec(n=90, rounds=3, kind="points2d", num_classes=2, label_noise=0.0, probe=0, embedding=False)
+    write_run(folder, make_dataset(moons), moons, "docl", 2, name="docl-s2")
+    return folder
+
+
+def _plotly_array(v) -> np.ndarray:
+    """A figure array as plotly's JSON holds it: a list, or {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return a.reshape([int(d) for d in str(v.get("shape", len(a))).split(",")])
+    return np.asarray(v)
+
+
+def test_runs_of_different_settings_are_never_pooled(exp_mixed, monkeypatch):
+    exp_reader = ExperimentReader(exp_mixed)
+    settings = common.run_settings(exp_reader.runs)
+    assert sorted(len(g) for g in settings.values()) == [1, 4]
+    assert all("dataset" in k and "label_noise" in k for k in settings)
+    at = open_app(exp_mixed, monkeypatch)
+    ok(at)
+    mixed = [w.value for w in at.warning if "mixes 2 settings" in w.value]
+    assert mixed and "never averaged together" in mixed[0]
+    assert len(at.sidebar.selectbox(key="f_setting").options) == 2
+    # the larger setting first: the image runs, two seeds per curriculum, its own dataset in the header
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "synthetic-image" in head and "synthetic-points2d" not in head and "2 curricula × 2 seeds" in head
+    curve = json.loads(at.get("plotly_chart")[0].proto.spec)
+    seeds = {tr["name"]: set(_plotly_array(tr["customdata"]).ravel().astype(int)) for tr in curve["data"]
+             if tr.get("customdata") is not None}
+    assert seeds["DoCL"] == {2}, seeds  # DoCL's band pools its 2 image seeds, not the points run
+    # the other setting: one run, its own dataset, one seed
+    other = next(k for k in settings if len(settings[k]) == 1)
+    at.sidebar.selectbox(key="f_setting").set_value(other).run()
+    ok(at)
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "synthetic-points2d" in head and "1 curriculum × 1 seed" in head, head
+    assert any("mixes 2 settings" in w.value and other in w.value for w in at.warning)
+    for page in ("subsets", "scores"):  # the single-run and subset pages keep to the setting too
+        at.switch_page(f"app_pages/{page}.py").run()
+        ok(at)
+        assert at.sidebar.selectbox(key="focus_run").options == ["DoCL · seed 2"]
+    # a run that appears later (started from New run, say) brings its own setting into view
+    from synthetic_runs import make_dataset, write_run
+    spec = SyntheticSpec(n=120, rounds=4, curricula=("random", "docl"), seeds=(0, 1))
+    write_run(exp_mixed, make_dataset(spec), spec, "random", 7)
+    try:
+        at.run()
+        ok(at)
+        assert at.sidebar.selectbox(key="f_setting").value != other
+        assert "Random · seed 7" in at.sidebar.selectbox(key="focus_run").options
+    finally:
+        shutil.rmtree(exp_mixed / "random-s7")
+
+
+def test_one_setting_draws_no_setting_picker(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    ok(at)
+    assert not any(s.key == "f_setting" for s in at.sidebar.selectbox)
+    assert not any("mixes" in w.value for w in at.warning)
+
+
+def test_empty_filter_says_so_and_plurals(exp, exp_curve, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    at.multiselect(key="f_curricula").set_value([]).run()
+    ok(at)
+    said = " ".join(w.value for w in at.warning) + " ".join(i.value for i in at.info)
+    assert "filters hide all 12 runs" in said and "No run has committed" not in said
+    at.switch_page("app_pages/scores.py").run()
+    ok(at)
+    assert any("filters hide all" in w.value for w in at.warning)
+    # one curriculum, one seed: singular nouns
+    at = open_app(exp_curve, monkeypatch)
+    at.multiselect(key="f_curricula").set_value(["docl"]).run()
+    ok(at)
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "1 curriculum × 1 seed" in head and "1 curricula" not in head
+    assert any(c.value.endswith(": 2 runs, 1 shown") for c in at.sidebar.caption)
+    assert common.plural(1, "run") == "1 run" and common.plural(3, "run") == "3 runs"
+    assert common.plural(1, "curriculum", "curricula") == "1 curriculum"
+    assert common.plural(2, "curriculum", "curricula") == "2 curricula"
+    assert common.plural(1200, "sample") == "1,200 samples"

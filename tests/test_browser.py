@@ -235,7 +235,7 @@ def test_every_page_in_chromium(server, tmp_path):
             box.press("Enter")
             _settle(page, chart=True)
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
+            shown = re.search(r"synthetic: (\d+) runs?, (\d+) shown", side)
             assert shown and shown.group(1) == shown.group(2), f"the new folder's runs are not all shown: {side[-300:]}"
             _shoot(page, shots / f"{len(PAGES):02d}-scores-live-run.png")
             body = _check(page, "scores on a live run")
@@ -259,11 +259,13 @@ def test_every_page_in_chromium(server, tmp_path):
             _settle(page)
             _shoot(page, shots / f"{len(PAGES) + 1:02d}-new-run-quick.png")
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
-            assert shown and shown.group(1) == shown.group(2), f"the quick run is filtered out: {side[-300:]}"
+            assert "Setting" in side, f"a digits run beside a synthetic one, and no Setting box: {side[-300:]}"
             page.get_by_role("link", name="Scores").first.click()
             _settle(page, chart=True)
-            _check(page, "scores after the quick run")
+            body = _check(page, "scores after the quick run")
+            # a real digits run beside a synthetic one: two settings, never pooled; the new run's is shown
+            assert "mixes 2 settings" in body and "showing dataset digits" in body, body[:600]
+            assert "Run: DoCL · seed 0 — ✓ complete" in body, f"the quick run is not the one shown: {body[:600]}"
         finally:
             browser.close()
     assert _snapshot(DEMO) == before, "the browser pass changed files in assets/demo"

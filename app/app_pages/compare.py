@@ -9,6 +9,7 @@ ctx = common.context()
 st.title("Compare curricula")
 st.caption("Does DoCL beat Random, SPL and MCL on this experiment, and at what cost in computation?")
 
+common.need_runs(ctx)
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
 if ctx.runs:  # what this experiment is, in one line, before any chart
@@ -16,13 +17,13 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
     cfg = meta.get("config") or {}
     parts = [f"**{cfg.get('dataset', '?')}**"]
     if meta.get("num_train"):
-        parts.append(f"N = {int(meta['num_train']):,} training samples")
+        parts.append(f"N = {common.plural(int(meta['num_train']), 'training sample')}")
     if cfg.get("label_noise"):
         parts.append(f"{100 * float(cfg['label_noise']):.0f} % flipped labels")
     n_seeds = len({r.seed for r in ctx.runs})
-    parts.append(f"{len(ctx.curricula)} curricula × {n_seeds} seed{'s' if n_seeds != 1 else ''}")
+    parts.append(f"{common.plural(len(ctx.curricula), 'curriculum', 'curricula')} × {common.plural(n_seeds, 'seed')}")
     if meta.get("rounds_planned"):
-        parts.append(f"{meta['rounds_planned']} {common.round_word(ctx=ctx)}s"
+        parts.append(common.plural(int(meta["rounds_planned"]), common.round_word(ctx=ctx))
                      + (" (the paper's protocol)" if ctx.protocol == "paper" else ""))
     st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
 

@@ -101,7 +101,7 @@ def body():
         rng = dict(cmin=0, cmax=1) if color_by == "correctness" else {}
         trace(plot, color_by, dict(color=plot[color_by], colorscale=scale, showscale=True,
                                    colorbar=dict(title=color_by.replace("_", " ")), **rng))
-    fig.update_layout(height=540, title=f"{len(df):,} samples" + (
+    fig.update_layout(height=540, title=common.plural(len(df), "sample") + (
         f" ({len(shown):,} drawn: a random subset, noisy labels kept)" if len(shown) < len(df) else "")
         + f", {common.round_word(run)}s 0–{run.last_complete_round}",
                       xaxis_title=("std of loss over rounds" if regression else "variability: std of p(given label) over rounds"),
@@ -117,7 +117,7 @@ def body():
     if df["noisy"].any():
         hard = df["region"] == "hard-to-learn"
         nz = df["noisy"]
-        common.takeaway(f"{int((hard & nz).sum())} of {int(nz.sum())} flipped {word}s "
+        common.takeaway(f"{int((hard & nz).sum())} of {common.plural(int(nz.sum()), 'flipped ' + word)} "
                         f"({100 * (hard & nz).sum() / nz.sum():.0f} %) sit in the hard-to-learn region, against "
                         f"{100 * hard.mean():.0f} % of all samples; their mean confidence is "
                         f"{df.loc[nz, 'confidence'].mean():.2f} against {df.loc[~nz, 'confidence'].mean():.2f} for clean ones.")

@@ -97,7 +97,7 @@ def body():
                             f"{cname(r0['clean_label'])}. The p curve is p(given label {cname(r0['label'])}); runs "
                             f"log no p(clean label), so a rising p here means the wrong label is being memorised.")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
-        st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} {WORD}s")
+        st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
                   delta_color="inverse")
     with right:
@@ -124,7 +124,7 @@ def body():
         common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(given label) rises")
                            + "; the score is large while the residual is large and the output moves along it."),
                      key="smp_hist")
-        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {len(hist)} {WORD}s; its loss went from "
+        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
                         f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
                         + (f", and its score peaked in {WORD} {peak}"
                            + (f" (selected then)." if peak in sel_rounds else " (not selected then).")
