@@ -920,3 +920,33 @@ def test_empty_filter_says_so_and_plurals(exp, exp_curve, monkeypatch):
     assert common.plural(1, "curriculum", "curricula") == "1 curriculum"
     assert common.plural(2, "curriculum", "curricula") == "2 curricula"
     assert common.plural(1200, "sample") == "1,200 samples"
+
+
+def test_timing_table_is_a_median_with_spread_and_marks_logging():
+    # Random: 9 quiet rounds at 0.2 s of training and one at 32 s (a busy machine); the mean says 3.4 s
+    train = [0.2] * 9 + [32.0]
+    rounds = pd.DataFrame({"curriculum": ["random"] * 10 + ["docl"] * 10,
+                           "score_time_s": [5.0] * 10 + [6.0] * 10, "select_time_s": 0.001,
+                           "train_time_s": train + [0.3] * 10, "eval_time_s": 0.05})
+    t = views.timing_table(rounds).set_index(["curriculum", "phase"])
+    assert t.loc[("random", "train"), "seconds"] == pytest.approx(0.2)
+    assert t.loc[("random", "train"), "q75"] == pytest.approx(np.quantile(train, 0.75))
+    assert t.loc[("random", "train"), "rounds"] == 10
+    assert not t.loc[("random", "score"), "used"]  # Random does not select by score: logging
+    assert t.loc[("docl", "score"), "used"] and t.loc[("random", "train"), "used"]
+
+
+def test_time_chart_shows_medians_spread_and_logging(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    ok(at)
+    fig = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+               if "wall-clock" in json.dumps(json.loads(el.proto.spec)["layout"].get("title", "")))
+    names = [tr["name"] for tr in fig["data"]]
+    assert "score pass, logging only" in names and "score pass" in names and "training" in names
+    logging = next(tr for tr in fig["data"] if tr["name"] == "score pass, logging only")
+    y = dict(zip(logging["x"], _plotly_array(logging["y"])))
+    assert np.isfinite(y["Random"]) and not np.isfinite(y["DoCL"])  # Random's score pass is logging, DoCL's is not
+    assert all(tr.get("error_y", {}).get("arrayminus") is not None for tr in fig["data"])
+    text = " ".join(m.value for m in at.markdown)
+    assert "wall-clock" in text and "shared with other jobs" in text and "cannot show CPU time" in text
+    assert "median" in fig["layout"]["yaxis"]["title"]["text"]
