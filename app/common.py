@@ -23,6 +23,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
     sys.path.insert(0, str(REPO))
 
 from docl_core import views  # noqa: E402
+from docl_core.config import config_differences  # noqa: E402
 from docl_core.curricula import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
@@ -194,6 +195,58 @@ def warm_up_torch_func() -> bool:
     return True
 
 
+def plural(n: int, word: str, many: Optional[str] = None) -> str:
+    """"1 run", "3 runs", "1 curriculum", "2 curricula": a count with its noun in the right number."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+# ----------------------------------------------------------------------------- settings
+
+# config fields that may differ between runs pooled as one setting: what a seed band averages over
+# (seed), what the curves separate (curriculum), and where or how often it ran (not what it learned)
+_POOLED_FIELDS = {"seed", "curriculum", "name", "device", "checkpoint_every", "deterministic"}
+
+
+def _setting_differences(a: dict, b: dict) -> list[tuple]:
+    """Config fields (other than _POOLED_FIELDS) in which two runs differ, both ways round
+    (config_differences fills fields missing from its first argument with their defaults)."""
+    diffs = config_differences(a, b) + [(f, y, x) for f, x, y in config_differences(b, a)]
+    return [d for d in diffs if d[0].split(".")[0] not in _POOLED_FIELDS]
+
+
+def _config_of(run: RunReader) -> dict:
+    return run.meta.get("config") or {"dataset": run.meta.get("dataset")}
+
+
+def run_settings(runs: list[RunReader]) -> dict[str, list[RunReader]]:
+    """Runs grouped by setting: runs in one group differ only in seed and curriculum (and where they
+    ran), so their seeds may be pooled into one band. Keys name each group by the config fields in
+    which the groups differ ("dataset synthetic-image · label_noise 0.1"); one group: key "all runs"."""
+    groups: list[list[RunReader]] = []
+    for r in runs:
+        for g in groups:
+            if not _setting_differences(_config_of(g[0]), _config_of(r)):
+                g.append(r)
+                break
+        else:
+            groups.append([r])
+    if len(groups) < 2:
+        return {"all runs": list(runs)}
+    fields = sorted({f for g in groups[1:] for f, _, _ in _setting_differences(_config_of(groups[0][0]),
+                                                                             _config_of(g[0]))})
+
+    def value(cfg: dict, f: str):
+        for part in f.split("."):
+            cfg = cfg.get(part) if isinstance(cfg, dict) else None
+        return cfg
+
+    out: dict[str, list[RunReader]] = {}
+    for g in groups:
+        label = " · ".join(f"{f} {value(_config_of(g[0]), f)}" for f in fields[:4]) + (" · …" if len(fields) > 4 else "")
+        out[label if label not in out else f"{label} ({g[0].dir.name})"] = g
+    return out
+
+
 # ----------------------------------------------------------------------------- context
 
 
@@ -206,6 +259,8 @@ class Context:
     focus: Optional[RunReader]             # the run single-run pages show
     stamp: tuple = ()
     skipped: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # label → runs (all of the experiment's), one per setting
+    setting: str = "all runs"                     # the setting shown (runs only ever pool seeds within it)
 
     @property
     def curricula(self) -> list[str]:
@@ -257,7 +312,7 @@ def status_badge(run: RunReader) -> str:
         return f":red[● live] — {done}/{planned} rounds committed, refreshing every {LIVE_REFRESH_S:g} s"
     if run.status == "failed":
         return f":orange[✗ failed] — {run.meta.get('error') or 'no reason recorded'}"
-    return f":green[✓ {run.status}] — {run.last_complete_round + 1} rounds"
+    return f":green[✓ {run.status}] — {plural(run.last_complete_round + 1, round_word(run))}"
 
 
 def sidebar() -> Optional[Context]:
@@ -308,7 +363,26 @@ def sidebar() -> Optional[Context]:
     pick_c = sb.multiselect("Curricula", curricula, key="f_curricula", format_func=curriculum_label,
                             default=None if "f_curricula" in st.session_state else curricula)
     pick_s = sb.multiselect("Seeds", seeds, key="f_seeds", default=None if "f_seeds" in st.session_state else seeds)
-    runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s]
+    settings = run_settings(exp.runs)
+    setting = "all runs"
+    seen_before = st.session_state.get("_runs_known", (None, ()))
+    seen_before = set(seen_before[1]) if seen_before[0] == str(exp_dir) else None
+    st.session_state["_runs_known"] = (str(exp_dir), tuple(r.dir.name for r in exp.runs))
+    if len(settings) > 1:  # runs that differ in more than seed and curriculum are never averaged together
+        labels = sorted(settings, key=lambda k: -len(settings[k]))  # the largest setting first
+        if st.session_state.get("f_setting") not in labels:
+            st.session_state["f_setting"] = labels[0]
+        fresh = [k for k in labels if seen_before is not None
+                 and any(r.dir.name not in seen_before for r in settings[k])]
+        if fresh and st.session_state["f_setting"] not in fresh:  # a run just started (New run): show its setting
+            st.session_state["f_setting"] = fresh[0]
+        setting = sb.selectbox("Setting", labels, key="f_setting",
+                               format_func=lambda k: f"{k} ({plural(len(settings[k]), 'run')})",
+                               help="This folder holds runs that differ in more than seed and curriculum "
+                                    "(dataset, label noise, protocol, schedule, ...). Pages show one setting at a "
+                                    "time, so seeds are only averaged over runs that differ in seed alone.")
+    in_setting = {r.dir.name for r in settings[setting]}
+    runs = [r for r in exp.runs if r.curriculum in pick_c and r.seed in pick_s and r.dir.name in in_setting]
     runs.sort(key=lambda r: (ORDER.index(r.curriculum) if r.curriculum in ORDER else 99, r.seed, r.dir.name))
     focus = None
     if runs:
@@ -325,14 +399,14 @@ def sidebar() -> Optional[Context]:
                      help="The run shown on the single-run pages (Scores, Tangent kernel, Sample, Data map).")
         focus = by_name[st.session_state["focus_run"]]
     live = [r for r in runs if r.is_live]
-    sb.caption(f"{exp_dir.name}: {len(exp.runs)} runs, {len(runs)} shown"
+    sb.caption(f"{exp_dir.name}: {plural(len(exp.runs), 'run')}, {len(runs)} shown"
                + (f", {len(live)} live" if live else ""))
     if exp.errors:
         sb.warning("Skipped unreadable runs: " + "; ".join(f"{k}: {v}" for k, v in exp.errors.items()))
     if sb.button("↻ Refresh", help="Re-read the folder (runs still training also refresh on their own)."):
         st.rerun()
     return Context(root=root, exp_dir=exp_dir, experiment=exp, runs=runs, focus=focus, stamp=stamp,
-                   skipped=exp.errors)
+                   skipped=exp.errors, settings=settings, setting=setting)
 
 
 def presentation_toggle() -> bool:
@@ -430,13 +504,30 @@ def context() -> Context:
     if ctx is None:
         st.stop()
     synthetic_notice(ctx)
+    mixed_settings_notice(ctx)
     return ctx
 
 
-def need_focus(ctx: Context) -> RunReader:
-    if ctx.focus is None:
-        st.warning("No run matches the sidebar filters: widen the curriculum or seed selection.")
+def mixed_settings_notice(ctx: Context) -> None:
+    if len(ctx.settings) > 1:
+        shown = plural(len(ctx.settings[ctx.setting]), "run")
+        st.warning(f"**This folder mixes {plural(len(ctx.settings), 'setting')}** "
+                   f"({'; '.join(ctx.settings)}). Runs of different settings are never averaged together: "
+                   f"showing **{ctx.setting}** ({shown}). Pick another under **Setting** in the sidebar.",
+                   icon=":material/call_split:")
+
+
+def need_runs(ctx: Context) -> None:
+    """Stop the page with a message when the sidebar filters hide every run."""
+    if not ctx.runs:
+        hidden = plural(len(ctx.settings.get(ctx.setting, ctx.experiment.runs)), "run")
+        st.warning(f"The sidebar filters hide all {hidden}: pick at least one curriculum and one seed under "
+                   "**Curricula** and **Seeds**.")
         st.stop()
+
+
+def need_focus(ctx: Context) -> RunReader:
+    need_runs(ctx)
     run = ctx.focus
     st.markdown(f"**Run:** {run_label(run)} — {status_badge(run)}")
     if run.last_complete_round < 0:
@@ -499,6 +590,33 @@ def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = 
     if caption:
         st.markdown(caption)
     return out
+
+
+def picked_samples(event, trace_sample_ids: list) -> list[int]:
+    """Sample ids of the points a plotly selection event picked (st.plotly_chart(on_select=...)).
+
+    Streamlit's event is {"selection": {"points": [{"curve_number", "point_index", "customdata", x, y,
+    ...}], "point_indices", "box", "lasso"}}. Each point names its trace (curve_number) and its index
+    within that trace (point_index), which index `trace_sample_ids` (one sequence of sample ids per
+    trace, in drawing order). customdata is only a fallback: plotly.js turns a numpy customdata row
+    into a typed array, which reaches Python as a dict {"0": .., "1": ..}, not a list.
+    """
+    try:
+        points = event["selection"]["points"] if event else []
+    except (KeyError, TypeError):
+        return []
+    out = []
+    for p in points or []:
+        curve, idx = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+        if isinstance(curve, int) and isinstance(idx, int) and 0 <= curve < len(trace_sample_ids) \
+                and 0 <= idx < len(trace_sample_ids[curve]):
+            out.append(int(trace_sample_ids[curve][idx]))
+            continue
+        cd = p.get("customdata")
+        first = cd.get("0") if isinstance(cd, dict) else cd[0] if isinstance(cd, (list, tuple)) and cd else cd
+        if isinstance(first, (int, float)) and not isinstance(first, bool) and np.isfinite(first):
+            out.append(int(first))
+    return list(dict.fromkeys(out))
 
 
 def takeaway(text: str) -> None:

@@ -134,15 +134,36 @@ def _pm(v: pd.Series, digits: int = 2) -> str:
     return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}"
 
 
+TIMING_PHASES = ("score", "select", "train", "eval")  # rounds.parquet's <phase>_time_s columns, wall clock
+
+
 def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
-    """Mean seconds per round spent scoring, selecting, training and evaluating, per curriculum."""
-    cols = [c for c in ("score_time_s", "select_time_s", "train_time_s", "eval_time_s") if c in rounds]
+    """Wall-clock seconds per round in each phase, per curriculum: the median over every committed
+    round of every seed, with the 25th and 75th percentiles as its spread (a mean would let a few
+    rounds slowed by other jobs on the machine speak for all of them).
+
+    `used` says whether the phase's result drives the selection: the score pass of a curriculum
+    that does not select by score (Random, SGD, SPL, MCL) is logging for the dashboard, not a cost of
+    the method. Columns: curriculum, phase, seconds (median), q25, q75, rounds, used.
+    """
+    from docl_core.curricula import make_curriculum
+    cols = [f"{p}_time_s" for p in TIMING_PHASES if f"{p}_time_s" in rounds]
+    out_cols = ["curriculum", "phase", "seconds", "q25", "q75", "rounds", "used"]
     if not cols or not len(rounds):
-        return pd.DataFrame(columns=["curriculum", "phase", "seconds"])
-    per = rounds.groupby("curriculum", sort=False)[cols].mean().reset_index()
-    long = per.melt(id_vars="curriculum", var_name="phase", value_name="seconds")
-    long["phase"] = long["phase"].str.replace("_time_s", "", regex=False)
-    return long
+        return pd.DataFrame(columns=out_cols)
+    long = rounds.melt(id_vars="curriculum", value_vars=cols, var_name="phase", value_name="s").dropna(subset=["s"])
+    g = long.groupby(["curriculum", "phase"], sort=False)["s"]
+    out = pd.DataFrame({"seconds": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75),
+                        "rounds": g.size()}).reset_index()
+    out["phase"] = out["phase"].str.replace("_time_s", "", regex=False)
+
+    def selects_by_score(name: str) -> bool:
+        try:
+            return make_curriculum(name).needs_scores
+        except Exception:  # a user's own curriculum name: assume its scores are used
+            return True
+    out["used"] = [ph != "score" or selects_by_score(c) for c, ph in zip(out["curriculum"], out["phase"])]
+    return out[out_cols]
 
 
 # ----------------------------------------------------------------------------- Scores

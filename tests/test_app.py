@@ -867,3 +867,186 @@ def test_scores_shows_the_byproduct_fidelity_on_paper_runs(real_paper, monkeypat
     ok(at)
     assert "How far is the authors' byproduct from the exact score?" in [h.value for h in at.subheader]
     assert any(t.startswith("Byproduct against exact") for t in chart_titles(at))
+
+
+# ----------------------------------------------------------------------------- issue 17
+
+
+def _selection(points: list[dict]) -> dict:
+    """A plotly selection event as st.plotly_chart(on_select="rerun") returns it."""
+    return {"selection": {"points": points, "point_indices": [p["point_index"] for p in points if "point_index" in p],
+                          "box": [], "lasso": []}}
+
+
+def test_picked_samples_reads_streamlits_click_payload():
+    # a click as the browser sends it (captured from the demo's Data map): numpy customdata rows
+    # arrive as typed arrays, i.e. dicts {"0": .., "1": ..}, which indexing by [0] broke (KeyError: 0)
+    clicked = _selection([{"curve_number": 0, "point_number": 707, "point_index": 707, "x": 0.393, "y": 0.560,
+                           "customdata": {"0": 707, "1": 8, "2": 2}, "marker_color": 0.625}])
+    assert common.picked_samples(clicked, [np.arange(1222)]) == [707]
+    # two traces (clean, then flipped labels), drawn from a downsampled frame: ids are not positions
+    clean, flipped = np.array([5, 9, 40, 41]), np.array([3, 17, 250])
+    second = _selection([{"curve_number": 1, "point_number": 2, "point_index": 2, "x": 0.1, "y": 0.05,
+                          "customdata": {"0": 250, "1": 0}}])
+    assert common.picked_samples(second, [clean, flipped]) == [250]
+    box = _selection([{"curve_number": 0, "point_index": 1, "customdata": {"0": 9}},
+                      {"curve_number": 1, "point_index": 0, "customdata": {"0": 3}}])
+    assert common.picked_samples(box, [clean, flipped]) == [9, 3]
+    # no trace index: customdata as a list or as the typed-array dict
+    assert common.picked_samples(_selection([{"customdata": [12, 1]}]), []) == [12]
+    assert common.picked_samples(_selection([{"customdata": {"0": 13.0, "1": 1}}]), []) == [13]
+    # nothing picked, no event, a cleared selection
+    assert common.picked_samples(_selection([]), [clean]) == []
+    assert common.picked_samples(None, [clean]) == []
+    assert common.picked_samples({"selection": {}}, [clean]) == []
+
+
+def test_p_given_label_named_for_what_it_is(exp, monkeypatch):
+    at = open_app(exp, monkeypatch, "sample")
+    ds = RunReader(exp / "docl-s0").dataset()
+    flipped = ds[(ds["split"] == "train") & ds["noisy"]].iloc[0]
+    at.number_input(key="smp_id").set_value(int(flipped["sample_id"])).run()
+    ok(at)
+    spec = json.dumps([json.loads(el.proto.spec) for el in at.get("plotly_chart")])
+    assert "p(given label)" in spec and "p(true" not in spec
+    text = " ".join(m.value for m in at.markdown)
+    assert "true class" not in text
+    names = RunReader(exp / "docl-s0").meta.get("class_names") or []
+    clean = names[int(flipped["clean_label"])] if names else str(int(flipped["clean_label"]))
+    assert f"clean label {clean}" in text and "p(given label" in text
+    at = open_app(exp, monkeypatch, "datamap")
+    ok(at)
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "p(given label)" in layout["layout"]["yaxis"]["title"]["text"]
+    hover = [t for tr in layout["data"] for t in tr.get("text", [])]
+    assert any("(flipped)" in t and "clean label" in t for t in hover)
+    flipped_ids = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int))
+    for t in hover:  # "(flipped)" exactly on the flipped samples, whatever the colouring
+        assert ("(flipped)" in t) == (int(t.split()[1]) in flipped_ids), t
+    at.radio(key="dm_color").set_value("correctness").run()
+    ok(at)
+    for tr in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]:
+        for t in tr.get("text", []):
+            assert ("(flipped)" in t) == (int(t.split()[1]) in flipped_ids), t
+    assert "p(true" not in json.dumps(layout) and "p(true" not in " ".join(c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def exp_mixed(tmp_path_factory) -> Path:
+    """One folder, two settings: image runs (2 curricula × 2 seeds, 10 % flipped) and one 2-D-points
+    run with clean labels, named like a third seed of DoCL; they must never be pooled."""
+    from synthetic_runs import make_dataset, write_run
+    folder = write_experiment(tmp_path_factory.mktemp("runs") / "mixed", SyntheticSpec(
+        n=120, rounds=4, curricula=("random", "docl"), seeds=(0, 1), running=False, failed=False))
+    moons = SyntheticSpec(n=90, rounds=3, kind="points2d", num_classes=2, label_noise=0.0, probe=0, embedding=False)
+    write_run(folder, make_dataset(moons), moons, "docl", 2, name="docl-s2")
+    return folder
+
+
+def _plotly_array(v) -> np.ndarray:
+    """A figure array as plotly's JSON holds it: a list, or {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return a.reshape([int(d) for d in str(v.get("shape", len(a))).split(",")])
+    return np.asarray(v)
+
+
+def test_runs_of_different_settings_are_never_pooled(exp_mixed, monkeypatch):
+    exp_reader = ExperimentReader(exp_mixed)
+    settings = common.run_settings(exp_reader.runs)
+    assert sorted(len(g) for g in settings.values()) == [1, 4]
+    assert all("dataset" in k and "label_noise" in k for k in settings)
+    at = open_app(exp_mixed, monkeypatch)
+    ok(at)
+    mixed = [w.value for w in at.warning if "mixes 2 settings" in w.value]
+    assert mixed and "never averaged together" in mixed[0]
+    assert len(at.sidebar.selectbox(key="f_setting").options) == 2
+    # the larger setting first: the image runs, two seeds per curriculum, its own dataset in the header
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "synthetic-image" in head and "synthetic-points2d" not in head and "2 curricula × 2 seeds" in head
+    curve = json.loads(at.get("plotly_chart")[0].proto.spec)
+    seeds = {tr["name"]: set(_plotly_array(tr["customdata"]).ravel().astype(int)) for tr in curve["data"]
+             if tr.get("customdata") is not None}
+    assert seeds["DoCL"] == {2}, seeds  # DoCL's band pools its 2 image seeds, not the points run
+    # the other setting: one run, its own dataset, one seed
+    other = next(k for k in settings if len(settings[k]) == 1)
+    at.sidebar.selectbox(key="f_setting").set_value(other).run()
+    ok(at)
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "synthetic-points2d" in head and "1 curriculum × 1 seed" in head, head
+    assert any("mixes 2 settings" in w.value and other in w.value for w in at.warning)
+    for page in ("subsets", "scores"):  # the single-run and subset pages keep to the setting too
+        at.switch_page(f"app_pages/{page}.py").run()
+        ok(at)
+        assert at.sidebar.selectbox(key="focus_run").options == ["DoCL · seed 2"]
+    # a run that appears later (started from New run, say) brings its own setting into view
+    from synthetic_runs import make_dataset, write_run
+    spec = SyntheticSpec(n=120, rounds=4, curricula=("random", "docl"), seeds=(0, 1))
+    write_run(exp_mixed, make_dataset(spec), spec, "random", 7)
+    try:
+        at.run()
+        ok(at)
+        assert at.sidebar.selectbox(key="f_setting").value != other
+        assert "Random · seed 7" in at.sidebar.selectbox(key="focus_run").options
+    finally:
+        shutil.rmtree(exp_mixed / "random-s7")
+
+
+def test_one_setting_draws_no_setting_picker(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    ok(at)
+    assert not any(s.key == "f_setting" for s in at.sidebar.selectbox)
+    assert not any("mixes" in w.value for w in at.warning)
+
+
+def test_empty_filter_says_so_and_plurals(exp, exp_curve, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    at.multiselect(key="f_curricula").set_value([]).run()
+    ok(at)
+    said = " ".join(w.value for w in at.warning) + " ".join(i.value for i in at.info)
+    assert "filters hide all 12 runs" in said and "No run has committed" not in said
+    at.switch_page("app_pages/scores.py").run()
+    ok(at)
+    assert any("filters hide all" in w.value for w in at.warning)
+    # one curriculum, one seed: singular nouns
+    at = open_app(exp_curve, monkeypatch)
+    at.multiselect(key="f_curricula").set_value(["docl"]).run()
+    ok(at)
+    head = next(m.value for m in at.markdown if m.value.startswith("**Experiment**"))
+    assert "1 curriculum × 1 seed" in head and "1 curricula" not in head
+    assert any(c.value.endswith(": 2 runs, 1 shown") for c in at.sidebar.caption)
+    assert common.plural(1, "run") == "1 run" and common.plural(3, "run") == "3 runs"
+    assert common.plural(1, "curriculum", "curricula") == "1 curriculum"
+    assert common.plural(2, "curriculum", "curricula") == "2 curricula"
+    assert common.plural(1200, "sample") == "1,200 samples"
+
+
+def test_timing_table_is_a_median_with_spread_and_marks_logging():
+    # Random: 9 quiet rounds at 0.2 s of training and one at 32 s (a busy machine); the mean says 3.4 s
+    train = [0.2] * 9 + [32.0]
+    rounds = pd.DataFrame({"curriculum": ["random"] * 10 + ["docl"] * 10,
+                           "score_time_s": [5.0] * 10 + [6.0] * 10, "select_time_s": 0.001,
+                           "train_time_s": train + [0.3] * 10, "eval_time_s": 0.05})
+    t = views.timing_table(rounds).set_index(["curriculum", "phase"])
+    assert t.loc[("random", "train"), "seconds"] == pytest.approx(0.2)
+    assert t.loc[("random", "train"), "q75"] == pytest.approx(np.quantile(train, 0.75))
+    assert t.loc[("random", "train"), "rounds"] == 10
+    assert not t.loc[("random", "score"), "used"]  # Random does not select by score: logging
+    assert t.loc[("docl", "score"), "used"] and t.loc[("random", "train"), "used"]
+
+
+def test_time_chart_shows_medians_spread_and_logging(exp, monkeypatch):
+    at = open_app(exp, monkeypatch)
+    ok(at)
+    fig = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+               if "wall-clock" in json.dumps(json.loads(el.proto.spec)["layout"].get("title", "")))
+    names = [tr["name"] for tr in fig["data"]]
+    assert "score pass, logging only" in names and "score pass" in names and "training" in names
+    logging = next(tr for tr in fig["data"] if tr["name"] == "score pass, logging only")
+    y = dict(zip(logging["x"], _plotly_array(logging["y"])))
+    assert np.isfinite(y["Random"]) and not np.isfinite(y["DoCL"])  # Random's score pass is logging, DoCL's is not
+    assert all(tr.get("error_y", {}).get("arrayminus") is not None for tr in fig["data"])
+    text = " ".join(m.value for m in at.markdown)
+    assert "wall-clock" in text and "shared with other jobs" in text and "cannot show CPU time" in text
+    assert "median" in fig["layout"]["yaxis"]["title"]["text"]

@@ -1,7 +1,8 @@
 """One real-browser pass: `streamlit run app/main.py` as a new user starts it (no argument, so it
 opens the bundled demo, assets/demo), driven by Debian's Chromium through Playwright through
 every page. Fails on any Streamlit exception element, error box, missing chart or empty page;
-then switches Presentation mode on and walks four pages with it (takeaway callouts, no downloads),
+then clicks one Data-map point and follows it to its Sample page; then switches Presentation
+mode on and walks four pages with it (takeaway callouts, no downloads),
 then points the sidebar's Runs folder box at a small synthetic experiment with a run that is
 still training and checks that the run renders, labelled live. Saves a screenshot per page (env
 DOCL_SCREENSHOTS, default a temp dir). The demo is only read: the test checks it is unchanged.
@@ -142,6 +143,37 @@ def _check(page, where: str, chart: bool = True) -> str:
     return body
 
 
+def _click_a_data_map_point(page, server: str, shots: Path) -> None:
+    """One real click on a Data-map point (the page's caption invites it): the page then names
+    the clicked sample, with no error box, and its button opens that sample's history."""
+    page.goto(f"{server}/datamap", wait_until="domcontentloaded")
+    _settle(page, chart=True)
+    # the point farthest right on the top trace, where points are sparse, so the click is unambiguous;
+    # its pixel position from plotly's own axes, its sample id from the trace's customdata
+    where = page.evaluate("""() => {
+        const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+        const fl = gd._fullLayout, tr = gd._fullData[gd._fullData.length - 1];
+        let best = 0;
+        for (let i = 0; i < tr.x.length; i++) if (tr.x[i] > tr.x[best]) best = i;
+        const box = gd.getBoundingClientRect();
+        return {x: box.left + fl._size.l + fl.xaxis.l2p(tr.x[best]), y: box.top + fl._size.t + fl.yaxis.l2p(tr.y[best]),
+                sample: Number(tr.customdata[best][0])};
+    }""")
+    page.mouse.move(where["x"], where["y"])
+    page.wait_for_timeout(300)
+    page.mouse.click(where["x"], where["y"])
+    page.get_by_text(f"Picked sample {where['sample']}").wait_for(timeout=60_000)
+    _settle(page, chart=True)
+    _shoot(page, shots / "datamap-clicked.png")
+    body = _check(page, "/datamap after clicking a point")
+    assert f"Picked sample {where['sample']}" in body, body[-600:]
+    page.get_by_role("button", name=f"Open sample {where['sample']}").click()
+    _settle(page, chart=True)
+    assert "One sample's history" in page.locator("h1").first.inner_text()
+    _check(page, "/sample opened from the data map")
+    assert page.get_by_text(f"Sample {where['sample']} in ").count() > 0, "the Sample page shows another sample"
+
+
 def test_every_page_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
     shots = Path(os.environ.get("DOCL_SCREENSHOTS") or tempfile.mkdtemp(prefix="docl-shots-"))
@@ -170,6 +202,8 @@ def test_every_page_in_chromium(server, tmp_path):
             # the front door opened the bundled demo, with no prompt
             side = page.locator('[data-testid="stSidebar"]').inner_text()
             assert "clean-digits: 9 runs" in side, f"the sidebar did not open the bundled demo: {side[:300]}"
+
+            _click_a_data_map_point(page, server, shots)
 
             # Presentation mode: a lecturer's switch; it persists across pages (sidebar links keep the session)
             page.goto(server, wait_until="domcontentloaded")
@@ -201,7 +235,7 @@ def test_every_page_in_chromium(server, tmp_path):
             box.press("Enter")
             _settle(page, chart=True)
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
+            shown = re.search(r"synthetic: (\d+) runs?, (\d+) shown", side)
             assert shown and shown.group(1) == shown.group(2), f"the new folder's runs are not all shown: {side[-300:]}"
             _shoot(page, shots / f"{len(PAGES):02d}-scores-live-run.png")
             body = _check(page, "scores on a live run")
@@ -225,11 +259,13 @@ def test_every_page_in_chromium(server, tmp_path):
             _settle(page)
             _shoot(page, shots / f"{len(PAGES) + 1:02d}-new-run-quick.png")
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            shown = re.search(r"synthetic: (\d+) runs, (\d+) shown", side)
-            assert shown and shown.group(1) == shown.group(2), f"the quick run is filtered out: {side[-300:]}"
+            assert "Setting" in side, f"a digits run beside a synthetic one, and no Setting box: {side[-300:]}"
             page.get_by_role("link", name="Scores").first.click()
             _settle(page, chart=True)
-            _check(page, "scores after the quick run")
+            body = _check(page, "scores after the quick run")
+            # a real digits run beside a synthetic one: two settings, never pooled; the new run's is shown
+            assert "mixes 2 settings" in body and "showing dataset digits" in body, body[:600]
+            assert "Run: DoCL · seed 0 — ✓ complete" in body, f"the quick run is not the one shown: {body[:600]}"
         finally:
             browser.close()
     assert _snapshot(DEMO) == before, "the browser pass changed files in assets/demo"

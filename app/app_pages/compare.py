@@ -9,6 +9,7 @@ ctx = common.context()
 st.title("Compare curricula")
 st.caption("Does DoCL beat Random, SPL and MCL on this experiment, and at what cost in computation?")
 
+common.need_runs(ctx)
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
 if ctx.runs:  # what this experiment is, in one line, before any chart
@@ -16,13 +17,13 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
     cfg = meta.get("config") or {}
     parts = [f"**{cfg.get('dataset', '?')}**"]
     if meta.get("num_train"):
-        parts.append(f"N = {int(meta['num_train']):,} training samples")
+        parts.append(f"N = {common.plural(int(meta['num_train']), 'training sample')}")
     if cfg.get("label_noise"):
         parts.append(f"{100 * float(cfg['label_noise']):.0f} % flipped labels")
     n_seeds = len({r.seed for r in ctx.runs})
-    parts.append(f"{len(ctx.curricula)} curricula × {n_seeds} seed{'s' if n_seeds != 1 else ''}")
+    parts.append(f"{common.plural(len(ctx.curricula), 'curriculum', 'curricula')} × {common.plural(n_seeds, 'seed')}")
     if meta.get("rounds_planned"):
-        parts.append(f"{meta['rounds_planned']} {common.round_word(ctx=ctx)}s"
+        parts.append(common.plural(int(meta["rounds_planned"]), common.round_word(ctx=ctx))
                      + (" (the paper's protocol)" if ctx.protocol == "paper" else ""))
     st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
 
@@ -167,18 +168,58 @@ def curves():
 
     timing = views.timing_table(rounds)
     if len(timing) and not common.presenting():
-        st.subheader("Where the time goes")
-        timing["curriculum"] = timing["curriculum"].map(common.curriculum_label)
-        order = [common.curriculum_label(c) for c in common.sort_curricula(rounds["curriculum"])]
-        fig = go.Figure()
-        for phase, color in zip(timing["phase"].unique(), ["#44AA99", "#DDCC77", "#CC6677", "#AAAAAA"]):
-            d = timing[timing["phase"] == phase].set_index("curriculum").reindex(order)
-            fig.add_trace(go.Bar(x=order, y=d["seconds"], name=phase, marker_color=color))
-        fig.update_layout(barmode="stack", title=f"Mean time per {word}, by phase", yaxis_title=f"seconds per {word}",
-                          height=360)
-        common.chart(fig, "Scoring and selection are the price of a curriculum: compare them with the "
-                     "training time they are meant to save.", key="cmp_time", secondary=True)
-        common.download(timing, f"{ctx.exp_dir.name}-timings", key="dl_time")
+        time_chart(timing, rounds, word)
+
+
+PHASES = {"score": ("score pass", "#CC6677"), "select": ("selection", "#DDCC77"),
+          "train": ("training", "#44AA99"), "eval": ("evaluation", "#AAAAAA")}
+
+
+def time_chart(timing, rounds, word: str) -> None:
+    """Median seconds per round in each phase with its spread; logging-only passes hatched."""
+    st.subheader("Where the time goes")
+    order = common.sort_curricula(rounds["curriculum"])
+    labels = [common.curriculum_label(c) for c in order]
+    fig = go.Figure()
+    for phase in [p for p in PHASES if p in set(timing["phase"])]:
+        name, color = PHASES[phase]
+        d = timing[timing["phase"] == phase].set_index("curriculum").reindex(order)
+        used = d["used"].fillna(True).astype(bool).to_numpy()
+        # a phase whose result some curricula only log is split in two traces sharing one slot:
+        # solid where it drives the selection, hatched where it is logging only
+        for part, keep in (("", used), (", logging only", ~used)):
+            if not keep.any():
+                continue
+            y = d["seconds"].where(keep)
+            fig.add_trace(go.Bar(
+                x=labels, y=y, name=name + part, offsetgroup=phase, marker_color="#F2D4DA" if part else color,
+                marker_line=dict(color=color, width=1.2 if part else 0),
+                marker_pattern=dict(shape="/" if part else "", fgcolor=color, solidity=0.35),
+                error_y=dict(type="data", symmetric=False, array=(d["q75"] - d["seconds"]).where(keep),
+                             arrayminus=(d["seconds"] - d["q25"]).where(keep), color="#444444", thickness=1.2, width=4),
+                customdata=list(zip(d["q25"], d["q75"], d["rounds"].fillna(0).astype(int))),
+                hovertemplate=f"%{{x}} · {name}{part}<br>median %{{y:.3g}} s per {word} (middle half "
+                              f"%{{customdata[0]:.3g}}–%{{customdata[1]:.3g}} s over %{{customdata[2]}} {word}s)<extra></extra>"))
+    fig.update_layout(barmode="group", title=f"Median wall-clock time per {word}, by phase",
+                      yaxis_title=f"seconds per {word} (median)", height=380, bargap=0.25)
+    logged_only_ids = [c for c in order
+                       if not timing.loc[(timing["curriculum"] == c) & (timing["phase"] == "score"), "used"].all()]
+    logged_only = [common.legend_label(c) for c in logged_only_ids]
+    common.chart(fig, f"Each bar is the median over every committed {word} of every seed; the whisker spans the "
+                 f"middle half of those {word}s (25th to 75th percentile). These are wall-clock times, measured on "
+                 "whatever machine ran the runs, possibly shared with other jobs: a busy moment slows a phase for "
+                 "reasons that have nothing to do with the method, so read only large, consistent differences. "
+                 "The chart cannot show CPU time or the cost on an idle machine (the benchmarks measure that)."
+                 + (f" Hatched: the score pass of {', '.join(logged_only)}, which "
+                    f"{'does' if len(logged_only) == 1 else 'do'} not select by score: the scores are logged for these "
+                    "pages only" + (" (SPL and MCL use only the losses of that pass)" if {"spl", "mcl"} & set(logged_only_ids)
+                                     else "") + ", so it is not a cost of the method."
+                    if logged_only else ""), key="cmp_time", secondary=True)
+    shown = timing.assign(curriculum=timing["curriculum"].map(common.curriculum_label),
+                          phase=[PHASES.get(p, (p,))[0] + ("" if u else " (logging only)")
+                                 for p, u in zip(timing["phase"], timing["used"])])
+    common.download(shown.rename(columns={"seconds": "median_s", "q25": "q25_s", "q75": "q75_s"}),
+                    f"{ctx.exp_dir.name}-timings", key="dl_time")
 
 
 common.live_area(curves, live)

@@ -1,4 +1,4 @@
-"""Data map: confidence vs variability of p(true label) over rounds (dataset cartography)."""
+"""Data map: confidence vs variability of p(given label) over rounds (dataset cartography)."""
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -9,7 +9,8 @@ from docl_core import views
 ctx = common.context()
 st.title("Data map")
 st.caption("Dataset cartography (Swayamdipta et al., 2020): for each training sample, the mean (confidence) and "
-           "spread (variability) of p(true label) over the committed rounds.")
+           "spread (variability) of p(given label) over the committed rounds: the probability the network gives the "
+           "label the training set holds, which for a flipped sample is the wrong one.")
 run = common.need_focus(ctx)
 MAX_POINTS = 6000
 
@@ -27,13 +28,38 @@ def build_map(run_dir: str, stamp: int, ds_mtime: int, regression: bool):
         ok = sid < len(noisy)
         noisy[sid[ok]] = train["noisy"].to_numpy(bool)[ok]
     df = views.data_map(p, correct, times, noisy)
-    df["label"] = -1
-    if "label" in train:
-        sid = train["sample_id"].to_numpy()
+    sid = train["sample_id"].to_numpy()
+    inside = sid < p.shape[1]
+    for col, src in (("label", "label"), ("clean_label", "clean_label" if "clean_label" in train else "label")):
         lab = np.full(p.shape[1], -1)
-        lab[sid[sid < len(lab)]] = train["label"].to_numpy()[sid < len(lab)]
-        df["label"] = lab
+        if src in train:
+            lab[sid[inside]] = train[src].to_numpy()[inside]
+        df[col] = lab
     return df
+
+
+def point_text(d, word: str) -> list[str]:
+    """Hover line per point: the given label, and for a flipped one the clean label beside it."""
+    return [f"sample {s} · given {word} {g}" + (f", clean {word} {c} (flipped)" if nz else "")
+            for s, g, c, nz in zip(d["sample_id"], d["label"], d["clean_label"], d["noisy"])]
+
+
+def show_pick(df, picked: list[int], word: str, regression: bool) -> None:
+    """What a click on the map picked: that sample's place on the map and a link to its history."""
+    rows = df.set_index("sample_id").reindex([p for p in picked if p in set(df["sample_id"])])
+    if not len(rows):
+        return
+    sid = int(rows.index[0])
+    r = rows.iloc[0]
+    st.session_state["picked_sample"] = sid
+    what = ("" if regression else f"given {word} {int(r['label'])}"
+            + (f", clean {word} {int(r['clean_label'])} (flipped)" if r["noisy"] else "") + "; ")
+    measure = "loss" if regression else "p(given label)"
+    st.markdown(f"**Picked sample {sid}**: {what}mean {measure} {r['confidence']:.2f}, spread {r['variability']:.2f}, "
+                f"{r['region']}, selected {r['times_selected']:.0f}×"
+                + (f" ({len(rows) - 1} more picked points not shown)" if len(rows) > 1 else "") + ".")
+    if st.button(f"Open sample {sid} →", key="dm_open"):
+        st.switch_page("app_pages/sample.py")
 
 
 def body():
@@ -56,14 +82,17 @@ def body():
     if color_by == "correctness" and df["correctness"].isna().all():
         color_by = "times_selected"
     shown = views.downsample_rows(df, MAX_POINTS, keep=df["noisy"])
-    plot = shown.assign(noisy=shown["noisy"].map({True: f"noisy {word}", False: f"clean {word}"}))
-    hover = "sample %{customdata[0]} (label %{customdata[1]})<br>selected %{customdata[2]:.0f}×<extra></extra>"
+    plot = shown.assign(noisy=shown["noisy"].map({True: f"noisy {word}", False: f"clean {word}"}),
+                        hover=point_text(shown, word))  # from the boolean flag, before it becomes a name
+    hover = "%{text}<br>selected %{customdata[1]:.0f}×<extra></extra>"
     fig = go.Figure()
+    trace_ids = []  # sample ids per trace, in drawing order: what a click's (curve_number, point_index) indexes
 
     def trace(d, name, marker):
+        trace_ids.append(d["sample_id"].to_numpy())
         fig.add_trace(go.Scattergl(x=d["variability"], y=d["confidence"], mode="markers", name=name, opacity=0.7,
-                                   customdata=d[["sample_id", "label", "times_selected"]], hovertemplate=hover,
-                                   marker=dict(size=5, **marker)))
+                                   customdata=d[["sample_id", "times_selected"]], text=d["hover"],
+                                   hovertemplate=hover, marker=dict(size=5, **marker)))
     if color_by == "noisy":
         for name, color in ((f"clean {word}", "#9EB9D4"), (f"noisy {word}", "#D55E00")):
             trace(plot[plot["noisy"] == name], name, dict(color=color))
@@ -72,31 +101,23 @@ def body():
         rng = dict(cmin=0, cmax=1) if color_by == "correctness" else {}
         trace(plot, color_by, dict(color=plot[color_by], colorscale=scale, showscale=True,
                                    colorbar=dict(title=color_by.replace("_", " ")), **rng))
-    fig.update_layout(height=540, title=f"{len(df):,} samples" + (
+    fig.update_layout(height=540, title=common.plural(len(df), "sample") + (
         f" ({len(shown):,} drawn: a random subset, noisy labels kept)" if len(shown) < len(df) else "")
         + f", {common.round_word(run)}s 0–{run.last_complete_round}",
-                      xaxis_title=("std of loss over rounds" if regression else "variability: std of p(true) over rounds"),
-                      yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(true) over rounds"))
+                      xaxis_title=("std of loss over rounds" if regression else "variability: std of p(given label) over rounds"),
+                      yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(given label) over rounds"))
     event = common.chart(fig, ("Lower is better learned; to the right, samples whose loss swung over the rounds. "
                           if regression else
                           "High: learned confidently; low and left: never learned — flipped labels gather here, "
                           "since the network cannot fit a wrong label without memorising it; right: ambiguous "
-                          "samples whose p(true) swung over the rounds, where curricula differ most. ")
+                          "samples whose p(given label) swung over the rounds, where curricula differ most. ")
                          + "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
                          selection_mode="points")
-    try:
-        pts = event.selection.points if event else []
-    except AttributeError:
-        pts = []
-    if pts and pts[0].get("customdata"):
-        sid = int(pts[0]["customdata"][0])
-        st.session_state["picked_sample"] = sid
-        if st.button(f"Open sample {sid} →", key="dm_open"):
-            st.switch_page("app_pages/sample.py")
+    show_pick(df, common.picked_samples(event, trace_ids), word, regression)
     if df["noisy"].any():
         hard = df["region"] == "hard-to-learn"
         nz = df["noisy"]
-        common.takeaway(f"{int((hard & nz).sum())} of {int(nz.sum())} flipped {word}s "
+        common.takeaway(f"{int((hard & nz).sum())} of {common.plural(int(nz.sum()), 'flipped ' + word)} "
                         f"({100 * (hard & nz).sum() / nz.sum():.0f} %) sit in the hard-to-learn region, against "
                         f"{100 * hard.mean():.0f} % of all samples; their mean confidence is "
                         f"{df.loc[nz, 'confidence'].mean():.2f} against {df.loc[~nz, 'confidence'].mean():.2f} for clean ones.")

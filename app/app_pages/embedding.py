@@ -226,7 +226,7 @@ def picked_ids(event) -> list[int]:
 
 
 def listing(sel: pd.DataFrame, t: int) -> None:
-    st.markdown(f"**{len(sel):,} samples selected on the chart** ({UNIT} {t})")
+    st.markdown(f"**{common.plural(len(sel), 'sample')} selected on the chart** ({UNIT} {t})")
     table = sel[["sample_id", "class", "noisy", "score", "loss", "selected", "times_selected"]].rename(
         columns={"selected": f"in S_{t}", "noisy": COLOR_LABELS["noisy"]})
     st.dataframe(table, hide_index=True, height=min(400, 38 + 35 * len(table)))

@@ -64,7 +64,7 @@ def body():
         labs = [names[int(c)] if 0 <= int(c) < len(names) else str(c) for c in np.unique(kv["labels"])]
         fig.update_xaxes(tickvals=ticks, ticktext=labs, title="probe sample j (ordered by class)")
         fig.update_yaxes(tickvals=ticks, ticktext=labs, title="probe sample i", autorange="reversed")
-        fig.update_layout(title=f"Trace kernel K on {m} probe samples, {WORD} {t}"
+        fig.update_layout(title=f"Trace kernel K on {common.plural(m, 'probe sample')}, {WORD} {t}"
                           + (" (normalised)" if scale == "similarity" else ""), height=560)
         fig.update_xaxes(showgrid=False)
         fig.update_yaxes(showgrid=False, scaleanchor="x", constrain="domain")
@@ -132,7 +132,7 @@ def body():
                  "c_ii = r_iᵀ H_ii r_i / m ≥ 0) and its gradient agrees with others that have large residuals "
                  "(orange bars). ⚠ = a flipped label.", key="k_contrib")
     common.takeaway(f"Sample {sid}'s score a_i = {score_i:.4g} ({WORD} {t}) splits into its self term c_ii = "
-                    f"{cii:.4g}, {up:.4g} pushed up by {int((others > 0).sum())} probe samples whose gradients agree "
+                    f"{cii:.4g}, {up:.4g} pushed up by {common.plural(int((others > 0).sum()), 'probe sample')} whose gradients agree "
                     f"with it, and {down:.4g} pulled down by {int((others < 0).sum())} that disagree"
                     + (f"; from its own class: {same['contribution'].sum():.4g}." if len(same) else ".")
                     + (" It has a flipped label: its large residual makes the self term "

@@ -1,4 +1,4 @@
-"""Sample: one training sample's history (loss, p_true, residual, speed, score, selection)."""
+"""Sample: one training sample's history (loss, p(given label), residual, speed, score, selection)."""
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -93,13 +93,15 @@ def body():
             r0 = row.iloc[0]
             st.markdown(f"**given label:** {cname(r0['label'])}")
             if bool(r0.get("noisy", False)):
-                st.markdown(f":red[⚠ **noisy label**] (flipped) — the true class is {cname(r0['clean_label'])}")
+                st.markdown(f":red[⚠ **noisy label**] (flipped): trained as {cname(r0['label'])}, clean label "
+                            f"{cname(r0['clean_label'])}. The p curve is p(given label {cname(r0['label'])}); runs "
+                            f"log no p(clean label), so a rising p here means the wrong label is being memorised.")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
-        st.metric("times selected", f"{len(sel_rounds)} / {len(hist)} {WORD}s")
+        st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
                   delta_color="inverse")
     with right:
-        panels = [("loss", "loss ℓ_i"), ("p_true", "p(true label)"), ("residual_norm", "‖r_i‖ residual"),
+        panels = [("loss", "loss ℓ_i"), ("p_true", "p(given label)"), ("residual_norm", "‖r_i‖ residual"),
                   ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
         panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()]
         fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.045,
@@ -119,10 +121,10 @@ def body():
         fig.update_layout(height=130 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
         peak = int(hist.loc[hist["score"].idxmax(), "round"]) if "score" in hist and hist["score"].notna().any() else None
-        common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(true) rises")
+        common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(given label) rises")
                            + "; the score is large while the residual is large and the output moves along it."),
                      key="smp_hist")
-        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {len(hist)} {WORD}s; its loss went from "
+        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
                         f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
                         + (f", and its score peaked in {WORD} {peak}"
                            + (f" (selected then)." if peak in sel_rounds else " (not selected then).")

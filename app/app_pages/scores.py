@@ -76,7 +76,7 @@ def body():
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({f'averaged in {len(info)} sorted groups of ~{N // len(info)}' if binned else 'one row each'})")
     fig.update_xaxes(title=WORD)
-    fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
+    fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {common.plural(N, 'sample')}"
                       + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
     flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
     with np.errstate(all="ignore"):
@@ -242,7 +242,7 @@ def _fidelity() -> None:
                        title="Byproduct against exact, per " + WORD)
     fig.update_layout(height=340, xaxis_title=WORD, yaxis_range=[min(-0.1, float(long["value"].min(skipna=True))), 1.02])
     med = fid[["spearman_all", "spearman_selected", "overlap_topk"]].median()
-    common.chart(fig, f"Over the {len(fid)} {WORD}s that logged both: median Spearman ρ {med['spearman_all']:.2f} "
+    common.chart(fig, f"Over the {common.plural(len(fid), WORD)} that logged both: median Spearman ρ {med['spearman_all']:.2f} "
                  f"over all samples and {med['spearman_selected']:.2f} within the selected ones; the top-|S_t| "
                  f"sets by each score share {100 * med['overlap_topk']:.0f} % of their samples (median). 1 would mean "
                  "selecting by the free byproduct picks what the exact score picks.", key="sc_fidelity")

@@ -95,7 +95,7 @@ def _gallery(chosen, t):
     def cname(v):
         return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
     n_noisy = int(top["noisy"].sum()) if "noisy" in top else 0
-    st.markdown(f"**{WORD.capitalize()} {t}: the {len(top)} highest-scoring of {len(chosen):,} selected samples** — "
+    st.markdown(f"**{WORD.capitalize()} {t}: the {len(top)} highest-scoring of {common.plural(len(chosen), 'selected sample')}** — "
                 f"caption: sample id · given label; a :red[**red frame**] marks a flipped label "
                 f"(given→true), {n_noisy} of {len(top)} here")
     images, caps = [], []
