@@ -29,12 +29,14 @@ PAGES = [
 page = st.navigation(PAGES)
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
 
-common.warm_up_torch_func()
 ctx = None
 with common.error_box():
     ctx = common.sidebar()
 st.session_state["_ctx_obj"] = ctx
 
-with common.error_box():
-    if ctx is not None or page.title in ("New run", "How it works"):
-        page.run()
+try:
+    with common.error_box():
+        if ctx is not None or page.title in ("New run", "How it works"):
+            page.run()
+finally:  # after the page, also when it stops early: torch is imported only once the first page is drawn
+    common.warm_up_torch_func()
