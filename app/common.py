@@ -154,9 +154,9 @@ def dataset_of(run: RunReader) -> pd.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def dataset_light(run_dir: str, mtime: int) -> pd.DataFrame:
-    """dataset.parquet without thumbnails (ids, split, labels, noise flags, coordinates)."""
-    df = run_dataset(run_dir, mtime)
-    return df.drop(columns=[c for c in ("thumbnail",) if c in df.columns])
+    """dataset.parquet without thumbnails (ids, split, labels, noise flags, coordinates), read without
+    decoding them (a 60k-image dataset: 0.06 s instead of 0.3–0.9 s)."""
+    return RunReader(run_dir).dataset(thumbnails=False)
 
 
 def dataset_light_of(run: RunReader) -> pd.DataFrame:

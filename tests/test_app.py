@@ -816,3 +816,21 @@ def test_docl_core_names_load_on_first_use():
     with pytest.raises(AttributeError):
         docl_core.not_a_name  # noqa: B018
 
+
+def test_dataset_without_thumbnails(exp):
+    run = RunReader(exp / "docl-s0")
+    full, light = run.dataset(), run.dataset(thumbnails=False)
+    assert "thumbnail" in full.columns and "thumbnail" not in light.columns
+    pd.testing.assert_frame_equal(light, full.drop(columns="thumbnail"))
+
+
+def test_row_ranks_match_scipy_oracle():
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(2)
+    M = rng.normal(size=(4, 500)).astype(np.float32)
+    M[1, :7] = np.nan  # NaN ranks lowest
+    R = views.row_ranks(M)
+    for r in range(4):
+        want = rankdata(np.where(np.isnan(M[r]), -np.inf, M[r]), method="ordinal") - 1
+        np.testing.assert_array_equal(R[r], want)
+    pd.testing.assert_frame_equal(views.rank_churn(M, range(4), ranks=R), views.rank_churn(M, range(4)))
