@@ -34,6 +34,15 @@ def heatmap(run_dir: str, stamp: int, column: str, order: str, rank: bool):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+def round_scale(run_dir: str, stamp: int, column: str) -> tuple[np.ndarray, list]:
+    """(R,) median |value| per round, and the rows (rounds) whose values are all zero or NaN."""
+    A = np.abs(common.run_matrix(run_dir, stamp, column))
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(A, axis=1)
+    return typical, [r for r in range(A.shape[0]) if np.nanmax(A[r], initial=0.0) == 0.0]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
 def bands_and_churn(run_dir: str, stamp: int, column: str, rounds: tuple):
     M = common.run_matrix(run_dir, stamp, column)
     return views.quantile_bands(M, rounds), views.rank_churn(M, rounds, ranks=row_ranks(run_dir, stamp, column))
@@ -85,9 +94,8 @@ def body():
     fig.update_xaxes(title=WORD)
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {N:,} samples"
                       + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
-    flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
-    with np.errstate(all="ignore"):
-        typical = np.nanmedian(np.abs(M), axis=1)  # (R,) median |a_i| per round
+    typical, zero = round_scale(str(run.dir), stamp, value)
+    flat = [ids[r] for r in zero]  # rounds logged as all zero
     ok_rows = np.flatnonzero(np.isfinite(typical) & (typical > 0))
     spread = ""
     if len(ok_rows) > 1:
