@@ -9,7 +9,10 @@ the page in a fresh headless-Chromium context (cold browser cache, executable /u
 and waits until the first plotly chart is drawn; requests to any host but the local server are
 counted. It also times the cold first script run (main.py + the Compare page) with
 streamlit.testing.v1.AppTest in a fresh process, in wall-clock and process-CPU seconds, and
-says whether torch was imported by then.
+says whether torch was imported by then. Beside them runs a floor: a bare Streamlit app that
+draws one plotly chart, measured the same way; and the seconds Chromium's page thread was busy
+before the first chart (DevTools Performance metrics: parsing Streamlit's and plotly's scripts,
+rendering), which the dashboard's Python cannot shorten.
 
 Pages (default): writes (once; reused when DIR already holds it) an experiment of N samples ×
 R rounds × 5 curricula with tests/synthetic_runs.py — invented numbers, test scaffolding only —
@@ -128,7 +131,7 @@ def first_chart(tree: Path, browser) -> dict:
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
                             cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    out = {"up": None, "chart": None, "outside": []}
+    out = {"up": None, "chart": None, "renderer": None, "outside": []}
     try:
         while time.perf_counter() - t0 < 120:
             if proc.poll() is not None:
@@ -142,6 +145,8 @@ def first_chart(tree: Path, browser) -> dict:
         out["up"] = time.perf_counter() - t0
         context = browser.new_context(viewport={"width": 1400, "height": 1000})  # empty cache: a first visit
         page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
         page.on("request", lambda r: out["outside"].append(r.url)
                 if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
                 and urlparse(r.url).hostname not in ("127.0.0.1", "localhost") else None)
@@ -149,6 +154,8 @@ def first_chart(tree: Path, browser) -> dict:
         page.goto(url, wait_until="domcontentloaded")
         page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=180_000)
         out["chart"] = time.perf_counter() - t1
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        out["renderer"] = metrics.get("TaskDuration")  # s the page's main thread was busy (parse, script, layout)
         context.close()
     finally:
         proc.terminate()
@@ -185,6 +192,22 @@ def cold_script_worker(tree: Path) -> None:
     print(json.dumps({"wall": wall, "cpu": cpu, "torch": "torch" in sys.modules}))
 
 
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("floor")
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 2, 1])))
+"""
+
+
+def floor_tree(into: Path) -> Path:
+    """A bare Streamlit app drawing one plotly chart: what Streamlit and the browser cost on this machine
+    now, whatever the dashboard does (the lowest first-chart time any page could reach)."""
+    (into / "floor" / "app").mkdir(parents=True, exist_ok=True)
+    (into / "floor" / "app" / "main.py").write_text(FLOOR_APP)
+    return into / "floor"
+
+
 def first_load(trees: dict[str, Path], trials: int) -> None:
     browser_error = None
     try:
@@ -194,7 +217,7 @@ def first_load(trees: dict[str, Path], trials: int) -> None:
     except ImportError:
         browser_error = "playwright is not installed (pip install playwright)"
     names = list(trees)
-    res = {n: {"up": [], "chart": [], "total": [], "outside": set(), "wall": [], "cpu": [], "torch": set()}
+    res = {n: {"up": [], "chart": [], "total": [], "renderer": [], "outside": set(), "wall": [], "cpu": [], "torch": set()}
            for n in names}
     for name, tree in trees.items():  # untimed: byte-compile each tree, fill the OS file cache
         cold_script(tree)
@@ -216,6 +239,7 @@ def first_load(trees: dict[str, Path], trials: int) -> None:
                     r["up"].append(t["up"])
                     r["chart"].append(t["chart"])
                     r["total"].append(t["up"] + t["chart"])
+                    r["renderer"].append(t["renderer"])
                     r["outside"].update(t["outside"])
                 c = cold_script(trees[name])
                 r["wall"].append(c["wall"])
@@ -241,10 +265,11 @@ def first_load(trees: dict[str, Path], trials: int) -> None:
     print()
     print(f"{'':<34}" + "".join(f"{n:>{w}}" for n in names))
     rows = [("server start → health (s)", "up"), ("health → first chart drawn (s)", "chart"),
-            ("server start → first chart (s)", "total"), ("cold first script, wall (s)", "wall"),
+            ("server start → first chart (s)", "total"), ("  browser main thread busy (s)", "renderer"),
+            ("cold first script, wall (s)", "wall"),
             ("cold first script, CPU (s)", "cpu")]
     for label, key in rows:
-        if key in ("up", "chart", "total") and browser is None:
+        if key in ("up", "chart", "total", "renderer") and browser is None:
             continue
         print(f"{label:<34}" + "".join(f"{spread(res[n][key]):>{w}}" for n in names))
     print(f"{'torch imported by the first page':<34}" + "".join(
@@ -437,6 +462,7 @@ def main(argv=None) -> int:
             trees[f"{a.against} (before)"] = export_tree(a.against, Path(tmp))
         trees["this tree" + (" (after)" if a.against else "")] = REPO
         if a.first_load:
+            trees["floor (bare app)"] = floor_tree(Path(tmp))
             first_load(trees, a.trials)
         else:
             pages_bench(trees, a)
