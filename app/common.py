@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
 
 from docl_core import views  # noqa: E402
 from docl_core.config import config_differences  # noqa: E402
-from docl_core.curricula import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402
+from docl_core.names import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402 (torch-free)
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
@@ -155,9 +155,9 @@ def dataset_of(run: RunReader) -> pd.DataFrame:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def dataset_light(run_dir: str, mtime: int) -> pd.DataFrame:
-    """dataset.parquet without thumbnails (ids, split, labels, noise flags, coordinates)."""
-    df = run_dataset(run_dir, mtime)
-    return df.drop(columns=[c for c in ("thumbnail",) if c in df.columns])
+    """dataset.parquet without thumbnails (ids, split, labels, noise flags, coordinates), read without
+    decoding them (a 60k-image dataset: 0.06 s instead of 0.3–0.9 s)."""
+    return RunReader(run_dir).dataset(thumbnails=False)
 
 
 def dataset_light_of(run: RunReader) -> pd.DataFrame:
@@ -180,13 +180,25 @@ def matrix(run: RunReader, column: str) -> np.ndarray:
     return run_matrix(str(run.dir), run_stamp(run.dir), column)
 
 
+WARM_UP_DELAY_S = 5.0  # seconds after the first page is drawn: the browser draws its charts first
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up_torch_func() -> bool:
-    """Run a tiny example once per server in a background thread: torch.func's first vmap/jvp call
-    pays a one-time set-up of a few seconds, which the How-it-works page would otherwise show."""
+    """Once per server, in a background thread started after the first page has run: import torch
+    and run a tiny example, so that torch.func's one-time set-up (a few seconds) is paid before
+    anyone opens How it works. No page before it waits for torch (none of them imports it); the
+    thread waits WARM_UP_DELAY_S and runs at a lower CPU priority, so the first charts are drawn
+    on an idle CPU even on a small shared machine."""
     import threading
+    import time
 
     def work():
+        time.sleep(WARM_UP_DELAY_S)
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only (Linux)
+        except (AttributeError, OSError):
+            pass
         try:
             views.tiny_example(n=6, hidden=4, steps=0)
         except Exception:  # only a warm-up: the page reports real errors itself

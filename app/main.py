@@ -7,13 +7,16 @@ box that says what is wrong, never a traceback.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for `app` and `docl_core`
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the repo root, for `app` and `docl_core`
 
 import streamlit as st  # noqa: E402
 
 from app import common  # noqa: E402
 
-st.set_page_config(page_title="docl — curriculum dynamics", page_icon=":material/school:", layout="wide")
+# the favicon is a local file: a :material/…: icon would be fetched from fonts.gstatic.com (fails offline)
+st.set_page_config(page_title="docl — curriculum dynamics", page_icon=str(ROOT / "assets" / "favicon.png"),
+                   layout="wide")
 
 PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
@@ -29,12 +32,14 @@ PAGES = [
 page = st.navigation(PAGES)
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
 
-common.warm_up_torch_func()
 ctx = None
 with common.error_box():
     ctx = common.sidebar()
 st.session_state["_ctx_obj"] = ctx
 
-with common.error_box():
-    if ctx is not None or page.title in ("New run", "How it works"):
-        page.run()
+try:
+    with common.error_box():
+        if ctx is not None or page.title in ("New run", "How it works"):
+            page.run()
+finally:  # after the page, also when it stops early: torch is imported only once the first page is drawn
+    common.warm_up_torch_func()

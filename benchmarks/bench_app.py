@@ -1,14 +1,29 @@
-"""Dashboard page-render times on a large SYNTHETIC experiment (issue 4's goal: < 2 s per page after
-the first load, < 1.5 GB memory).
+"""Dashboard timings: the first chart a new user waits for, and every page on a large experiment.
 
-    python benchmarks/bench_app.py [--out DIR] [--n 60000] [--rounds 50] [--trials 5] [--pages embedding,datamap]
+    python benchmarks/bench_app.py --first-load [--against main] [--trials 5]
+    python benchmarks/bench_app.py [--against main] [--out DIR] [--n 60000] [--rounds 50] [--trials 5] [--pages scores]
 
-Writes (once; reused when DIR already holds it) an experiment of N samples × R rounds × 5
-curricula with tests/synthetic_runs.py — invented numbers, test scaffolding only — then opens
-every page with streamlit.testing.v1.AppTest: the first load (cold caches, reads from disk) is
-timed once, then the page is rerun `trials` times and the median is reported. A few widget
-changes that read new data (another round, another sample) are timed as well. Peak RSS is
-that of this process (the generator runs in a child process and is not counted).
+--first-load: what `streamlit run app/main.py` on the bundled demo (assets/demo) costs before the
+first chart shows. Each trial starts a fresh server, waits for its health endpoint, then opens
+the page in a fresh headless-Chromium context (cold browser cache, executable /usr/bin/chromium)
+and waits until the first plotly chart is drawn; requests to any host but the local server are
+counted. It also times the cold first script run (main.py + the Compare page) with
+streamlit.testing.v1.AppTest in a fresh process, in wall-clock and process-CPU seconds, and
+says whether torch was imported by then. Beside them runs a floor: a bare Streamlit app that
+draws one plotly chart, measured the same way; and the seconds Chromium's page thread was busy
+before the first chart (DevTools Performance metrics: parsing Streamlit's and plotly's scripts,
+rendering), which the dashboard's Python cannot shorten.
+
+Pages (default): writes (once; reused when DIR already holds it) an experiment of N samples ×
+R rounds × 5 curricula with tests/synthetic_runs.py — invented numbers, test scaffolding only —
+then opens every page with AppTest in one process: the first load (cold caches, reads from disk)
+is timed once, then the page is rerun `trials` times and the median is reported, and a few
+widget changes that read new data. Peak RSS is that of the timing process.
+
+--against REF runs the same measurements on the git revision REF (exported with `git archive`
+into a temporary folder), interleaved with this working tree trial by trial, and prints both
+side by side. On a shared machine absolute seconds swing with other jobs' load: read the
+interleaved medians side by side, and the CPU-time columns.
 """
 from __future__ import annotations
 
@@ -17,24 +32,263 @@ import json
 import os
 import platform
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from docl_core.envinfo import cpu_model  # noqa: E402
-
+CHROMIUM = "/usr/bin/chromium"
 PAGES = ["compare", "scores", "subsets", "kernel", "sample", "datamap", "embedding", "new_run", "how_it_works"]
-GOAL_S, GOAL_GB = 2.0, 1.5
+GOAL_S, GOAL_GB = 2.0, 1.5          # per page (first load and rerun), peak memory
+FIRST_CHART_GOAL_S = 3.0            # server start → first chart visible
+
+
+# ----------------------------------------------------------------------------- context
+
+
+def hardware() -> str:
+    sys.path.insert(0, str(REPO))  # the parent process only: workers import their own tree's code
+    from docl_core.envinfo import cpu_model
+    cpu = cpu_model()
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        mem = float("nan")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{cpu}; {os.cpu_count()} logical CPUs (affinity {len(os.sched_getaffinity(0))}); "
+            f"{mem:.1f} GB RAM; load average {load} at the start; {platform.platform()}")
+
+
+def versions() -> str:
+    from importlib.metadata import version
+    names = ["streamlit", "pandas", "pyarrow", "numpy", "plotly", "torch", "playwright"]
+    got = []
+    for n in names:
+        try:
+            got.append(f"{n} {version(n)}")
+        except Exception:
+            got.append(f"{n} (not installed)")
+    return f"python {platform.python_version()}, " + ", ".join(got)
+
+
+def chromium_version() -> str:
+    try:
+        return subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "no chromium"
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """`git archive REF` unpacked into `into` (the demo comes with it: it is tracked)."""
+    into.mkdir(parents=True, exist_ok=True)
+    tar = into / "tree.tar"
+    with open(tar, "wb") as f:
+        subprocess.run(["git", "-C", str(REPO), "archive", ref], stdout=f, check=True)
+    with tarfile.open(tar) as t:
+        t.extractall(into / "tree", filter="data")
+    tar.unlink()
+    return into / "tree"
+
+
+def med(xs) -> float:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def spread(xs) -> str:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "n/a"
+    return f"{statistics.median(xs):.2f} ({min(xs):.2f}–{max(xs):.2f})"
+
+
+# ----------------------------------------------------------------------------- first load
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_chart(tree: Path, browser) -> dict:
+    """One trial: a fresh server on the demo, a fresh browser context; seconds to health and to the first chart."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DOCL_RUNS"}  # the product's default: the demo
+    env["PYTHONPATH"] = str(tree)
+    log = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    out = {"up": None, "chart": None, "renderer": None, "outside": []}
+    try:
+        while time.perf_counter() - t0 < 120:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"streamlit exited early in {tree}:\n{log.read().decode()[-2000:]}")
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        out["up"] = time.perf_counter() - t0
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})  # empty cache: a first visit
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+        page.on("request", lambda r: out["outside"].append(r.url)
+                if urlparse(r.url).scheme in ("http", "https", "ws", "wss")
+                and urlparse(r.url).hostname not in ("127.0.0.1", "localhost") else None)
+        t1 = time.perf_counter()
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=180_000)
+        out["chart"] = time.perf_counter() - t1
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        out["renderer"] = metrics.get("TaskDuration")  # s the page's main thread was busy (parse, script, layout)
+        context.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+    return out
+
+
+def cold_script(tree: Path) -> dict:
+    """The first script run (main.py + Compare) in a fresh process: {wall, cpu, torch}."""
+    env = {k: v for k, v in os.environ.items() if k != "DOCL_RUNS"}
+    env["PYTHONPATH"] = str(tree)
+    p = subprocess.run([sys.executable, __file__, "--cold-script-worker", str(tree)], cwd=tree, env=env,
+                       capture_output=True, text=True, timeout=600)
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"the cold-script worker failed in {tree}:\n{p.stdout[-1500:]}\n{p.stderr[-1500:]}")
+
+
+def cold_script_worker(tree: Path) -> None:
+    sys.path.insert(0, str(tree))
+    from streamlit.testing.v1 import AppTest
+    c0, t0 = time.process_time(), time.perf_counter()
+    at = AppTest.from_file(str(tree / "app" / "main.py"), default_timeout=600)
+    at.run()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    if at.exception or at.error:
+        raise SystemExit(f"page failed: {[e.value for e in at.exception] + [e.value for e in at.error]}")
+    print(json.dumps({"wall": wall, "cpu": cpu, "torch": "torch" in sys.modules}))
+
+
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("floor")
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1, 2], y=[0, 2, 1])))
+"""
+
+
+def floor_tree(into: Path) -> Path:
+    """A bare Streamlit app drawing one plotly chart: what Streamlit and the browser cost on this machine
+    now, whatever the dashboard does (the lowest first-chart time any page could reach)."""
+    (into / "floor" / "app").mkdir(parents=True, exist_ok=True)
+    (into / "floor" / "app" / "main.py").write_text(FLOOR_APP)
+    return into / "floor"
+
+
+def first_load(trees: dict[str, Path], trials: int) -> None:
+    browser_error = None
+    try:
+        from playwright.sync_api import sync_playwright
+        if not Path(CHROMIUM).exists():
+            browser_error = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    except ImportError:
+        browser_error = "playwright is not installed (pip install playwright)"
+    names = list(trees)
+    res = {n: {"up": [], "chart": [], "total": [], "renderer": [], "outside": set(), "wall": [], "cpu": [], "torch": set()}
+           for n in names}
+    for name, tree in trees.items():  # untimed: byte-compile each tree, fill the OS file cache
+        cold_script(tree)
+    pw = browser = None
+    if browser_error is None:
+        pw = sync_playwright().start()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+    try:
+        if browser is not None:  # untimed warm-up of the browser itself
+            first_chart(trees[names[-1]], browser)
+        for trial in range(trials):
+            order = names if trial % 2 == 0 else names[::-1]  # interleaved, the order alternating
+            for name in order:
+                r = res[name]
+                if browser is not None:
+                    t = first_chart(trees[name], browser)
+                    r["up"].append(t["up"])
+                    r["chart"].append(t["chart"])
+                    r["total"].append(t["up"] + t["chart"])
+                    r["renderer"].append(t["renderer"])
+                    r["outside"].update(t["outside"])
+                c = cold_script(trees[name])
+                r["wall"].append(c["wall"])
+                r["cpu"].append(c["cpu"])
+                r["torch"].add(c["torch"])
+                print(f"  trial {trial + 1}/{trials} {name}: "
+                      + (f"server up {t['up']:.2f} s, first chart {t['chart']:.2f} s later; " if browser else "")
+                      + f"cold first script {c['wall']:.2f} s (CPU {c['cpu']:.2f} s)", flush=True)
+    finally:
+        if browser is not None:
+            browser.close()
+            pw.stop()
+
+    print()
+    print("docl dashboard: first chart of the bundled demo (assets/demo)")
+    print(f"hardware : {hardware()}")
+    print(f"versions : {versions()}; {chromium_version()}")
+    print(f"method   : {trials} interleaved trials per tree, medians (min–max); a fresh `streamlit run app/main.py` "
+          "and a fresh headless-Chromium context per trial; cold script = AppTest's first run in a fresh process")
+    if browser_error:
+        print(f"browser  : skipped: {browser_error}")
+    w = 30
+    print()
+    print(f"{'':<34}" + "".join(f"{n:>{w}}" for n in names))
+    rows = [("server start → health (s)", "up"), ("health → first chart drawn (s)", "chart"),
+            ("server start → first chart (s)", "total"), ("  browser main thread busy (s)", "renderer"),
+            ("cold first script, wall (s)", "wall"),
+            ("cold first script, CPU (s)", "cpu")]
+    for label, key in rows:
+        if key in ("up", "chart", "total", "renderer") and browser is None:
+            continue
+        print(f"{label:<34}" + "".join(f"{spread(res[n][key]):>{w}}" for n in names))
+    print(f"{'torch imported by the first page':<34}" + "".join(
+        f"{'/'.join('yes' if x else 'no' for x in sorted(res[n]['torch'])):>{w}}" for n in names))
+    if browser is not None:
+        print(f"{'requests to other hosts':<34}" + "".join(f"{len(res[n]['outside']):>{w}}" for n in names))
+        for n in names:
+            for u in sorted(res[n]["outside"]):
+                print(f"  {n}: {u}")
+        print(f"\ngoal: server start → first chart < {FIRST_CHART_GOAL_S:g} s; "
+              + ", ".join(f"{n}: {'ok' if med(res[n]['total']) < FIRST_CHART_GOAL_S else 'SLOW'}" for n in names))
+
+
+# ----------------------------------------------------------------------------- pages
 
 
 def generate(out: Path, n: int, rounds: int) -> None:
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "tests"))
     from synthetic_runs import SyntheticSpec, write_experiment
     spec = SyntheticSpec(n=n, rounds=rounds, seeds=(0,), kind="image", num_classes=10, probe=64,
                          full_kernel=False, thumb=28, eval_size=2000, running=False, failed=False,
@@ -44,87 +298,51 @@ def generate(out: Path, n: int, rounds: int) -> None:
     (out / ".bench.json").write_text(json.dumps({"n": n, "rounds": rounds, "seconds": time.perf_counter() - t0}))
 
 
-def hardware() -> str:
-    cpu = cpu_model()
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1e6
-    except (OSError, ValueError, IndexError):
-        mem = float("nan")
-    return (f"{cpu}; {os.cpu_count()} logical CPUs (affinity {len(os.sched_getaffinity(0))}); "
-            f"{mem:.1f} GB RAM; {platform.platform()}")
-
-
-def versions() -> str:
-    import numpy, pandas, plotly, pyarrow, streamlit, torch
-    return (f"python {platform.python_version()}, streamlit {streamlit.__version__}, pandas {pandas.__version__}, "
-            f"pyarrow {pyarrow.__version__}, numpy {numpy.__version__}, plotly {plotly.__version__}, "
-            f"torch {torch.__version__}")
-
-
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
+def timed(fn) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "docl-bench-app"))
-    ap.add_argument("--n", type=int, default=60_000)
-    ap.add_argument("--rounds", type=int, default=50)
-    ap.add_argument("--trials", type=int, default=5)
-    ap.add_argument("--pages", default=",".join(PAGES), help="comma list of pages to time (default: all)")
-    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
-    out = Path(a.out) / f"synthetic-n{a.n}-r{a.rounds}"
-    if a.generate_only:
-        generate(out, a.n, a.rounds)
-        return 0
-    meta = out / ".bench.json"
-    if meta.exists() and not any(out.glob("*/embedding/round=*.parquet")):
-        print(f"{out} predates embedding maps: generating it again", flush=True)
-        import shutil
-        shutil.rmtree(out)
-    if not meta.exists():
-        print(f"generating {a.n:,} samples × {a.rounds} rounds × 5 curricula into {out} (once) …", flush=True)
-        subprocess.run([sys.executable, __file__, "--generate-only", "--out", a.out, "--n", str(a.n),
-                        "--rounds", str(a.rounds)], check=True)
-    gen = json.loads(meta.read_text())
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e9
-
-    os.environ["DOCL_RUNS"] = str(out)
+def pages_worker(tree: Path, data: Path, pages: list[str], trials: int) -> None:
+    """In a fresh process, on `tree`'s code: every page's first load and reruns; prints one JSON line."""
+    sys.path.insert(0, str(tree))
+    os.environ["DOCL_RUNS"] = str(data)
     from streamlit.testing.v1 import AppTest
     t0 = time.perf_counter()
-    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=600)
+    at = AppTest.from_file(str(tree / "app" / "main.py"), default_timeout=600)
     at.run()
     startup = time.perf_counter() - t0
+    # the app warms torch.func up in a background thread once per server; it would charge its few
+    # seconds of CPU (and the GIL) to whichever page runs beside it: let it finish before timing pages
+    import threading
+    t1 = time.perf_counter()
+    for t in threading.enumerate():
+        if t.name == "docl-warm-up":
+            t.join(300)
+    warm_up = time.perf_counter() - t1
 
     def check():
         if at.exception or at.error:
             raise SystemExit(f"page failed: {[e.value for e in at.exception] + [e.value for e in at.error]}")
 
-    pages = [p for p in PAGES if p in a.pages.split(",")]
-    rows = []
+    rows = {}
     for page in pages:
         at.switch_page(f"app_pages/{page}.py")
-        first = timed(at.run)
+        first, first_cpu = timed(at.run)
         check()
-        reruns = [timed(at.run) for _ in range(a.trials)]
+        reruns = [timed(at.run)[0] for _ in range(trials)]
         check()
-        rows.append((page, first, statistics.median(reruns), max(reruns)))
+        rows[page] = {"first": first, "first_cpu": first_cpu, "rerun": statistics.median(reruns), "rerun_max": max(reruns)}
 
     def interact(page, label, action):
         if page not in pages:
             return None
         at.switch_page(f"app_pages/{page}.py")
         at.run()
-        dt = timed(lambda: action().run())
+        dt = timed(lambda: action().run())[0]
         check()
-        return (f"{page}: {label}", dt)
+        return [f"{page}: {label}", dt]
 
     inter = [i for i in [
         interact("embedding", "round slider → 20 (a slice of the cached maps)",
@@ -139,26 +357,115 @@ def main(argv=None) -> int:
         interact("datamap", "colour by → label noise", lambda: at.radio(key="dm_color").set_value("noisy")),
         interact("compare", "against → gradient steps", lambda: at.radio(key="cmp_x").set_value("steps")),
     ] if i is not None]
-    peak = peak_rss_gb()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB on Linux
+    print(json.dumps({"startup": startup, "warm_up": warm_up, "rows": rows, "inter": inter, "peak": peak}))
 
+
+def pages_run(tree: Path, data: Path, pages: list[str], trials: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree))
+    p = subprocess.run([sys.executable, __file__, "--pages-worker", str(tree), "--data", str(data),
+                        "--pages", ",".join(pages), "--trials", str(trials)], cwd=tree, env=env,
+                       capture_output=True, text=True)
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"the pages worker failed on {tree}:\n{p.stdout[-1500:]}\n{p.stderr[-2500:]}")
+
+
+def pages_bench(trees: dict[str, Path], a) -> None:
+    out = Path(a.out) / f"synthetic-n{a.n}-r{a.rounds}"
+    meta = out / ".bench.json"
+    if meta.exists() and not any(out.glob("*/embedding/round=*.parquet")):
+        print(f"{out} predates embedding maps: generating it again", flush=True)
+        shutil.rmtree(out)
+    if not meta.exists():
+        print(f"generating {a.n:,} samples × {a.rounds} rounds × 5 curricula into {out} (once) …", flush=True)
+        subprocess.run([sys.executable, __file__, "--generate-only", "--out", a.out, "--n", str(a.n),
+                        "--rounds", str(a.rounds)], check=True)
+    gen = json.loads(meta.read_text())
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e9
+    pages = [p for p in PAGES if p in a.pages.split(",")]
+    names = list(trees)
+    runs = {n: [] for n in names}
+    for rep in range(a.repeats):  # each repeat: one fresh process per tree, the order alternating
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            runs[name].append(pages_run(trees[name], out, pages, a.trials))
+            print(f"  repeat {rep + 1}/{a.repeats} {name}: " + ", ".join(
+                f"{p} {runs[name][-1]['rows'][p]['first']:.2f} s" for p in pages), flush=True)
+
+    print()
     print("docl dashboard benchmark (SYNTHETIC experiment: invented numbers, timing only)")
     print(f"hardware : {hardware()}")
     print(f"versions : {versions()}")
     print(f"data     : {a.n:,} training samples × {a.rounds} rounds × 5 curricula (1 seed), 28×28 PNG thumbnails, "
           f"64-sample kernel probe; {size:.2f} GB on disk; generated in {gen['seconds']:.0f} s")
-    print(f"method   : AppTest, one session; first load = first render of the page (cold caches); "
-          f"rerun = median of {a.trials} reruns after it")
-    print(f"app start (main + Compare, cold, includes imports): {startup:.2f} s")
+    print(f"method   : AppTest, one fresh process per tree and repeat ({a.repeats} repeat(s), trees interleaved); "
+          f"first load = first render of the page after main + Compare and the app's torch warm-up thread (cold "
+          f"caches), its wall and process-CPU seconds; rerun = median of {a.trials} reruns after it. Medians over repeats.")
+    for name in names:
+        rs = runs[name]
+        print(f"\n[{name}] app start (main + Compare, cold, includes imports): {med([r['startup'] for r in rs]):.2f} s; "
+              f"then waited {med([r['warm_up'] for r in rs]):.2f} s for the torch.func warm-up thread; "
+              f"peak RSS {med([r['peak'] for r in rs]):.2f} GB (goal < {GOAL_GB:g} GB)")
     print()
-    print(f"{'page':<14}{'first load s':>14}{'rerun median s':>16}{'rerun max s':>13}  goal < {GOAL_S:g} s")
-    for page, first, med, mx in rows:
-        print(f"{page:<14}{first:>14.2f}{med:>16.3f}{mx:>13.3f}  {'ok' if med < GOAL_S else 'SLOW'}")
+    w = 34  # one column pair per tree: first load wall (CPU) and rerun median
+    print(f"{'':<14}" + "".join(f"{n:>{w}}" for n in names))
+    print(f"{'page':<14}" + "".join(f"{'first load s (CPU s)':>22}{'rerun s':>12}" for _ in names)
+          + f"  goal < {GOAL_S:g} s")
+    for page in pages:
+        cells = ""
+        for n in names:
+            rows = [r["rows"][page] for r in runs[n]]
+            first, cpu = med([x["first"] for x in rows]), med([x["first_cpu"] for x in rows])
+            cells += f"{f'{first:.2f} ({cpu:.2f})':>22}{med([x['rerun'] for x in rows]):>12.3f}"
+        last = [r["rows"][page] for r in runs[names[-1]]]
+        ok = lambda key: "ok" if med([x[key] for x in last]) < GOAL_S else "SLOW"  # noqa: E731
+        print(f"{page:<14}{cells}  rerun {ok('rerun')}, first {ok('first')}")
     print()
-    print(f"{'interaction':<56}{'seconds':>10}")
-    for label, dt in inter:
-        print(f"{label:<56}{dt:>10.2f}  {'ok' if dt < GOAL_S else 'SLOW'}")
-    print()
-    print(f"peak RSS of this process: {peak:.2f} GB  (goal < {GOAL_GB:g} GB: {'ok' if peak < GOAL_GB else 'OVER'})")
+    print(f"{'interaction':<56}" + "".join(f"{n + ' s':>{w}}" for n in names))
+    labels = [i[0] for i in runs[names[-1]][0]["inter"]]
+    for k, label in enumerate(labels):
+        print(f"{label:<56}" + "".join(f"{med([r['inter'][k][1] for r in runs[n]]):>{w}.2f}" for n in names))
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--first-load", action="store_true", help="time server start → first chart on the demo")
+    ap.add_argument("--against", metavar="REF", help="also measure git revision REF, interleaved (e.g. main)")
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "docl-bench-app"))
+    ap.add_argument("--n", type=int, default=60_000)
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--trials", type=int, default=5, help="first load: trials per tree; pages: reruns per page")
+    ap.add_argument("--repeats", type=int, default=1, help="pages: fresh processes per tree (first loads)")
+    ap.add_argument("--pages", default=",".join(PAGES), help="comma list of pages to time (default: all)")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--pages-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--cold-script-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.generate_only:
+        generate(Path(a.out) / f"synthetic-n{a.n}-r{a.rounds}", a.n, a.rounds)
+        return 0
+    if a.cold_script_worker:
+        cold_script_worker(Path(a.cold_script_worker))
+        return 0
+    if a.pages_worker:
+        pages_worker(Path(a.pages_worker), Path(a.data), a.pages.split(","), a.trials)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="docl-bench-ref-") as tmp:
+        trees = {}
+        if a.against:
+            print(f"exporting {a.against} into {tmp} …", flush=True)
+            trees[f"{a.against} (before)"] = export_tree(a.against, Path(tmp))
+        trees["this tree" + (" (after)" if a.against else "")] = REPO
+        if a.first_load:
+            trees["floor (bare app)"] = floor_tree(Path(tmp))
+            first_load(trees, a.trials)
+        else:
+            pages_bench(trees, a)
     return 0
 
 

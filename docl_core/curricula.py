@@ -34,21 +34,10 @@ from typing import Optional
 import torch
 
 from . import selection as sel
+from .names import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: F401 (re-exported; no torch there)
 from .recipe import sampling_probability
 
-CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 DIVERSITIES = ("facility", "centrality", "none")
-
-# One colour and one display name per curriculum, used by every figure in the app.
-CURRICULUM_COLORS = {
-    "sgd": "#2b2b2b",        # near-black: the paper's baseline, every sample every epoch
-    "random": "#8c8c8c",     # grey: the baseline
-    "spl": "#e8862a",        # orange: easy first
-    "mcl": "#7b3f9e",        # purple: hard and diverse
-    "docl-nr": "#74b3e0",    # light blue: DoCL without the random pool
-    "docl": "#1450b4",       # strong blue: DoCL
-}
-CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
 
 
 @dataclass

@@ -21,7 +21,6 @@ from typing import Optional
 
 import numpy as np
 import pandas as pd
-import torch
 
 COMPONENTS = 8  # principal components stored per sample and round: x, y, then pc2 … pc7 for t-SNE and the projector
 
@@ -43,6 +42,7 @@ class PCABasis:
     @classmethod
     def fit(cls, features: torch.Tensor, fit_round: int, k: int = COMPONENTS) -> "PCABasis":
         """Top-k principal directions of (N, D) features (eigenvectors of the D × D covariance, float64)."""
+        import torch  # here, not at the top: the dashboard reads maps through this module without torch
         F = features.detach().double()
         mu = F.mean(0)  # (D,)
         Fc = F - mu
@@ -61,6 +61,7 @@ class PCABasis:
 
     def project(self, features: torch.Tensor) -> tuple[np.ndarray, float]:
         """(N, K) float32 coordinates, and the share of these features' own variance on the first two axes."""
+        import torch
         F = features.detach().double()
         mu = torch.as_tensor(self.mean, dtype=F.dtype, device=F.device)
         W = torch.as_tensor(self.components, dtype=F.dtype, device=F.device)  # (K, D)

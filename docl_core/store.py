@@ -340,12 +340,19 @@ class RunReader:
         except Exception as e:  # zip/npz corruption comes in many exception types
             raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): {REDO}") from None
 
-    def dataset(self) -> pd.DataFrame:
-        """sample_id, label, split, noisy, ... (thumbnail bytes for images, x0/x1 for 2-D data)."""
+    def dataset(self, thumbnails: bool = True) -> pd.DataFrame:
+        """sample_id, label, split, noisy, ... (thumbnail bytes for images, x0/x1 for 2-D data).
+        thumbnails=False leaves the thumbnail column undecoded: most of the file, rarely needed."""
         path = self.dir / "dataset.parquet"
         if not path.exists():
             return pd.DataFrame(columns=["sample_id", "label", "split"])
-        return _read_parquet(path)
+        if thumbnails:
+            return _read_parquet(path)
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError):
+            names = None  # _read_parquet says what is wrong with the file
+        return _read_parquet(path, None if names is None else [c for c in names if c != "thumbnail"])
 
     def _check_round(self, t: int) -> None:
         if not 0 <= t <= self.last_complete_round:

@@ -246,12 +246,14 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return r
 
 
-def _row_ranks(M: np.ndarray) -> np.ndarray:
-    """Ranks 0..N−1 within each row of (R, N) (NaN counts as lowest; ties get distinct ranks)."""
+def row_ranks(M: np.ndarray) -> np.ndarray:
+    """(R, N) float64 ranks 0..N−1 within each row of (R, N) (NaN counts as lowest; ties get distinct ranks)."""
     V = np.where(np.isnan(M), -np.inf, M)
     order = np.argsort(V, axis=1)  # (R, N); introsort: 5× faster than stable here, ties are rare
     ranks = np.empty(M.shape, dtype=np.float64)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(M.shape[1], dtype=np.float64), M.shape), axis=1)
+    steps = np.arange(M.shape[1], dtype=np.float64)
+    for r in range(M.shape[0]):  # a scatter per row: several times faster than np.put_along_axis
+        ranks[r, order[r]] = steps
     return ranks
 
 
@@ -264,18 +266,19 @@ def _spearman_rows(RA: np.ndarray, RB: np.ndarray) -> np.ndarray:
     return 1.0 - 6.0 * d2 / (n * (n * n - 1.0))
 
 
-def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1) -> pd.DataFrame:
+def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1,
+               ranks: Optional[np.ndarray] = None) -> pd.DataFrame:
     """How much the ranking changes between consecutive rounds.
 
     spearman: rank correlation of round t−1 and round t values (1 = same order);
     top_overlap: Jaccard overlap of the top `top_frac` samples in both rounds.
-    One argsort per round, vectorised over rounds.
+    One argsort per round, vectorised over rounds; `ranks` = row_ranks(M) when the caller has them.
     """
     R, N = M.shape
     if R < 2 or N == 0:
         return pd.DataFrame(columns=["round", "spearman", "top_overlap"])
     k = max(1, int(round(top_frac * N)))
-    ranks = _row_ranks(M)  # (R, N)
+    ranks = row_ranks(M) if ranks is None else ranks  # (R, N)
     top = ranks >= N - k  # (R, N) the k highest in each round
     inter = (top[1:] & top[:-1]).sum(axis=1)
     return pd.DataFrame({"round": list(rounds)[1:], "spearman": _spearman_rows(ranks[:-1], ranks[1:]),
@@ -289,7 +292,7 @@ def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> 
     full = both.all(axis=1)
     spear = np.full(len(rounds), np.nan)
     if full.any():
-        spear[full] = _spearman_rows(_row_ranks(A[full]), _row_ranks(B[full]))
+        spear[full] = _spearman_rows(row_ranks(A[full]), row_ranks(B[full]))
     for r, t in enumerate(rounds):
         ok = both[r]
         if ok.sum() < 3:
@@ -597,10 +600,10 @@ def with_samples_seen(rounds: pd.DataFrame, num_train: Optional[dict] = None) ->
 
 def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t-interval of paired differences d (n ≥ 2)."""
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit  # Student's t quantile; scipy.stats takes seconds to import
     n = len(d)
     mean = float(np.mean(d))
-    half = float(student_t.ppf(0.5 + level / 2, n - 1) * np.std(d, ddof=1) / np.sqrt(n))
+    half = float(stdtrit(n - 1, 0.5 + level / 2) * np.std(d, ddof=1) / np.sqrt(n))
     return mean, mean - half, mean + half
 
 

@@ -1050,3 +1050,70 @@ def test_time_chart_shows_medians_spread_and_logging(exp, monkeypatch):
     text = " ".join(m.value for m in at.markdown)
     assert "wall-clock" in text and "shared with other jobs" in text and "cannot show CPU time" in text
     assert "median" in fig["layout"]["yaxis"]["title"]["text"]
+
+
+# ----------------------------------------------------------------------------- issue 17.14: the first load
+
+
+_NO_TORCH_WALK = r"""
+import json, sys
+repo, root, pages = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+sys.path.insert(0, repo)
+import os
+os.environ["DOCL_RUNS"] = root
+import docl_core
+bare = "torch" in sys.modules
+from app import common
+common.WARM_UP_DELAY_S = 3600.0  # the warm-up thread is started as in the product, and waits
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file(repo + "/app/main.py", default_timeout=120)
+at.run()
+seen = {}
+for page in pages:
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    assert not at.exception and not at.error, (page, [e.value for e in at.exception] + [e.value for e in at.error])
+    seen[page] = "torch" in sys.modules
+print(json.dumps({"bare": bare, "pages": seen, "warm_up": [t.name for t in __import__("threading").enumerate()]}))
+"""
+
+
+def test_dashboard_pages_do_not_import_torch(exp):
+    """torch takes seconds to import on a small machine: no page but How it works needs it, so the
+    first chart must not wait for it (the warm-up thread imports it once the first page is drawn)."""
+    import subprocess
+    pages = [p for p in PAGES if p != "how_it_works"] + ["embedding"]
+    p = subprocess.run([sys.executable, "-c", _NO_TORCH_WALK, str(REPO), str(exp), ",".join(pages)],
+                       capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    assert got["bare"] is False, "`import docl_core` imports torch"
+    assert not any(got["pages"].values()), f"pages that import torch: {got['pages']}"
+    assert "docl-warm-up" in got["warm_up"], "the torch.func warm-up thread was not started after the first page"
+
+
+def test_docl_core_names_load_on_first_use():
+    import docl_core
+    from docl_core import Trainer, docl_scores  # noqa: F401  (the package's public names still import)
+    assert set(docl_core.__all__) <= set(dir(docl_core))
+    with pytest.raises(AttributeError):
+        docl_core.not_a_name  # noqa: B018
+
+
+def test_dataset_without_thumbnails(exp):
+    run = RunReader(exp / "docl-s0")
+    full, light = run.dataset(), run.dataset(thumbnails=False)
+    assert "thumbnail" in full.columns and "thumbnail" not in light.columns
+    pd.testing.assert_frame_equal(light, full.drop(columns="thumbnail"))
+
+
+def test_row_ranks_match_scipy_oracle():
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(2)
+    M = rng.normal(size=(4, 500)).astype(np.float32)
+    M[1, :7] = np.nan  # NaN ranks lowest
+    R = views.row_ranks(M)
+    for r in range(4):
+        want = rankdata(np.where(np.isnan(M[r]), -np.inf, M[r]), method="ordinal") - 1
+        np.testing.assert_array_equal(R[r], want)
+    pd.testing.assert_frame_equal(views.rank_churn(M, range(4), ranks=R), views.rank_churn(M, range(4)))

@@ -32,3 +32,13 @@ def test_own_loop_example_run_twice_names_the_python_arguments(readme_loop_runs)
     assert "already holds a run" in message and "resume=True" in message and "new folder" in message
     assert "--" not in message, f"a CLI flag in a Python message: {message}"
     assert (readme_loop_runs / "run-0" / "run.json").read_bytes() == before
+
+
+def test_readme_says_how_to_show_the_dashboard_on_another_machine():
+    """.streamlit/config.toml serves on localhost only: the README says how to reach it from another
+    machine, and what serving it on the network exposes."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Opening the dashboard on another screen"):text.index("## A first run")]
+    assert "--server.address 0.0.0.0" in section and "ssh -N -L 8501:localhost:8501" in section
+    assert "anyone who can reach port 8501" in section and "start training jobs" in section

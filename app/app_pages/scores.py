@@ -17,19 +17,35 @@ WORD = common.round_word(run)  # "epoch" under the paper protocol
 
 
 # derived views, cached per run commit (heavy for large N: sorting and ranking 50 × 60,000 values)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def row_ranks(run_dir: str, stamp: int, column: str) -> np.ndarray:
+    """(R, N) ranks within each round, computed once for the heatmap and the churn (shared, read-only)."""
+    ranks = views.row_ranks(common.run_matrix(run_dir, stamp, column))
+    ranks.setflags(write=False)
+    return ranks
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def heatmap(run_dir: str, stamp: int, column: str, order: str, rank: bool):
     M = common.run_matrix(run_dir, stamp, column)  # (R, N)
     if rank:
-        M = (np.argsort(np.argsort(np.nan_to_num(M, nan=-np.inf), axis=1), axis=1)
-             / max(M.shape[1] - 1, 1)).astype(np.float32)
+        M = (row_ranks(run_dir, stamp, column) / max(M.shape[1] - 1, 1)).astype(np.float32)
     return views.heatmap_bins(M, order=order, max_rows=400)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def round_scale(run_dir: str, stamp: int, column: str) -> tuple[np.ndarray, list]:
+    """(R,) median |value| per round, and the rows (rounds) whose values are all zero or NaN."""
+    A = np.abs(common.run_matrix(run_dir, stamp, column))
+    with np.errstate(all="ignore"):
+        typical = np.nanmedian(A, axis=1)
+    return typical, [r for r in range(A.shape[0]) if np.nanmax(A[r], initial=0.0) == 0.0]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def bands_and_churn(run_dir: str, stamp: int, column: str, rounds: tuple):
     M = common.run_matrix(run_dir, stamp, column)
-    return views.quantile_bands(M, rounds), views.rank_churn(M, rounds)
+    return views.quantile_bands(M, rounds), views.rank_churn(M, rounds, ranks=row_ranks(run_dir, stamp, column))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -78,9 +94,8 @@ def body():
     fig.update_xaxes(title=WORD)
     fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {common.plural(N, 'sample')}"
                       + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
-    flat = [t for t, row in zip(ids, M) if np.nanmax(np.abs(row), initial=0.0) == 0.0]  # rounds logged as all zero
-    with np.errstate(all="ignore"):
-        typical = np.nanmedian(np.abs(M), axis=1)  # (R,) median |a_i| per round
+    typical, zero = round_scale(str(run.dir), stamp, value)
+    flat = [ids[r] for r in zero]  # rounds logged as all zero
     ok_rows = np.flatnonzero(np.isfinite(typical) & (typical > 0))
     spread = ""
     if len(ok_rows) > 1:
@@ -98,12 +113,12 @@ def body():
                        + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
                           "score is exactly 0 (the run logged no movement there)." if flat else "")),
                  key="sc_heat")
-    common.takeaway(_takeaway(M, ids))
+    bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
+    common.takeaway(_takeaway(churn))
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
 
     st.subheader(f"Distribution per {WORD}")
-    bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     fig = go.Figure()
     color = common.curriculum_color(run.curriculum)
     for lo, hi, op in (("q05", "q95", 0.15), ("q25", "q75", 0.3)):
@@ -249,9 +264,9 @@ def _fidelity() -> None:
     common.download(fid, f"{run.dir.name}-byproduct-fidelity", key="dl_fid")
 
 
-def _takeaway(M: np.ndarray, ids: list) -> str:
-    """Computed: how stable the top of the ranking is across the run (the frontier moves, or not)."""
-    churn = views.rank_churn(M, ids)
+def _takeaway(churn: pd.DataFrame) -> str:
+    """Computed from views.rank_churn: how stable the top of the ranking is across the run (the frontier
+    moves, or not)."""
     if not len(churn):
         return f"One {WORD} so far: the ranking's evolution shows once more {WORD}s commit."
     rho = churn["spearman"].to_numpy()

@@ -1,0 +1,18 @@
+"""The curricula's names, display labels and colours, shared by the engine, the figures and the app.
+
+Kept apart from curricula.py (which needs torch) so that the dashboard can name and colour runs
+without importing torch.
+"""
+
+CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
+
+# One colour and one display name per curriculum, used by every figure in the app.
+CURRICULUM_COLORS = {
+    "sgd": "#2b2b2b",        # near-black: the paper's baseline, every sample every epoch
+    "random": "#8c8c8c",     # grey: the baseline
+    "spl": "#e8862a",        # orange: easy first
+    "mcl": "#7b3f9e",        # purple: hard and diverse
+    "docl-nr": "#74b3e0",    # light blue: DoCL without the random pool
+    "docl": "#1450b4",       # strong blue: DoCL
+}
+CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
