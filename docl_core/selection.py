@@ -377,11 +377,25 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
     return _indices(picked, w.device)
 
 
-def _partial_shuffle(pool: list, r: int, u: list) -> None:
-    """Move a uniform len(u)-subset of pool[:r] to pool[:len(u)] in place: a partial Fisher–Yates
-    shuffle driven by the uniforms u in [0, 1). O(len(u))."""
-    for i, ui in enumerate(u):
-        p = i + min(int(ui * (r - i)), r - i - 1)                        # uniform in [i, r)
+def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
+    """Partial Fisher–Yates targets for consecutive steps, from s uniforms per step. (steps·s,) → steps lists of s ints
+
+    Step t shuffles the r = n − t samples not yet picked: its i-th swap partner is
+    p = i + ⌊u·(r − i)⌋, uniform in [i, r). Partners depend on u, r and i only, never on the pool's
+    contents, so all steps' partners are computed in one vectorised pass.
+    """
+    steps = u.numel() // s
+    u = u.reshape(steps, s)                                              # (steps, s)
+    i = torch.arange(s, dtype=torch.float64, device=u.device)            # (s,)
+    span = (n - torch.arange(steps, dtype=torch.float64, device=u.device))[:, None] - i   # (steps, s): r − i
+    p = torch.minimum((u * span).floor(), span - 1) + i                  # (steps, s), exact integers
+    return p.to(torch.int64).tolist()
+
+
+def _partial_shuffle(pool: list, targets: list) -> None:
+    """Move a uniform len(targets)-subset of the unpicked head of pool to pool[:len(targets)], in
+    place: swap i with targets[i] (`_swap_targets`). O(len(targets))."""
+    for i, p in enumerate(targets):
         pool[i], pool[p] = pool[p], pool[i]
 
 
@@ -410,24 +424,25 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     wk = wk.tolist()
     s = max(1, math.ceil(n / k * math.log(1.0 / epsilon)))              # candidates per step
     sampling_steps = min(k, max(0, n - s))                               # steps with s < remaining
-    u = torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
-                   device=generator.device).tolist()
+    targets = _swap_targets(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
+                                       device=generator.device).cpu(), n, s)
     remaining = list(range(n))                                           # samples not picked, any order
     bound = [math.inf] * n                                               # ≥ each sample's current value
     cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) similarity units
+    gain = sim.gain
     picked = []
     for step in range(k):
         r = n - step
         if s < r:
-            _partial_shuffle(remaining, r, u[step * s:(step + 1) * s])  # candidates: remaining[:s]
+            _partial_shuffle(remaining, targets[step])                   # candidates: remaining[:s]
         cand = remaining[:min(s, r)]
         best, best_pos = -math.inf, -1
         bounds = [bound[j] for j in cand]
         for pos in sorted(range(len(cand)), key=bounds.__getitem__, reverse=True):  # stable: ties in sampled order
-            j = cand[pos]
-            if bound[j] < best:                                          # this and every later bound
+            if bounds[pos] < best:                                       # this and every later bound
                 break
-            v = bound[j] = wk[j] + c * sim.gain(j, cover)
+            j = cand[pos]
+            v = bound[j] = wk[j] + c * gain(j, cover)
             if v > best or (v == best and pos < best_pos):
                 best, best_pos = v, pos
         j = remaining[best_pos]

@@ -312,8 +312,12 @@ def test_candidate_sampling_is_partial_fisher_yates_on_the_uniforms():
     """The candidates follow from the uniforms exactly; entries past r stay put."""
     r, s = 50, 7
     pool = list(range(100, 100 + r)) + [-1, -2]
-    u = torch.rand(s, generator=torch.Generator().manual_seed(9), dtype=torch.float64).tolist()
-    sel._partial_shuffle(pool, r, u)
+    u = torch.rand(3 * s, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    targets = sel._swap_targets(u, r, s)                                  # steps with r, r − 1, r − 2 left
+    for step, uu in enumerate(u.reshape(3, s).tolist()):
+        assert targets[step] == [i + int(ui * (r - step - i)) for i, ui in enumerate(uu)]
+    u = u[:s].tolist()
+    sel._partial_shuffle(pool, targets[0])
     expect = list(range(100, 100 + r))
     for i, ui in enumerate(u):
         p = i + int(ui * (r - i))
@@ -332,7 +336,9 @@ def naive_stochastic_greedy(w, x, k, lam, generator, epsilon):
     for step in range(k):
         r = n - step
         if s < r:
-            sel._partial_shuffle(remaining, r, u[step * s:(step + 1) * s])
+            for i, ui in enumerate(u[step * s:(step + 1) * s]):          # partial Fisher–Yates
+                p = i + int(ui * (r - i))
+                remaining[i], remaining[p] = remaining[p], remaining[i]
         cand = remaining[:min(s, r)]
         values = [float(wt[j]) / k + lam / n * float((sim[j] - cover).clamp(min=0).sum()) for j in cand]
         pos = values.index(max(values))                                   # first sampled among ties
@@ -369,7 +375,7 @@ def test_candidate_sampling_is_uniform_without_replacement():
     counts = torch.zeros(r)
     pool = list(range(r))
     for _ in range(trials):
-        sel._partial_shuffle(pool, r, torch.rand(s, generator=g, dtype=torch.float64).tolist())
+        sel._partial_shuffle(pool, sel._swap_targets(torch.rand(s, generator=g, dtype=torch.float64), r, s)[0])
         assert len(set(pool[:s])) == s and sorted(pool) == list(range(r))
         counts[pool[:s]] += 1
     assert torch.allclose(counts / trials, torch.full((r,), s / r), atol=0.03)  # each in with p = s/r
