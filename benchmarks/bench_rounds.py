@@ -12,7 +12,9 @@ it times the three facility-location selections of that run's curricula on those
 with this checkout's `docl_core.selection` and with the one at `--baseline` (loaded from git into
 its own module), alternating old/new inside every trial so load drifts hit both alike. Prints
 per-curriculum totals over the 30 rounds (median over trials of wall-clock and process CPU time),
-the ratio old/new, whether both picked the same indices, and the objective J of both. No asserts.
+the ratio old/new, whether both picked the same indices, the largest relative gap between their
+objectives J, and, for the stochastic curricula, the worst round's J against lazy greedy's (exact
+greedy) on the same inputs. No asserts.
 On a shared machine trust the CPU-time column and the ratios, not absolute seconds.
 """
 from __future__ import annotations
@@ -104,6 +106,7 @@ def main() -> None:
     cpu = {(c, v): [0.0] * a.trials for c in names for v in ("old", "new")}
     same = {c: 0 for c in names}
     gap = {c: [] for c in names}
+    vs_lazy = {c: [] for c in names}
     for trial in range(a.trials):
         for r in rounds:
             for c in names:
@@ -120,6 +123,9 @@ def main() -> None:
                     j_old = sel.objective(w.double(), f.double(), picks["old"], lam)
                     j_new = sel.objective(w.double(), f.double(), picks["new"], lam)
                     gap[c].append((j_new - j_old) / j_old)
+                    if method == "stochastic":                           # quality against exact greedy
+                        j_lazy = sel.objective(w.double(), f.double(), sel.lazy_greedy(w, f, k, lam), lam)
+                        vs_lazy[c].append((j_new - j_lazy) / j_lazy)
     med = {key: (statistics.median(wall[key]), statistics.median(cpu[key])) for key in wall}
     v = versions()
     n = rounds[0]["features"].shape[0]
@@ -128,12 +134,13 @@ def main() -> None:
     print(f"{a.dataset}: one DoCL-NR run's {len(rounds)} rounds (N = {n}, k {rounds[0]['k']} → {rounds[-1]['k']}); "
           f"baseline {a.baseline}; {a.trials} trials, old/new alternating; median seconds summed over the rounds")
     print(f"{'curriculum':10s} {'old wall':>9s} {'new wall':>9s} {'old cpu':>9s} {'new cpu':>9s} "
-          f"{'old/new cpu':>12s} {'same picks':>11s} {'J gap new-old':>14s}")
+          f"{'old/new cpu':>12s} {'same picks':>11s} {'J gap new-old':>14s} {'J vs lazy, worst':>17s}")
     for c in names:
         (ow, oc), (nw, nc) = med[c, "old"], med[c, "new"]
         worst = max(gap[c], key=abs)                                      # J relative gap, largest |.|
         print(f"{c:10s} {ow:9.2f} {nw:9.2f} {oc:9.2f} {nc:9.2f} {oc / nc:12.2f} "
-              f"{same[c]:>6d}/{len(rounds):<4d} {worst:+14.2e}")
+              f"{same[c]:>6d}/{len(rounds):<4d} {worst:+14.2e} "
+              + (f"{min(vs_lazy[c]):+17.2e}" if vs_lazy[c] else f"{'(is lazy)':>17s}"))
 
 
 if __name__ == "__main__":

@@ -225,12 +225,35 @@ class _Similarity:
                        else None)                                        # (n, n) or None
         self._buf = np.empty(self.n, dtype=np.float64 if x.dtype == torch.float64 else np.float32)
         self._zero = self._buf.dtype.type(0)                             # no cast per call
+        self._cache: dict = {}                                           # chunked: recent rows, j → (n,)
 
     def row(self, j: int) -> np.ndarray:
         """s_j· = max(0, cos(x_j, x_·)) clipped at 1. (n,), a read-only view when precomputed."""
         if self.matrix is not None:
             return self.matrix[j]
-        return similarity(_cos(self.x[j:j + 1], self.x))[0].cpu().numpy()
+        if j not in self._cache:
+            self.prefetch([j])
+        return self._cache[j]
+
+    def prefetch(self, js: list) -> None:
+        """Chunked route: compute the rows of `js` not cached yet in one product and keep them.
+
+        Rows do not depend on the cover, so a row stays valid for the whole call; the cache keeps
+        at most max(2, CHUNK_ELEMENTS // n) rows (oldest dropped first), so memory stays bounded.
+        One (m, D) × (D, n) product costs far less than m single-row ones. No-op when precomputed.
+        """
+        if self.matrix is not None:
+            return
+        cap = max(2, CHUNK_ELEMENTS // self.n)
+        new = [j for j in dict.fromkeys(js) if j not in self._cache][:cap]
+        if not new:
+            return
+        idx = torch.tensor(new, dtype=torch.int64, device=self.x.device)
+        block = similarity(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()   # (m, n)
+        for j, r in zip(new, block):
+            self._cache[j] = r
+        while len(self._cache) > cap:
+            del self._cache[next(iter(self._cache))]
 
     def gain(self, j: int, cover: np.ndarray) -> float:
         """Σ_i max(0, s_ji − cover_i) ∈ [0, n] for one sample j; O(n) read (or O(nD) chunked)."""
@@ -370,6 +393,8 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
             if fresh[j] == step:
                 heapq.heappop(heap)
                 break
+            if sim.matrix is None and j not in sim._cache:               # the next few re-evaluations
+                sim.prefetch([j] + [e[1] for e in heap[1:7] if fresh[e[1]] != step])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
         picked.append(j)
@@ -438,7 +463,10 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
         cand = remaining[:min(s, r)]
         best, best_pos = -math.inf, -1
         bounds = [bound[j] for j in cand]
-        for pos in sorted(range(len(cand)), key=bounds.__getitem__, reverse=True):  # stable: ties in sampled order
+        order = sorted(range(len(cand)), key=bounds.__getitem__, reverse=True)  # stable: ties in sampled order
+        if sim.matrix is None:                                           # never-evaluated ones (bound ∞) come
+            sim.prefetch([cand[p] for p in order if bounds[p] == math.inf] + [cand[p] for p in order[:4]])  # first
+        for pos in order:
             if bounds[pos] < best:                                       # this and every later bound
                 break
             j = cand[pos]
