@@ -251,7 +251,7 @@ class _Similarity:
         idx = torch.tensor(new, dtype=torch.int64, device=self.x.device)
         block = similarity(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()   # (m, n)
         for j, r in zip(new, block):
-            self._cache[j] = r
+            self._cache[j] = r.copy()                                    # a dropped row frees its memory
         while len(self._cache) > cap:
             del self._cache[next(iter(self._cache))]
 
