@@ -23,18 +23,22 @@ also sums to at most 1 over the k steps.
 
 Two routes, chosen by size (`facility_route`): when the n×n similarity fits
 `memory_budget_bytes` (default `MEMORY_BUDGET_BYTES` = 1 GiB, in the normalised features' dtype,
-float32 or float64) it is formed once and a gain is a sum over gathered rows; otherwise nothing of
-size n² exists and candidate similarities are computed in blocks of at most `CHUNK_ELEMENTS`, so
-n = 50,000 runs in bounded memory. Both routes feed the same values to the same reduction, so every
-maximiser returns the same indices on either route. The generator passed in is the only
+float32 or float64) it is formed once and a gain reads one row of it; otherwise nothing of size n²
+exists and a candidate's row is computed when needed (blocks of at most `CHUNK_ELEMENTS` when all
+are), so n = 50,000 runs in bounded memory. Both routes feed the same values to the same
+reduction, so every maximiser returns the same indices on either route. The greedy loops take one
+sample per step and run on the host in numpy (`_Similarity`), one row per gain: at n of a few
+thousand a step costs microseconds, and torch's per-op overhead would be most of it. The generator passed in is the only
 randomness; all functions return int64 indices, distinct, in [0, n), on the device of their inputs.
 """
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 from typing import Optional
 
+import numpy as np
 import torch
 
 CHUNK_ELEMENTS = 1 << 18        # similarity entries computed at once: 256k floats = 1 MiB, cache-sized
@@ -197,55 +201,79 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     return s
 
 
-class _Similarity:
-    """The one place the two routes differ: where rows of s come from.
+_add_reduce = np.add.reduce     # pairwise summation along a contiguous row: same bits alone or in a block
 
-    precomputed: s (n, n) formed once (n² entries, O(n² D)); a block is a gather from it.
-    chunked:     nothing of size n² exists; a block is a (rows, cols) product of features, O(rows·cols·D).
-    Both hand the gain loop the same values, min(cos, 1) − cover once clamped at 0 (cover ≥ 0
-    makes the clamp of cos at 0 redundant), so both routes pick the same samples.
+
+class _Similarity:
+    """Rows of s on the host, and the gains the greedy loops read from them: the one place the two
+    routes differ is where a row comes from.
+
+    precomputed: s (n, n) formed once by `similarity_matrix` (O(n² D)); a row is a view of it.
+    chunked:     nothing of size n² exists; a row is computed when asked, O(nD), and `gains_all`
+                 computes blocks of ≤ CHUNK_ELEMENTS entries.
+    A gain is Σ_i max(0, s_ci − cover_i), one row at a time, in numpy: the greedy loops take one
+    sample per step, so per-call overhead (≈1 µs in numpy, 3–5 µs per torch op on CPU) is what a
+    step costs at n of a few thousand. numpy sums a contiguous row pairwise in an order fixed by its
+    length alone, so a gain has the same bits whether its row is summed alone or in a block, on
+    either route (tests): lazy and plain greedy agree bit for bit, and so do the two routes.
     """
 
     def __init__(self, x: torch.Tensor, memory_budget_bytes: int):
         self.x, self.n = x, x.shape[0]
         self.route = facility_route(self.n, x.dtype, memory_budget_bytes)
-        self.matrix = similarity_matrix(x) if self.route == "precomputed" else None   # (n, n) or None
+        self.matrix = (similarity_matrix(x).cpu().numpy() if self.route == "precomputed"
+                       else None)                                        # (n, n) or None
+        self._buf = np.empty(self.n, dtype=np.float64 if x.dtype == torch.float64 else np.float32)
+        self._zero = self._buf.dtype.type(0)                             # no cast per call
+        self._cache: dict = {}                                           # chunked: recent rows, j → (n,)
 
-    def add_to_cover(self, cover: torch.Tensor, j: int) -> torch.Tensor:
-        """cover after adding sample j: max(cover, s_·j), O(n) gathered or O(nD) computed. (n,)"""
-        row = self.matrix[j] if self.matrix is not None else _cos(self.x[j:j + 1], self.x)[0].clamp_(max=1.0)
-        return torch.maximum(cover, row)
+    def row(self, j: int) -> np.ndarray:
+        """s_j· = max(0, cos(x_j, x_·)) clipped at 1. (n,), a read-only view when precomputed."""
+        if self.matrix is not None:
+            return self.matrix[j]
+        if j not in self._cache:
+            self.prefetch([j])
+        return self._cache[j]
 
-    def gains(self, cand: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
-        """Σ_i max(0, s_ci − cover_i) per candidate, in blocks of ≤ CHUNK_ELEMENTS. (c,) → (c,) in [0, n]
+    def prefetch(self, js: list) -> None:
+        """Chunked route: compute the rows of `js` not cached yet in one product and keep them.
 
-        Precomputed: O(c·n) reads of gathered rows. Chunked: O(c·n·D) flops (`coverage_gains`).
-        Same blocks, same values, same reduction order.
+        Rows do not depend on the cover, so a row stays valid for the whole call; the cache keeps
+        at most max(2, CHUNK_ELEMENTS // n) rows (oldest dropped first), so memory stays bounded.
+        One (m, D) × (D, n) product costs far less than m single-row ones. No-op when precomputed.
         """
-        if self.matrix is None:
-            return coverage_gains(self.x.index_select(0, cand), self.x, cover)
-        gains = self.x.new_zeros(cand.shape[0])                         # (c,)
-        rb, cb = _blocks(cand.shape[0], self.n)
-        for r0 in range(0, cand.shape[0], rb):
-            rows = cand[r0:r0 + rb]
-            for c0 in range(0, self.n, cb):                             # gather a cache-sized block
-                d = self.matrix[:, c0:c0 + cb].index_select(0, rows).sub_(cover[c0:c0 + cb])   # (rb, cb)
-                gains[r0:r0 + rb] += d.clamp_(min=0.0).sum(1)
-        return gains
+        if self.matrix is not None:
+            return
+        cap = max(2, CHUNK_ELEMENTS // self.n)
+        new = [j for j in dict.fromkeys(js) if j not in self._cache][:cap]
+        if not new:
+            return
+        idx = torch.tensor(new, dtype=torch.int64, device=self.x.device)
+        block = similarity(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()   # (m, n)
+        for j, r in zip(new, block):
+            self._cache[j] = r.copy()                                    # a dropped row frees its memory
+        while len(self._cache) > cap:
+            del self._cache[next(iter(self._cache))]
 
+    def gain(self, j: int, cover: np.ndarray) -> float:
+        """Σ_i max(0, s_ji − cover_i) ∈ [0, n] for one sample j; O(n) read (or O(nD) chunked)."""
+        d = np.subtract(self.row(j), cover, out=self._buf)
+        return float(_add_reduce(np.maximum(d, self._zero, out=d)))
 
-def coverage_gains(xc: torch.Tensor, xv: torch.Tensor, cover: torch.Tensor) -> torch.Tensor:
-    """Σ_i max(0, s_ci − cover_i) per candidate on the chunked route, never forming (c, n).
+    def gains_all(self, cover: np.ndarray) -> np.ndarray:
+        """Every sample's gain, the same values as `gain` row by row. (n,) in [0, n], O(n²)."""
+        out = np.empty(self.n, dtype=self._buf.dtype)
+        rb = max(1, CHUNK_ELEMENTS // self.n)
+        for r0 in range(0, self.n, rb):
+            blk = (self.matrix[r0:r0 + rb] if self.matrix is not None
+                   else similarity(_cos(self.x[r0:r0 + rb], self.x)).cpu().numpy())   # (rb, n)
+            d = blk - cover
+            out[r0:r0 + rb] = _add_reduce(np.maximum(d, self._zero, out=d), axis=1)
+        return out
 
-    xc (c, D) and xv (n, D) normalised, cover (n,) = max_{j∈S} s_ij ≥ 0 → (c,) in [0, n].
-    """
-    gains = xv.new_zeros(xc.shape[0])
-    rb, cb = _blocks(xc.shape[0], xv.shape[0])
-    for r0 in range(0, xc.shape[0], rb):
-        for c0 in range(0, xv.shape[0], cb):
-            d = _cos(xc[r0:r0 + rb], xv[c0:c0 + cb]).clamp_(max=1.0).sub_(cover[c0:c0 + cb])  # (rb, cb)
-            gains[r0:r0 + rb] += d.clamp_(min=0.0).sum(1)
-    return gains
+    def add_to_cover(self, cover: np.ndarray, j: int) -> None:
+        """cover ← max(cover, s_j·) in place. (n,)"""
+        np.maximum(cover, self.row(j), out=cover)
 
 
 def coverage(xv: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
@@ -281,7 +309,7 @@ def objective(weights: Optional[torch.Tensor], features: Optional[torch.Tensor],
 
 
 def _prepare(weights, features, k, lam, memory_budget_bytes=MEMORY_BUDGET_BYTES):
-    """Shared validation; returns (w̃ in the features' dtype and device, x̂, k, λ, n)."""
+    """Shared validation; returns (w̃ (n,) float64 on the features' device, x̂, k, λ, n)."""
     if features is None:
         raise ValueError("facility location needs features of shape (n, D)")
     n = features.shape[0]
@@ -293,13 +321,21 @@ def _prepare(weights, features, k, lam, memory_budget_bytes=MEMORY_BUDGET_BYTES)
     x = normalize_features(check_features(features, n))
     k, lam = check_k(k, n), _check_lam(lam)
     facility_route(n, x.dtype, memory_budget_bytes)                      # validates the budget
-    w = scale_weights(weights, n).to(device=x.device, dtype=x.dtype)
+    w = scale_weights(weights, n).to(device=x.device)
     return w, x, k, lam, n
 
 
-def _argmax_first(gains: torch.Tensor) -> int:
-    """Index of the largest value, the first one among exact ties (torch.argmax's documented rule)."""
-    return int(gains.argmax())
+def _greedy_terms(w: torch.Tensor, k: int, lam: float, n: int) -> tuple[np.ndarray, float]:
+    """The two terms of a step's value, w̃_j/k + (λ/n)·gain_j: (w̃/k as float64 numpy (n,), λ/n).
+
+    Every maximiser computes a value as `wk[j] + c * gain` in float64 (Python floats or numpy
+    arrays, the same IEEE operations), so equal gains give equal values everywhere.
+    """
+    return (w.double() / k).cpu().numpy(), lam / n
+
+
+def _indices(picked: list, device) -> torch.Tensor:
+    return torch.tensor(picked, dtype=torch.int64, device=device)
 
 
 def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
@@ -314,81 +350,93 @@ def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam:
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
-    all_idx = torch.arange(n, device=w.device)
-    cover = w.new_zeros(n)                                               # (n,) max_{j∈S} s_ij
-    taken = torch.zeros(n, dtype=torch.bool, device=w.device)
+    wk, c = _greedy_terms(w, k, lam, n)
+    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) max_{j∈S} s_ij
+    taken = np.zeros(n, dtype=bool)
     picked = []
     for _ in range(k):
-        gains = w / k + (lam / n) * sim.gains(all_idx, cover)            # (n,)
-        gains[taken] = -math.inf
-        j = _argmax_first(gains)
+        values = wk + c * sim.gains_all(cover).astype(np.float64)        # (n,)
+        values[taken] = -math.inf
+        j = int(values.argmax())                                         # first among exact ties
         picked.append(j)
         taken[j] = True
-        cover = sim.add_to_cover(cover, j)
-    return torch.tensor(picked, dtype=torch.int64, device=w.device)
+        sim.add_to_cover(cover, j)
+    return _indices(picked, w.device)
 
 
 def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
-                batch: int = 64, memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
-    """Greedy on J with lazy (Minoux) bound updates, re-evaluating `batch` stale bounds at a time.
+                memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
+    """Greedy on J with lazy (Minoux) bound updates, one sample at a time from a heap.
 
-    Exactly `greedy`'s answer, ties included: a gain is reduced in the same order whatever batch it
-    is evaluated in, rounding is monotone so stale bounds stay upper bounds bit for bit, and a pick
-    waits until every bound tied with the best is fresh, then takes the lowest index. The first
-    step evaluates all n gains (O(n²), or O(n² D) chunked); later steps usually few. Worst case
-    (all gains alike) it is no better than greedy. (n,), (n, D) → (k,) int64 in pick order.
+    Exactly `greedy`'s answer, ties included: gains only shrink as the cover grows and rounding is
+    monotone, so a stale value stays an upper bound bit for bit; the heap orders (−value, index),
+    so the top is picked once its value is fresh, and an exact tie with a lower index would sit
+    above it. The first step evaluates all n gains (O(n²), or O(n² D) chunked); later steps
+    usually a few, each O(n). Worst case (all gains alike) no better than greedy.
+    (n,), (n, D) → (k,) int64 in pick order.
     """
     w, x, k, lam, n = _prepare(weights, features, k, lam, memory_budget_bytes)
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
-    cover = w.new_zeros(n)                                               # (n,) similarity units
-    bound = w / k + (lam / n) * sim.gains(torch.arange(n, device=w.device), cover)   # (n,) exact at step 0
-    fresh = torch.zeros(n, dtype=torch.int64, device=w.device)           # step at which bound was exact
+    wk, c = _greedy_terms(w, k, lam, n)
+    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) similarity units
+    values = wk + c * sim.gains_all(cover).astype(np.float64)            # (n,) exact at step 0
+    heap = [(-v, j) for j, v in enumerate(values.tolist())]
+    heapq.heapify(heap)
+    wk = wk.tolist()
+    fresh = [0] * n                                                      # step at which a value was exact
     picked = []
     for step in range(k):
-        b = min(batch, n - step)
         while True:
-            vals, top = bound.topk(b)                                    # (b,) best bounds, ties unordered
-            best = vals[0]
-            if b < n - step and bool(vals[-1] == best):                  # ties may reach beyond the top b
-                tied = (bound == best).nonzero().flatten()
-            else:
-                tied = top[vals == best]
-            stale_tied = tied[fresh[tied] != step]
-            if stale_tied.numel() == 0:                                  # every tied bound exact, all others below
-                j = int(tied.min())
+            j = heap[0][1]
+            if fresh[j] == step:
+                heapq.heappop(heap)
                 break
-            stale = top[fresh[top] != step] if tied.numel() <= b else stale_tied[:b]
-            bound[stale] = w[stale] / k + (lam / n) * sim.gains(stale, cover)
-            fresh[stale] = step
+            if sim.matrix is None and j not in sim._cache:               # the next few re-evaluations
+                sim.prefetch([j] + [e[1] for e in heap[1:7] if fresh[e[1]] != step])
+            heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
+            fresh[j] = step
         picked.append(j)
-        bound[j] = -math.inf
-        cover = sim.add_to_cover(cover, j)
-    return torch.tensor(picked, dtype=torch.int64, device=w.device)
+        sim.add_to_cover(cover, j)
+    return _indices(picked, w.device)
 
 
-def _sample_without_replacement(pool: list, r: int, s: int, generator: torch.Generator) -> None:
-    """Move a uniform s-subset of pool[:r] to pool[:s] in place: a partial Fisher–Yates shuffle.
+def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
+    """Partial Fisher–Yates targets for consecutive steps, from s uniforms per step. (steps·s,) → steps lists of s ints
 
-    Draws s uniforms from the generator (not a permutation of r): O(s) work and random numbers.
+    Step t shuffles the r = n − t samples not yet picked: its i-th swap partner is
+    p = i + ⌊u·(r − i)⌋, uniform in [i, r). Partners depend on u, r and i only, never on the pool's
+    contents, so all steps' partners are computed in one vectorised pass.
     """
-    u = torch.rand(s, generator=generator, dtype=torch.float64, device=generator.device).tolist()
-    for i, ui in enumerate(u):
-        p = i + min(int(ui * (r - i)), r - i - 1)                        # uniform in [i, r)
+    steps = u.numel() // s
+    u = u.reshape(steps, s)                                              # (steps, s)
+    i = torch.arange(s, dtype=torch.float64, device=u.device)            # (s,)
+    span = (n - torch.arange(steps, dtype=torch.float64, device=u.device))[:, None] - i   # (steps, s): r − i
+    p = torch.minimum((u * span).floor(), span - 1) + i                  # (steps, s), exact integers
+    return p.to(torch.int64).tolist()
+
+
+def _partial_shuffle(pool: list, targets: list) -> None:
+    """Move a uniform len(targets)-subset of the unpicked head of pool to pool[:len(targets)], in
+    place: swap i with targets[i] (`_swap_targets`). O(len(targets))."""
+    for i, p in enumerate(targets):
         pool[i], pool[p] = pool[p], pool[i]
 
 
 def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
                       generator: torch.Generator, epsilon: float = 0.01,
                       memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
-    """"Lazier than lazy greedy" (Mirzasoleiman et al., 2015) on J.
+    """"Lazier than lazy greedy" (Mirzasoleiman et al., 2015) on J, with lazy evaluation inside
+    each step.
 
     Each of the k steps samples s = ⌈(n/k)·ln(1/ε)⌉ candidates uniformly, without replacement,
     from the samples not yet picked (all of them when fewer remain) and adds the one with the
-    largest gain (first sampled among ties): (1 − 1/e − ε) in expectation. In total
-    O(n ln(1/ε)) random numbers and gain evaluations, each O(n) reads precomputed or O(nD)
-    chunked, so O(n² ln(1/ε)) (·D); plus O(n² D) once to form s on the precomputed route.
+    largest value (first sampled among ties): (1 − 1/e − ε) in expectation. A candidate's last
+    value is an upper bound on its current one, so candidates are evaluated in decreasing order of
+    that bound and the step stops at the first bound below the best fresh value: the pick is the
+    one plain evaluation of all s would make, at a few evaluations instead of s.
+    The uniforms for all steps are drawn at once (s per step that samples, O(n ln(1/ε)) in all).
     (n,), (n, D) → (k,) int64 in pick order; same answer on both routes for the same generator.
     """
     if not 0 < epsilon < 1:
@@ -397,23 +445,40 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
+    wk, c = _greedy_terms(w, k, lam, n)
+    wk = wk.tolist()
     s = max(1, math.ceil(n / k * math.log(1.0 / epsilon)))              # candidates per step
+    sampling_steps = min(k, max(0, n - s))                               # steps with s < remaining
+    targets = _swap_targets(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
+                                       device=generator.device).cpu(), n, s)
     remaining = list(range(n))                                           # samples not picked, any order
-    cover = w.new_zeros(n)                                               # (n,) similarity units
+    bound = [math.inf] * n                                               # ≥ each sample's current value
+    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) similarity units
+    gain = sim.gain
     picked = []
     for step in range(k):
         r = n - step
         if s < r:
-            _sample_without_replacement(remaining, r, s, generator)       # candidates: remaining[:s]
-        c = min(s, r)
-        cand = torch.tensor(remaining[:c], dtype=torch.int64, device=w.device)   # (c,)
-        best = _argmax_first(w[cand] / k + (lam / n) * sim.gains(cand, cover))
-        j = remaining[best]
+            _partial_shuffle(remaining, targets[step])                   # candidates: remaining[:s]
+        cand = remaining[:min(s, r)]
+        best, best_pos = -math.inf, -1
+        bounds = [bound[j] for j in cand]
+        order = sorted(range(len(cand)), key=bounds.__getitem__, reverse=True)  # stable: ties in sampled order
+        if sim.matrix is None:                                           # never-evaluated ones (bound ∞) come
+            sim.prefetch([cand[p] for p in order if bounds[p] == math.inf] + [cand[p] for p in order[:4]])  # first
+        for pos in order:
+            if bounds[pos] < best:                                       # this and every later bound
+                break
+            j = cand[pos]
+            v = bound[j] = wk[j] + c * gain(j, cover)
+            if v > best or (v == best and pos < best_pos):
+                best, best_pos = v, pos
+        j = remaining[best_pos]
         picked.append(j)
-        remaining[best] = remaining[r - 1]                               # swap-remove in O(1)
+        remaining[best_pos] = remaining[r - 1]                           # swap-remove in O(1)
         remaining.pop()
-        cover = sim.add_to_cover(cover, j)
-    return torch.tensor(picked, dtype=torch.int64, device=w.device)
+        sim.add_to_cover(cover, j)
+    return _indices(picked, w.device)
 
 
 def maximize_facility(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
@@ -429,7 +494,7 @@ def maximize_facility(weights: Optional[torch.Tensor], features: torch.Tensor, k
             raise ValueError("stochastic greedy needs a seeded torch.Generator")
         return stochastic_greedy(weights, features, k, lam, generator, epsilon, memory_budget_bytes)
     if method == "lazy":
-        return lazy_greedy(weights, features, k, lam, memory_budget_bytes=memory_budget_bytes)
+        return lazy_greedy(weights, features, k, lam, memory_budget_bytes)
     if method == "greedy":
         return greedy(weights, features, k, lam, memory_budget_bytes)
     raise ValueError(f"unknown greedy method {method!r}: choose one of {', '.join(METHODS)}")

@@ -80,9 +80,8 @@ def test_greedy_on_facility_location_alone(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_lazy_greedy_equals_greedy(seed):
     w, x = problem(200 + seed, 40, D=4)
-    for batch in (1, 7, 64):
-        lazy = sel.lazy_greedy(w, x, 6, 2.0, batch=batch)
-        assert lazy.tolist() == sel.greedy(w, x, 6, 2.0).tolist()
+    for k in (1, 6, 40):
+        assert sel.lazy_greedy(w, x, k, 2.0).tolist() == sel.greedy(w, x, k, 2.0).tolist()
 
 
 def test_stochastic_greedy_averages_close_to_greedy():
@@ -121,7 +120,9 @@ def test_chunked_values_equal_naive_n_by_n(monkeypatch):
     monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 12)
     monkeypatch.setattr(sel, "COL_BLOCK", 5)
     assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
-    assert torch.allclose(sel.coverage_gains(xh, xh, cover), expect, rtol=1e-12, atol=1e-12)
+    for budget in (0, 1 << 30):                                          # chunked, precomputed
+        got = torch.from_numpy(sel._Similarity(xh, budget).gains_all(cover.numpy()))
+        assert torch.allclose(got, expect, rtol=1e-12, atol=1e-12)
     assert math.isclose(sel.objective(w, x, S, 1.5), naive_objective(w, x, S.tolist(), 1.5), rel_tol=1e-12)
 
 
@@ -223,12 +224,18 @@ def test_gains_on_each_route_equal_the_explicit_matrix(route, monkeypatch):
     sim = sel._Similarity(xh, ROUTES[route])
     assert sim.route == route
     cover = sel.coverage(xh, xh[torch.tensor([2, 11, 30])])
-    cand = torch.tensor([39, 0, 5, 11, 17])
-    assert torch.allclose(sim.gains(cand, cover), naive_gains(x, cover)[cand], rtol=1e-12, atol=1e-12)
-    new = sim.add_to_cover(cover, 7)
-    assert torch.allclose(new, torch.maximum(cover, naive_similarity(x)[:, 7]), rtol=0, atol=1e-15)
+    expect = naive_gains(x, cover)
+    cover = cover.numpy().copy()
+    all_gains = sim.gains_all(cover)
+    for j in (39, 0, 5, 11, 17):
+        assert math.isclose(sim.gain(j, cover), float(expect[j]), rel_tol=1e-12, abs_tol=1e-12)
+        assert sim.gain(j, cover) == all_gains[j]                         # same bits alone or in a block
+    assert torch.allclose(torch.from_numpy(all_gains), expect, rtol=1e-12, atol=1e-12)
+    before = torch.from_numpy(cover.copy())
+    sim.add_to_cover(cover, 7)
+    assert torch.allclose(torch.from_numpy(cover), torch.maximum(before, naive_similarity(x)[:, 7]), rtol=0, atol=1e-15)
     if route == "precomputed":
-        assert torch.allclose(sim.matrix, naive_similarity(x), rtol=0, atol=1e-15)
+        assert torch.allclose(torch.from_numpy(sim.matrix), naive_similarity(x), rtol=0, atol=1e-15)
 
 
 def test_lazy_equals_greedy_under_exact_ties_on_both_routes():
@@ -241,8 +248,7 @@ def test_lazy_equals_greedy_under_exact_ties_on_both_routes():
     ref = sel.greedy(w, x, 10, 1.0, memory_budget_bytes=0)
     for budget in ROUTES.values():
         assert sel.greedy(w, x, 10, 1.0, memory_budget_bytes=budget).tolist() == ref.tolist()
-        for batch in (1, 3, 64):
-            assert sel.lazy_greedy(w, x, 10, 1.0, batch=batch, memory_budget_bytes=budget).tolist() == ref.tolist()
+        assert sel.lazy_greedy(w, x, 10, 1.0, memory_budget_bytes=budget).tolist() == ref.tolist()
     assert all(int(i) < 12 for i in ref)                                  # first copies win the ties
 
 
@@ -302,21 +308,65 @@ def test_lambda_keeps_its_meaning(route):
 # ----------------------------------------------------------------------------- stochastic sampling (issue 13.10)
 
 
-def test_candidate_sampling_is_partial_fisher_yates_on_the_generators_uniforms():
-    """s uniforms drawn (not a permutation of r); the candidates follow from them exactly."""
+def test_candidate_sampling_is_partial_fisher_yates_on_the_uniforms():
+    """The candidates follow from the uniforms exactly; entries past r stay put."""
     r, s = 50, 7
-    pool = list(range(100, 100 + r)) + [-1, -2]                           # entries past r stay put
-    sel._sample_without_replacement(pool, r, s, torch.Generator().manual_seed(9))
-    u = torch.rand(s, generator=torch.Generator().manual_seed(9), dtype=torch.float64).tolist()
+    pool = list(range(100, 100 + r)) + [-1, -2]
+    u = torch.rand(3 * s, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    targets = sel._swap_targets(u, r, s)                                  # steps with r, r − 1, r − 2 left
+    for step, uu in enumerate(u.reshape(3, s).tolist()):
+        assert targets[step] == [i + int(ui * (r - step - i)) for i, ui in enumerate(uu)]
+    u = u[:s].tolist()
+    sel._partial_shuffle(pool, targets[0])
     expect = list(range(100, 100 + r))
     for i, ui in enumerate(u):
         p = i + int(ui * (r - i))
         expect[i], expect[p] = expect[p], expect[i]
     assert pool[:r] == expect and pool[r:] == [-1, -2]
-    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    sel._sample_without_replacement(list(range(r)), r, s, g1)
-    torch.rand(s, generator=g2, dtype=torch.float64)
-    assert torch.equal(g1.get_state(), g2.get_state())                    # exactly s numbers consumed
+
+
+def naive_stochastic_greedy(w, x, k, lam, generator, epsilon):
+    """The obvious slow version: every step evaluates all s candidates from the explicit matrix."""
+    n = x.shape[0]
+    wt = sel.scale_weights(w, n).double()
+    sim = naive_similarity(x).double()
+    s = max(1, math.ceil(n / k * math.log(1 / epsilon)))
+    u = torch.rand(s * min(k, max(0, n - s)), generator=generator, dtype=torch.float64).tolist()
+    remaining, cover, picked = list(range(n)), torch.zeros(n, dtype=torch.float64), []
+    for step in range(k):
+        r = n - step
+        if s < r:
+            for i, ui in enumerate(u[step * s:(step + 1) * s]):          # partial Fisher–Yates
+                p = i + int(ui * (r - i))
+                remaining[i], remaining[p] = remaining[p], remaining[i]
+        cand = remaining[:min(s, r)]
+        values = [float(wt[j]) / k + lam / n * float((sim[j] - cover).clamp(min=0).sum()) for j in cand]
+        pos = values.index(max(values))                                   # first sampled among ties
+        picked.append(remaining[pos])
+        cover = torch.maximum(cover, sim[remaining[pos]])
+        remaining[pos] = remaining[r - 1]
+        remaining.pop()
+    return picked
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stochastic_greedy_equals_evaluating_every_candidate(seed):
+    """Lazy evaluation inside a step (bounds from earlier steps) picks what evaluating all s
+    candidates picks, on fresh random inputs and on both routes; exactly the uniforms it needs
+    are drawn."""
+    g = torch.Generator().manual_seed(500 + seed)
+    n, D = [40, 90, 200][seed % 3], [3, 6, 16][seed % 3]
+    x = torch.randn(n, D, generator=g, dtype=torch.float64).relu() + (0.05 if seed % 2 else 0.0)
+    w = torch.randn(n, generator=g, dtype=torch.float64)
+    k, lam, eps = [4, 30, 150][seed % 3], [0.5, 2.0, 8.0][seed % 3], [0.2, 0.01, 0.05][seed % 3]
+    expect = naive_stochastic_greedy(w, x, k, lam, torch.Generator().manual_seed(seed), eps)
+    for budget in ROUTES.values():
+        gen = torch.Generator().manual_seed(seed)
+        assert sel.stochastic_greedy(w, x, k, lam, gen, eps, memory_budget_bytes=budget).tolist() == expect
+        s = max(1, math.ceil(n / k * math.log(1 / eps)))
+        ref = torch.Generator().manual_seed(seed)
+        torch.rand(s * min(k, max(0, n - s)), generator=ref, dtype=torch.float64)
+        assert torch.equal(gen.get_state(), ref.get_state())
 
 
 def test_candidate_sampling_is_uniform_without_replacement():
@@ -325,7 +375,7 @@ def test_candidate_sampling_is_uniform_without_replacement():
     counts = torch.zeros(r)
     pool = list(range(r))
     for _ in range(trials):
-        sel._sample_without_replacement(pool, r, s, g)
+        sel._partial_shuffle(pool, sel._swap_targets(torch.rand(s, generator=g, dtype=torch.float64), r, s)[0])
         assert len(set(pool[:s])) == s and sorted(pool) == list(range(r))
         counts[pool[:s]] += 1
     assert torch.allclose(counts / trials, torch.full((r,), s / r), atol=0.03)  # each in with p = s/r
