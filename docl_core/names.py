@@ -16,3 +16,7 @@ CURRICULUM_COLORS = {
     "docl": "#1450b4",       # strong blue: DoCL
 }
 CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL", "docl-nr": "DoCL-NR", "docl": "DoCL"}
+
+# The curricula that select by the DoCL score (make_curriculum(name).needs_scores): for the others
+# the per-round score pass is logging for the dashboard, not a cost of the method.
+SELECTS_BY_SCORE = frozenset({"docl-nr", "docl"})

@@ -146,7 +146,7 @@ def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
     that does not select by score (Random, SGD, SPL, MCL) is logging for the dashboard, not a cost of
     the method. Columns: curriculum, phase, seconds (median), q25, q75, rounds, used.
     """
-    from docl_core.curricula import make_curriculum
+    from docl_core.names import CURRICULA, SELECTS_BY_SCORE  # torch-free: the dashboard's first page
     cols = [f"{p}_time_s" for p in TIMING_PHASES if f"{p}_time_s" in rounds]
     out_cols = ["curriculum", "phase", "seconds", "q25", "q75", "rounds", "used"]
     if not cols or not len(rounds):
@@ -157,11 +157,8 @@ def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
                         "rounds": g.size()}).reset_index()
     out["phase"] = out["phase"].str.replace("_time_s", "", regex=False)
 
-    def selects_by_score(name: str) -> bool:
-        try:
-            return make_curriculum(name).needs_scores
-        except Exception:  # a user's own curriculum name: assume its scores are used
-            return True
+    def selects_by_score(name: str) -> bool:  # a user's own curriculum name: assume its scores are used
+        return name in SELECTS_BY_SCORE or name not in CURRICULA
     out["used"] = [ph != "score" or selects_by_score(c) for c, ph in zip(out["curriculum"], out["phase"])]
     return out[out_cols]
 

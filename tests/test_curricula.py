@@ -54,6 +54,8 @@ def test_flags():
     flags = {n: (make_curriculum(n).needs_scores, make_curriculum(n).needs_features) for n in CURRICULA}
     assert flags == {"sgd": (False, False), "random": (False, False), "spl": (False, False), "mcl": (False, True),
                      "docl-nr": (True, True), "docl": (True, True)}
+    from docl_core.names import SELECTS_BY_SCORE  # the dashboard's torch-free copy of needs_scores
+    assert SELECTS_BY_SCORE == {n for n, (scores, _) in flags.items() if scores}
     for n in CURRICULA:
         c = make_curriculum(n, diversity="none")
         assert not c.needs_features and c.name == n
