@@ -226,6 +226,8 @@ class _Similarity:
         self._buf = np.empty(self.n, dtype=np.float64 if x.dtype == torch.float64 else np.float32)
         self._zero = self._buf.dtype.type(0)                             # no cast per call
         self._cache: dict = {}                                           # chunked: recent rows, j → (n,)
+        # chunked: keep as many recent rows as the budget holds (rows are reread by later steps)
+        self._cap = max(2, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * self._buf.itemsize))
 
     def row(self, j: int) -> np.ndarray:
         """s_j· = max(0, cos(x_j, x_·)) clipped at 1. (n,), a read-only view when precomputed."""
@@ -239,12 +241,13 @@ class _Similarity:
         """Chunked route: compute the rows of `js` not cached yet in one product and keep them.
 
         Rows do not depend on the cover, so a row stays valid for the whole call; the cache keeps
-        at most max(2, CHUNK_ELEMENTS // n) rows (oldest dropped first), so memory stays bounded.
+        as many rows as `memory_budget_bytes` holds (at least max(2, CHUNK_ELEMENTS // n); oldest
+        dropped first), so memory stays within the budget the precomputed route would have used.
         One (m, D) × (D, n) product costs far less than m single-row ones. No-op when precomputed.
         """
         if self.matrix is not None:
             return
-        cap = max(2, CHUNK_ELEMENTS // self.n)
+        cap = self._cap
         new = [j for j in dict.fromkeys(js) if j not in self._cache][:cap]
         if not new:
             return
@@ -393,8 +396,8 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
             if fresh[j] == step:
                 heapq.heappop(heap)
                 break
-            if sim.matrix is None and j not in sim._cache:               # the next few re-evaluations
-                sim.prefetch([j] + [e[1] for e in heap[1:7] if fresh[e[1]] != step])
+            if sim.matrix is None and j not in sim._cache:               # the next ≈30 re-evaluations
+                sim.prefetch([j] + [e[1] for e in heap[1:31] if fresh[e[1]] != step])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
         picked.append(j)
