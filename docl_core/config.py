@@ -6,9 +6,9 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
+from .names import CURRICULA  # the one list of curricula (torch-free)
 from .protocol import PaperSchedule
 
-CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 ESTIMATORS = ("exact", "byproduct", "fast", "paper")
 PROTOCOLS = ("steps", "paper")
 LOG_EVERY = ("epoch", "episode")

@@ -717,6 +717,11 @@ def _targets(y: np.ndarray, where: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- splits
 
 
+def holdout_count(n: int, fraction: float) -> int:
+    """How many of n samples a held-out fraction takes: round(fraction · n), at least one when > 0."""
+    return 0 if fraction <= 0 else max(1, int(round(fraction * n)))
+
+
 def stratified_holdout(labels: Optional[np.ndarray], n: int, fraction: float,
                        rng: np.random.Generator) -> np.ndarray:
     """Indices of round(fraction · n) held-out samples (at least one when fraction > 0).
@@ -725,7 +730,7 @@ def stratified_holdout(labels: Optional[np.ndarray], n: int, fraction: float,
     (j + ½)/n_c, and the smallest ranks are held out, so every class gives up close to
     `fraction` of its members and the total is exact. Returns sorted indices.
     """
-    m = 0 if fraction <= 0 else max(1, int(round(fraction * n)))
+    m = holdout_count(n, fraction)
     if m == 0:
         return np.zeros(0, dtype=np.int64)
     if labels is None:
@@ -959,9 +964,8 @@ MIN_EVAL = 2  # samples the validation and test splits need at least: one scores
 def _split_sizes(n: int, val_fraction: float, test_fraction: float, own_test: Optional[int]) -> tuple[int, int, int]:
     """(train, val, test) sizes the splits give n samples (the pool, when the source has its own
     test set of own_test samples): the counts stratified_holdout takes."""
-    held = lambda k, f: 0 if f <= 0 else max(1, int(round(f * k)))  # noqa: E731
-    test = own_test if own_test is not None else held(n, test_fraction)
-    val = held(n - (0 if own_test is not None else test), val_fraction)
+    test = own_test if own_test is not None else holdout_count(n, test_fraction)
+    val = holdout_count(n - (0 if own_test is not None else test), val_fraction)
     return n - (0 if own_test is not None else test) - val, val, test
 
 
