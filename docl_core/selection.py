@@ -21,14 +21,21 @@ modular term by k (constant for a fixed k) keeps J monotone submodular, so greed
 (1 − 1/e) guarantee, and makes a greedy step compare w̃_j/k with λ times a coverage gain that
 also sums to at most 1 over the k steps.
 
-Two routes, chosen by size (`facility_route`): when the n×n similarity fits
-`memory_budget_bytes` (default `MEMORY_BUDGET_BYTES` = 1 GiB, in the normalised features' dtype,
-float32 or float64) it is formed once and a gain reads one row of it; otherwise nothing of size n²
-exists and a candidate's row is computed when needed (blocks of at most `CHUNK_ELEMENTS` when all
-are), so n = 50,000 runs in bounded memory. Both routes feed the same values to the same
-reduction, so every maximiser returns the same indices on either route. The greedy loops take one
-sample per step and run on the host in numpy (`_Similarity`), one row per gain: at n of a few
-thousand a step costs microseconds, and torch's per-op overhead would be most of it. The generator passed in is the only
+Similarities are held as integers, q_ij = round(s_ij · 2^b) with b = 24 for float32 features and
+40 for float64 (`quantize`; 2^-24 is float32's own spacing at 1), so every gain Σ_i max(0, q_ci −
+cover_i) is an exact integer whatever the order of its sum. A gain updated step by step equals the
+one recomputed from scratch, a block of gains equals the gains one at a time, and every maximiser
+computes a value as the same float64 `w̃_j/k + (λ/n)·2^-b·gain_j`: plain, lazy and stochastic greedy
+agree with their references exactly, on either route.
+
+Two routes, chosen by size (`facility_route`): when the n×n integer similarity fits
+`memory_budget_bytes` (default `MEMORY_BUDGET_BYTES` = 1 GiB; 4 bytes an entry for float32 features,
+8 for float64) it is formed once (`similarity_units`) and the greedy loops run compiled over it
+(`greedy_kernels`, numba): exact greedy keeps every gain exact by incremental updates, stochastic
+greedy evaluates its sampled candidates lazily. Otherwise nothing of size n² exists: a candidate's
+row is computed when needed (blocks of at most `CHUNK_ELEMENTS` when all are), the loops run in
+numpy, and n = 50,000 runs in bounded memory. Both routes quantise the same cosines, so every
+maximiser returns the same indices on either route. The generator passed in is the only
 randomness; all functions return int64 indices, distinct, in [0, n), on the device of their inputs.
 """
 from __future__ import annotations
@@ -44,6 +51,8 @@ import torch
 CHUNK_ELEMENTS = 1 << 18        # similarity entries computed at once: 256k floats = 1 MiB, cache-sized
 COL_BLOCK = 4096                # ground-set rows per block
 MEMORY_BUDGET_BYTES = 1 << 30   # precompute the (n, n) similarity when it fits: 1 GiB, n ≤ 16,384 in float32
+UNIT_BITS = {torch.float32: 24, torch.float64: 40}   # similarity units 2^-b by feature dtype (`quantize`)
+_INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 METHODS = ("stochastic", "lazy", "greedy")   # facility-location maximisers (`maximize_facility`)
 
 # ----------------------------------------------------------------------------- checks
@@ -147,7 +156,8 @@ def similarity(cos: torch.Tensor) -> torch.Tensor:
 
 def facility_route(n: int, dtype: torch.dtype = torch.float32,
                    memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> str:
-    """"precomputed" when the (n, n) similarity in `dtype` fits the budget, else "chunked"."""
+    """"precomputed" when the (n, n) integer similarity for `dtype` features (int32 for float32,
+    int64 for float64) fits the budget, else "chunked"."""
     try:
         budget = None if isinstance(memory_budget_bytes, bool) else operator.index(memory_budget_bytes)
     except TypeError:
@@ -201,36 +211,107 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     return s
 
 
-_add_reduce = np.add.reduce     # pairwise summation along a contiguous row: same bits alone or in a block
+def quantize(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Similarities in [0, 1] as integers in units of 2^-b (`UNIT_BITS[dtype]`), round to nearest.
+
+    Scaling by a power of two is exact, so only the bits below 2^-b are rounded away (none for
+    s ≥ 1/2 in float32). → int32 (float32) or int64 (float64), s's shape.
+    """
+    return similarity(s).mul(float(1 << UNIT_BITS[dtype])).round_().to(_INT[dtype])
+
+
+SPARE_BYTES = 256 << 20         # largest similarity buffer kept for the next call (`_take_buffer`)
+_spare: list = []               # at most one buffer, handed to one caller at a time
+
+
+def _take_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
+    """A flat host buffer of ≥ numel entries: the one the last call gave back when it fits (a fresh
+    one page-faults all its memory in: ≈ 8 ms for 46 MB, every round), else a new one."""
+    for i, buf in enumerate(_spare):
+        if buf.dtype == dtype and buf.numel() >= numel:
+            return _spare.pop(i)
+    return torch.empty(numel, dtype=dtype)
+
+
+def _give_back(buf: Optional[torch.Tensor]) -> None:
+    """Keep `buf` for the next `_take_buffer` if it is at most SPARE_BYTES (replacing any older one)."""
+    if buf is not None and buf.numel() * buf.element_size() <= SPARE_BYTES:
+        _spare[:] = [buf]
+
+
+def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> np.ndarray:
+    """The integer similarity q = quantize(max(cos, 0)) of all pairs of normalised rows, symmetric
+    by construction: the lower triangle from row slabs (half the flops), mirrored by tiles.
+    (n, D) → (n, n) numpy, in `buffer` (flat, ≥ n² entries of the integer dtype) when given.
+    """
+    n = x.shape[0]
+    dtype = _INT[x.dtype]
+    q = (buffer if buffer is not None else torch.empty(n * n, dtype=dtype))[:n * n].view(n, n)
+    one = float(1 << UNIT_BITS[x.dtype])
+    rows = max(64, min(256, (4 * CHUNK_ELEMENTS) // max(1, n)))         # slabs of ≤ 4 MiB in float32
+    slab = x.new_empty(rows * n)
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        s = slab[:(r1 - r0) * r1].view(r1 - r0, r1)                      # cosines of rows r0:r1, columns < r1
+        if r1 - r0 == 1:
+            s.copy_(_cos(x[r0:r1], x[:r1]))
+        else:
+            torch.mm(x[r0:r1], x[:r1].T, out=s)
+        s.mul_(one).round_().clamp_(0.0, one)                            # = quantize(s), in place: integral floats
+        q[r0:r1, :r1].copy_(s)                                           # exact conversion
+        q[:r0, r0:r1].copy_(q[r0:r1, :r0].T)                             # mirror the slab left of the diagonal
+        diag = q[r0:r1, r0:r1]
+        diag.copy_(diag.tril() + diag.tril(-1).T)
+    return q.numpy()
+
+
+def _kernels():
+    """The compiled loops, imported on first use (numba's import and cache load stay off paths
+    that never select)."""
+    from . import greedy_kernels
+    return greedy_kernels
 
 
 class _Similarity:
-    """Rows of s on the host, and the gains the greedy loops read from them: the one place the two
-    routes differ is where a row comes from.
+    """Integer rows of the similarity on the host, and the gains read from them: the one place the
+    two routes differ is where a row comes from.
 
-    precomputed: s (n, n) formed once by `similarity_matrix` (O(n² D)); a row is a view of it.
+    precomputed: q (n, n) formed once by `similarity_units` (O(n² D)); a row is a view of it.
     chunked:     nothing of size n² exists; a row is computed when asked, O(nD), and `gains_all`
                  computes blocks of ≤ CHUNK_ELEMENTS entries.
-    A gain is Σ_i max(0, s_ci − cover_i), one row at a time, in numpy: the greedy loops take one
-    sample per step, so per-call overhead (≈1 µs in numpy, 3–5 µs per torch op on CPU) is what a
-    step costs at n of a few thousand. numpy sums a contiguous row pairwise in an order fixed by its
-    length alone, so a gain has the same bits whether its row is summed alone or in a block, on
-    either route (tests): lazy and plain greedy agree bit for bit, and so do the two routes.
+    A gain Σ_i max(0, q_ci − cover_i) is an exact integer (units 2^-bits), the same alone or in a
+    block, on either route (tests).
     """
 
     def __init__(self, x: torch.Tensor, memory_budget_bytes: int):
         self.x, self.n = x, x.shape[0]
+        self.bits = UNIT_BITS[x.dtype]
         self.route = facility_route(self.n, x.dtype, memory_budget_bytes)
-        self.matrix = (similarity_matrix(x).cpu().numpy() if self.route == "precomputed"
-                       else None)                                        # (n, n) or None
-        self._buf = np.empty(self.n, dtype=np.float64 if x.dtype == torch.float64 else np.float32)
-        self._zero = self._buf.dtype.type(0)                             # no cast per call
+        self._buffer = (_take_buffer(self.n * self.n, _INT[x.dtype]) if self.route == "precomputed"
+                        else None)
+        self.matrix = similarity_units(x, self._buffer) if self._buffer is not None else None   # (n, n) or None
+        self.dtype = np.int32 if x.dtype == torch.float32 else np.int64
+        self._buf = np.empty(self.n, dtype=self.dtype)
         self._cache: dict = {}                                           # chunked: recent rows, j → (n,)
         # chunked: keep as many recent rows as the budget holds (rows are reread by later steps)
         self._cap = max(2, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * self._buf.itemsize))
 
+    def release(self) -> None:
+        """Done with the matrix: its memory goes to the next call (`_give_back`)."""
+        self.matrix = None
+        _give_back(self._buffer)
+        self._buffer = None
+
+    def zeros(self) -> np.ndarray:
+        """An empty cover (S = ∅) in this similarity's integer units. (n,)"""
+        return np.zeros(self.n, dtype=self.dtype)
+
+    def _rows(self, idx: torch.Tensor) -> np.ndarray:
+        """Chunked route: q for the rows idx, computed now. (m,) → (m, n)"""
+        return quantize(_cos(self.x.index_select(0, idx), self.x), self.x.dtype).cpu().numpy()
+
     def row(self, j: int) -> np.ndarray:
-        """s_j· = max(0, cos(x_j, x_·)) clipped at 1. (n,), a read-only view when precomputed."""
+        """q_j· in units of 2^-bits. (n,), a read-only view when precomputed."""
         if self.matrix is not None:
             return self.matrix[j]
         if j not in self._cache:
@@ -251,31 +332,31 @@ class _Similarity:
         new = [j for j in dict.fromkeys(js) if j not in self._cache][:cap]
         if not new:
             return
-        idx = torch.tensor(new, dtype=torch.int64, device=self.x.device)
-        block = similarity(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()   # (m, n)
+        block = self._rows(torch.tensor(new, dtype=torch.int64, device=self.x.device))   # (m, n)
         for j, r in zip(new, block):
             self._cache[j] = r.copy()                                    # a dropped row frees its memory
         while len(self._cache) > cap:
             del self._cache[next(iter(self._cache))]
 
-    def gain(self, j: int, cover: np.ndarray) -> float:
-        """Σ_i max(0, s_ji − cover_i) ∈ [0, n] for one sample j; O(n) read (or O(nD) chunked)."""
+    def gain(self, j: int, cover: np.ndarray) -> int:
+        """Σ_i max(0, q_ji − cover_i) ∈ [0, n·2^bits] for one sample j, exact; O(n) (O(nD) chunked)."""
         d = np.subtract(self.row(j), cover, out=self._buf)
-        return float(_add_reduce(np.maximum(d, self._zero, out=d)))
+        return int(np.maximum(d, 0, out=d).sum(dtype=np.int64))
 
     def gains_all(self, cover: np.ndarray) -> np.ndarray:
-        """Every sample's gain, the same values as `gain` row by row. (n,) in [0, n], O(n²)."""
-        out = np.empty(self.n, dtype=self._buf.dtype)
+        """Every sample's gain, the same values as `gain` row by row. (n,) int64, O(n²)."""
+        out = np.empty(self.n, dtype=np.int64)
         rb = max(1, CHUNK_ELEMENTS // self.n)
         for r0 in range(0, self.n, rb):
-            blk = (self.matrix[r0:r0 + rb] if self.matrix is not None
-                   else similarity(_cos(self.x[r0:r0 + rb], self.x)).cpu().numpy())   # (rb, n)
+            r1 = min(self.n, r0 + rb)
+            blk = (self.matrix[r0:r1] if self.matrix is not None
+                   else self._rows(torch.arange(r0, r1, device=self.x.device)))   # (rb, n)
             d = blk - cover
-            out[r0:r0 + rb] = _add_reduce(np.maximum(d, self._zero, out=d), axis=1)
+            out[r0:r1] = np.maximum(d, 0, out=d).sum(axis=1, dtype=np.int64)
         return out
 
     def add_to_cover(self, cover: np.ndarray, j: int) -> None:
-        """cover ← max(cover, s_j·) in place. (n,)"""
+        """cover ← max(cover, q_j·) in place. (n,)"""
         np.maximum(cover, self.row(j), out=cover)
 
 
@@ -328,23 +409,25 @@ def _prepare(weights, features, k, lam, memory_budget_bytes=MEMORY_BUDGET_BYTES)
     return w, x, k, lam, n
 
 
-def _greedy_terms(w: torch.Tensor, k: int, lam: float, n: int) -> tuple[np.ndarray, float]:
-    """The two terms of a step's value, w̃_j/k + (λ/n)·gain_j: (w̃/k as float64 numpy (n,), λ/n).
+def _greedy_terms(w: torch.Tensor, k: int, lam: float, n: int, bits: int) -> tuple[np.ndarray, float]:
+    """The two terms of a step's value, w̃_j/k + (λ/n)·2^-bits·gain_j: (w̃/k as float64 numpy (n,), c).
 
-    Every maximiser computes a value as `wk[j] + c * gain` in float64 (Python floats or numpy
-    arrays, the same IEEE operations), so equal gains give equal values everywhere.
+    Every maximiser computes a value as `wk[j] + c * gain` in float64 (Python floats, numpy arrays or
+    the compiled loops, the same IEEE operations) from an exact integer gain, so equal gains give
+    equal values everywhere.
     """
-    return (w.double() / k).cpu().numpy(), lam / n
+    return (w.double() / k).cpu().numpy(), lam / n / float(1 << bits)
 
 
-def _indices(picked: list, device) -> torch.Tensor:
-    return torch.tensor(picked, dtype=torch.int64, device=device)
+def _indices(picked, device) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(picked, dtype=np.int64)).to(device)
 
 
 def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
            memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
-    """Plain greedy on J: k steps, each scoring every sample. O(k n²) (precomputed) or
-    O(k n² D) (chunked): small n only; it is the reference the fast maximisers are tested against.
+    """Plain greedy on J: k steps, each scoring every sample from scratch, in numpy. O(k n²) reads
+    (precomputed) or O(k n² D) (chunked): small n only; it is the reference the fast maximisers are
+    tested against.
 
     weights (n,) or None, features (n, D) → (k,) int64 indices in the order they were picked;
     ties go to the lowest index.
@@ -353,8 +436,8 @@ def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam:
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
-    wk, c = _greedy_terms(w, k, lam, n)
-    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) max_{j∈S} s_ij
+    wk, c = _greedy_terms(w, k, lam, n, sim.bits)
+    cover = sim.zeros()                                                  # (n,) max_{j∈S} q_ij
     taken = np.zeros(n, dtype=bool)
     picked = []
     for _ in range(k):
@@ -364,26 +447,33 @@ def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam:
         picked.append(j)
         taken[j] = True
         sim.add_to_cover(cover, j)
+    sim.release()
     return _indices(picked, w.device)
 
 
 def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,
                 memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
-    """Greedy on J with lazy (Minoux) bound updates, one sample at a time from a heap.
+    """Exactly `greedy`'s answer, ties included, fast. (n,), (n, D) → (k,) int64 in pick order.
 
-    Exactly `greedy`'s answer, ties included: gains only shrink as the cover grows and rounding is
-    monotone, so a stale value stays an upper bound bit for bit; the heap orders (−value, index),
-    so the top is picked once its value is fresh, and an exact tie with a lower index would sit
-    above it. The first step evaluates all n gains (O(n²), or O(n² D) chunked); later steps
-    usually a few, each O(n). Worst case (all gains alike) no better than greedy.
-    (n,), (n, D) → (k,) int64 in pick order.
+    precomputed route: every gain is kept exact by incremental updates (`greedy_kernels.exact_greedy`):
+      adding j lowers gains only through the rows whose cover j raises, a few late in a run, so a
+      step reads those rows and takes an argmax, and nothing is ever re-evaluated.
+    chunked route: lazy (Minoux) bounds from a heap, one sample at a time: gains only shrink as the
+      cover grows, so a stale value is an upper bound; the heap orders (−value, index), so the top
+      is picked once its value is fresh, and an exact tie with a lower index would sit above it.
+      The first step evaluates all n gains (O(n² D)); later steps usually a few, each O(nD).
+    Integer gains make both exact, so both return greedy's indices.
     """
     w, x, k, lam, n = _prepare(weights, features, k, lam, memory_budget_bytes)
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
-    wk, c = _greedy_terms(w, k, lam, n)
-    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) similarity units
+    wk, c = _greedy_terms(w, k, lam, n, sim.bits)
+    if sim.matrix is not None:
+        picked = _kernels().exact_greedy(sim.matrix, wk, c, k)
+        sim.release()
+        return _indices(picked, w.device)
+    cover = sim.zeros()                                                  # (n,) similarity units
     values = wk + c * sim.gains_all(cover).astype(np.float64)            # (n,) exact at step 0
     heap = [(-v, j) for j, v in enumerate(values.tolist())]
     heapq.heapify(heap)
@@ -396,7 +486,7 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
             if fresh[j] == step:
                 heapq.heappop(heap)
                 break
-            if sim.matrix is None and j not in sim._cache:               # the next ≈30 re-evaluations
+            if j not in sim._cache:                                      # the next ≈30 re-evaluations
                 sim.prefetch([j] + [e[1] for e in heap[1:31] if fresh[e[1]] != step])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
@@ -405,8 +495,8 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
     return _indices(picked, w.device)
 
 
-def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
-    """Partial Fisher–Yates targets for consecutive steps, from s uniforms per step. (steps·s,) → steps lists of s ints
+def _swap_target_array(u: torch.Tensor, n: int, s: int) -> np.ndarray:
+    """Partial Fisher–Yates targets for consecutive steps, from s uniforms per step. (steps·s,) → (steps, s) int64
 
     Step t shuffles the r = n − t samples not yet picked: its i-th swap partner is
     p = i + ⌊u·(r − i)⌋, uniform in [i, r). Partners depend on u, r and i only, never on the pool's
@@ -417,7 +507,12 @@ def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
     i = torch.arange(s, dtype=torch.float64, device=u.device)            # (s,)
     span = (n - torch.arange(steps, dtype=torch.float64, device=u.device))[:, None] - i   # (steps, s): r − i
     p = torch.minimum((u * span).floor(), span - 1) + i                  # (steps, s), exact integers
-    return p.to(torch.int64).tolist()
+    return p.to(torch.int64).cpu().numpy()
+
+
+def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
+    """`_swap_target_array` as steps lists of s ints."""
+    return _swap_target_array(u, n, s).tolist()
 
 
 def _partial_shuffle(pool: list, targets: list) -> None:
@@ -440,6 +535,8 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     that bound and the step stops at the first bound below the best fresh value: the pick is the
     one plain evaluation of all s would make, at a few evaluations instead of s.
     The uniforms for all steps are drawn at once (s per step that samples, O(n ln(1/ε)) in all).
+    The loop runs compiled on the precomputed route (`greedy_kernels.stochastic_greedy`), in numpy
+    on the chunked one: the same steps, the same integer gains.
     (n,), (n, D) → (k,) int64 in pick order; same answer on both routes for the same generator.
     """
     if not 0 < epsilon < 1:
@@ -448,15 +545,20 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
     sim = _Similarity(x, memory_budget_bytes)
-    wk, c = _greedy_terms(w, k, lam, n)
-    wk = wk.tolist()
+    wk, c = _greedy_terms(w, k, lam, n, sim.bits)
     s = max(1, math.ceil(n / k * math.log(1.0 / epsilon)))              # candidates per step
     sampling_steps = min(k, max(0, n - s))                               # steps with s < remaining
-    targets = _swap_targets(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
-                                       device=generator.device).cpu(), n, s)
+    targets = _swap_target_array(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
+                                            device=generator.device).cpu(), n, s)   # (steps, s)
+    if sim.matrix is not None:
+        picked = _kernels().stochastic_greedy(sim.matrix, wk, c, k, targets, s)
+        sim.release()
+        return _indices(picked, w.device)
+    targets = targets.tolist()
+    wk = wk.tolist()
     remaining = list(range(n))                                           # samples not picked, any order
     bound = [math.inf] * n                                               # ≥ each sample's current value
-    cover = np.zeros(n, dtype=sim._buf.dtype)                            # (n,) similarity units
+    cover = sim.zeros()                                                  # (n,) similarity units
     gain = sim.gain
     picked = []
     for step in range(k):
@@ -467,8 +569,7 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
         best, best_pos = -math.inf, -1
         bounds = [bound[j] for j in cand]
         order = sorted(range(len(cand)), key=bounds.__getitem__, reverse=True)  # stable: ties in sampled order
-        if sim.matrix is None:                                           # never-evaluated ones (bound ∞) come
-            sim.prefetch([cand[p] for p in order if bounds[p] == math.inf] + [cand[p] for p in order[:4]])  # first
+        sim.prefetch([cand[p] for p in order if bounds[p] == math.inf] + [cand[p] for p in order[:4]])  # never-evaluated first
         for pos in order:
             if bounds[pos] < best:                                       # this and every later bound
                 break
@@ -489,8 +590,9 @@ def maximize_facility(weights: Optional[torch.Tensor], features: torch.Tensor, k
                       epsilon: float = 0.01, memory_budget_bytes: int = MEMORY_BUDGET_BYTES) -> torch.Tensor:
     """Maximise J with one of METHODS ("stochastic" needs the generator). → (k,) int64.
 
-    The route follows `facility_route`: the (n, n) similarity is precomputed when it fits
-    `memory_budget_bytes` (default 1 GiB: n ≤ 16,384 in float32), else gains are computed in chunks.
+    The route follows `facility_route`: the (n, n) integer similarity is precomputed when it fits
+    `memory_budget_bytes` (default 1 GiB: n ≤ 16,384 for float32 features), else gains are computed
+    in chunks.
     """
     if method == "stochastic":
         if generator is None:
