@@ -20,11 +20,12 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def row_gain(row, cover):
-    """Σ_i max(0, row_i − cover_i), exact. (n,), (n,) integer → int"""
-    g = 0
+    """Σ_i max(0, row_i − cover_i), exact. (n,), (n,) integers or integral floats (≤ 2^40) → int64"""
+    g = np.int64(0)
     for i in range(row.shape[0]):
         d = row[i] - cover[i]
-        g += d if d > 0 else 0
+        if d > 0:
+            g += np.int64(d)
     return g
 
 

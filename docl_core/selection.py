@@ -43,6 +43,7 @@ from __future__ import annotations
 import heapq
 import math
 import operator
+from collections import OrderedDict
 from typing import Optional
 
 import numpy as np
@@ -211,6 +212,13 @@ def similarity_matrix(x: torch.Tensor) -> torch.Tensor:
     return s
 
 
+def _quantize_(s: torch.Tensor) -> torch.Tensor:
+    """Cosines → similarity units in place, as integral floats of s's dtype (`quantize` without the
+    integer cast). Clamping after rounding equals rounding after clamping: scaling by 2^b is exact."""
+    one = float(1 << UNIT_BITS[s.dtype])
+    return s.mul_(one).round_().clamp_(0.0, one)
+
+
 def quantize(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Similarities in [0, 1] as integers in units of 2^-b (`UNIT_BITS[dtype]`), round to nearest.
 
@@ -247,7 +255,6 @@ def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> 
     n = x.shape[0]
     dtype = _INT[x.dtype]
     q = (buffer if buffer is not None else torch.empty(n * n, dtype=dtype))[:n * n].view(n, n)
-    one = float(1 << UNIT_BITS[x.dtype])
     rows = max(64, min(256, (4 * CHUNK_ELEMENTS) // max(1, n)))         # slabs of ≤ 4 MiB in float32
     slab = x.new_empty(rows * n)
     for r0 in range(0, n, rows):
@@ -257,7 +264,7 @@ def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> 
             s.copy_(_cos(x[r0:r1], x[:r1]))
         else:
             torch.mm(x[r0:r1], x[:r1].T, out=s)
-        s.mul_(one).round_().clamp_(0.0, one)                            # = quantize(s), in place: integral floats
+        _quantize_(s)                                                    # integral floats
         q[r0:r1, :r1].copy_(s)                                           # exact conversion
         q[:r0, r0:r1].copy_(q[r0:r1, :r0].T)                             # mirror the slab left of the diagonal
         diag = q[r0:r1, r0:r1]
@@ -280,7 +287,8 @@ class _Similarity:
     chunked:     nothing of size n² exists; a row is computed when asked, O(nD), and `gains_all`
                  computes blocks of ≤ CHUNK_ELEMENTS entries.
     A gain Σ_i max(0, q_ci − cover_i) is an exact integer (units 2^-bits), the same alone or in a
-    block, on either route (tests).
+    block, on either route (tests). The chunked route keeps q as integral floats (the same values,
+    no cast per row: differences of such floats are exact, and the kernels sum them in 64 bits).
     """
 
     def __init__(self, x: torch.Tensor, memory_budget_bytes: int):
@@ -290,11 +298,13 @@ class _Similarity:
         self._buffer = (_take_buffer(self.n * self.n, _INT[x.dtype]) if self.route == "precomputed"
                         else None)
         self.matrix = similarity_units(x, self._buffer) if self._buffer is not None else None   # (n, n) or None
-        self.dtype = np.int32 if x.dtype == torch.float32 else np.int64
-        self._buf = np.empty(self.n, dtype=self.dtype)
-        self._cache: dict = {}                                           # chunked: recent rows, j → (n,)
+        # cover and rows: integers when precomputed, integral floats when chunked (same values)
+        self.dtype = ((np.int32 if x.dtype == torch.float32 else np.int64) if self.matrix is not None
+                      else (np.float32 if x.dtype == torch.float32 else np.float64))
+        itemsize = np.dtype(self.dtype).itemsize
+        self._cache: OrderedDict = OrderedDict()                         # chunked: rows, j → (n,), least recent first
         # chunked: keep as many recent rows as the budget holds (rows are reread by later steps)
-        self._cap = max(2, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * self._buf.itemsize))
+        self._cap = max(2, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * itemsize))
 
     def release(self) -> None:
         """Done with the matrix: its memory goes to the next call (`_give_back`)."""
@@ -307,24 +317,29 @@ class _Similarity:
         return np.zeros(self.n, dtype=self.dtype)
 
     def _rows(self, idx: torch.Tensor) -> np.ndarray:
-        """Chunked route: q for the rows idx, computed now. (m,) → (m, n)"""
-        return quantize(_cos(self.x.index_select(0, idx), self.x), self.x.dtype).cpu().numpy()
+        """Chunked route: q for the rows idx, computed now, as integral floats of the features'
+        dtype (exact: ≤ 2^24 in float32, 2^40 in float64; no cast). (m,) → (m, n)"""
+        return _quantize_(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()
 
     def row(self, j: int) -> np.ndarray:
         """q_j· in units of 2^-bits. (n,), a read-only view when precomputed."""
         if self.matrix is not None:
             return self.matrix[j]
-        if j not in self._cache:
+        r = self._cache.get(j)
+        if r is None:
             self.prefetch([j])
-        return self._cache[j]
+            return self._cache[j]
+        self._cache.move_to_end(j)                                       # recently used: dropped last
+        return r
 
     def prefetch(self, js: list) -> None:
         """Chunked route: compute the rows of `js` not cached yet in one product and keep them.
 
         Rows do not depend on the cover, so a row stays valid for the whole call; the cache keeps
-        as many rows as `memory_budget_bytes` holds (at least max(2, CHUNK_ELEMENTS // n); oldest
-        dropped first), so memory stays within the budget the precomputed route would have used.
-        One (m, D) × (D, n) product costs far less than m single-row ones. No-op when precomputed.
+        as many rows as `memory_budget_bytes` holds (at least max(2, CHUNK_ELEMENTS // n)),
+        dropping the least recently used first, so memory stays within the budget the precomputed
+        route would have used (plus the one block whose first rows were dropped). One (m, D) × (D, n)
+        product costs far less than m single-row ones. No-op when precomputed.
         """
         if self.matrix is not None:
             return
@@ -334,14 +349,13 @@ class _Similarity:
             return
         block = self._rows(torch.tensor(new, dtype=torch.int64, device=self.x.device))   # (m, n)
         for j, r in zip(new, block):
-            self._cache[j] = r.copy()                                    # a dropped row frees its memory
+            self._cache[j] = r.copy()                                    # own memory: a dropped row frees it
         while len(self._cache) > cap:
-            del self._cache[next(iter(self._cache))]
+            self._cache.popitem(last=False)
 
     def gain(self, j: int, cover: np.ndarray) -> int:
         """Σ_i max(0, q_ji − cover_i) ∈ [0, n·2^bits] for one sample j, exact; O(n) (O(nD) chunked)."""
-        d = np.subtract(self.row(j), cover, out=self._buf)
-        return int(np.maximum(d, 0, out=d).sum(dtype=np.int64))
+        return int(_kernels().row_gain(self.row(j), cover))
 
     def gains_all(self, cover: np.ndarray) -> np.ndarray:
         """Every sample's gain, the same values as `gain` row by row. (n,) int64, O(n²)."""
@@ -351,7 +365,7 @@ class _Similarity:
             r1 = min(self.n, r0 + rb)
             blk = (self.matrix[r0:r1] if self.matrix is not None
                    else self._rows(torch.arange(r0, r1, device=self.x.device)))   # (rb, n)
-            d = blk - cover
+            d = blk - cover                                              # exact: integers or integral floats
             out[r0:r1] = np.maximum(d, 0, out=d).sum(axis=1, dtype=np.int64)
         return out
 
@@ -486,8 +500,8 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
             if fresh[j] == step:
                 heapq.heappop(heap)
                 break
-            if j not in sim._cache:                                      # the next ≈30 re-evaluations
-                sim.prefetch([j] + [e[1] for e in heap[1:31] if fresh[e[1]] != step])
+            if j not in sim._cache:                                      # ≈ the next 128 re-evaluations
+                sim.prefetch([j] + [e[1] for e in heap[1:129] if fresh[e[1]] != step])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
         picked.append(j)
@@ -569,7 +583,7 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
         best, best_pos = -math.inf, -1
         bounds = [bound[j] for j in cand]
         order = sorted(range(len(cand)), key=bounds.__getitem__, reverse=True)  # stable: ties in sampled order
-        sim.prefetch([cand[p] for p in order if bounds[p] == math.inf] + [cand[p] for p in order[:4]])  # never-evaluated first
+        sim.prefetch(cand)                                               # chunked: the step's rows in one product
         for pos in order:
             if bounds[pos] < best:                                       # this and every later bound
                 break

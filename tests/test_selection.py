@@ -128,7 +128,7 @@ def test_chunked_values_equal_naive_n_by_n(monkeypatch):
     assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
     for budget in (0, 1 << 30):                                          # chunked, precomputed
         sim = sel._Similarity(xh, budget)
-        got = torch.from_numpy(sim.gains_all(sel.quantize(cover, xh.dtype).numpy())).double()
+        got = torch.from_numpy(sim.gains_all(sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype))).double()
         assert torch.allclose(got * unit(sim), expect, rtol=0, atol=57 * unit(sim))   # n half-units of rounding
     assert math.isclose(sel.objective(w, x, S, 1.5), naive_objective(w, x, S.tolist(), 1.5), rel_tol=1e-12)
 
@@ -232,7 +232,7 @@ def test_gains_on_each_route_equal_the_explicit_matrix(route, monkeypatch):
     assert sim.route == route
     cover = sel.coverage(xh, xh[torch.tensor([2, 11, 30])])
     expect = naive_gains(x, cover)
-    cover = sel.quantize(cover, xh.dtype).numpy().copy()                 # integer units 2^-bits
+    cover = sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype)      # units 2^-bits, the route's dtype
     all_gains = sim.gains_all(cover)
     assert all_gains.dtype == np.int64
     for j in (39, 0, 5, 11, 17):
@@ -295,7 +295,7 @@ def test_integer_similarity_is_symmetric_and_equals_the_chunked_rows(monkeypatch
         assert (q == q.T).all()
         chunked = sel._Similarity(x, 0)
         rows = chunked._rows(torch.arange(150))
-        assert (rows == q).all()
+        assert (rows == q).all() and (rows == np.round(rows)).all()      # the same integers
         one = 1 << sel.UNIT_BITS[dtype]
         assert (np.abs(np.diag(q) - one) <= 1 + 8 * one * torch.finfo(dtype).eps).all()   # s_ii = 1 up to rounding
         assert torch.allclose(torch.from_numpy(q).double() * 2.0 ** -sel.UNIT_BITS[dtype],
