@@ -33,8 +33,9 @@ Two routes, chosen by size (`facility_route`): when the n×n integer similarity 
 8 for float64) it is formed once (`similarity_units`) and the greedy loops run compiled over it
 (`greedy_kernels`, numba): exact greedy keeps every gain exact by incremental updates, stochastic
 greedy evaluates its sampled candidates lazily. Otherwise nothing of size n² exists: a candidate's
-row is computed when needed (blocks of at most `CHUNK_ELEMENTS` when all are), the loops run in
-numpy, and n = 50,000 runs in bounded memory. Both routes quantise the same cosines, so every
+row is computed when needed (a step's rows in one product, blocks of at most `CHUNK_ELEMENTS` when
+all are, an LRU cache of rows within the same budget), the loops run in Python (each gain by the
+compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes quantise the same cosines, so every
 maximiser returns the same indices on either route. The generator passed in is the only
 randomness; all functions return int64 indices, distinct, in [0, n), on the device of their inputs.
 """
