@@ -153,7 +153,9 @@ def cases_for(n: int, args, have_apricot: bool) -> list[tuple[str, str, int]]:
     out = []
     for method in (["greedy"] if n <= args.greedy_max else []) + ["lazy", "stochastic"]:
         out.append((f"docl {method}, {pre_label}", method, pre_budget))
-        out.append((f"docl {method}, chunked", method, 0))
+        out.append((f"docl {method}, chunked, budget 0", method, 0))        # the smallest row cache
+        if pre:                                                          # what the default budget gives
+            out.append((f"docl {method}, chunked, default budget", method, sel.MEMORY_BUDGET_BYTES))
     if have_apricot:
         out += [("apricot lazy (precomputed s)", "apricot-lazy", 0),
                 ("apricot stochastic (precomputed s)", "apricot-stochastic", 0)]
