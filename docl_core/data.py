@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import io
 import itertools
 import math
@@ -74,6 +75,7 @@ class Dataset:
     input_shape: tuple           # per sample, e.g. (1, 8, 8), (1, 40) or (2,)
     x_mean: Optional[torch.Tensor] = None  # train statistics, broadcastable to input_shape:
     x_std: Optional[torch.Tensor] = None   # original x = x · x_std + x_mean
+    digest: Optional[str] = None           # a user's file or folder: hash of the arrays read (`source_digest`)
 
     @property
     def num_train(self) -> int:
@@ -842,6 +844,21 @@ def _read(source_type: str, path: Optional[Path], options: dict) -> _Source:
         raise ValueError(f"cannot read {path}: {_why(e)}: check that the file is readable") from None
 
 
+def source_digest(*arrays: Optional[np.ndarray]) -> str:
+    """A 128-bit BLAKE2b hash of arrays as read from a source (shape, dtype and bytes of each; None
+    counts as absent): two reads of the same file give the same digest, an edit almost surely not.
+    Hashed before any float conversion or standardisation, so no rounding can change it."""
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        if a is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape};{a.dtype.str};".encode())
+        h.update(a.reshape(-1).view(np.uint8) if a.dtype != object else repr(a.tolist()).encode())
+    return h.hexdigest()
+
+
 def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val_fraction: float = 0.15,
                  test_fraction: float = 0.2, **options) -> Dataset:
     """Load a built-in dataset (see DATASETS) or a user's file/folder, split and standardise it.
@@ -871,6 +888,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     src = _read(source_type, path, options)
     where = src.origin or src.name
     x, y, x_test, y_test, task, num_outputs, class_names = _labelled(src, where)
+    digest = (source_digest(x, y, x_test, y_test, None if class_names is None else np.asarray(class_names))
+              if path is not None else None)                             # built-ins: their code defines them
     if task == "regression" and label_noise > 0:
         raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "
                          "use label_noise=0")
@@ -917,7 +936,7 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         x_test=as_x(x_test), y_test=as_y(y_test), num_outputs=int(num_outputs),
         noisy=torch.from_numpy(noisy), clean_y_train=as_y(clean), class_names=class_names,
         input_shape=tuple(int(s) for s in x_train.shape[1:]),
-        x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std),
+        x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std), digest=digest,
     )
 
 

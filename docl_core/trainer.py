@@ -106,6 +106,7 @@ class Trainer:
         if resume:
             self._check_same_data()
             self._apply_checkpoint(state)
+            self._check_same_contents()
         writer = RunWriter(self.dir) if dist.is_writer else None  # ours, so a failure below can mark it
         try:
             self.tracker = DynamicsTracker(
@@ -117,7 +118,7 @@ class Trainer:
                 noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
                 meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
                       "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
-                      "batchnorm_sync": self.batchnorm_sync},
+                      "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest},
                 seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer)
             if extended:
                 self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
@@ -185,6 +186,18 @@ class Trainer:
             raise RunStoreError(f"{self.dir} was trained on {before} samples but {self.cfg.dataset} now gives "
                                 f"{self.N}: the data changed since the run was made; resume with the same "
                                 "data, or start a new run under another --name")
+
+    def _check_same_contents(self) -> None:
+        """Refuse to resume on a user's file or folder whose contents changed since the run was made
+        (same size and shapes, other values): run.json's data_digest, the hash of the arrays read
+        (`data.source_digest`), against this read's. Runs from before digests are not checked."""
+        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
+            return
+        digest = read_run_json(self.dir).get("data_digest")
+        if digest and self.ds.digest and digest != self.ds.digest:
+            raise RunStoreError(f"{self.dir} was trained on other contents of {self.cfg.dataset} (same size, "
+                                "other values): the data changed since the run was made; resume with the "
+                                "same data, or start a new run under another --name")
 
     def _apply_checkpoint(self, state: Optional[dict]) -> None:
         """Load the checkpoint's weights, optimiser and generator; RunStoreError when they do not fit

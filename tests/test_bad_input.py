@@ -78,6 +78,9 @@ def make_files(d: Path) -> None:
     _save(d / "good.npz", x=x, y=y)
     _save(d / "wide.npz", x=np.concatenate([x, x[:, :1]], 1), y=y)  # one more feature
     _save(d / "more.npz", x=np.concatenate([x, x[:80]]), y=np.concatenate([y, y[:80]]))  # more samples
+    edited = x.copy()
+    edited[3, 0] += 1.0
+    _save(d / "edited.npz", x=edited, y=y)                                 # same shape, one value changed
     _save(d / "shape5d.npz", x=np.zeros((120, 1, 2, 2, 2), np.float32), y=y)
     _save(d / "mismatch.npz", x=x, y=y[:100])
     xn = x.copy(); xn[3, 1] = np.nan
@@ -306,6 +309,10 @@ cli("resume-data-changed-size", ["--out", "{root}/cases/more", "--resume", "--na
                                  "--dataset", D + "/more.npz"],
     r"was trained on \d+ samples but .*more.npz now gives \d+", r"resume with the same data",
     setup=moved_to("more", "more.npz"))
+cli("resume-data-changed-contents", ["--out", "{root}/cases/edited", "--resume", "--name", "docl-s0",
+                                     "--dataset", D + "/edited.npz"],
+    r"was trained on other contents of .*edited.npz \(same size, other values\)", r"resume with the same data",
+    setup=moved_to("edited", "edited.npz"))
 cli("resume-other-model", ["--name", "docl-s0", "--resume", "--model", "cnn"],
     r"was made with other options: model 'mlp' \(now 'cnn'\)", r"same options")
 cli("resume-other-dataset", ["--name", "docl-s0", "--resume", "--dataset", "moons"],

@@ -608,3 +608,24 @@ def test_corrupted_files_only_raise_value_error(tmp_path):
             load_dataset(targets[path])
         except ValueError as e:
             assert type(e) is ValueError and "\n" not in str(e), repr(e)
+
+
+def test_a_user_files_digest_follows_its_contents(tmp_path):
+    """run.json's data_digest: the same file read twice (any seed, any limit) gives the same digest,
+    one changed value or label another; a CSV and its folder sources too; built-ins have none."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(90, 3)).astype(np.float32), rng.integers(0, 3, 90)
+    path = write_npz(tmp_path / "d.npz", x=x, y=y)
+    first = load_dataset(path, seed=0).digest
+    assert isinstance(first, str) and len(first) == 32
+    assert load_dataset(path, seed=5, limit=60).digest == first          # what was read, not what was kept
+    x2 = x.copy()
+    x2[7, 1] = np.nextafter(x2[7, 1], np.float32(np.inf))               # one value, one ulp
+    assert load_dataset(write_npz(tmp_path / "d.npz", x=x2, y=y), seed=0).digest != first
+    y2 = y.copy()
+    y2[0] = (y2[0] + 1) % 3
+    assert load_dataset(write_npz(tmp_path / "d.npz", x=x, y=y2), seed=0).digest != first
+    assert load_dataset(write_npz(tmp_path / "d.npz", x=x, y=y), seed=0).digest == first
+    pd.DataFrame({"a": x[:, 0], "label": y}).to_csv(tmp_path / "d.csv", index=False)
+    assert load_dataset(str(tmp_path / "d.csv")).digest == load_dataset(str(tmp_path / "d.csv"), seed=3).digest
+    assert load_dataset("digits").digest is None
