@@ -98,6 +98,9 @@ class DynamicsTracker:
             eigenvalues are always stored; full blocks are C² times larger).
         eval_sets: optional {"val": (X, y), "test": (X, y)} evaluated at each round's end.
         noisy: optional (N,) bool, which labels were flipped (for the app's noise views).
+        clean_labels: optional (N,) int, the train labels before noise (classification): when some
+            label is flipped (`noisy`), each round also logs p_clean = p(clean label) beside
+            p_true = p(given label), so a flipped sample's curve shows which label is being learned.
         dataset_frame: optional dataset.parquet contents (ids, splits, thumbnails, ...).
         config, meta: stored in run.json.
         resume: reopen an existing run folder instead of refusing to overwrite it.
@@ -121,8 +124,8 @@ class DynamicsTracker:
                  task: str = "classification", *, estimator: str = "exact",
                  log_estimators=("byproduct",), probe_size: int = 64, score_batch_size: int = 512,
                  eval_sets: Optional[dict[str, tuple[torch.Tensor, torch.Tensor]]] = None,
-                 noisy: Optional[torch.Tensor] = None, dataset_frame: Optional[pd.DataFrame] = None,
-                 config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
+                 noisy: Optional[torch.Tensor] = None, clean_labels: Optional[torch.Tensor] = None,
+                 dataset_frame: Optional[pd.DataFrame] = None, config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
                  writer: Optional[RunWriter] = None, dist: DistContext = SINGLE,
                  kernel_full: bool = False, embedding: bool = True, tensorboard=None):
@@ -143,6 +146,13 @@ class DynamicsTracker:
         self.score_batch_size = score_batch_size
         self.eval_sets = eval_sets or {}
         self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
+        self.clean = None                                               # (N,) int64 on y's device, or None
+        if clean_labels is not None and task == "classification" and self.noisy is not None and bool(self.noisy.any()):
+            if tuple(clean_labels.shape) != (self.N,):
+                raise ValueError(f"clean_labels must have shape ({self.N},) like y, got {tuple(clean_labels.shape)}")
+            if int(clean_labels.min()) < 0 or int(clean_labels.max()) >= C:
+                raise ValueError(f"clean_labels must lie in [0, {C}) like y: pass the labels before noise")
+            self.clean = clean_labels.to(device=y.device, dtype=torch.long)
         self.byproduct = ByproductEstimator(y, C, task, ema=byproduct_ema)
         self.paper = PaperByproduct(y, C, task)
         self.times_selected = torch.zeros(self.N, dtype=torch.long)
@@ -418,6 +428,8 @@ class DynamicsTracker:
             df["label"] = self.y.cpu().numpy().astype(np.int64)
             df["correct"] = (m.output.argmax(1) == yl).cpu().numpy()
             df["p_true"] = cpu(p.gather(1, yl.view(-1, 1)).squeeze(1))
+            if self.clean is not None:
+                df["p_clean"] = cpu(p.gather(1, self.clean.view(-1, 1)).squeeze(1))
         else:
             df["label"] = np.full(self.N, -1, dtype=np.int64)
             df["correct"] = np.zeros(self.N, dtype=bool)

@@ -18,7 +18,7 @@ SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast", "score
 ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
                     "score_byproduct": "byproduct (our estimate)", "score_fast": "fast (approximation)",
                     "score_paper": "paper (the authors' byproduct)"}
-HISTORY_COLUMNS = ("loss", "p_true", "residual_norm", "speed_norm", "score", "selected",
+HISTORY_COLUMNS = ("loss", "p_true", "p_clean", "residual_norm", "speed_norm", "score", "selected",
                    "times_selected", "correct", "output0")
 
 

@@ -218,6 +218,9 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
             "selected": selected, "weight": selected.astype(np.float32), "times_selected": times.copy(),
         })
         samples["output0"] = out.astype(np.float32) if regression else np.float32(np.nan)
+        if not regression and noisy.any():                               # as the tracker: p(clean label) too
+            p_clean = np.where(noisy, np.clip(0.7 * (1 - comp) + 0.1 * d, 1e-4, 1 - 1e-4), p_true)
+            samples["p_clean"] = p_clean.astype(np.float32)
         steps += int(np.ceil(k / 64))
         seen += k
         final = _FINAL.get(curriculum, 0.9)

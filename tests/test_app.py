@@ -84,6 +84,16 @@ def chart_titles(at: AppTest) -> list[str]:
     return out
 
 
+def subplot_titles(at: AppTest, title_start: str) -> list[str]:
+    """The panel titles (layout annotations) of the chart whose title starts with title_start."""
+    for el in at.get("plotly_chart"):
+        layout = json.loads(el.proto.spec)["layout"]
+        title = layout.get("title", {})
+        if (title.get("text", "") if isinstance(title, dict) else str(title)).startswith(title_start):
+            return [a.get("text", "") for a in layout.get("annotations", [])]
+    raise AssertionError(f"no chart titled {title_start!r}")
+
+
 # ----------------------------------------------------------------------------- every page
 
 
@@ -224,8 +234,17 @@ def test_sample_page(exp, monkeypatch):
     at.number_input(key="smp_id").set_value(noisy_id).run()
     ok(at)
     assert any(t.startswith(f"Sample {noisy_id} in DoCL") for t in chart_titles(at))
-    assert any("noisy label" in m.value for m in at.markdown)
+    assert any("noisy label" in m.value and "p(clean label" in m.value for m in at.markdown)
     assert any(m.label == "times selected" for m in at.metric)
+    # a flipped sample gets a p(clean label) panel beside p(given label), with the logged values
+    panels = subplot_titles(at, f"Sample {noisy_id} in DoCL")
+    assert panels[:3] == ["loss ℓ_i", "p(given label)", "p(clean label)"]
+    hist = views.sample_history(RunReader(exp / "docl-s0"), noisy_id)
+    assert hist["p_clean"].notna().all() and not np.allclose(hist["p_clean"], hist["p_true"])
+    # a clean sample's p(clean label) is its p(given label): no second panel
+    clean_id = int(ds[(ds["split"] == "train") & ~ds["noisy"]]["sample_id"].iloc[0])
+    at.number_input(key="smp_id").set_value(clean_id).run()
+    assert "p(clean label)" not in subplot_titles(at, f"Sample {clean_id} in DoCL")
 
 
 def test_sample_reachable_from_kernel(exp, monkeypatch):

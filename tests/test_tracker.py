@@ -119,3 +119,37 @@ def test_kernel_contribution_rows_sum_to_the_exact_score_when_the_probe_is_all_o
     exact = m.scores["exact"].numpy()[k["probe_ids"]]
     np.testing.assert_allclose(k["contributions"].sum(1), exact, rtol=1e-5, atol=1e-7)
     assert np.abs(exact).max() > 1e-3
+
+
+def test_flipped_labels_log_p_of_the_clean_label_too(tmp_path):
+    """With noisy and clean_labels, each round logs p_clean = softmax(output)[clean label] beside
+    p_true = softmax(output)[given label]; equal on unflipped samples; no column without a flip."""
+    X, clean = _data()
+    y = clean.clone()
+    flipped = torch.zeros(len(y), dtype=torch.bool)
+    flipped[::7] = True
+    y[flipped] = (y[flipped] + 1) % 3
+    model = _model()
+    tracker = DynamicsTracker(tmp_path / "e" / "noisy", model, X, y, probe_size=0, noisy=flipped,
+                              clean_labels=clean)
+    _loop(model, X, y, tracker, epochs=2)
+    tracker.close()
+    s = RunReader(tmp_path / "e" / "noisy").samples(1)
+    model.eval()
+    with torch.no_grad():
+        p = torch.softmax(model(X), 1)
+    np.testing.assert_allclose(s["p_clean"].to_numpy(), p[torch.arange(len(y)), clean].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(s["p_true"].to_numpy(), p[torch.arange(len(y)), y].numpy(), rtol=1e-5, atol=1e-7)
+    keep = ~flipped.numpy()
+    assert (s["p_clean"].to_numpy()[keep] == s["p_true"].to_numpy()[keep]).all()
+    assert not np.allclose(s["p_clean"].to_numpy()[~keep], s["p_true"].to_numpy()[~keep])
+    # nothing flipped: p_clean would repeat p_true, so it is not logged
+    tracker = DynamicsTracker(tmp_path / "e" / "clean", _model(), X, clean, probe_size=0,
+                              noisy=torch.zeros(len(y), dtype=torch.bool), clean_labels=clean)
+    _loop(tracker.model, X, clean, tracker, epochs=1)
+    tracker.close()
+    assert "p_clean" not in RunReader(tmp_path / "e" / "clean").samples(0).columns
+    with pytest.raises(ValueError, match=r"clean_labels must have shape \(96,\)"):
+        DynamicsTracker(tmp_path / "e" / "bad", _model(), X, y, probe_size=0, noisy=flipped, clean_labels=clean[:5])
+    with pytest.raises(ValueError, match=r"clean_labels must lie in \[0, 3\)"):
+        DynamicsTracker(tmp_path / "e" / "bad2", _model(), X, y, probe_size=0, noisy=flipped, clean_labels=clean + 5)

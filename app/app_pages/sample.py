@@ -19,8 +19,8 @@ WORD = common.round_word(run)  # "epoch" under the paper protocol
 def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
     """From the run's cached (R, N) matrices: the first sample costs one pass over the rounds,
     every other sample is a column slice."""
-    mats = {c: common.run_matrix(run_dir, stamp, c) for c in ("loss", "p_true", "residual_norm", "speed_norm",
-                                                                "selected", "times_selected", "output0")}
+    mats = {c: common.run_matrix(run_dir, stamp, c) for c in ("loss", "p_true", "p_clean", "residual_norm",
+                                                                "speed_norm", "selected", "times_selected", "output0")}
     mats["score"] = common.run_matrix(run_dir, stamp, "score")
     return views.history_from_matrices(mats, common.RunReader(run_dir).round_ids, sid)
 
@@ -93,17 +93,27 @@ def body():
             r0 = row.iloc[0]
             st.markdown(f"**given label:** {cname(r0['label'])}")
             if bool(r0.get("noisy", False)):
-                st.markdown(f":red[⚠ **noisy label**] (flipped): trained as {cname(r0['label'])}, clean label "
-                            f"{cname(r0['clean_label'])}. The p curve is p(given label {cname(r0['label'])}); runs "
-                            f"log no p(clean label), so a rising p here means the wrong label is being memorised.")
+                flipped = (f":red[⚠ **noisy label**] (flipped): trained as {cname(r0['label'])}, clean label "
+                           f"{cname(r0['clean_label'])}. ")
+                if "p_clean" in hist and hist["p_clean"].notna().any():
+                    st.markdown(flipped + f"p(given label {cname(r0['label'])}) rising means the wrong label is "
+                                f"being memorised; p(clean label {cname(r0['clean_label'])}) rising means the "
+                                "network predicts the clean label despite the flip.")
+                else:
+                    st.markdown(flipped + f"The p curve is p(given label {cname(r0['label'])}); this run logged "
+                                "no p(clean label) (made before docl logged it), so a rising p here means the "
+                                "wrong label is being memorised.")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
         st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
                   delta_color="inverse")
     with right:
-        panels = [("loss", "loss ℓ_i"), ("p_true", "p(given label)"), ("residual_norm", "‖r_i‖ residual"),
+        panels = [("loss", "loss ℓ_i"), ("p_true", "p(given label)"), ("p_clean", "p(clean label)"),
+                  ("residual_norm", "‖r_i‖ residual"),
                   ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
-        panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()]
+        flipped_sample = bool(len(row) and row.iloc[0].get("noisy", False))  # p_clean = p_true otherwise
+        panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()
+                  and (c != "p_clean" or flipped_sample)]
         fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.045,
                             subplot_titles=[t for _, t in panels])
         color = common.curriculum_color(run.curriculum)
