@@ -845,9 +845,10 @@ def _read(source_type: str, path: Optional[Path], options: dict) -> _Source:
 
 
 def source_digest(*arrays: Optional[np.ndarray]) -> str:
-    """A 128-bit BLAKE2b hash of arrays as read from a source (shape, dtype and bytes of each; None
-    counts as absent): two reads of the same file give the same digest, an edit almost surely not.
-    Hashed before any float conversion or standardisation, so no rounding can change it."""
+    """A 128-bit BLAKE2b hash of arrays as a source's reader returned them (shape, dtype and bytes of
+    each; object arrays, such as string labels, by their values; None counts as absent): two reads
+    of the same file give the same digest, an edit almost surely not. Hashed before labels are
+    mapped, targets converted or features standardised, so no rounding hides a change."""
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
         if a is None:
@@ -888,7 +889,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     src = _read(source_type, path, options)
     where = src.origin or src.name
     x, y, x_test, y_test, task, num_outputs, class_names = _labelled(src, where)
-    digest = (source_digest(x, y, x_test, y_test, None if class_names is None else np.asarray(class_names))
+    digest = (source_digest(src.x, src.y, src.x_test, src.y_test,
+                            None if src.class_names is None else np.asarray(src.class_names, dtype=object))
               if path is not None else None)                             # built-ins: their code defines them
     if task == "regression" and label_noise > 0:
         raise ValueError(f"label_noise applies to classification only; {where} is a regression set: "

@@ -73,7 +73,7 @@ def _lower2(gains, qi, old_i, new_i, qh, old_h, new_h):
 def exact_greedy(q, wk, c, k):
     """Greedy on J with every gain kept exact by incremental updates: k picks, no re-evaluation.
 
-    q (n, n) symmetric integer similarity, wk (n,) float64 = w̃/k, c = λ/n in value per unit → (k,)
+    q (n, n) symmetric integer similarity, wk (n,) float64 = w̃/k, c = λ/(n·2^b) (value per unit) → (k,)
     int64 in pick order; ties to the lowest index (the first maximum). Adding j changes the cover
     only on Δ = {i : q_ji > cover_i}; the gain of every l then drops by
     Σ_{i∈Δ} max(0, min(q_li, q_ji) − cover_i), read from rows i ∈ Δ (q_li = q_il), two rows a pass.
@@ -140,7 +140,7 @@ def stochastic_greedy(q, wk, c, k, targets, s):
     """Stochastic greedy with lazy evaluation inside each step (see selection.stochastic_greedy).
 
     q (n, n) integer similarity, wk (n,), c as in `exact_greedy`; targets (steps, s) int64: step t's
-    partial Fisher–Yates partners over the samples not yet picked (`selection._swap_targets`), one row
+    partial Fisher–Yates partners over the samples not yet picked (`selection._swap_target_array`), one row
     per step that samples (s < n − t), later steps take every remaining sample. → (k,) int64.
     Candidates are evaluated in decreasing order of their last value (an upper bound, stable: ties
     in sampled order) until a bound falls below the best fresh value: the pick is the one that

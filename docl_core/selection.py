@@ -35,15 +35,18 @@ Two routes, chosen by size (`facility_route`): when the n×n integer similarity 
 greedy evaluates its sampled candidates lazily. Otherwise nothing of size n² exists: a candidate's
 row is computed when needed (a step's rows in one product, blocks of at most `CHUNK_ELEMENTS` when
 all are, an LRU cache of rows within the same budget), the loops run in Python (each gain by the
-compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes quantise the same cosines, so every
-maximiser returns the same indices on either route. The generator passed in is the only
-randomness; all functions return int64 indices, distinct, in [0, n), on the device of their inputs.
+compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes quantise the same cosines
+(every product has ≥ MIN_PRODUCT_ROWS rows: `_cos`), so every maximiser returns the same indices on
+either route. The generator passed in is the only randomness; all functions return int64 indices,
+distinct, in [0, n), on the device of their inputs.
 """
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import operator
+import threading
 from collections import OrderedDict
 from typing import Optional
 
@@ -181,15 +184,22 @@ def _blocks(rows: int, cols: int) -> tuple[int, int]:
     return max(1, min(rows, CHUNK_ELEMENTS // cb)), cb
 
 
+MIN_PRODUCT_ROWS = 64           # every cosine product has at least this many rows (`_cos`)
+
+
 def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a @ b.T for normalised rows. (r, D), (c, D) → (r, c)
 
-    A one-row product takes BLAS's matrix-vector path, whose sums can differ in the last bit from
-    the matrix-matrix path that builds the precomputed similarity; padding to two rows keeps both
-    routes' cosines equal bit for bit (measured on CPU BLAS; GPUs give no such promise).
+    BLAS picks another kernel for products of a few rows (measured with MKL: 1–2 rows at D = 64 in
+    float32, up to 8 at D = 256, 1–3 in float64), whose sums differ in the last bit from the
+    many-row kernel that builds the precomputed similarity; with similarities resolved to 2^-24
+    such a bit changes an integer. Padding a to MIN_PRODUCT_ROWS rows with zeros keeps every
+    product on the many-row kernel, so a row has the same bits whichever product computed it and
+    whatever its column count (tests at D up to 512; measured on CPU BLAS: GPUs give no promise).
     """
-    if a.shape[0] == 1:
-        return (a.expand(2, -1) @ b.T)[:1]
+    r = a.shape[0]
+    if r < MIN_PRODUCT_ROWS:
+        return (torch.cat([a, a.new_zeros(MIN_PRODUCT_ROWS - r, a.shape[1])]) @ b.T)[:r]
     return a @ b.T
 
 
@@ -231,27 +241,30 @@ def quantize(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 SPARE_BYTES = 256 << 20         # largest similarity buffer kept for the next call (`_take_buffer`)
 _spare: list = []               # at most one buffer, handed to one caller at a time
+_spare_lock = threading.Lock()
 
 
 def _take_buffer(numel: int, dtype: torch.dtype) -> torch.Tensor:
     """A flat host buffer of ≥ numel entries: the one the last call gave back when it fits (a fresh
     one page-faults all its memory in: ≈ 8 ms for 46 MB, every round), else a new one."""
-    for i, buf in enumerate(_spare):
-        if buf.dtype == dtype and buf.numel() >= numel:
-            return _spare.pop(i)
+    with _spare_lock:
+        if _spare and _spare[0].dtype == dtype and _spare[0].numel() >= numel:
+            return _spare.pop()
     return torch.empty(numel, dtype=dtype)
 
 
 def _give_back(buf: Optional[torch.Tensor]) -> None:
     """Keep `buf` for the next `_take_buffer` if it is at most SPARE_BYTES (replacing any older one)."""
     if buf is not None and buf.numel() * buf.element_size() <= SPARE_BYTES:
-        _spare[:] = [buf]
+        with _spare_lock:
+            _spare[:] = [buf]
 
 
 def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> np.ndarray:
     """The integer similarity q = quantize(max(cos, 0)) of all pairs of normalised rows, symmetric
     by construction: the lower triangle from row slabs (half the flops), mirrored by tiles.
     (n, D) → (n, n) numpy, in `buffer` (flat, ≥ n² entries of the integer dtype) when given.
+    Every product has ≥ MIN_PRODUCT_ROWS rows (`_cos`), so each row equals the chunked route's.
     """
     n = x.shape[0]
     dtype = _INT[x.dtype]
@@ -261,7 +274,7 @@ def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> 
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         s = slab[:(r1 - r0) * r1].view(r1 - r0, r1)                      # cosines of rows r0:r1, columns < r1
-        if r1 - r0 == 1:
+        if r1 - r0 < MIN_PRODUCT_ROWS:                                   # the last slab, or a small n
             s.copy_(_cos(x[r0:r1], x[:r1]))
         else:
             torch.mm(x[r0:r1], x[:r1].T, out=s)
@@ -305,7 +318,7 @@ class _Similarity:
         itemsize = np.dtype(self.dtype).itemsize
         self._cache: OrderedDict = OrderedDict()                         # chunked: rows, j → (n,), least recent first
         # chunked: keep as many recent rows as the budget holds (rows are reread by later steps)
-        self._cap = max(2, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * itemsize))
+        self._cap = max(2 * MIN_PRODUCT_ROWS, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * itemsize))
 
     def release(self) -> None:
         """Done with the matrix: its memory goes to the next call (`_give_back`)."""
@@ -333,14 +346,18 @@ class _Similarity:
         self._cache.move_to_end(j)                                       # recently used: dropped last
         return r
 
-    def prefetch(self, js: list) -> None:
+    def prefetch(self, js: list, extra=()) -> None:
         """Chunked route: compute the rows of `js` not cached yet in one product and keep them.
 
+        A product has at least MIN_PRODUCT_ROWS rows anyway (`_cos`), so when `js` needs fewer, rows
+        of `extra` (ids likely needed soon) not cached yet fill the product instead of zeros.
+
         Rows do not depend on the cover, so a row stays valid for the whole call; the cache keeps
-        as many rows as `memory_budget_bytes` holds (at least max(2, CHUNK_ELEMENTS // n)),
-        dropping the least recently used first, so memory stays within the budget the precomputed
-        route would have used (plus the one block whose first rows were dropped). One (m, D) × (D, n)
-        product costs far less than m single-row ones. No-op when precomputed.
+        as many rows as `memory_budget_bytes` holds (at least 2·MIN_PRODUCT_ROWS and CHUNK_ELEMENTS // n,
+        since a product computes that many anyway), dropping the least recently used first, before
+        the new rows come in, so memory stays within the budget the precomputed route would have
+        used, plus the block being copied in. One (m, D) × (D, n) product costs far less than m
+        single-row ones. No-op when precomputed.
         """
         if self.matrix is not None:
             return
@@ -348,11 +365,14 @@ class _Similarity:
         new = [j for j in dict.fromkeys(js) if j not in self._cache][:cap]
         if not new:
             return
+        if len(new) < MIN_PRODUCT_ROWS:
+            fill = (j for j in dict.fromkeys(extra) if j not in self._cache and j not in new)
+            new += list(itertools.islice(fill, min(cap, MIN_PRODUCT_ROWS) - len(new)))
+        for _ in range(len(self._cache) + len(new) - cap):               # room first: never above cap rows
+            self._cache.popitem(last=False)
         block = self._rows(torch.tensor(new, dtype=torch.int64, device=self.x.device))   # (m, n)
         for j, r in zip(new, block):
             self._cache[j] = r.copy()                                    # own memory: a dropped row frees it
-        while len(self._cache) > cap:
-            self._cache.popitem(last=False)
 
     def gain(self, j: int, cover: np.ndarray) -> int:
         """Σ_i max(0, q_ji − cover_i) ∈ [0, n·2^bits] for one sample j, exact; O(n) (O(nD) chunked)."""
@@ -502,7 +522,8 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
                 heapq.heappop(heap)
                 break
             if j not in sim._cache:                                      # ≈ the next 128 re-evaluations
-                sim.prefetch([j] + [e[1] for e in heap[1:129] if fresh[e[1]] != step])
+                sim.prefetch([j] + [e[1] for e in heap[1:129] if fresh[e[1]] != step],
+                             extra=[e[1] for e in heap[129:257]])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
         picked.append(j)
@@ -550,8 +571,8 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     that bound and the step stops at the first bound below the best fresh value: the pick is the
     one plain evaluation of all s would make, at a few evaluations instead of s.
     The uniforms for all steps are drawn at once (s per step that samples, O(n ln(1/ε)) in all).
-    The loop runs compiled on the precomputed route (`greedy_kernels.stochastic_greedy`), in numpy
-    on the chunked one: the same steps, the same integer gains.
+    The loop runs compiled on the precomputed route (`greedy_kernels.stochastic_greedy`), in Python
+    on the chunked one (gains by the compiled `row_gain`): the same steps, the same integer gains.
     (n,), (n, D) → (k,) int64 in pick order; same answer on both routes for the same generator.
     """
     if not 0 < epsilon < 1:
@@ -647,10 +668,11 @@ def modular_select(weights: Optional[torch.Tensor], features: torch.Tensor, k: i
 
 
 def top_k(values: torch.Tensor, k: int, largest: bool = True) -> torch.Tensor:
-    """Indices of the k largest (or smallest) values, best first. (n,) → (k,) int64."""
+    """Indices of the k largest (or smallest) values, best first, ties to the lowest index (a stable
+    sort: topk's order among equal values is unspecified). (n,) → (k,) int64."""
     check_values(values, "values")
     k = check_k(k, values.shape[0])
-    return values.topk(k, largest=largest, sorted=True).indices.to(torch.int64)
+    return torch.sort(values, descending=largest, stable=True).indices[:k].to(torch.int64)
 
 
 def weighted_sample(logits: torch.Tensor, k: int, generator: torch.Generator,

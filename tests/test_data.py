@@ -628,4 +628,16 @@ def test_a_user_files_digest_follows_its_contents(tmp_path):
     assert load_dataset(write_npz(tmp_path / "d.npz", x=x, y=y), seed=0).digest == first
     pd.DataFrame({"a": x[:, 0], "label": y}).to_csv(tmp_path / "d.csv", index=False)
     assert load_dataset(str(tmp_path / "d.csv")).digest == load_dataset(str(tmp_path / "d.csv"), seed=3).digest
+    # regression targets in float64: a one-ulp edit of a target (lost in float32) still shows
+    t = x[:, 0].astype(np.float64) * 3.0
+    before = load_dataset(write_npz(tmp_path / "r.npz", x=x, y=t), seed=0).digest
+    t[4] = np.nextafter(t[4], np.inf)
+    assert load_dataset(write_npz(tmp_path / "r.npz", x=x, y=t), seed=0).digest != before
+    # string labels (object arrays)
+    names = np.array(["cat", "dog", "owl"])[y]
+    pd.DataFrame({"a": x[:, 0], "label": names}).to_csv(tmp_path / "s.csv", index=False)
+    first_s = load_dataset(str(tmp_path / "s.csv")).digest
+    names[0] = "emu"
+    pd.DataFrame({"a": x[:, 0], "label": names}).to_csv(tmp_path / "s.csv", index=False)
+    assert load_dataset(str(tmp_path / "s.csv")).digest != first_s
     assert load_dataset("digits").digest is None

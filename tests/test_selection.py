@@ -134,8 +134,8 @@ def test_chunked_values_equal_naive_n_by_n(monkeypatch):
 
 
 def test_blocks_bound_memory_and_do_not_change_answers(monkeypatch):
-    """Chunked route: no similarity block larger than CHUNK_ELEMENTS (or one (2, n) row for the
-    coverage update), so the n×n matrix is never formed."""
+    """Chunked route: no similarity block larger than CHUNK_ELEMENTS or the smallest row cache
+    (2·MIN_PRODUCT_ROWS rows of n), so the n×n matrix is never formed."""
     w, x = problem(5, 600, D=16, dtype=torch.float32)
     ref = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 4096)
@@ -149,10 +149,10 @@ def test_blocks_bound_memory_and_do_not_change_answers(monkeypatch):
         return out
 
     monkeypatch.setattr(sel, "_cos", spy)
-    monkeypatch.setattr(sel, "similarity_matrix", None)                  # the chunked route must not call it
+    monkeypatch.setattr(sel, "similarity_units", None)                   # the chunked route must not call it
     got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     assert torch.equal(got, ref)
-    assert max(largest) <= max(4096, 2 * 600) < 600 * 600
+    assert max(largest) <= max(4096, 2 * sel.MIN_PRODUCT_ROWS * 600) < 600 * 600
 
 
 def test_lambda_zero_is_top_k():
@@ -301,6 +301,31 @@ def test_integer_similarity_is_symmetric_and_equals_the_chunked_rows(monkeypatch
         assert torch.allclose(torch.from_numpy(q).double() * 2.0 ** -sel.UNIT_BITS[dtype],
                               naive_similarity(x.double()), rtol=0,
                               atol=2.0 ** -sel.UNIT_BITS[dtype] + 8 * torch.finfo(dtype).eps)   # unit + rounding
+
+
+@pytest.mark.parametrize("D, n", [(64, 258), (128, 257), (128, 70), (256, 513)])
+def test_routes_agree_at_model_feature_sizes_with_exact_ties(D, n):
+    """At the feature sizes the models give (D = 64, 128, 256) BLAS computes few-row products with
+    another kernel whose last bit can differ; every product has ≥ MIN_PRODUCT_ROWS rows, so a row
+    is the same integers however it was computed: single rows, a last slab of 1–2 rows (n = 257,
+    258, 513), and exact duplicates tie exactly (the first copy wins) on both routes."""
+    g = torch.Generator().manual_seed(D + n)
+    h = n - n // 2
+    base = (torch.randn(h, D, generator=g) + 0.3).relu()
+    x = torch.cat([base, base[:n // 2]])                                  # float32 (n, D): row h + i duplicates row i
+    xh = sel.normalize_features(x)
+    q = sel.similarity_units(xh)
+    chunked = sel._Similarity(xh, 0)
+    for j in (0, 5, h + 5, n - 1, n - 2):
+        assert (chunked._rows(torch.tensor([j])) == q[j]).all(), j        # a single-row product
+    assert (q[h:h + 3] == q[:3]).all()                                    # duplicates: identical rows
+    for method in sel.METHODS:
+        a = run_method(method, None, x, 25, 1.0, ROUTES["chunked"], seed=1)
+        b = run_method(method, None, x, 25, 1.0, ROUTES["precomputed"], seed=1)
+        assert a.tolist() == b.tolist(), method
+    fast = sel.lazy_greedy(None, x, 25, 1.0)
+    assert fast.tolist() == sel.greedy(None, x, 25, 1.0).tolist()
+    assert all(int(i) < h for i in fast)                                  # a copy never beats its original
 
 
 def test_quantize_rounds_to_units_and_clamps():
