@@ -33,7 +33,8 @@ pio.templates.default = "plotly_white"
 DEFAULT_ROOT = REPO / "assets" / "demo"
 # columns read together (one pass over the round files) because the same pages need them together
 SCORE_GROUP = ("score", "score_exact", "score_byproduct", "score_fast", "score_paper")
-HISTORY_GROUP = ("loss", "p_true", "p_clean", "residual_norm", "speed_norm", "selected", "correct", "times_selected", "output0")
+HISTORY_GROUP = ("loss", "p_true", "p_clean", "residual_norm", "speed_norm", "selected", "correct", "times_selected",
+                 "output0")
 LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still training
 
 # One colour per curriculum on every page: the core's map, so the dashboard, the benchmark figures

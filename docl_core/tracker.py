@@ -125,7 +125,8 @@ class DynamicsTracker:
                  log_estimators=("byproduct",), probe_size: int = 64, score_batch_size: int = 512,
                  eval_sets: Optional[dict[str, tuple[torch.Tensor, torch.Tensor]]] = None,
                  noisy: Optional[torch.Tensor] = None, clean_labels: Optional[torch.Tensor] = None,
-                 dataset_frame: Optional[pd.DataFrame] = None, config: Optional[dict[str, Any]] = None, meta: Optional[dict[str, Any]] = None,
+                 dataset_frame: Optional[pd.DataFrame] = None, config: Optional[dict[str, Any]] = None,
+                 meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
                  writer: Optional[RunWriter] = None, dist: DistContext = SINGLE,
                  kernel_full: bool = False, embedding: bool = True, tensorboard=None):
@@ -147,7 +148,8 @@ class DynamicsTracker:
         self.eval_sets = eval_sets or {}
         self.noisy = None if noisy is None else noisy.to(torch.bool).cpu()
         self.clean = None                                               # (N,) int64 on y's device, or None
-        if clean_labels is not None and task == "classification" and self.noisy is not None and bool(self.noisy.any()):
+        flipped = self.noisy is not None and bool(self.noisy.any())
+        if clean_labels is not None and task == "classification" and flipped:
             if tuple(clean_labels.shape) != (self.N,):
                 raise ValueError(f"clean_labels must have shape ({self.N},) like y, got {tuple(clean_labels.shape)}")
             if int(clean_labels.min()) < 0 or int(clean_labels.max()) >= C:
