@@ -35,9 +35,9 @@ Two routes, chosen by size (`facility_route`): when the n×n integer similarity 
 greedy evaluates its sampled candidates lazily. Otherwise nothing of size n² exists: a candidate's
 row is computed when needed (a step's rows in one product, blocks of at most `CHUNK_ELEMENTS` when
 all are, an LRU cache of rows within the same budget), the loops run in Python (each gain by the
-compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes quantise the same cosines
-(every product has ≥ MIN_PRODUCT_ROWS rows: `_cos`), so every maximiser returns the same indices on
-either route. The generator passed in is the only randomness; all functions return int64 indices,
+compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes compute the same integers
+(exactly by construction for float32 features: `_operand`; for float64 through products of
+≥ MIN_PRODUCT_ROWS rows: `_cos`), so every maximiser returns the same indices on either route. The generator passed in is the only randomness; all functions return int64 indices,
 distinct, in [0, n), on the device of their inputs.
 """
 from __future__ import annotations
@@ -195,7 +195,8 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     many-row kernel that builds the precomputed similarity; with similarities resolved to 2^-24
     such a bit changes an integer. Padding a to MIN_PRODUCT_ROWS rows with zeros keeps every
     product on the many-row kernel, so a row has the same bits whichever product computed it and
-    whatever its column count (tests at D up to 512; measured on CPU BLAS: GPUs give no promise).
+    whatever its column count (measured on CPU BLAS at D up to 512: GPUs give no promise). Only
+    float64 features' similarities rely on this; float32 ones are exact by construction (`_operand`).
     """
     r = a.shape[0]
     if r < MIN_PRODUCT_ROWS:
@@ -239,6 +240,39 @@ def quantize(s: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return similarity(s).mul(float(1 << UNIT_BITS[dtype])).round_().to(_INT[dtype])
 
 
+FEATURE_BITS = 26               # float32 features enter products as integers in units of 2^-26 (`_operand`)
+
+
+def _operand(x: torch.Tensor) -> torch.Tensor:
+    """What the similarity products multiply, from normalised rows. (n, D) → (n, D) float64
+
+    float32 features (the models' dtype): the rows rounded to integers in units of 2^-26, held in
+    float64. Every product and every partial sum of a dot is then an integer of magnitude at most
+    ‖a‖‖b‖ ≤ 2^52 (1 + √D·2^-26) < 2^53, so float64 GEMM computes it exactly, whatever the kernel,
+    the order of the sum, the thread count, the CPU or the GPU: the similarity is a function of
+    the features alone, and both routes get the same integers by construction. The rounding moves
+    a cosine by at most √D·2^-26 (≈ 3 units of 2^-24 at D = 128), no more than float32's own
+    GEMM rounding did. float64 features are used as they are (their products go through `_cos`).
+    """
+    if x.dtype == torch.float32:
+        return x.double().mul_(float(1 << FEATURE_BITS)).round_()
+    return x
+
+
+def _units_(p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Products of `_operand` rows → similarity units for `dtype` features, in place, as integral
+    floats (float64). Exact dots in units of 2^-52 are scaled by a power of two and rounded."""
+    if dtype == torch.float32:
+        one = float(1 << UNIT_BITS[dtype])
+        return p.mul_(2.0 ** (UNIT_BITS[dtype] - 2 * FEATURE_BITS)).round_().clamp_(0.0, one)
+    return _quantize_(p)
+
+
+def _unit_product(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Similarity units of `_operand` rows a against rows b, for `dtype` features. (r, D), (c, D) → (r, c)"""
+    return _units_(a @ b.T if dtype == torch.float32 else _cos(a, b), dtype)
+
+
 SPARE_BYTES = 256 << 20         # largest similarity buffer kept for the next call (`_take_buffer`)
 _spare: list = []               # at most one buffer, handed to one caller at a time
 _spare_lock = threading.Lock()
@@ -261,24 +295,26 @@ def _give_back(buf: Optional[torch.Tensor]) -> None:
 
 
 def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> np.ndarray:
-    """The integer similarity q = quantize(max(cos, 0)) of all pairs of normalised rows, symmetric
+    """The integer similarity q ≈ round(max(cos, 0)·2^b) of all pairs of normalised rows, symmetric
     by construction: the lower triangle from row slabs (half the flops), mirrored by tiles.
     (n, D) → (n, n) numpy, in `buffer` (flat, ≥ n² entries of the integer dtype) when given.
-    Every product has ≥ MIN_PRODUCT_ROWS rows (`_cos`), so each row equals the chunked route's.
+    Each row equals the chunked route's: exactly by construction for float32 features (`_operand`),
+    through products of ≥ MIN_PRODUCT_ROWS rows (`_cos`) for float64.
     """
     n = x.shape[0]
     dtype = _INT[x.dtype]
     q = (buffer if buffer is not None else torch.empty(n * n, dtype=dtype))[:n * n].view(n, n)
-    rows = max(64, min(256, (4 * CHUNK_ELEMENTS) // max(1, n)))         # slabs of ≤ 4 MiB in float32
-    slab = x.new_empty(rows * n)
+    op = _operand(x)
+    rows = max(64, min(256, (4 * CHUNK_ELEMENTS) // max(1, n)))         # slabs of ≤ 8 MiB in float64
+    slab = op.new_empty(rows * n)
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
-        s = slab[:(r1 - r0) * r1].view(r1 - r0, r1)                      # cosines of rows r0:r1, columns < r1
-        if r1 - r0 < MIN_PRODUCT_ROWS:                                   # the last slab, or a small n
-            s.copy_(_cos(x[r0:r1], x[:r1]))
-        else:
-            torch.mm(x[r0:r1], x[:r1].T, out=s)
-        _quantize_(s)                                                    # integral floats
+        s = slab[:(r1 - r0) * r1].view(r1 - r0, r1)                      # products of rows r0:r1, columns < r1
+        if x.dtype == torch.float32 or r1 - r0 >= MIN_PRODUCT_ROWS:
+            torch.mm(op[r0:r1], op[:r1].T, out=s)
+        else:                                                            # float64: the last slab, or a small n
+            s.copy_(_cos(op[r0:r1], op[:r1]))
+        _units_(s, x.dtype)                                              # integral floats
         q[r0:r1, :r1].copy_(s)                                           # exact conversion
         q[:r0, r0:r1].copy_(q[r0:r1, :r0].T)                             # mirror the slab left of the diagonal
         diag = q[r0:r1, r0:r1]
@@ -308,6 +344,7 @@ class _Similarity:
     def __init__(self, x: torch.Tensor, memory_budget_bytes: int):
         self.x, self.n = x, x.shape[0]
         self.bits = UNIT_BITS[x.dtype]
+        self._op = None                                                  # chunked: `_operand(x)`, made once
         self.route = facility_route(self.n, x.dtype, memory_budget_bytes)
         self._buffer = (_take_buffer(self.n * self.n, _INT[x.dtype]) if self.route == "precomputed"
                         else None)
@@ -332,8 +369,11 @@ class _Similarity:
 
     def _rows(self, idx: torch.Tensor) -> np.ndarray:
         """Chunked route: q for the rows idx, computed now, as integral floats of the features'
-        dtype (exact: ≤ 2^24 in float32, 2^40 in float64; no cast). (m,) → (m, n)"""
-        return _quantize_(_cos(self.x.index_select(0, idx), self.x)).cpu().numpy()
+        dtype (exact: ≤ 2^24 in float32, 2^40 in float64). (m,) → (m, n)"""
+        if self._op is None:
+            self._op = _operand(self.x)
+        p = _unit_product(self._op.index_select(0, idx), self._op, self.x.dtype)
+        return p.to(self.x.dtype).cpu().numpy()
 
     def row(self, j: int) -> np.ndarray:
         """q_j· in units of 2^-bits. (n,), a read-only view when precomputed."""

@@ -141,14 +141,14 @@ def test_blocks_bound_memory_and_do_not_change_answers(monkeypatch):
     monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 4096)
     monkeypatch.setattr(sel, "COL_BLOCK", 256)
     largest = []
-    real_cos = sel._cos
+    real_product = sel._unit_product
 
-    def spy(a, b):
-        out = real_cos(a, b)
+    def spy(a, b, dtype):
+        out = real_product(a, b, dtype)
         largest.append(out.numel())
         return out
 
-    monkeypatch.setattr(sel, "_cos", spy)
+    monkeypatch.setattr(sel, "_unit_product", spy)
     monkeypatch.setattr(sel, "similarity_units", None)                   # the chunked route must not call it
     got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     assert torch.equal(got, ref)
@@ -326,6 +326,30 @@ def test_routes_agree_at_model_feature_sizes_with_exact_ties(D, n):
     fast = sel.lazy_greedy(None, x, 25, 1.0)
     assert fast.tolist() == sel.greedy(None, x, 25, 1.0).tolist()
     assert all(int(i) < h for i in fast)                                  # a copy never beats its original
+
+
+def test_float32_similarity_is_exact_whatever_computes_the_products():
+    """For float32 features (the models' dtype) the integer similarity is a function of the features
+    alone: the same integers with 1 or 2 BLAS threads, from the full product, from slabs and from
+    single chunked rows, because every dot of `_operand` rows is an integer below 2^53 that float64
+    sums exactly in any order; it stays within a few units of round(cos · 2^24)."""
+    x = sel.normalize_features((torch.randn(300, 128, generator=torch.Generator().manual_seed(4)) + 0.3).relu())
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = sel.similarity_units(x)
+        torch.set_num_threads(2)
+        two = sel.similarity_units(x)
+    finally:
+        torch.set_num_threads(threads)
+    op = sel._operand(x)
+    assert op.dtype == torch.float64 and torch.equal(op, op.round()) and float(op.abs().max()) <= 2 ** 26
+    assert float((op * op).sum(1).max()) < 2 ** 53                       # every partial sum is exact
+    full = sel._units_(op @ op.T, torch.float32).numpy()
+    rows = sel._Similarity(x, 0)._rows(torch.tensor([0, 7, 299]))
+    assert (one == two).all() and (one == full).all() and (rows == one[[0, 7, 299]]).all()
+    cos = sel.quantize(x.double() @ x.double().T, torch.float64).double() * 2.0 ** -40 * 2 ** 24
+    assert float((torch.from_numpy(one).double() - cos).abs().max()) <= 128 ** 0.5   # √D units of 2^-24
 
 
 def test_quantize_rounds_to_units_and_clamps():
