@@ -38,8 +38,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="steps: equal-step rounds; paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
     p.add_argument("--model", default=None, help="mlp, cnn or resnet (default: the dataset's)")
-    p.add_argument("--estimator", default=None, choices=ESTIMATORS,
-                   help="score that drives selection (default: exact under steps, paper under paper)")
+    p.add_argument("--estimator", "--score", dest="estimator", default=None, choices=ESTIMATORS,
+                   help="score that drives selection (default: exact under steps, paper under paper); "
+                        "none: no score, the same recipe with a uniform draw (the score's ablation)")
     p.add_argument("--log-estimators", default=None,
                    help="comma list of estimators logged beside it ('' for none; default: byproduct "
                         "under steps, exact under paper)")
@@ -84,9 +85,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         if f.name in _PAPER_MAPPED or f.name in ("epochs", "episodes"):
             continue
         default = getattr(ps, f.name)
-        if isinstance(default, bool):
+        if isinstance(default, bool) and default:
             g.add_argument(f"--no-{f.name.replace('_', '-')}", dest=f.name, action="store_const",
                            const=False, default=None, help=f"turn {f.name.replace('_', ' ')} off")
+        elif isinstance(default, bool):
+            g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, action="store_const",
+                           const=True, default=None, help=f"turn {f.name.replace('_', ' ')} on (default: off)")
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None,
                            help=f"the recipe's {f.name.replace('_', ' ')} (default: {default})")

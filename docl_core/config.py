@@ -9,7 +9,7 @@ from typing import Any, Optional
 from .names import CURRICULA  # the one list of curricula (torch-free)
 from .protocol import PaperSchedule
 
-ESTIMATORS = ("exact", "byproduct", "fast", "paper")
+ESTIMATORS = ("exact", "byproduct", "fast", "paper", "none")  # none: no score (uniform draw), an ablation
 PROTOCOLS = ("steps", "paper")
 LOG_EVERY = ("epoch", "episode")
 
@@ -77,7 +77,8 @@ class RunConfig:
     rounds: int = 10                 # curriculum rounds (steps protocol; paper: epochs come from paper.epochs)
     seed: int = 0
     model: Optional[str] = None      # mlp | cnn | resnet; None picks the dataset's default
-    estimator: Optional[str] = None  # the score that drives selection (ESTIMATORS); None: exact (steps), paper (paper)
+    estimator: Optional[str] = None  # the score that drives selection (ESTIMATORS; CLI --score or --estimator);
+                                     # None: exact (steps), paper (paper); "none": no score, a uniform draw
     log_estimators: Optional[list[str]] = None  # logged beside it; None: byproduct (steps), exact (paper)
     log_every: Optional[str] = None  # paper: exact/fast scores and kernel every "epoch" or "episode" start (default)
     diversity: Optional[str] = None  # facility (stochastic greedy) | centrality | none; None: facility
@@ -100,6 +101,8 @@ class RunConfig:
             self.estimator = "paper" if paper else "exact"
         if self.log_estimators is None:
             self.log_estimators = ["exact"] if paper else ["byproduct"]
+            if self.estimator == "none":  # the score nobody uses, logged for comparison
+                self.log_estimators.append("paper" if paper else "exact")
         if self.log_every is None and paper:
             self.log_every = "episode"
         if self.diversity is None:
@@ -166,8 +169,9 @@ class RunConfig:
 
 def paper_flag(name: str) -> str:
     """The CLI flag that sets a PaperSchedule field (switches are --no-NAME)."""
-    if isinstance(getattr(PaperSchedule(), name, None), bool):
-        return f"--no-{name.replace('_', '-')}"
+    default = getattr(PaperSchedule(), name, None)
+    if isinstance(default, bool):
+        return f"--{'no-' if default else ''}{name.replace('_', '-')}"
     return f"--{name.replace('_', '-')}"
 
 

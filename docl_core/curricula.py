@@ -16,6 +16,22 @@ subsample", deterministic (lazy greedy) is our own variant: with the public code
 `use_random_subsample` switch off the authors still sample, from p ∝ mod·p + centrality.
 `sgd` ignores k_t and trains on every sample.
 
+Under the `paper` protocol (`RoundState.sampling == "paper"`) every curriculum but `sgd` and
+`random` goes through one draw, `_pick_paper`, and differs only in the score w it prefers
+(`_recipe_score`) and how the pool is pruned (`_prune`): the same pool size k0, subset size,
+schedule and (in the trainer) a fresh random order, so a comparison isolates the score.
+
+| name    | w (p ∝ exp(s·(w − max w)))  | from the pool of k0 it keeps                              |
+|---------|-----------------------------|-----------------------------------------------------------|
+| random  | (none: k uniform samples)   |                                                           |
+| docl    | a (the run's estimator)     | the top of mod·p + centrality (the authors' rule)          |
+| mcl     | ℓ (hard first)              | the top of mod·p + centrality: hard and diverse            |
+| spl     | −ℓ (easy first)             | the lowest losses, class-balanced (each class ~ its share) |
+| docl-nr | a                           | no pool: k drawn from p ∝ mod·p + centrality (the authors' |
+|         |                             | draw with `use_random_subsample` off)                      |
+
+The estimator `none` makes docl's w constant: a uniform pool that centrality still prunes.
+
 `diversity` picks F: "facility" (facility location, greedy), "centrality" (a modular proxy:
 top-k of w̃ + λ (1 + mean cosine)/2 with our cosine-Gram centrality, or, when the paper protocol
 supplies `state.centrality`, the authors' rule top-k of mod·p_i + centrality_i) or "none" (λ
@@ -62,12 +78,15 @@ class RoundState:
     mod: float = 1.0                        # weight of the sampling probability against centrality
     random_subsample: bool = True           # paper DoCL: draw the pool from p, then keep the top of
                                             # mod·p + centrality; False: draw k from p ∝ mod·p + centrality
+    labels: Optional[torch.Tensor] = None   # (N,) given labels (classification): SPL's class balance
 
 
 @dataclass
 class Selection:
     indices: torch.Tensor                   # (k,) int64, distinct, in [0, N)
     weights: torch.Tensor                   # (k,) float32, 1.0 unless the curriculum reweights
+    probability: Optional[torch.Tensor] = None  # (N,) the recipe's sampling distribution p over all N
+                                            # (paper protocol; uniform for random), None otherwise
 
 
 class Curriculum:
@@ -100,11 +119,59 @@ class Curriculum:
     def select(self, state: RoundState) -> Selection:
         n, k = self._check(state)
         state = dataclasses.replace(state, k=k)                          # a plain int from here on
-        idx = self._pick(state, n).to(device=state.loss.device, dtype=torch.int64)
-        return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device))
+        p = None
+        if state.sampling == "paper" and not self.full_data:
+            idx, p = self._pick_paper(state, n)
+        else:
+            idx = self._pick(state, n)
+        idx = idx.to(device=state.loss.device, dtype=torch.int64)
+        return Selection(indices=idx, weights=torch.ones(idx.shape[0], dtype=torch.float32, device=idx.device),
+                         probability=p)
 
     def _pick(self, state: RoundState, n: int) -> torch.Tensor:
         raise NotImplementedError
+
+    # ------------------------------------------------------------- the paper protocol's draw
+
+    def _recipe_score(self, state: RoundState) -> Optional[torch.Tensor]:
+        """(N,) what this curriculum prefers under the recipe (larger: more likely drawn); None: uniform."""
+        return None
+
+    def _pick_paper(self, state: RoundState, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recipe's draw (PAPER_PROTOCOL.md), the same for every curriculum but its score w:
+        p_i ∝ exp(s·(w_i − max w)) with s = 1/τ; a pool of k0 drawn from p without replacement,
+        then `_prune` keeps k of it (without a random subsample: k drawn from p ∝ mod·p + centrality).
+        Returns (k ids, p (N,) float64). The ids carry no order: the trainer shuffles every pass."""
+        w = self._recipe_score(state)
+        if w is None:  # uniform: the same pool and pruning, no score
+            w = torch.zeros(n, dtype=torch.float64, device=state.loss.device)
+        p = sampling_probability(w.to(torch.float64), 1.0 / state.temperature)
+        if not self._random_subsample(state):
+            if self._diversity(state) == "centrality" and state.centrality is not None:
+                q = state.mod * p + state.centrality.to(p.device, p.dtype)
+            else:
+                q = p
+            return sel.weighted_sample(q.clamp_min(1e-300).log(), state.k, state.generator).to(w.device), p
+        k0 = min(n, max(state.k, state.pool if state.pool is not None else state.k))
+        pool = sel.weighted_sample(w, k0, state.generator, state.temperature).to(w.device)  # p, without exp
+        if k0 == state.k:
+            return pool, p
+        return pool[self._prune(state, pool, w, p)], p
+
+    def _random_subsample(self, state: RoundState) -> bool:
+        return state.random_subsample
+
+    def _prune(self, state: RoundState, pool: torch.Tensor, w: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        """Positions in `pool` of the k kept: the top of mod·p + centrality (the authors' rule), the
+        facility-location objective over the pool's features, or the top of w without diversity."""
+        diversity = self._diversity(state)
+        if diversity == "centrality" and state.centrality is not None:
+            return sel.top_k(state.mod * p[pool] + state.centrality.to(p.device, p.dtype)[pool], state.k)
+        feats = state.features[pool] if state.features is not None else None
+        if diversity == "facility" and feats is not None:
+            return sel.maximize_facility(w[pool], feats, state.k, state.lam, self.method, state.generator,
+                                         self.epsilon)
+        return sel.top_k(w[pool], state.k)
 
     def _check(self, state: RoundState) -> tuple[int, int]:
         """Validate the state for this curriculum; returns (N, k)."""
@@ -132,23 +199,10 @@ class Curriculum:
             return "none"
         return self.diversity
 
-    @staticmethod
-    def _paper_priority(state: RoundState, full_w: torch.Tensor, rows: Optional[torch.Tensor]) -> torch.Tensor:
-        """mod·p_i + centrality_i (the authors' rule), p ∝ exp(w/τ) over all N (full_w (N,)), then
-        restricted to `rows` when given."""
-        p = sampling_probability(full_w, 1.0 / state.temperature)
-        c = state.centrality.to(p.device, p.dtype)
-        if rows is not None:
-            p, c = p[rows], c[rows]
-        return state.mod * p + c
-
     def _maximize(self, state: RoundState, w: torch.Tensor, features: Optional[torch.Tensor],
-                  k: int, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """max (1/k) Σ_S w̃ + λ F̄(S) over the rows given, by the configured diversity/method.
-        `rows`: the sample ids w and features belong to, when they are a pool of N."""
+                  k: int) -> torch.Tensor:
+        """max (1/k) Σ_S w̃ + λ F̄(S) over the rows given, by the configured diversity/method."""
         diversity = self._diversity(state)
-        if diversity == "centrality" and state.centrality is not None:  # the authors' modular rule
-            return sel.top_k(self._paper_priority(state, w if rows is None else state.score, rows), k)
         if diversity == "none" or features is None:
             return sel.top_k(w, k)
         if diversity == "centrality":
@@ -163,6 +217,10 @@ class RandomCurriculum(Curriculum):
 
     def _pick(self, state, n):
         return torch.randperm(n, generator=state.generator, device=state.generator.device)[:state.k]
+
+    def _pick_paper(self, state, n):
+        """Under the recipe: k uniform samples (the ablation that isolates the score); p uniform."""
+        return self._pick(state, n), torch.full((n,), 1.0 / n, dtype=torch.float64, device=state.loss.device)
 
 
 class SGD(RandomCurriculum):
@@ -187,6 +245,20 @@ class SPL(Curriculum):
     def _pick(self, state, n):
         return sel.top_k(state.loss, state.k, largest=False)
 
+    def _recipe_score(self, state):
+        return -state.loss.to(torch.float64)                      # easy (low loss) first
+
+    def _random_subsample(self, state):
+        return True
+
+    def _prune(self, state, pool, w, p):
+        """The pool's k lowest losses, class-balanced: each class keeps about its share of the
+        training set (given labels), as SPL is usually run, so easy classes cannot take over."""
+        if state.labels is None:
+            return sel.top_k(state.loss[pool], state.k, largest=False)
+        return sel.class_balanced_bottom_k(state.loss[pool], state.labels[pool], state.k,
+                                           sel.class_shares(state.labels))
+
 
 class MCL(Curriculum):
     """Minimax curriculum: hard (large loss) and diverse, max (1/k) Σ ℓ̃ + λ_t F̄(S)."""
@@ -196,6 +268,12 @@ class MCL(Curriculum):
 
     def _pick(self, state, n):
         return self._maximize(state, state.loss, state.features, state.k)
+
+    def _recipe_score(self, state):
+        return state.loss.to(torch.float64)                       # hard (high loss) first
+
+    def _random_subsample(self, state):
+        return True
 
 
 class DoCLNR(Curriculum):
@@ -210,6 +288,12 @@ class DoCLNR(Curriculum):
     def _pick(self, state, n):
         return self._maximize(state, state.score, state.features, state.k)
 
+    def _recipe_score(self, state):
+        return state.score
+
+    def _random_subsample(self, state):
+        return False                                              # the authors' draw with the switch off
+
 
 class DoCL(Curriculum):
     """DoCL: a pool of min(N, ⌈pool_factor·k⌉) samples drawn without replacement with
@@ -221,8 +305,6 @@ class DoCL(Curriculum):
     uses_diversity = True
 
     def _pick(self, state, n):
-        if state.sampling == "paper":
-            return self._pick_paper(state, n)
         pf = float(state.pool_factor)
         if not math.isfinite(pf) or pf < 1:
             raise ValueError(f"pool_factor must be a finite number ≥ 1, got {state.pool_factor}")
@@ -232,18 +314,8 @@ class DoCL(Curriculum):
         feats = state.features[pool] if state.features is not None else None
         return pool[self._maximize(state, state.score[pool], feats, state.k)]
 
-    def _pick_paper(self, state, n):
-        """The authors' draw: a pool of k0 with p_i ∝ exp((a_i − max a)/τ), then k of them kept by
-        the diversity term (centrality: top mod·p + c; facility: the objective; none: k = k0)."""
-        k0 = min(n, max(state.k, state.pool if state.pool is not None else state.k))
-        if self._diversity(state) == "centrality" and state.centrality is not None and not state.random_subsample:
-            q = self._paper_priority(state, state.score, None)
-            return sel.weighted_sample(q.clamp_min(1e-300).log(), state.k, state.generator).to(state.score.device)
-        pool = sel.weighted_sample(state.score, k0, state.generator, state.temperature).to(state.score.device)
-        if k0 == state.k:
-            return pool
-        feats = state.features[pool] if state.features is not None else None
-        return pool[self._maximize(state, state.score[pool], feats, state.k, rows=pool)]
+    def _recipe_score(self, state):
+        return state.score
 
 
 _CLASSES = {c.name: c for c in (SGD, RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}

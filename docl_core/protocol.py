@@ -7,19 +7,25 @@ and follows it, so resuming mid-episode needs no saved schedule state.
 
 Time. E epochs split into episodes at boundaries b_0 = 0 < b_1 < ... < b_m = E (the authors'
 0, 5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300 scaled to E, or given). Episode 0 is a warm
-start: full passes, learning rate rising linearly from lr_min to lr_max over its mini-batches.
+start: full passes, learning rate rising linearly from lr_min towards lr_max over the
+mini-batches of L₀ + 1 epochs (L₀ its length), so it ends at L₀/(L₀ + 1) of the way, as the
+authors' ramp does.
 At the start of episode i ≥ 1: lr_max ← lr_max / decay while i < explore_episodes, else
 lr_max ← lr_max · decay and lr_min ← lr_min · lr_min_decay; inside the episode the learning
 rate follows a cosine from lr_max to lr_min per mini-batch over the episode's planned
-mini-batches (the full pass included).
+mini-batches (the full pass included). As in the authors' code, every pass hands the counter
+on minus one, so consecutive passes of an episode share one learning-rate value.
 
 Space. At the start of episode i ≥ 1 the budget k ← min(k·k_growth, k_cap), k0 = ⌊k·N⌋ (the
 candidate pool), select_ratio ← min(select_ratio·growth, 1), the subset keeps
 ⌊select_ratio·k0⌋ of the pool when a diversity term prunes it (else k0), the score weight
 mod ← mod·mod_growth, mixup's α ← max(α_min, α·α_decay). Every epoch after the warm start
 trains on a newly selected subset; the first epoch of each episode first makes one full
-"large-batch" pass over all N. The `sgd` curriculum trains on all N every epoch, under the
-same learning rates, mixup and mean teacher, and takes no extra full pass.
+"large-batch" pass over all N, and selects from the score that pass updated. The `sgd`
+curriculum is the authors' baseline: all N every epoch, under the same learning rates and
+mean teacher, no extra full pass, and mixup's α held at its initial value after the warm
+start (their per-episode updates run only under the curriculum); `baseline_alpha_decay`
+gives our earlier baseline, whose α decays like the curriculum's.
 """
 from __future__ import annotations
 
@@ -60,8 +66,13 @@ class PaperSchedule:
     reinit_noise: float = 0.01         # student ← teacher · (1 + noise·ε) at each episode start (from episode 2)
     episode_full_pass: bool = True     # one full pass over all N at the start of each episode
     full_pass_accumulate: int = 4      # mini-batches per optimizer step in that pass (the "large batch")
+    full_pass_step_first: bool = True  # the large-batch pass steps at the *start* of each group of mini-batches
+                                       # (the authors': its first step applies the gradient the previous pass
+                                       # left, the last group's is dropped); off: at each group's end
     momentum: float = 0.9              # SGD momentum (Nesterov)
     clip_grad: float = 10.0            # gradient-norm clip on the large-batch steps
+    baseline_alpha_decay: bool = False  # sgd's mixup α decays like the curriculum's (our earlier baseline);
+                                       # off: held at mixup_alpha after the warm start (the authors' baseline)
 
     def boundaries(self) -> list[int]:
         """Episode boundaries b_0 = 0 < ... < b_m = E (m episodes)."""
@@ -133,6 +144,7 @@ class EpisodeValues:
     select_ratio: float
     mod: float
     mixup_alpha: float          # α of the subset passes (0 when mixup is off)
+    baseline_alpha: float       # α of the baseline's (sgd's) passes in this episode
 
 
 @dataclass(frozen=True)
@@ -148,8 +160,9 @@ class EpochPlan:
     subset_size: int            # samples trained on in the subset pass
     batches_per_epoch: int      # mini-batches of one subset pass (or of one full pass)
     full_batches: int           # mini-batches of the full pass (0 when none)
-    step_offset: int            # the episode's mini-batch counter at this epoch's start
-    episode_batches: int        # planned mini-batches of the whole episode
+    step_offset: int            # the episode's mini-batch counter at this epoch's first pass
+    subset_offset: int          # ... at its subset pass (after the full pass, when there is one)
+    episode_batches: int        # planned mini-batches of the whole episode (the warm start: of L₀ + 1 epochs)
 
     @property
     def episode_start(self) -> bool:
@@ -196,9 +209,16 @@ class PaperProtocol:
                 ratio = min(ratio * s.select_ratio_growth, 1.0)
                 mod *= s.mod_growth
                 alpha = max(s.mixup_alpha_min, alpha * s.mixup_alpha_decay)
+            if not s.mixup:
+                subset_alpha = baseline_alpha = 0.0
+            elif i == 0:                                      # the warm start mixes with α_min
+                subset_alpha = baseline_alpha = s.mixup_alpha_min
+            else:
+                subset_alpha = alpha
+                baseline_alpha = alpha if s.baseline_alpha_decay else s.mixup_alpha
             out.append(EpisodeValues(index=i, start=a, end=b, lr_max=lr_max, lr_min=lr_min, k=k,
-                                     select_ratio=ratio, mod=mod,
-                                     mixup_alpha=(s.mixup_alpha_min if i == 0 else alpha) if s.mixup else 0.0))
+                                     select_ratio=ratio, mod=mod, mixup_alpha=subset_alpha,
+                                     baseline_alpha=baseline_alpha))
         return out
 
     def episode_of(self, epoch: int) -> EpisodeValues:
@@ -213,21 +233,28 @@ class PaperProtocol:
         return k0, subset
 
     def plan(self, epoch: int) -> EpochPlan:
+        """Epoch e's passes. Counters: a pass of B mini-batches that starts at c hands on c + B − 1
+        (the authors' train loop returns its counter minus one), so pass j of an episode whose
+        passes have B_0, B_1, ... mini-batches starts at Σ_{i<j} (B_i − 1)."""
         ep = self.episode_of(epoch)
         full = math.ceil(self.n / self.bs)
-        length = ep.end - ep.start
+        length, j = ep.end - ep.start, epoch - ep.start
         if ep.index == 0 or self.full_data:
             warm = ep.index == 0
             k0 = subset = self.n
+            offset = j * (full - 1)
             return EpochPlan(epoch=epoch, episode=ep, warm=warm, full_pass=False, select=not warm,
                              pool_size=k0, subset_size=subset, batches_per_epoch=full, full_batches=0,
-                             step_offset=full * (epoch - ep.start), episode_batches=full * length)
+                             step_offset=offset, subset_offset=offset,
+                             episode_batches=full * (length + 1 if warm else length))
         k0, subset = self.sizes(ep)
         per = math.ceil(subset / self.bs)
         extra = full if self.s.episode_full_pass else 0
-        first = epoch == ep.start
+        first = j == 0
+        after_full = extra - 1 if extra else 0
+        subset_offset = after_full + j * (per - 1)
         return EpochPlan(epoch=epoch, episode=ep, warm=False, full_pass=first and extra > 0, select=True,
                          pool_size=k0, subset_size=subset, batches_per_epoch=per,
                          full_batches=extra if first else 0,
-                         step_offset=0 if first else extra + per * (epoch - ep.start),
+                         step_offset=0 if first else subset_offset, subset_offset=subset_offset,
                          episode_batches=extra + per * length)

@@ -112,8 +112,14 @@ def _last_occurrence(ids: torch.Tensor) -> torch.Tensor:
 
 
 class MeanTeacher:
-    """θ_teacher ← d·θ_teacher + (1 − d)·θ_student after every optimizer step, d = min(1 − 1/(t+1), decay)
-    with t the step's index in the episode; buffers (normalisation statistics) are copied."""
+    """An exponential moving average of the student's whole state, as the authors keep it.
+
+    After every optimizer step, for every entry of the state dict (weights and normalisation
+    statistics alike): θ_teacher ← d·θ_teacher + (1 − d)·θ_student, d = min(1 − 1/(t+1), decay),
+    with t the episode's mini-batch counter, restarted at every episode start: the episode's
+    first update (t = 0, d = 0) copies the student. Integer entries (BatchNorm's batch counts)
+    are copied. The student's restart copies parameters only: it keeps its own statistics.
+    """
 
     def __init__(self, student: nn.Module, decay: float = 0.5):
         self.decay = decay
@@ -121,30 +127,40 @@ class MeanTeacher:
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    @staticmethod
+    def weight(step_in_episode: int, decay: float) -> float:
+        """d = min(1 − 1/(t+1), decay): the teacher's share after the update at counter t."""
+        return min(1.0 - 1.0 / (step_in_episode + 1), decay)
+
     @torch.no_grad()
     def update(self, student: nn.Module, step_in_episode: int) -> None:
-        d = min(1.0 - 1.0 / (step_in_episode + 1), self.decay)
-        for pt, ps in zip(self.model.parameters(), student.parameters()):
-            pt.mul_(d).add_(ps.detach(), alpha=1.0 - d)
-        for bt, bs in zip(self.model.buffers(), student.buffers()):
-            bt.copy_(bs)
+        d = self.weight(step_in_episode, self.decay)
+        mine = self.model.state_dict()
+        for name, value in student.state_dict().items():
+            t = mine[name]
+            if t.is_floating_point():
+                t.mul_(d).add_(value.detach(), alpha=1.0 - d)
+            else:
+                t.copy_(value)
 
     @torch.no_grad()
     def copy_from(self, student: nn.Module) -> None:
-        self.model.load_state_dict(student.state_dict())
+        """teacher ← student's parameters (the authors' teacher initialisation at episode 1)."""
+        for pt, ps in zip(self.model.parameters(), student.parameters()):
+            pt.copy_(ps.detach())
 
     @torch.no_grad()
     def restart_student(self, student: nn.Module, noise: float, generator: torch.Generator) -> None:
-        """student ← teacher · (1 + noise·ε), ε ~ N(0, 1) per weight (buffers copied as they are)."""
+        """student ← teacher · (1 + noise·ε), ε ~ N(0, 1) per weight; parameters only."""
         for pt, ps in zip(self.model.parameters(), student.parameters()):
             eps = torch.randn(pt.shape, generator=generator, dtype=pt.dtype, device=generator.device)
             ps.copy_(pt * (1 + noise * eps.to(pt.device)))
-        for bt, bs in zip(self.model.buffers(), student.buffers()):
-            bs.copy_(bt)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, batch_statistics: bool = False) -> torch.Tensor:
+        """The teacher's logits (no gradient): eval mode, or with batch statistics (train mode,
+        which also moves its running statistics, as the authors' teacher does in epoch 0)."""
         with torch.no_grad():
-            self.model.eval()
+            self.model.train(batch_statistics)
             return self.model(x)
 
 
@@ -201,11 +217,24 @@ def sampling_probability(score: torch.Tensor, scale: float) -> torch.Tensor:
     return (p / p.sum()).to(score.dtype)
 
 
-def optional_logits(teacher: Optional[MeanTeacher], model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The logits that feed the paper score: the teacher's when there is one, else the student's
-    (eval mode, no gradient) on the clean inputs."""
+def sampling_spread(p: Optional[torch.Tensor], n: Optional[int] = None) -> dict[str, float]:
+    """How far a sampling distribution p (N,) is from uniform: max/min p (1 when uniform) and the
+    effective number of samples 1/Σp² (N when uniform). p None: the uniform distribution over n."""
+    if p is None:
+        return {"sampling_p_ratio": 1.0, "sampling_ess": float(n)}
+    p = p.detach().to(torch.float64)
+    p = p / p.sum()
+    low = float(p.min())
+    return {"sampling_p_ratio": float(p.max()) / low if low > 0 else math.inf,
+            "sampling_ess": float(1.0 / (p * p).sum())}
+
+
+def optional_logits(teacher: Optional[MeanTeacher], model: nn.Module, x: torch.Tensor,
+                    batch_statistics: bool = False) -> torch.Tensor:
+    """The logits that feed the paper score: the teacher's when there is one (batch statistics in
+    the first epoch, as the authors'), else the student's (eval mode, no gradient) on the clean inputs."""
     if teacher is not None:
-        return teacher.logits(x)
+        return teacher.logits(x, batch_statistics)
     was = model.training
     model.eval()
     with torch.no_grad():

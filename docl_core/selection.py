@@ -732,3 +732,39 @@ def weighted_sample(logits: torch.Tensor, k: int, generator: torch.Generator,
     keys = logits.to(torch.float64) / temperature - e.to(logits.device).clamp_min(1e-300).log()
     return keys.topk(k).indices.to(torch.int64)
 
+
+
+def class_shares(labels: torch.Tensor) -> torch.Tensor:
+    """(C,) each class's share of `labels` (N,) int64, C = max label + 1 (absent classes 0)."""
+    counts = torch.bincount(labels.long().cpu()).to(torch.float64)
+    return counts / counts.sum()
+
+
+def class_balanced_bottom_k(values: torch.Tensor, labels: torch.Tensor, k: int,
+                            shares: torch.Tensor) -> torch.Tensor:
+    """The k smallest values with each class holding about its share of k. (n,), (n,) → (k,) int64.
+
+    Within each class the values are ranked (r = 0, 1, ... smallest first); the k smallest keys
+    (r + ½) / share_c are taken, so class c gets k·share_c ± 1 picks while it has members and a
+    class with too few leaves its places to the others (ties: lowest index). Classes with no
+    share (absent from the training set) come last.
+    """
+    check_values(values, "values")
+    k = check_k(k, values.shape[0])
+    labels = labels.long().to(values.device)
+    order = torch.sort(values.to(torch.float64), stable=True).indices
+    ranks = torch.empty_like(order)
+    sorted_labels = labels[order]
+    # rank of each sample within its class: position among the same label in the sorted order
+    same = torch.zeros(int(labels.max()) + 1, dtype=torch.long)
+    within = torch.empty(len(order), dtype=torch.long)
+    for pos, c in enumerate(sorted_labels.cpu().tolist()):
+        within[pos] = same[c]
+        same[c] += 1
+    ranks[order] = within.to(order.device)
+    share = torch.zeros(int(labels.max()) + 1, dtype=torch.float64)
+    share[:min(len(share), len(shares))] = shares.to(torch.float64)[:len(share)].cpu()
+    share_i = share[labels.cpu()].to(values.device)
+    keys = torch.where(share_i > 0, (ranks.to(torch.float64) + 0.5) / share_i.clamp_min(1e-300),
+                       torch.full_like(share_i, math.inf))
+    return torch.sort(keys, stable=True).indices[:k].to(torch.int64)

@@ -283,6 +283,30 @@ class RunReader:
             raise RunStoreError(f"{path} has no 'round' column, so it was not written by docl: {REDO}")
         return df[df["round"] <= self.last_complete_round].reset_index(drop=True)
 
+    def final_accuracy(self, report: str = "last", split: str = "test") -> float:
+        """The run's accuracy on `split` (test or val) as a report gives it:
+
+        - "last": the last committed round's student (ours: stricter),
+        - "best": the best over all rounds of max(student, teacher) (the authors' report; runs
+          without a mean teacher: the best student round).
+
+        NaN when the run has no committed round or no accuracy (regression)."""
+        if report not in ("last", "best"):
+            raise ValueError(f"unknown report {report!r}: use last (the last student) or best "
+                             "(the best epoch of max(student, teacher))")
+        if split not in ("test", "val"):
+            raise ValueError(f"unknown split {split!r}: use test or val")
+        rounds = self.rounds()
+        col = f"{split}_acc"
+        if col not in rounds or rounds.empty:
+            return float("nan")
+        student = rounds[col].astype(float)
+        if report == "last":
+            return float(student.iloc[-1])
+        teacher = rounds.get(f"teacher_{col}")
+        both = student if teacher is None else np.fmax(student, teacher.astype(float))
+        return float(both.max())
+
     def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
         """Per-sample frame of round t (one row per training sample)."""
         self._check_round(t)

@@ -91,7 +91,8 @@ class DynamicsTracker:
         y: (N,) int labels or (N, C) float targets.
         task: "classification" or "regression".
         estimator: the estimator reported as `score` ("exact", "fast", "byproduct" or "paper":
-            the authors' estimator from logits recorded in training, see recipe.PaperByproduct).
+            the authors' estimator from logits recorded in training, see recipe.PaperByproduct;
+            "none": a constant 0, the ablation where no score drives the selection).
         log_estimators: further estimators logged beside it (columns score_<name>).
         probe_size: kernel probe samples (stratified by class); 0 turns kernel logging off.
         kernel_full: also store the full (m, m, C, C) blocks (the trace, contributions and
@@ -136,8 +137,8 @@ class DynamicsTracker:
         check_inputs(X, y, task, num_outputs=C)
         estimators = [estimator, *[e for e in log_estimators if e != estimator]]
         for e in estimators:
-            if e not in ("exact", "fast", "byproduct", "paper"):
-                raise ValueError(f"unknown estimator {e!r}: use exact, fast, byproduct or paper")
+            if e not in ("exact", "fast", "byproduct", "paper", "none"):
+                raise ValueError(f"unknown estimator {e!r}: use exact, fast, byproduct, paper or none")
         self.model, self.X, self.y, self.task = model, X, y, task
         self.N, self.C = X.shape[0], C
         self.estimator, self.estimators = estimator, estimators
@@ -193,10 +194,13 @@ class DynamicsTracker:
 
     # ------------------------------------------------------------------ the three calls
 
-    def on_batch(self, sample_ids, outputs: torch.Tensor, lr: float, count: bool = True) -> None:
+    def on_batch(self, sample_ids, outputs: torch.Tensor, lr: float, count: bool = True,
+                 pace: Optional[float] = None) -> None:
         """After a mini-batch: its sample ids (B,), its outputs (B, C) on the clean inputs (under
         mixup, pass a teacher's or a no-grad forward's logits), the batch's learning rate.
-        count=False: the batch fed the estimators but was not an optimiser step (accumulation)."""
+        count=False: the batch fed the estimators but was not an optimiser step (accumulation).
+        pace: what the batch adds to the paper estimator's pace (default lr; the authors count
+        accumulate × lr for a large-batch mini-batch)."""
         ids = torch.as_tensor(sample_ids, dtype=torch.long).to(self.y.device)
         if outputs.shape[0] != ids.shape[0]:
             raise ValueError(f"on_batch got {ids.shape[0]} ids but {outputs.shape[0]} outputs: "
@@ -207,7 +211,7 @@ class DynamicsTracker:
             outputs = self.dist.all_gather_rows(outputs)
         self.byproduct.update(ids, outputs, float(lr))
         if "paper" in self.estimators:
-            self.paper.record(ids, outputs, float(lr))
+            self.paper.record(ids, outputs, float(lr if pace is None else pace))
         self.seen_this_round[ids.cpu()] = True
         self.steps += int(count)
         self.samples_seen += int(ids.shape[0])
@@ -305,6 +309,9 @@ class DynamicsTracker:
                 continue
             if name == "paper":
                 scores[name] = self.paper.score.clone().to(self.X.dtype)
+                continue
+            if name == "none":  # no score: selection draws uniformly (the score ablation)
+                scores[name] = torch.zeros(self.N, dtype=self.X.dtype, device=self.X.device)
                 continue
             if name not in wanted:
                 skipped.add(name)

@@ -29,7 +29,7 @@ from .config import RunConfig, config_differences
 from .curricula import RoundState, make_curriculum
 from .protocol import PaperProtocol
 from .recipe import (MeanTeacher, mixup_batch, optional_logits, paper_centrality, probability_square_loss,
-                     sampling_probability)
+                     sampling_spread)
 from .data import Dataset, load_dataset
 from .distributed import SINGLE, DistContext, prepare_model, set_deterministic, sync_buffers
 from .dynamics import eval_mode, per_sample_loss
@@ -159,6 +159,8 @@ class Trainer:
                  "generator": self.gen.get_state(), "tracker": self.tracker.state_dict()}
         if self.paper:
             state["mod_ratio"] = self.mod_ratio
+            # the gradient a pass leaves is applied by the next full pass's first step (the authors')
+            state["grads"] = [p.grad for p in self.model.parameters()]
             if self.teacher is not None:
                 state["teacher"] = self.teacher.model.state_dict()
             if self.centrality is not None:
@@ -218,6 +220,8 @@ class Trainer:
                                 "Resume with the same data and options, or start a new run under another "
                                 "--name") from None
         self.mod_ratio = float(state.get("mod_ratio", 1.0))
+        for p, g in zip(self.model.parameters(), state.get("grads") or []):
+            p.grad = None if g is None else g.to(p.device)
         if "centrality" in state:
             self.centrality = state["centrality"].to(self.device)
 
@@ -294,6 +298,9 @@ class Trainer:
             _postfix(bar, self.tracker.last_row)
 
     def _run_paper(self) -> None:
+        """Each epoch: at an episode start (index ≥ 1), centrality and the teacher/student restart,
+        then the full large-batch pass; then the state is measured (the score the full pass just
+        updated), the subset selected from it, and trained on in a fresh random order."""
         cfg, proto = self.cfg, self.protocol
         bar = _progress(range(self.start_round, proto.epochs), self.progress, f"{cfg.curriculum} s{cfg.seed}")
         for e in bar:
@@ -303,38 +310,45 @@ class Trainer:
             if plan.episode_start and ep.index >= 1:
                 self._start_episode(ep.index)
             t_episode = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if plan.full_pass:  # before the selection: it updates every sample's score
+                self._paper_pass(torch.arange(self.N, device=self.device), plan, plan.step_offset,
+                                 full=True, losses=[])
+            t_full = time.perf_counter() - t0
             log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
             driving = [cfg.estimator] if cfg.estimator in ("exact", "fast") else []
             measured = self._measure(kernel=log_now, estimators=None if log_now else driving)
             t0 = time.perf_counter()
-            if plan.select:
+            spread = {}
+            if plan.select and not self.curriculum.full_data:
                 state = self._round_state(ep.index, plan.subset_size, measured, pool=plan.pool_size,
                                           mod=ep.mod * self.mod_ratio)
                 sel = self.curriculum.select(state)
                 ids = sel.indices.to(self.device)
-                if self.centrality is not None:
-                    p = sampling_probability(state.score if state.score is not None else measured.loss,
-                                             cfg.paper.score_scale)
-                    self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-30))
-            else:  # warm start: every sample
-                ids = torch.randperm(self.N, generator=self.gen).to(self.device)
+                p = sel.probability
+                if p is not None:
+                    spread = sampling_spread(p)
+                    if self.centrality is not None:
+                        p = p.to(self.centrality.device)
+                        self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-300))
+            else:  # the warm start and the baseline: every sample
+                ids = torch.arange(self.N, device=self.device)
+                spread = sampling_spread(None, self.N) if plan.select else {}
             t_select = time.perf_counter() - t0
             t0 = time.perf_counter()
-            counter, losses = plan.step_offset, []
-            if plan.full_pass:
-                order = torch.randperm(self.N, generator=self.gen).to(self.device)
-                counter = self._paper_pass(order, plan, counter, full=True, losses=[])
-            self._paper_pass(ids, plan, counter, full=False, losses=losses)
-            t_train = time.perf_counter() - t0
+            losses: list = []
+            self._paper_pass(ids, plan, plan.subset_offset, full=False, losses=losses)
+            t_train = time.perf_counter() - t0 + t_full
             metrics = {"train_loss": sum(losses) / max(1, len(losses))}
             if self.teacher is not None:
                 metrics.update({f"teacher_{k}": v for k, v in self.tracker.evaluate(self.teacher.model).items()
                                 if k.endswith("_acc") or k.endswith("_mse")})
+            alpha = ep.baseline_alpha if self.curriculum.full_data else ep.mixup_alpha
             self.tracker.end_round(
                 metrics=metrics, measured=measured, selected=ids,
                 timings={"select_time_s": t_select, "train_time_s": t_train, "episode_time_s": t_episode},
                 extra_round={"epoch": e, "episode": ep.index, "full_pass": plan.full_pass,
-                             "mixup_alpha": ep.mixup_alpha, "pool_size": plan.pool_size},
+                             "mixup_alpha": alpha, "pool_size": plan.pool_size, **spread},
                 checkpoint=self._checkpoint(e))
             _postfix(bar, self.tracker.last_row)
 
@@ -348,11 +362,13 @@ class Trainer:
             score=measured.scores[cfg.estimator] if self.curriculum.needs_scores else None,
             features=measured.features, generator=self.gen, pool=pool,
             sampling="paper" if paper else "standardized", centrality=self.centrality, mod=mod,
-            random_subsample=cfg.paper.random_subsample)
+            random_subsample=cfg.paper.random_subsample,
+            labels=self.y if self.ds.task == "classification" else None)
 
     def _start_episode(self, index: int) -> None:
         """An episode's start (index ≥ 1): centrality from the teacher's features while exploring,
-        then the teacher restarts from the student (episode 1) or the student from the teacher."""
+        then the teacher takes the student's parameters (episode 1) or the student restarts from
+        the teacher's, × (1 + noise·ε) (later episodes; the student keeps its own statistics)."""
         ps = self.cfg.paper
         if self.curriculum.diversity == "centrality" and index <= ps.explore_episodes:
             source = self.teacher.model if self.teacher is not None else self.model
@@ -431,45 +447,75 @@ class Trainer:
             self.tracker.on_batch(batch, out, lr)
 
     def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list) -> int:
-        """One pass over ids (in the given order) under the paper recipe; returns the episode's
-        mini-batch counter after it. A full pass accumulates `full_pass_accumulate` mini-batches
-        per optimizer step on the probability-space square loss, with the warm start's mixup α."""
+        """One pass over ids, in a fresh random order from the run's generator (the order carries
+        nothing of the scores), under the paper recipe; returns the episode's mini-batch counter
+        after it. A full pass accumulates `full_pass_accumulate` mini-batches' mean losses (summed)
+        per optimizer step on the probability-space square loss, with the warm start's mixup α,
+        and counts accumulate × lr of pace per mini-batch for the score, as the authors' does.
+
+        Steps: a subset pass zeroes the gradient before each backward and leaves it after its
+        step; the full pass steps at the start of each group (`full_pass_step_first`, the
+        authors': its first step applies the gradient the previous pass left, at the learning
+        rate last set, and the last group's gradient is left unapplied) or at each group's end.
+        The teacher is updated after every step with the counter of the group's first mini-batch."""
         ps, bs, task = self.cfg.paper, self.cfg.batch_size, self.ds.task
         accumulate = ps.full_pass_accumulate if full else 1
-        alpha = (ps.mixup_alpha_min if ps.mixup else 0.0) if full else plan.episode.mixup_alpha
+        first_step = full and accumulate > 1 and ps.full_pass_step_first
+        if not ps.mixup:
+            alpha = 0.0
+        elif full:
+            alpha = ps.mixup_alpha_min
+        else:
+            alpha = plan.episode.baseline_alpha if self.curriculum.full_data else plan.episode.mixup_alpha
         square = full and task == "classification"
         lossf = probability_square_loss if square else (lambda o, t: per_sample_loss(o, t, task))
+        batch_stats = plan.epoch == 0  # the authors' teacher is in train mode until the first evaluation
         self.model.train()
+        ids = ids[torch.randperm(len(ids), generator=self.gen).to(ids.device)]
         batches = [ids[s:s + bs] for s in range(0, len(ids), bs)]
         if not full:
             batches = batches[:plan.batches_per_epoch]
-        self.opt.zero_grad(set_to_none=True)
+        if accumulate > 1 and not first_step:
+            self.opt.zero_grad(set_to_none=True)  # groups start from a zero gradient
         for b, batch in enumerate(batches):
+            if first_step and b % accumulate == 0:
+                self._step(clip=True, teacher_counter=counter, zero=True)
             lr = plan.lr(counter)
             for group in self.opt.param_groups:
                 group["lr"] = lr
             x, y = self.X[batch], self.y[batch]
-            clean = optional_logits(self.teacher, self.model, x) if (self.teacher is not None or alpha > 0) else None
+            clean = optional_logits(self.teacher, self.model, x, batch_stats) \
+                if (self.teacher is not None or alpha > 0) else None
             x_in, perm, lam = mixup_batch(x, alpha, self.gen)
             out = self.net(x_in)
             loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y[perm]).mean() if lam < 1 \
                 else lossf(out, y).mean()
             self._check_loss(loss, counter)
-            loss.backward()
-            step = (b + 1) % accumulate == 0 or b + 1 == len(batches)
-            if step:
-                if accumulate > 1 and ps.clip_grad > 0:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), ps.clip_grad)
-                self.opt.step()
+            if accumulate == 1:
                 self.opt.zero_grad(set_to_none=True)
-                if self.teacher is not None:
-                    self.teacher.update(self.model, counter)
+            loss.backward()
+            step = accumulate == 1 or (not first_step and ((b + 1) % accumulate == 0 or b + 1 == len(batches)))
+            if step:
+                self._step(clip=accumulate > 1, teacher_counter=counter - (b % accumulate), zero=accumulate > 1)
             if not full:
                 losses.append(float(loss.detach()))
-            self.tracker.on_batch(batch, (clean if clean is not None else out).detach(), lr, count=step)
+            self.tracker.on_batch(batch, (clean if clean is not None else out).detach(), lr,
+                                  count=step or (first_step and b % accumulate == 0), pace=lr * accumulate)
             counter += 1
         self.tracker.end_pass()
         return counter
+
+    def _step(self, clip: bool, teacher_counter: int, zero: bool) -> None:
+        """One optimizer step on the gradient accumulated so far (zeroed after it when `zero`),
+        then the teacher's update."""
+        ps = self.cfg.paper
+        if clip and ps.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), ps.clip_grad)
+        self.opt.step()
+        if zero:
+            self.opt.zero_grad(set_to_none=True)
+        if self.teacher is not None:
+            self.teacher.update(self.model, teacher_counter)
 
     def _check_loss(self, loss: torch.Tensor, step: int) -> None:
         if not bool(torch.isfinite(loss)):

@@ -64,17 +64,21 @@ def test_k_is_capped_and_select_ratio_reaches_one():
 
 
 def test_learning_rate_per_minibatch():
-    # N = 1000, batch 100: 10 mini-batches per full pass
+    # N = 1000, batch 100: 10 mini-batches per full pass. Every pass hands its counter on minus
+    # one (PAPER_PROTOCOL.md), so pass j of an episode starts at the sum of (length − 1) before it.
     proto = PaperProtocol(PaperSchedule(epochs=6, episodes=[0, 2, 4]), n=1000, batch_size=100,
                           full_data=False, prunes=True)
     w0, w1 = proto.plan(0), proto.plan(1)
-    assert w0.warm and w0.episode_batches == 20 and w1.step_offset == 10
+    # the warm start (L₀ = 2 epochs) ramps over ceil(N/B)·(L₀ + 1) = 30 mini-batches
+    assert w0.warm and w0.episode_batches == 30 and (w0.step_offset, w1.step_offset) == (0, 9)
     assert w0.lr(0) == pytest.approx(5e-4)                               # linear warm start
-    assert w0.lr(10) == pytest.approx(5e-4 + (0.1 - 5e-4) * 10 / 20)
+    assert w0.lr(10) == pytest.approx(5e-4 + (0.1 - 5e-4) * 10 / 30)
+    assert w1.lr(9 + 9) == pytest.approx(5e-4 + (0.1 - 5e-4) * 18 / 30)  # its last: 0.6 of the way
     # episode 1 (epochs 2, 3): k0 = 220, subset 121 → 2 mini-batches per epoch; one full pass first
     e2, e3 = proto.plan(2), proto.plan(3)
-    assert (e2.full_pass, e2.full_batches, e2.batches_per_epoch, e2.step_offset) == (True, 10, 2, 0)
-    assert (e3.full_pass, e3.step_offset, e3.episode_batches) == (False, 12, 14)
+    assert (e2.full_pass, e2.full_batches, e2.batches_per_epoch, e2.step_offset, e2.subset_offset) == \
+        (True, 10, 2, 0, 9)
+    assert (e3.full_pass, e3.step_offset, e3.subset_offset, e3.episode_batches) == (False, 10, 10, 14)
     lr_max, lr_min = 0.1 / 0.9, 5e-4
     for c in (0, 7, 14):
         want = lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * c / 14))
@@ -84,7 +88,20 @@ def test_learning_rate_per_minibatch():
                         full_data=True, prunes=False)
     p = sgd.plan(3)
     assert (p.full_pass, p.subset_size, p.batches_per_epoch, p.step_offset, p.episode_batches) == \
-        (False, 1000, 10, 10, 20)
+        (False, 1000, 10, 9, 20)
+
+
+def test_the_baseline_keeps_its_mixup_alpha_after_the_warm_start():
+    # PAPER_PROTOCOL.md: α updates sit inside `if use_curriculum`; the baseline keeps α = 1.0
+    sched = PaperSchedule(epochs=300)
+    proto = PaperProtocol(sched, n=1000, batch_size=128, full_data=True, prunes=False)
+    alphas = [ep.baseline_alpha for ep in proto.episodes]
+    assert alphas == [0.2] + [1.0] * 10                                  # warm start: α_min
+    curriculum = [ep.mixup_alpha for ep in proto.episodes]
+    assert curriculum == pytest.approx([0.2] + [max(0.2, 0.9 ** i) for i in range(1, 11)])
+    decayed = PaperProtocol(PaperSchedule(epochs=300, baseline_alpha_decay=True), n=1000, batch_size=128,
+                            full_data=True, prunes=False)
+    assert [ep.baseline_alpha for ep in decayed.episodes] == pytest.approx(curriculum)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -162,15 +179,18 @@ def test_paper_score_matches_an_independent_recomputation(tmp_path, monkeypatch)
     run = RunReader(train_run(cfg, tmp_path / "r"))
     ds = load_dataset("moons", seed=1)
     y = ds.y_train.numpy()
-    # frame of epoch e = the state after the passes of epochs < e: warm (1 pass), then 2 per epoch
-    passes_before = {2: 3, 3: 5}
+    # frame of epoch e = the state the selection read: after the warm pass (epoch 0), and at every
+    # episode start after that epoch's full pass (PAPER_PROTOCOL.md: full pass, then selection)
+    passes_before = {1: 2, 2: 4, 3: 6}
     assert len(stream) == 7
     for e, p in passes_before.items():
         want = _recompute_paper_score(stream[:p], y, len(y), 2)
         got = run.samples(e)["score_paper"].to_numpy()
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=1e-6)
         assert np.abs(want).max() > 0
-    assert (run.samples(1)["score_paper"] == 0).all()  # after the warm start: logits stored, no estimate yet
+    # the full pass's mini-batches count 4 × their learning rate of pace (the authors' large batch)
+    lrs = run.rounds()["lr"]
+    assert max(lr for _, _, lr in stream[1]) == pytest.approx(4 * lrs.iloc[1], rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- sgd as a hand-written loop
@@ -194,9 +214,12 @@ def test_sgd_is_plain_minibatch_sgd_under_the_episode_learning_rates(tmp_path):
     for ep in range(3):
         if ep >= 1:
             lr_max /= 0.9                                  # exploring episodes raise the peak
-        total = per * (b[ep + 1] - b[ep])
+        # the warm start's ramp is planned over L₀ + 1 epochs; each pass hands on its counter − 1
+        total = per * (b[ep + 1] - b[ep] + (1 if ep == 0 else 0))
         counter = 0
         for _ in range(b[ep], b[ep + 1]):
+            if _ > b[ep]:
+                counter -= 1
             order = torch.randperm(n, generator=gen)
             for s in range(0, n, bs):
                 f = counter / total
