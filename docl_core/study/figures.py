@@ -108,7 +108,9 @@ def convergence(panels: list[tuple[str, pd.DataFrame, dict]]):
 
 def fidelity(frame: pd.DataFrame):
     """Byproduct–exact rank correlation against the epoch's peak learning rate (left) and against
-    the epoch (right), one colour per run variant."""
+    the epoch (right), one colour per run variant; on the right, where the frame has them, dashed:
+    ρ_start (the byproduct after the epoch against the exact score at its start), dotted: the exact
+    score's persistence over the epoch (the ceiling for a look-back estimator)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
@@ -121,6 +123,12 @@ def fidelity(frame: pd.DataFrame):
         m = g.groupby("epoch")["spearman_all"].mean()
         fig.add_trace(go.Scatter(x=m.index, y=m.to_numpy(), mode="lines+markers", name=key, legendgroup=key,
                                  showlegend=False, line=dict(color=col), marker=dict(size=4)), row=1, col=2)
+        for column, dash, what in (("spearman_start", "dash", "ρ_start"), ("exact_persistence", "dot", "persistence")):
+            if column in g and g[column].notna().any():
+                m = g.groupby("epoch")[column].mean().dropna()
+                fig.add_trace(go.Scatter(x=m.index, y=m.to_numpy(), mode="lines", name=f"{key}, {what}",
+                                         legendgroup=key, showlegend=False, line=dict(color=col, dash=dash)),
+                              row=1, col=2)
     for c in (1, 2):
         fig.add_hline(y=0, line=dict(color="black", width=1, dash="dot"), row=1, col=c)
     fig.update_xaxes(title_text="peak learning rate of the epoch", type="log", row=1, col=1)
@@ -128,7 +136,8 @@ def fidelity(frame: pd.DataFrame):
     fig.update_yaxes(title_text="Spearman ρ (byproduct, exact), all N", row=1, col=1)
     fig.update_layout(title=dict(text="How far the authors' byproduct score is from the exact score"
                                       "<br><sup>one point per logged epoch of each fidelity run; exact score "
-                                      "logged every epoch</sup>", x=0.02),
+                                      "logged every epoch; right: solid same epoch, dashed ρ_start, "
+                                      "dotted exact persistence</sup>", x=0.02),
                       template="plotly_white", font=dict(size=12), margin=dict(l=70, r=20, t=100, b=60),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.4, xanchor="center", x=0.5))
     return fig

@@ -345,29 +345,71 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
 
 
 def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, median_rho: dict, figure) -> list[str]:
+    def num(v, sign="+"):
+        return f"{v:{sign}.2f}" if np.isfinite(v) else "n/a"
+
+    def med(g, col):
+        return float(g[col].median()) if col in g and g[col].notna().any() else float("nan")
+
+    def timing(same: float, start: float, pers: float) -> str:
+        """One sentence from the medians of spearman_all, spearman_start and exact_persistence."""
+        if not np.isfinite(start):
+            return "no epoch after a logged one, so the byproduct was not read against the interval's start."
+        head = (f"read against the exact score at the start of the epoch it summarises, the byproduct has median "
+                f"ρ = {start:+.2f} (same frame: {num(same)})")
+        if not np.isfinite(pers):
+            if np.isfinite(same) and abs(start - same) >= 0.1:
+                way = "agrees better" if start > same else "agrees worse"
+                return f"{head}: it {way} with the score it looks back to than with the score of its own frame."
+            return f"{head}: the timing changes little; the exact score was not logged in consecutive epochs."
+        if start < -0.1 and pers > 0.1:
+            return (f"{head}, opposite to it, while the exact ranking persists over the epoch (median ρ = "
+                    f"{pers:+.2f}): the estimator, not the score's own drift, is at fault.")
+        follows = "; the byproduct does follow the score at the interval's start" if start > 0.1 else ""
+        if pers < -0.1:
+            return (f"{head}, but the exact ranking itself reverses over one epoch (median persistence "
+                    f"{pers:+.2f}), so any estimator that looks back one epoch ranks against the current score: "
+                    f"the score's own drift, not the estimator, is at fault{follows}.")
+        if pers < 0.1:
+            return (f"{head}, but the exact ranking itself barely survives one epoch (median persistence "
+                    f"{pers:+.2f}), so no estimator that looks back one epoch can rank well{follows}.")
+        if start >= pers - 0.1:
+            return (f"{head}, within 0.1 of the exact score's own persistence ({pers:+.2f}): about as good as a "
+                    "one-epoch-old score can be.")
+        return (f"{head}, {pers - start:.2f} below the exact score's own persistence ({pers:+.2f}), the ceiling "
+                "for a look-back estimator: the estimator loses more than the epoch's drift.")
+
     L = ["## How far the byproduct is from the exact score", "",
          "Per logged epoch: Spearman's ρ between the authors' byproduct (`score_paper`) and the exact score "
          "a_i = g_i · ḡ (`score_exact`) over all N and over the samples selected that epoch, and the overlap "
-         "|A ∩ B| / k of the top-k sets each would pick (k = the epoch's subset size). Functions: "
+         "|A ∩ B| / k of the top-k sets each would pick (k = the epoch's subset size). The byproduct is built from "
+         "logits recorded during an epoch, so it looks back: ρ_start pairs the byproduct after an epoch with the "
+         "exact score at that epoch's start, and the exact score's persistence (ρ of the exact score with itself "
+         "one epoch later) is the ceiling for any estimator that looks back one epoch. A negative ρ means the "
+         "byproduct ranks samples opposite to the exact score. Functions: "
          "`docl_core.fidelity.round_fidelity(run_dir)` and `experiment_fidelity(exp_dir)`.", ""]
     if len(fid_main):
         L += ["**In the report runs** (DoCL, exact score at episode starts; median over runs × episode starts):", ""]
         for s in suite.by_protocol("paper"):
             sub = fid_main[(fid_main.setting == s.name) & (fid_main.curriculum == "docl")]
             if len(sub):
+                same, start, pers = med(sub, "spearman_all"), med(sub, "spearman_start"), med(sub, "exact_persistence")
                 L.append(f"- {s.title}: median ρ = {sub['spearman_all'].median():+.2f} (all N), "
                          f"{sub['spearman_selected'].median():+.2f} (selected), top-k overlap "
-                         f"{sub['overlap_topk'].median():.2f} ({len(sub)} epochs); the byproduct "
-                         f"{reading.agreement(median_rho[s.name])}.")
+                         f"{sub['overlap_topk'].median():.2f} ({len(sub)} epochs); ρ_start = {num(start)}, "
+                         f"exact persistence {num(pers)}; the byproduct "
+                         f"{reading.agreement(median_rho[s.name])}. In time, {timing(same, start, pers)}")
         L += [""]
     if not len(fid):
         return L
     L += ["**Dedicated runs** (exact score every epoch; paper protocol: a sweep of the peak learning rate and "
           "momentum 0; steps protocol: the byproduct logged beside the exact score that drives selection). "
-          "Medians over seeds × epochs; the last column is the variant's ρ minus the default's, paired by seed and "
-          "epoch, with its 95% interval.", "",
+          "Medians over seeds × epochs; ρ_start is the byproduct after an epoch against the exact score at its "
+          "start, persistence the exact score against itself one epoch later; the last column is the variant's ρ "
+          "minus the default's, paired by seed and epoch, with its 95% interval.", "",
           "| runs | epochs | median ρ, all N | median ρ, selected | median top-k overlap | median Jaccard | "
-          "ρ − default |", "|---|---:|---:|---:|---:|---:|---|"]
+          "median ρ_start | median exact persistence | ρ − default |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     from .stats import paired
     for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
         base = fid[(fid.setting == setting) & (fid.variant == "default") & (fid.protocol == g["protocol"].iloc[0])]
@@ -376,10 +418,13 @@ def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, me
             w = pd.DataFrame({"v": g.set_index(["seed", "round"])["spearman_all"],
                               "d": base.set_index(["seed", "round"])["spearman_all"]})
             diff = _cell({**paired(w, "v", "d"), "higher": True})
-        f = lambda v, sign="+": f"{v:{sign}.2f}" if np.isfinite(v) else "n/a"  # noqa: E731
-        L.append(f"| {group} | {len(g)} | {f(g['spearman_all'].median())} | {f(g['spearman_selected'].median())} | "
-                 f"{f(g['overlap_topk'].median(), '')} | {f(g['jaccard_topk'].median(), '')} | {diff} |")
+        L.append(f"| {group} | {len(g)} | {num(med(g, 'spearman_all'))} | {num(med(g, 'spearman_selected'))} | "
+                 f"{num(med(g, 'overlap_topk'), '')} | {num(med(g, 'jaccard_topk'), '')} | "
+                 f"{num(med(g, 'spearman_start'))} | {num(med(g, 'exact_persistence'))} | {diff} |")
     L += [""]
+    for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
+        L.append(f"- {group}: in time, " + timing(med(g, "spearman_all"), med(g, "spearman_start"),
+                                                   med(g, "exact_persistence")))
     for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
         base = fid[(fid.setting == setting) & (fid.variant == "default") & (fid.protocol == g["protocol"].iloc[0])]
         if g["variant"].iloc[0] != "default" and len(base):
