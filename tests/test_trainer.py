@@ -233,3 +233,34 @@ def test_label_column_names_a_csv_files_labels(tmp_path):
     r = RunReader(tmp_path / "exp" / "docl-s0")
     assert r.meta["config"]["label_column"] == "cls" and r.meta["num_train"] == 102  # 150 − 30 test − 18 val
     assert r.meta["task"] == "classification" and r.meta["num_outputs"] == 2
+
+
+@pytest.mark.parametrize("protocol", ["steps", "paper"])
+def test_every_pass_trains_in_an_order_that_carries_no_score(tmp_path, monkeypatch, protocol):
+    """SPL picks the lowest losses (best first); the mini-batches must not follow that order:
+    each pass's first mini-batch holds several classes and no pass is sorted by loss or id."""
+    from docl_core.tracker import DynamicsTracker
+    batches = []
+    real = DynamicsTracker.on_batch
+
+    def spy(self, ids, outputs, lr, **kw):
+        batches.append((self.round, ids.detach().cpu().numpy().copy()))
+        return real(self, ids, outputs, lr, **kw)
+
+    monkeypatch.setattr(DynamicsTracker, "on_batch", spy)
+    opts = dict(paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3])) if protocol == "paper" else \
+        dict(rounds=3, schedule=Schedule(warmup_epochs=0, k_start=0.5))
+    cfg = RunConfig(dataset="digits", curriculum="spl", protocol=protocol, seed=3, label_noise=0.2,
+                    probe_size=0, log_estimators=[], device="cpu", **opts)
+    run = RunReader(train_run(cfg, tmp_path / "spl"))
+    labels = run.dataset(thumbnails=False).query("split == 'train'")["label"].to_numpy()
+    for t in range(1 if protocol == "paper" else 0, run.last_complete_round + 1):
+        mine = [ids for r, ids in batches if r == t]
+        selected = set(run.samples(t).query("selected")["sample_id"])
+        last = [ids for ids in mine if set(ids) <= selected]     # the subset pass (after any full pass)
+        first = next(ids for ids in mine if set(ids) <= selected and len(ids) > 8)
+        assert len(np.unique(labels[first])) >= 4, (t, labels[first])
+        order = np.concatenate(last[-(len(selected) // 64 + 1):])
+        loss = run.samples(t).set_index("sample_id").loc[order, "loss"].to_numpy()
+        assert not (np.all(np.diff(loss) >= 0) or np.all(np.diff(loss) <= 0)), t
+        assert not np.all(np.diff(order) > 0), t
