@@ -196,6 +196,16 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_summary(a: argparse.Namespace) -> int:
+    from .summary import summary_text
+    path = Path(a.experiment)
+    if not path.is_dir():
+        raise FileNotFoundError(f"no experiment folder at {path}: pass a folder of run folders "
+                                "(e.g. the --out of docl compare)")
+    print(summary_text(path, against=_parse_list(a.against), split=a.split))
+    return 0
+
+
 def print_summary(exp_dir: Path) -> None:
     from .store import ExperimentReader
     exp = ExperimentReader(exp_dir)
@@ -204,6 +214,10 @@ def print_summary(exp_dir: Path) -> None:
         return
     last = df.sort_values("round").groupby("run").tail(1)
     metric = "test_acc" if "test_acc" in last else "test_mse"
+    if metric == "test_acc":
+        from .summary import summary_text
+        print("\n" + summary_text(exp_dir))
+        return
     table = last.groupby("curriculum")[[metric, "steps"]].agg(["mean", "std", "count"])
     print(f"\n{exp_dir}: final {metric} by curriculum")
     print(table.to_string())
@@ -287,7 +301,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="docl", description="docl: a training-dynamics lab for "
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
-    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study,export}")
+    sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study,summary,export}")
     p = sub.add_parser("run", help="train one run of one curriculum")
     p.add_argument("--curriculum", default="docl", choices=CURRICULA, help="the curriculum to train under")
     p.add_argument("--seed", type=int, default=0, help="seeds the model, the splits, the noise and the selection")
@@ -313,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
+    p = sub.add_parser("summary", help="an experiment's final accuracies (last student, best of student and "
+                       "teacher) and paired intervals against baselines")
+    p.add_argument("experiment", metavar="EXPERIMENT", help="a folder of run folders (ARM-sSEED)")
+    p.add_argument("--against", default="sgd,random", help="baseline arms, comma list (default: sgd,random)")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="the split to report")
+    p.set_defaults(func=cmd_summary)
     p = sub.add_parser("export", help="write a run or experiment for another tool (TensorBoard)")
     p.add_argument("source", metavar="RUN_OR_EXPERIMENT", help="a run folder or an experiment folder")
     p.add_argument("--to", required=True, choices=("tensorboard",), help="the format (required; only tensorboard)")
