@@ -1,7 +1,8 @@
 """Datasets: built-in toy sets, MNIST-1D, a user's arrays, local CIFAR-10 and Fashion-MNIST folders.
 
 `load_dataset(name_or_path, seed, label_noise)` returns a `Dataset`: train/val/test tensors
-(features standardised with train statistics), the label-noise record, and `frame()`, the
+(features standardised with train statistics), the label-noise record, each sample's row in its
+source (`source_row`, so a run's samples map back to the user's file), and `frame()`, the
 contents of a run's dataset.parquet. Everything is offline and deterministic in `seed`.
 
 Reading user files never executes code from them: `.npz` is read with allow_pickle=False,
@@ -25,6 +26,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 import torch
+
+from .store import DATASET_COLUMNS
 
 TASKS = ("classification", "regression")
 KINDS = ("image", "signal", "points2d", "curve1d", "tabular")  # signal: 1-D sequences (N, c, L)
@@ -76,6 +79,10 @@ class Dataset:
     x_mean: Optional[torch.Tensor] = None  # train statistics, broadcastable to input_shape:
     x_std: Optional[torch.Tensor] = None   # original x = x · x_std + x_mean
     digest: Optional[str] = None           # a user's file or folder: hash of the arrays read (`source_digest`)
+    # Per sample in sample_id order (train, then val, then test); None when not recorded:
+    source_row: Optional[np.ndarray] = None      # (N_all,) int64: the sample's row in its source (load_dataset)
+    raw_features: Optional[np.ndarray] = None    # (N_all, d) float64, tabular only: the features as read, unscaled
+    feature_names: Optional[list[str]] = None    # d names for raw_features: the CSV header, or f0, f1, ... (npz)
 
     @property
     def num_train(self) -> int:
@@ -96,10 +103,13 @@ class Dataset:
         """One row per sample: the contents of a run's dataset.parquet.
 
         Columns: sample_id (train 0..N−1, then val, then test), split, label (given; −1 for
-        regression), clean_label, noisy, and by kind: x0, x1 (points2d), x0, target (curve1d),
-        thumbnail (PNG bytes, image and signal; about 0.2 KB for a digit or a signal's line plot,
-        2–3 KB for a CIFAR image and 0.3–1 ms each to encode, so thumbnails=False skips them for
-        very large sets).
+        regression), clean_label, noisy, source_row (int64, the sample's row in its source: see
+        load_dataset; absent when not recorded), and by kind: x0, x1 (points2d), x0, target
+        (curve1d), thumbnail (PNG bytes, image and signal; about 0.2 KB for a digit or a signal's
+        line plot, 2–3 KB for a CIFAR image and 0.3–1 ms each to encode, so thumbnails=False skips
+        them for very large sets), the feature values as read (tabular: one float64 column per
+        feature, named after the CSV header or f0, f1, ... for an .npz; a name that clashes with a
+        column above gets " (feature)" appended). Images never get pixel columns.
         """
         xs = [t.detach().cpu() for t in (self.x_train, self.x_val, self.x_test)]
         ys = [t.detach().cpu() for t in (self.y_train, self.y_val, self.y_test)]
@@ -115,6 +125,8 @@ class Dataset:
             label = clean = np.full(n, -1, dtype=np.int64)
         frame = pd.DataFrame({"sample_id": np.arange(n, dtype=np.int64), "split": split,
                               "label": label, "clean_label": clean, "noisy": noisy})
+        if self.source_row is not None:
+            frame["source_row"] = np.asarray(self.source_row, dtype=np.int64)
         wanted = ("points2d", "curve1d", "image", "signal") if thumbnails else ("points2d", "curve1d")
         x = self.original_x(torch.cat(xs)).numpy() if self.kind in wanted else None
         if self.kind == "points2d":
@@ -126,7 +138,23 @@ class Dataset:
             frame["thumbnail"] = png_thumbnails(x)
         elif self.kind == "signal" and thumbnails:
             frame["thumbnail"] = signal_thumbnails(x)
+        elif self.kind == "tabular" and self.raw_features is not None:
+            names = _feature_column_names(self.feature_names or [f"f{j}" for j in range(self.raw_features.shape[1])])
+            features = pd.DataFrame(np.asarray(self.raw_features, dtype=np.float64), columns=names)
+            frame = pd.concat([frame, features], axis=1)
         return frame
+
+
+def _feature_column_names(names: list) -> list[str]:
+    """dataset.parquet column names for features: the file's own, as text; one that clashes with a
+    column of the frame's own (DATASET_COLUMNS) or an earlier feature gets " (feature)" appended."""
+    taken, out = set(DATASET_COLUMNS), []
+    for name in map(str, names):
+        while name in taken:
+            name += " (feature)"
+        taken.add(name)
+        out.append(name)
+    return out
 
 
 # ----------------------------------------------------------------------------- thumbnails
@@ -210,9 +238,11 @@ class _Source:
     class_names: Optional[list[str]] = None  # names indexed by the raw integer label
     origin: str = ""                   # how error messages name the source (a file name)
     outliers: float = 0.0              # regression: fraction of train targets to corrupt (marked noisy)
+    feature_names: Optional[list[str]] = None  # tabular: one name per feature (a CSV's header)
 
 
 def _digits(options: dict) -> _Source:
+    """scikit-learn's digits; source row: the index in load_digits()'s arrays."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -222,6 +252,7 @@ def _digits(options: dict) -> _Source:
 
 
 def _moons(options: dict) -> _Source:
+    """Two half-moons; source row: the index in make_moons' output (data_seed fixes it)."""
     from sklearn.datasets import make_moons
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
@@ -234,6 +265,7 @@ def _moons(options: dict) -> _Source:
 
 
 def _blobs(options: dict) -> _Source:
+    """Four Gaussian blobs; source row: the index in make_blobs' output (data_seed fixes it)."""
     from sklearn.datasets import make_blobs
 
     n = _positive_int(options.get("n_samples", 1500), "n_samples")
@@ -245,6 +277,7 @@ def _blobs(options: dict) -> _Source:
 
 
 def _sine(options: dict) -> _Source:
+    """y = sin(x) + noise; source row: the index in the generated arrays (data_seed fixes them)."""
     n = _positive_int(options.get("n_samples", 1000), "n_samples")
     rng = np.random.default_rng(_data_seed(options))
     x = rng.uniform(-3.0, 3.0, size=(n, 1))
@@ -292,6 +325,7 @@ def _mnist1d_arrays(data_seed: int) -> tuple[np.ndarray, ...]:
 
 
 def _mnist1d(options: dict) -> _Source:
+    """MNIST-1D; source row: the index in the generator's x (train) or x_test (test samples)."""
     seed = _data_seed(options) if "data_seed" in options else MNIST1D_SEED
     x, y, x_test, y_test = _mnist1d_arrays(seed)
     return _Source("mnist1d", "signal", x, y, "classification", x_test, y_test,
@@ -312,6 +346,9 @@ class _NotNpz(Exception):
 
 
 def _npz(path: Path, options: dict) -> _Source:
+    """A user's arrays: x, y and optional x_test, y_test. Source row: the index along the first
+    axis of x (of x_test for test samples when the archive has its own test set). A 2-D x (or 1-D,
+    one feature) is tabular; its features are named f0, f1, ... in dataset.parquet."""
     try:
         # We own the file handle: np.load leaks its own when a truncated archive fails to open.
         with open(path, "rb") as f:
@@ -362,6 +399,9 @@ def _npz(path: Path, options: dict) -> _Source:
 
 
 def _csv(path: Path, options: dict) -> _Source:
+    """A user's table: one sample per row, a label column, numeric feature columns (named as in
+    the header). Source row: the 0-based position among the data rows as pandas reads them, the
+    header not counted (row r is the file's line r + 2 when no record spans lines)."""
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -390,7 +430,7 @@ def _csv(path: Path, options: dict) -> _Source:
     if y.dtype == object:  # class names as text
         y = y.astype(str)
     return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
-                   origin=path.name)
+                   origin=path.name, feature_names=[str(c) for c in features.columns])
 
 
 def _check_label_column(path: Path, columns, label_column: Optional[str]) -> str:
@@ -521,6 +561,9 @@ def _cifar_folder(folder: Path) -> Optional[Path]:
 
 
 def _cifar(folder: Path, options: dict) -> _Source:
+    """CIFAR-10 python batches. Source row: the index over data_batch_1, data_batch_2, ...
+    concatenated in numeric order (image i of data_batch_b is row (b − 1)·10000 + i for the
+    official 10000-image batches); for test samples, the index in test_batch."""
     root = _cifar_folder(folder)
     parts = [_cifar_batch(p) for p in _cifar_batches(root)]
     x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -583,6 +626,8 @@ def _idx_file(folder: Path, prefix: str, ndim: int) -> Optional[Path]:
 
 
 def _idx(folder: Path, options: dict) -> _Source:
+    """Fashion-MNIST (or MNIST) idx files. Source row: the index in train-images / train-labels,
+    or in t10k-images / t10k-labels for test samples."""
     def pair(prefix):
         images, labels = _idx_file(folder, f"{prefix}-images", 3), _idx_file(folder, f"{prefix}-labels", 1)
         if (images is None) != (labels is None):
@@ -876,6 +921,15 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         (.npz/.csv); limit (cap on samples read from the training pool, stratified) and
         test_limit (cap on a given test set), for any source.
     Raises ValueError with a one-line message for any bad input.
+
+    Sample ids and source rows. The pool (the source's samples, or its training samples when it
+    has its own test set) is first capped to `limit` (stratified), then split: a test set of
+    round(test_fraction · n) samples (unless the source has its own), then a validation set of
+    round(val_fraction · rest); both held out stratified by label (regression: uniformly) with
+    generators seeded by `seed`, so each class gives up close to that fraction. Each split keeps
+    its samples in source order, and sample_id counts train 0..N−1, then val, then test.
+    `Dataset.source_row` records each sample's row in its source (each loader's docstring says
+    what a row is): train sample i is the i-th training row of the file, not row i.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -897,20 +951,31 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
                          "use label_noise=0")
     classes = task == "classification"
 
+    # Each sample's row in its source, carried through every cap and split below; tabular data
+    # also keeps its features as read (x_read, x_test_read), unscaled, for dataset.parquet.
+    rows = np.arange(len(x))                                        # (n,) the pool's rows
+    rows_test = None if x_test is None else np.arange(len(x_test))  # the source's own test set
+    x_read, x_test_read = x, x_test
+
     # Cap the pools before converting to float32 (a full CIFAR-10 in float32 is 600 MB);
     # stratified, so classes keep their shares.
     if options.get("limit") is not None:
-        x, y = _cap(x, y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
+        keep = _cap(y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
+        if keep is not None:
+            x, y, rows = x[keep], y[keep], rows[keep]
     if x_test is not None and options.get("test_limit") is not None:
-        x_test, y_test = _cap(x_test, y_test, classes, _positive_int(options["test_limit"], "test_limit"),
-                              [seed, _STREAM_TEST_LIMIT])
+        keep = _cap(y_test, classes, _positive_int(options["test_limit"], "test_limit"), [seed, _STREAM_TEST_LIMIT])
+        if keep is not None:
+            x_test, y_test, rows_test = x_test[keep], y_test[keep], rows_test[keep]
     x = _check_features(x, f"x in {where}")
     own_test = x_test is not None
     if x_test is None:
-        x, y, x_test, y_test = _holdout(x, y, classes, test_fraction, [seed, _STREAM_TEST])
+        rest, held = _holdout(y, classes, test_fraction, [seed, _STREAM_TEST])
+        x, y, rows, x_test, y_test, rows_test = x[rest], y[rest], rows[rest], x[held], y[held], rows[held]
     else:
         x_test = _check_features(x_test, f"x_test in {where}")
-    x_train, y_train, x_val, y_val = _holdout(x, y, classes, val_fraction, [seed, _STREAM_VAL])
+    rest, held = _holdout(y, classes, val_fraction, [seed, _STREAM_VAL])
+    x_train, y_train, rows_train, x_val, y_val, rows_val = x[rest], y[rest], rows[rest], x[held], y[held], rows[held]
     _check_split_sizes((len(x_train), len(x_val), len(x_test)), num_outputs if classes else None,
                        val_fraction, test_fraction, own_test, where)
     if classes and len(np.unique(y_train)) < 2:
@@ -932,6 +997,11 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         return torch.from_numpy(np.ascontiguousarray(a))
 
     as_y = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    raw_features = feature_names = None
+    if src.kind == "tabular":
+        test_read = x_test_read if own_test else x_read
+        raw_features = np.concatenate([x_read[rows_train], x_read[rows_val], test_read[rows_test]]).astype(np.float64)
+        feature_names = src.feature_names or [f"f{j}" for j in range(raw_features.shape[1])]
     return Dataset(
         name=src.name, task=task, kind=src.kind,
         x_train=as_x(x_train), y_train=as_y(y_train), x_val=as_x(x_val), y_val=as_y(y_val),
@@ -939,6 +1009,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         noisy=torch.from_numpy(noisy), clean_y_train=as_y(clean), class_names=class_names,
         input_shape=tuple(int(s) for s in x_train.shape[1:]),
         x_mean=torch.from_numpy(mean), x_std=torch.from_numpy(std), digest=digest,
+        source_row=np.concatenate([rows_train, rows_val, rows_test]).astype(np.int64),
+        raw_features=raw_features, feature_names=feature_names,
     )
 
 
@@ -1014,16 +1086,15 @@ def _check_split_sizes(sizes: tuple[int, int, int], num_classes: Optional[int], 
                      f"{need_train}{per_class}, validation and test at least {MIN_EVAL} each; {fix}")
 
 
-def _cap(x: np.ndarray, y: np.ndarray, classes: bool, limit: int, entropy) -> tuple[np.ndarray, np.ndarray]:
-    """At most `limit` samples, drawn stratified by class (or uniformly for regression)."""
-    if limit >= len(x):
-        return x, y
-    keep = stratified_holdout(y if classes else None, len(x), limit / len(x), np.random.default_rng(entropy))
-    return x[keep], y[keep]
+def _cap(y: np.ndarray, classes: bool, limit: int, entropy) -> Optional[np.ndarray]:
+    """Sorted indices of at most `limit` of the samples labelled y, drawn stratified by class (or
+    uniformly for regression); None when all len(y) fit (no copy needed)."""
+    if limit >= len(y):
+        return None
+    return stratified_holdout(y if classes else None, len(y), limit / len(y), np.random.default_rng(entropy))
 
 
-def _holdout(x: np.ndarray, y: np.ndarray, classes: bool, fraction: float, entropy):
-    """Split off a held-out fraction (stratified by class): (x_rest, y_rest, x_held, y_held)."""
-    held = stratified_holdout(y if classes else None, len(x), fraction, np.random.default_rng(entropy))
-    rest = _complement(len(x), held)
-    return x[rest], y[rest], x[held], y[held]
+def _holdout(y: np.ndarray, classes: bool, fraction: float, entropy) -> tuple[np.ndarray, np.ndarray]:
+    """Split off a held-out fraction (stratified by class): sorted indices (rest, held)."""
+    held = stratified_holdout(y if classes else None, len(y), fraction, np.random.default_rng(entropy))
+    return _complement(len(y), held), held

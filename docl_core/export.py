@@ -7,8 +7,8 @@ Each run becomes OUT/<run folder name>/ with, per committed round (step = round 
 scalars `docl/<column>` for every numeric rounds.parquet column (accuracies, losses, k, lr,
 timings, …) plus `docl/noisy_share_selected` (noisy labels in S_t / k_t), histograms
 `docl/hist/<column>` of the per-sample scores and losses, and the projector: the last mapped
-round's stored PCA coordinates (embedding.py) with sample id, label, noise flag, score,
-selection and loss as metadata, and the thumbnails as the sprite where dataset.parquet has
+round's stored PCA coordinates (embedding.py) with sample id, source row (the sample's row in
+its file, for runs that recorded it), label, noise flag, score, selection and loss as metadata, and the thumbnails as the sprite where dataset.parquet has
 them. The same `log_round` feeds a SummaryWriter a user's loop already has
 (`DynamicsTracker(..., tensorboard=writer)`).
 
@@ -137,14 +137,18 @@ def _projector(run: RunReader, writer) -> bool:
     names = run.meta.get("class_names") or []
     label = s["label"].to_numpy() if "label" in s else np.full(len(sid), -1)
     noisy = train["noisy"].fillna(False).to_numpy(bool) if "noisy" in train else np.zeros(len(sid), bool)
-    header = ["sample_id", "label", "noisy", "score", "selected", "times_selected", "loss"]
+    # the row in the user's file: runs made before it was recorded have no such column
+    source = train["source_row"].to_numpy(np.float64) if "source_row" in train else None
+    header = ["sample_id", *(["source_row"] if source is not None else []), "label", "noisy", "score",
+              "selected", "times_selected", "loss"]
 
     def cell(v, fmt="{:.4g}"):
         return "nan" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
     rows = []
     for i, k in enumerate(sid):
         lab = int(label[i]) if np.isfinite(label[i]) else -1
-        rows.append([int(k), names[lab] if 0 <= lab < len(names) else str(lab), bool(noisy[i]),
+        row = [int(k)] if source is None else [int(k), int(source[i]) if np.isfinite(source[i]) else "nan"]
+        rows.append([*row, names[lab] if 0 <= lab < len(names) else str(lab), bool(noisy[i]),
                      cell(float(s["score"].iat[i]) if "score" in s else None),
                      bool(s["selected"].iat[i]) if "selected" in s else False,
                      int(s["times_selected"].iat[i]) if "times_selected" in s else 0,

@@ -7,7 +7,8 @@
       kernel/round=NNNN.npz       probe ids, trace block (m, m), optional full blocks, eigenvalues
       embedding/round=NNNN.parquet  sample_id, x, y (+ pc2 …): features on a fixed PCA basis (embedding.py)
       embedding/basis.npz         that basis (fitted once per run; run.json's `embedding` describes it)
-      dataset.parquet             sample id, label, split, label-noise flag, thumbnail bytes
+      dataset.parquet             sample id, source row, label, split, label-noise flag, thumbnail bytes
+                                  (images) or feature values (a user's tabular file)
       checkpoint.pt               model, optimiser, schedules and generator state
 
 Every file is written to a temporary name and renamed into place. `run.json` is written last
@@ -34,6 +35,16 @@ FORMAT = "docl-run/1"
 RUN_FILE = "run.json"
 # --resume continues after the last committed round; it never rewrites committed files
 REDO = "delete the run folder and run it again (the same seed reproduces it)"
+# dataset.parquet's own columns (each present or not, by kind and age of the run); any other column
+# is a feature of a user's tabular data, named after the file's header (`feature_columns`)
+DATASET_COLUMNS = ("sample_id", "split", "label", "clean_label", "noisy", "source_row", "x0", "x1", "target",
+                   "thumbnail")
+
+
+def feature_columns(columns: Iterable[str]) -> list[str]:
+    """The feature-value columns among dataset.parquet's (tabular data from a user's .csv or .npz;
+    none for other kinds and for runs made before features were recorded), in file order."""
+    return [c for c in columns if c not in DATASET_COLUMNS]
 
 
 class RunStoreError(ValueError):

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .store import RunReader, RunStoreError
+from .store import RunReader, RunStoreError, feature_columns
 
 SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast", "score_paper")
 ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
@@ -316,19 +316,55 @@ def logged_estimators(reader: RunReader) -> list[str]:
 # ----------------------------------------------------------------------------- Selected subsets
 
 
+SELECTION_SAMPLE_COLUMNS = ("sample_id", "label", "selected", "score", "loss", "p_true", "output0", "times_selected")
+
+
 def selection_frame(reader: RunReader, t: int, dataset: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """Round t's per-sample frame (sample_id, label, selected, score, loss, ...) joined with
-    the dataset's clean label, noisy flag and coordinates (no thumbnails)."""
-    want = ["sample_id", "label", "selected", "score", "loss", "p_true", "output0", "times_selected"]
-    df = reader.samples(t, want)
+    the dataset's clean label, noisy flag, source_row (the sample's row in its file), coordinates
+    and, for tabular data, the feature values as read (no thumbnails). A feature named like a
+    per-sample column (a CSV column "score") gets " (feature)" appended; runs made before
+    source rows were recorded simply lack those columns."""
+    df = reader.samples(t, list(SELECTION_SAMPLE_COLUMNS))
     if dataset is not None and len(dataset):
-        keep = [c for c in ("sample_id", "clean_label", "noisy", "x0", "x1", "target") if c in dataset]
+        keep = [c for c in ("sample_id", "clean_label", "noisy", "source_row", "x0", "x1", "target") if c in dataset]
+        keep += [c for c in feature_columns(dataset.columns) if c != "thumbnail"]
         train = dataset.loc[dataset["split"] == "train", keep] if "split" in dataset else dataset[keep]
-        df = df.merge(train, on="sample_id", how="left")
+        df = df.merge(train, on="sample_id", how="left", suffixes=("", " (feature)"))
     if "noisy" not in df:
         df["noisy"] = False
     df["noisy"] = df["noisy"].fillna(False).astype(bool)
     return df
+
+
+def selection_table(sel: pd.DataFrame, class_names: Optional[Sequence[str]] = None,
+                    rows: Optional[int] = None) -> pd.DataFrame:
+    """The selected samples of a selection_frame, highest score first, for a table: sample_id,
+    source_row (the row in the user's file; when recorded), label (a class name; `true label`
+    beside it where the given one was flipped), noisy, score, loss, times_selected, then the
+    feature values (tabular data). rows caps how many are returned."""
+    chosen = sel[sel["selected"].astype(bool)].sort_values(["score", "sample_id"], ascending=[False, True],
+                                                           na_position="last")
+    if rows is not None:
+        chosen = chosen.head(rows)
+
+    def named(v):
+        if pd.isna(v):
+            return None
+        v = int(v)
+        return class_names[v] if class_names and 0 <= v < len(class_names) else str(v)
+    out = chosen[["sample_id"] + [c for c in ("source_row",) if c in chosen]].copy()
+    if "label" in chosen and (chosen["label"] >= 0).any():  # −1: regression, no class label
+        out["label"] = chosen["label"].map(named)
+        if "clean_label" in chosen and chosen["noisy"].any():
+            out["true label"] = [named(c) if n else None for c, n in zip(chosen["clean_label"], chosen["noisy"])]
+    for c in ("noisy", "score", "loss", "times_selected"):
+        if c in chosen:
+            out[c] = chosen[c]
+    for c in feature_columns(chosen.columns):
+        if c not in SELECTION_SAMPLE_COLUMNS and c != "round":
+            out[c] = chosen[c]
+    return out.reset_index(drop=True)
 
 
 def class_balance(sel: pd.DataFrame, class_names: Optional[Sequence[str]] = None) -> pd.DataFrame:

@@ -377,11 +377,11 @@ def test_idx_folder(tmp_path, gz):
 def test_frame_columns_per_kind():
     expected = {"points2d": {"x0", "x1"}, "curve1d": {"x0", "target"}, "image": {"thumbnail"},
                 "signal": {"thumbnail"}}
-    base = ["sample_id", "split", "label", "clean_label", "noisy"]
+    base = ["sample_id", "split", "label", "clean_label", "noisy", "source_row"]
     for name in ("digits", "moons", "sine", "mnist1d"):
         ds = load_dataset(name, label_noise=0.2 if name == "digits" else 0.0)
         frame = ds.frame()
-        assert list(frame.columns[:5]) == base and set(frame.columns[5:]) == expected[ds.kind]
+        assert list(frame.columns[:6]) == base and set(frame.columns[6:]) == expected[ds.kind]
         n = (len(ds.x_train), len(ds.x_val), len(ds.x_test))
         assert frame["sample_id"].tolist() == list(range(sum(n)))
         assert frame["split"].tolist() == ["train"] * n[0] + ["val"] * n[1] + ["test"] * n[2]
@@ -395,7 +395,7 @@ def test_frame_columns_per_kind():
 def test_frame_tabular_and_regression(tmp_path):
     x, y = blob_arrays(40)
     frame = load_dataset(write_npz(tmp_path / "t.npz", x=x, y=y)).frame()
-    assert list(frame.columns) == ["sample_id", "split", "label", "clean_label", "noisy"]
+    assert list(frame.columns) == ["sample_id", "split", "label", "clean_label", "noisy", "source_row", "f0", "f1", "f2"]
     assert frame["label"].between(0, 2).all() and not frame["noisy"].any()
     frame = load_dataset(write_npz(tmp_path / "r.npz", x=x[:, :1], y=np.sin(x[:, 0]))).frame()
     assert frame["label"].eq(-1).all() and frame["clean_label"].eq(-1).all() and "thumbnail" not in frame

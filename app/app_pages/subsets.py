@@ -15,6 +15,7 @@ st.caption("Each round a curriculum picks S_t (|S_t| = k_t) and trains on it. Wh
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
 GALLERY = 40  # thumbnails shown per round
+TABLE_ROWS = 200  # selected samples listed per round (tabular data); the download has them all
 MAX_POINTS = 6000  # points drawn in input-space plots
 
 
@@ -67,7 +68,7 @@ def round_view():
     elif kind == "curve1d":
         _curve(sel, t)
     else:
-        st.info("This dataset has no thumbnails or low-dimensional coordinates to draw; see the tables below.")
+        _table(sel, t)
 
     names = run.meta.get("class_names")
     if run.task == "classification":
@@ -119,6 +120,24 @@ def _gallery(chosen, t):
     if pick is not None:
         st.session_state["picked_sample"] = int(pick)
         st.page_link("app_pages/sample.py", label=f"Open sample {pick} →", icon="🔎")
+
+
+def _table(sel, t):
+    """Tabular data: the selected samples as rows of the user's file, with their feature values."""
+    table = views.selection_table(sel, run.meta.get("class_names"), rows=TABLE_ROWS)
+    k = int(sel["selected"].astype(bool).sum())
+    shown = f"the {len(table)} highest-scoring of" if len(table) < k else "all"
+    st.markdown(f"**{WORD.capitalize()} {t}: {shown} {common.plural(k, 'selected sample')}**, highest score first")
+    st.dataframe(table, hide_index=True)
+    if "source_row" in table:
+        st.caption("This dataset has no thumbnails or low-dimensional coordinates to draw, so its selected "
+                   "samples are listed as rows. source_row is the sample's row in your file (0-based, the "
+                   "header not counted: line source_row + 2 of a CSV; the index in x of an .npz); the "
+                   "feature columns are the values as read, before standardisation.")
+    else:
+        st.caption("This dataset has no thumbnails or low-dimensional coordinates to draw, so its selected "
+                   "samples are listed as rows. This run was made before docl recorded each sample's row in "
+                   "its file: train it again to see source_row and the feature values here.")
 
 
 def _points(sel, t):
