@@ -18,6 +18,30 @@ SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast", "score
 ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
                     "score_byproduct": "byproduct (our estimate)", "score_fast": "fast (approximation)",
                     "score_paper": "paper (the authors' byproduct)"}
+# what each estimator is, for titles and captions: the formula only beside the exact score
+SCORE_NAMES = {"exact": "exact score a_i = r_i·v_i", "fast": "fast score (finite differences, an approximation)",
+               "byproduct": "byproduct score (our estimate from training's outputs)",
+               "paper": "authors' byproduct score (teacher logits recorded in training)",
+               "none": "no score (a uniform draw: the score's ablation)"}
+SHORT_NAMES = {"exact": "exact score", "fast": "fast score", "byproduct": "our byproduct score",
+               "paper": "authors' byproduct score", "none": "no score"}
+
+
+def driving_estimator(reader: RunReader) -> str:
+    """The estimator whose values fill a run's `score` column (the one that drove selection)."""
+    cfg = reader.meta.get("config") or {}
+    if cfg.get("estimator"):
+        return str(cfg["estimator"])
+    return "paper" if cfg.get("protocol") == "paper" else "exact"
+
+
+def score_label(column: str, estimator: str, short: bool = False) -> str:
+    """What a score column holds: `score` is the driving estimator's, `score_<name>` that estimator's."""
+    names = SHORT_NAMES if short else SCORE_NAMES
+    if column == "score":
+        return names.get(estimator, estimator) + ("" if short else " · drove selection")
+    name = column.removeprefix("score_")
+    return names.get(name, ESTIMATOR_LABELS.get(column, column))
 HISTORY_COLUMNS = ("loss", "p_true", "p_clean", "residual_norm", "speed_norm", "score", "selected",
                    "times_selected", "correct", "output0")
 
@@ -244,23 +268,38 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def row_ranks(M: np.ndarray) -> np.ndarray:
-    """(R, N) float64 ranks 0..N−1 within each row of (R, N) (NaN counts as lowest; ties get distinct ranks)."""
+    """(R, N) float64 ranks 0..N−1 within each row of (R, N): NaN counts as lowest, tied values
+    share their mean rank (no invented order among them), and a row whose values are all equal
+    (all zero, all NaN) has no ranking at all: NaN."""
     V = np.where(np.isnan(M), -np.inf, M)
-    order = np.argsort(V, axis=1)  # (R, N); introsort: 5× faster than stable here, ties are rare
-    ranks = np.empty(M.shape, dtype=np.float64)
-    steps = np.arange(M.shape[1], dtype=np.float64)
-    for r in range(M.shape[0]):  # a scatter per row: several times faster than np.put_along_axis
-        ranks[r, order[r]] = steps
+    order = np.argsort(V, axis=1)  # (R, N); introsort: ties are resolved below, not by the sort
+    ranks = np.full(M.shape, np.nan, dtype=np.float64)
+    N = M.shape[1]
+    for r in range(M.shape[0]):
+        s = V[r, order[r]]
+        if N == 0 or s[0] == s[-1]:
+            continue                                   # constant row: no ranking
+        new = np.r_[True, s[1:] != s[:-1]]            # first position of each tie group
+        if new.all():                                  # no ties: positions are the ranks
+            ranks[r, order[r]] = np.arange(N, dtype=np.float64)
+            continue
+        starts = np.flatnonzero(new)
+        ends = np.r_[starts[1:], N]
+        mean_rank = (starts + ends - 1) / 2.0          # mean of positions start..end−1
+        ranks[r, order[r]] = np.repeat(mean_rank, ends - starts)
     return ranks
 
 
 def _spearman_rows(RA: np.ndarray, RB: np.ndarray) -> np.ndarray:
-    """Spearman ρ per row from distinct ranks: 1 − 6 Σ d² / (n (n² − 1))."""
-    n = RA.shape[1]
-    if n < 2:
+    """Spearman ρ per row: Pearson's correlation of the (tie-averaged) ranks; NaN where a row has
+    no ranking (constant) or no spread."""
+    if RA.shape[1] < 2:
         return np.full(RA.shape[0], np.nan)
-    d2 = ((RA - RB) ** 2).sum(axis=1)
-    return 1.0 - 6.0 * d2 / (n * (n * n - 1.0))
+    a = RA - RA.mean(axis=1, keepdims=True)
+    b = RB - RB.mean(axis=1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(axis=1) / den, np.nan)
 
 
 def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1,
@@ -268,18 +307,25 @@ def rank_churn(M: np.ndarray, rounds: Sequence[int], top_frac: float = 0.1,
     """How much the ranking changes between consecutive rounds.
 
     spearman: rank correlation of round t−1 and round t values (1 = same order);
-    top_overlap: Jaccard overlap of the top `top_frac` samples in both rounds.
-    One argsort per round, vectorised over rounds; `ranks` = row_ranks(M) when the caller has them.
+    top_overlap: Jaccard overlap of the top `top_frac` samples in both rounds (by tie-averaged
+    rank, so a tie group at the cut is in or out as a whole). Both are NaN where either round
+    has no ranking (every value equal, e.g. all zero): there is nothing to compare, and a chart
+    must not draw 1.0 there. `ranks` = row_ranks(M) when the caller has them.
     """
     R, N = M.shape
     if R < 2 or N == 0:
         return pd.DataFrame(columns=["round", "spearman", "top_overlap"])
     k = max(1, int(round(top_frac * N)))
     ranks = row_ranks(M) if ranks is None else ranks  # (R, N)
-    top = ranks >= N - k  # (R, N) the k highest in each round
+    ranked = ~np.isnan(ranks).all(axis=1)  # (R,) rows with a ranking
+    top = ranks >= N - k  # (R, N) the k highest in each round (False where unranked)
     inter = (top[1:] & top[:-1]).sum(axis=1)
+    union = top[1:].sum(axis=1) + top[:-1].sum(axis=1) - inter
+    both = ranked[1:] & ranked[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overlap = np.where(both & (union > 0), inter / np.maximum(union, 1), np.nan)
     return pd.DataFrame({"round": list(rounds)[1:], "spearman": _spearman_rows(ranks[:-1], ranks[1:]),
-                         "top_overlap": inter / (2 * k - inter)})
+                         "top_overlap": overlap})
 
 
 def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> pd.DataFrame:
@@ -715,6 +761,44 @@ def winner(final: pd.DataFrame, means: dict, reference: str) -> Optional[str]:
     if (final["verdict"] == "worse").all():
         return reference
     return None
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def compare_headline(final: pd.DataFrame, star: Optional[str], label: Callable[[str], str], reference: str) -> str:
+    """Compare's headline, from the same paired verdicts as its bullets (paired_differences(...,
+    final=True) and winner): who is best, who else beats the reference, who trails it, and where
+    the interval contains zero or the seeds are too few. Every curriculum is named once."""
+    if not len(final):
+        return ""
+    by = {v: [label(c) for c in final.loc[final["verdict"] == v, "curriculum"]]
+          for v in ("better", "worse", "no clear difference", "too few seeds")}
+    ref = label(reference)
+    if len(by["too few seeds"]) == len(final):
+        return f"**No verdict yet**: too few paired seeds against {ref} (need ≥ {MIN_SEEDS})."
+    s = lambda names: "s" if len(names) == 1 else ""  # noqa: E731 (verb agreement)
+    details = []
+    if star is not None and star != reference:
+        head = (f"**{label(star)} is best**: the highest final mean among the curricula whose 95 % interval "
+                f"against {ref} lies above zero")
+        also = [n for n in by["better"] if n != label(star)]
+        if also:
+            details.append(f"{_and(also)} also beat{s(also)} {ref} (the curricula are not paired against each other)")
+    elif star == reference:
+        head = f"**{ref} is best**: every other curriculum's 95 % interval against it lies below zero"
+    elif by["worse"]:
+        head = f"**No curriculum beats {ref}**"
+    else:
+        head = f"**No clear winner**: no curriculum's paired interval against {ref} excludes zero"
+    if by["worse"] and star != reference:
+        details.append(f"{_and(by['worse'])} trail{s(by['worse'])} it (interval below zero)")
+    if by["no clear difference"] and (by["worse"] or star is not None):
+        details.append(f"{_and(by['no clear difference'])}: no clear difference")
+    if by["too few seeds"]:
+        details.append(f"{_and(by['too few seeds'])}: too few seeds")
+    return head + (": " + "; ".join(details) if details else "") + "."
 
 
 def verdict_sentence(row: dict, label: Callable[[str], str], reference: str, unit: str = "points",

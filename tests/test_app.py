@@ -155,8 +155,8 @@ def test_scores_widgets(exp, monkeypatch):
     at.slider(key="sc_round").set_value(2).run()
     ok(at)
     titles = chart_titles(at)
-    assert "Score histogram, round 2" in titles
-    assert any(t.startswith("Byproduct (our estimate) of 240 samples") for t in titles)
+    assert "Our byproduct score: histogram, round 2" in titles
+    assert any(t.startswith("Our byproduct score of 240 samples") for t in titles)
     assert "How stable is the ranking?" in titles
     assert any("vs" in t for t in titles)  # estimator agreement
     at.number_input(key="sc_add").set_value(7).run()
@@ -379,7 +379,8 @@ class _Proc:
 
 def test_new_run_checks_as_you_type_and_starts_only_on_the_button(exp, monkeypatch, tmp_path):
     """Item 6: Enter in a field (AppTest: a committed value and a rerun) starts nothing; the
-    problem shows in an error box; only the button starts a job, and only a valid one."""
+    problem shows in an error box once Start is pressed, and is checked again on every change
+    after that; only the button starts a job, and only a valid one."""
     started = []
     monkeypatch.setattr(launch, "start", lambda cmd, log, cwd=launch.REPO: (started.append(cmd), _Proc(4000))[1])
     target = tmp_path / "exp"
@@ -388,10 +389,10 @@ def test_new_run_checks_as_you_type_and_starts_only_on_the_button(exp, monkeypat
     ok(at)  # the defaults can start: a dataset that resolves here, a free seed
     assert not (target / f"docl-s{at.number_input(key='nr_seed').value}").exists()
     at.text_input(key="nr_dataset").input("digitz").run()  # typed, then Enter
-    assert not at.exception and not started
-    assert any("unknown dataset 'digitz'" in e.value for e in at.error)
-    at.button(key="nr_submit").click().run()  # the button with a problem on screen starts nothing either
+    assert not at.exception and not started and not at.error  # problems wait for the button
+    at.button(key="nr_submit").click().run()  # the button with a problem starts nothing, and says why
     assert not started
+    assert any("unknown dataset 'digitz'" in e.value for e in at.error)
     at.text_input(key="nr_dataset").input(str(tmp_path / "nowhere.csv")).run()
     assert any("no such file or folder" in e.value and "nowhere.csv" in e.value for e in at.error)
     at.text_input(key="nr_dataset").input("digits").run()
@@ -412,7 +413,8 @@ def test_new_run_checks_as_you_type_and_starts_only_on_the_button(exp, monkeypat
     assert moved != 77 and not (target / f"docl-s{moved}").exists()
     # while the job starts (no folder yet), its folder cannot be asked for again
     at.number_input(key="nr_seed").set_value(77).run()
-    assert any("docl-s77 already exists" in e.value for e in at.error)
+    at.button(key="nr_submit").click().run()
+    assert len(started) == 1 and any("docl-s77 already exists" in e.value for e in at.error)
 
 
 def test_job_status_is_one_status_from_its_own_run():
@@ -807,7 +809,7 @@ def test_every_page_every_experiment(which, presentation, exp_paper, exp_curve, 
     at.run()
     assert (len(at.get("download_button")) == 0) is presentation
     if presentation:
-        assert at.info and ("is best" in at.info[0].value or "No clear winner" in at.info[0].value)
+        assert at.info and any(w in at.info[0].value for w in ("is best", "No clear winner", "beats", "No verdict"))
         spec = json.loads(at.get("plotly_chart")[0].proto.spec)
         assert spec["layout"]["xaxis"]["tickfont"]["size"] >= 18
         assert spec["layout"]["title"]["font"]["size"] >= 20 or spec["layout"]["title_font"]["size"] >= 20
@@ -1134,6 +1136,113 @@ def test_row_ranks_match_scipy_oracle():
     M[1, :7] = np.nan  # NaN ranks lowest
     R = views.row_ranks(M)
     for r in range(4):
-        want = rankdata(np.where(np.isnan(M[r]), -np.inf, M[r]), method="ordinal") - 1
+        want = rankdata(np.where(np.isnan(M[r]), -np.inf, M[r]), method="average") - 1  # the 7 NaN tie
         np.testing.assert_array_equal(R[r], want)
     pd.testing.assert_frame_equal(views.rank_churn(M, range(4), ranks=R), views.rank_churn(M, range(4)))
+
+
+# ----------------------------------------------------------------------------- issue 23: scores named by their estimator
+
+
+def test_sample_and_scores_name_the_score_that_drove_selection(monkeypatch):
+    """On a paper-protocol demo the plotted score is the authors' byproduct: no panel, title or caption
+    calls it a_i = r_i·v_i; the exact score is shown beside it under its own name, and the captions
+    about a peak come from the curve they name."""
+    root = DEMO / "noisy-digits"
+    at = open_app(root, monkeypatch, "sample")
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s0").run()
+    ok(at)
+    panels = subplot_titles(at, "Sample ")
+    assert "authors' byproduct score · drove selection" in panels
+    assert "exact score a_i = r_i·v_i" in panels
+    assert not any(p.startswith("score a_i") for p in panels)
+    run = RunReader(root / "docl-s0")
+    sid = int(at.number_input(key="smp_id").value)
+    hist = views.sample_history(run, sid)
+    frames = [run.samples(t, ["sample_id", "score_exact"]).assign(round=t) for t in run.round_ids]
+    exact = pd.concat([f[f["sample_id"] == sid] for f in frames], ignore_index=True).dropna()
+    peak = int(exact.loc[exact["score_exact"].idxmax(), "round"])
+    by_peak = int(hist.loc[hist["score"].idxmax(), "round"])
+    caption = " ".join(m.value for m in at.markdown)
+    assert f"The exact score peaked in epoch {peak}" in caption
+    assert f"The authors' byproduct score peaked in epoch {by_peak}" in caption
+    at.switch_page("app_pages/scores.py")
+    at.run()
+    ok(at)
+    head = at.caption[0].value
+    assert "authors' byproduct" in head and "a_i = r_i·v_i" in head and "selects by it" not in head
+    assert at.radio(key="sc_col").value == "score"
+    assert any(t.startswith("Authors' byproduct score of") for t in chart_titles(at))
+
+
+def test_tied_scores_have_no_invented_ranks():
+    """A round whose scores are all equal has no ranking (NaN, drawn grey) and no churn; ties share a rank."""
+    from scipy.stats import rankdata, spearmanr
+    rng = np.random.default_rng(3)
+    M = rng.normal(size=(5, 300)).astype(np.float32)
+    M[0] = 0.0                       # an all-zero round, as after a warm start
+    M[3, :100] = 1.5                 # a tie group
+    R = views.row_ranks(M)
+    assert np.isnan(R[0]).all()
+    for r in range(1, 5):
+        np.testing.assert_allclose(R[r], rankdata(M[r], method="average") - 1)
+    churn = views.rank_churn(M, range(5))
+    assert np.isnan(churn["spearman"][0]) and np.isnan(churn["top_overlap"][0])   # 0 → 1: undefined
+    for r in range(2, 5):
+        assert churn["spearman"][r - 1] == pytest.approx(spearmanr(M[r - 1], M[r]).statistic, abs=1e-9)
+    Z, _ = views.heatmap_bins(R / 299, order="mean")
+    assert np.isnan(Z[:, 0]).all() and np.isfinite(Z[:, 1:]).all()
+
+
+def test_scores_page_leaves_tied_rounds_out_of_the_churn(monkeypatch):
+    """clean-digits' first epochs log all-zero byproduct scores: the churn chart skips them and the
+    takeaway says so instead of reading ρ = 1 as 'the frontier stays put'."""
+    root = DEMO / "clean-digits"
+    run = RunReader(root / "docl-s0")
+    M = views.round_matrix(run, "score")
+    tied = [t for t in run.round_ids if np.nanmax(M[t]) == np.nanmin(M[t])]
+    assert tied, "the demo's epoch 0 logs no byproduct estimate yet: all scores 0"
+    at = open_app(root, monkeypatch, "scores")
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s0").run()
+    ok(at)
+    text = " ".join(m.value for m in at.markdown) + " ".join(i.value for i in at.info)
+    assert "left out" in text
+    churn = views.rank_churn(M, run.round_ids)
+    assert churn.loc[churn["round"].isin([t + 1 for t in tied]), "spearman"].isna().all()
+
+
+def _final(verdicts: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"curriculum": c, "verdict": v, "mean": 0.0, "lo": -1.0, "hi": 1.0, "seeds": 3}
+                         for c, v in verdicts.items()])
+
+
+def test_compare_headline_agrees_with_its_bullets():
+    """The headline names every verdict the bullets give: a 'No clear winner' above bullets where
+    SPL and DoCL-NR are clearly worse was a contradiction."""
+    label = common.curriculum_label
+    worse = _final({"random": "no clear difference", "spl": "worse", "docl-nr": "worse", "docl": "no clear difference"})
+    head = views.compare_headline(worse, views.winner(worse, {}, "sgd"), label, "sgd")
+    assert head.startswith("**No curriculum beats SGD**")
+    assert "SPL and DoCL-NR trail it" in head and "Random and DoCL: no clear difference" in head
+    assert "No clear winner" not in head
+    flat = _final({"random": "no clear difference", "docl": "no clear difference"})
+    assert views.compare_headline(flat, None, label, "sgd").startswith("**No clear winner**")
+    best = _final({"random": "better", "spl": "worse", "docl": "better"})
+    head = views.compare_headline(best, "docl", label, "sgd")
+    assert head.startswith("**DoCL is best**") and "Random also beats SGD" in head and "SPL trails it" in head
+    ref = _final({"spl": "worse", "mcl": "worse"})
+    star = views.winner(ref, {}, "sgd")
+    assert star == "sgd" and views.compare_headline(ref, star, label, "sgd").startswith("**SGD is best**: every other")
+    few = _final({"docl": "too few seeds"})
+    assert views.compare_headline(few, None, label, "sgd").startswith("**No verdict yet**")
+
+
+def test_compare_page_headline_names_the_curricula_that_trail(exp_paper, monkeypatch):
+    at = open_app(exp_paper, monkeypatch)
+    ok(at)
+    rounds = ExperimentReader(exp_paper).rounds()
+    final = views.paired_differences(rounds, "test_acc", "sgd", final=True)
+    head = next(m.value for m in at.markdown if "paired by seed" in m.value)
+    for _, row in final.iterrows():
+        name = common.curriculum_label(row["curriculum"])
+        assert name in head.split("At the last")[0], (name, row["verdict"], head)

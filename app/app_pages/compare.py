@@ -110,14 +110,8 @@ def curves():
     lead = views.lead_sentence(per_round, "docl", common.legend_label, ref, word, unit, pscale) \
         if "docl" in verdicts else ""
     if lines:
-        also = [common.legend_label(c) for c in common.sort_curricula(verdicts)
-                if verdicts[c]["verdict"] == "better" and c != star]
-        head = (f"**{common.legend_label(star)} is best**: the highest final mean, and its 95 % interval against "
-                f"{common.legend_label(ref)} excludes zero"
-                + (f" ({', '.join(also)} also clearly beat{'s' if len(also) == 1 else ''} it; the curricula are not "
-                   "paired against each other)." if also else ".") if star else "**No clear winner**: no curriculum's paired interval against "
-                f"{common.legend_label(ref)} excludes zero" + (" (too few seeds)." if
-                                                           (final["verdict"] == "too few seeds").all() else "."))
+        head = views.compare_headline(final.set_index("curriculum").loc[common.sort_curricula(verdicts)].reset_index(),
+                                      star, common.legend_label, ref)
         common.takeaway(head + " At the last " + word + ", paired by seed:\n\n"
                         + "\n".join(f"- {t}" for t in lines) + (f"\n\n{lead}" if lead else ""))
 

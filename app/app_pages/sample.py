@@ -14,6 +14,8 @@ st.caption("Follow a single sample through training: when it was learned, when i
            "curriculum picked it.")
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
+EST = views.driving_estimator(run)  # the estimator in the run's `score` column
+SCORE = views.score_label("score", EST, short=True)  # e.g. "authors' byproduct score"
 
 
 def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
@@ -22,7 +24,39 @@ def history(run_dir: str, stamp: int, sid: int) -> pd.DataFrame:
     mats = {c: common.run_matrix(run_dir, stamp, c) for c in ("loss", "p_true", "p_clean", "residual_norm",
                                                                 "speed_norm", "selected", "times_selected", "output0")}
     mats["score"] = common.run_matrix(run_dir, stamp, "score")
+    if EST != "exact":  # the exact score beside the estimate, where the run logged it
+        mats["score_exact"] = common.run_matrix(run_dir, stamp, "score_exact")
     return views.history_from_matrices(mats, common.RunReader(run_dir).round_ids, sid)
+
+
+def score_story(hist: pd.DataFrame, regression: bool) -> str:
+    """The chart's caption, computed from this sample's own curves: when each logged score peaked,
+    what the residual and the speed were then against their medians, and how far the two agree."""
+    parts = ["Learned when the loss drops" + ("" if regression else " and p(given label) rises") + "."]
+    shown = [("score", SCORE)] + ([("score_exact", "exact score")] if "score_exact" in hist else [])
+    for col, name in shown:
+        h = hist.dropna(subset=[col])
+        if len(h) < 2:
+            continue
+        at = h.loc[h[col].idxmax()]
+        text = f"The {name} peaked in {WORD} {int(at['round'])} ({at[col]:.3g})"
+        for norm, what in (("residual_norm", "‖r_i‖"), ("speed_norm", "‖v_i‖")):
+            if norm in hist and np.isfinite(at.get(norm, np.nan)) and hist[norm].notna().sum() > 1:
+                med = float(hist[norm].median())
+                text += (f"{',' if what == '‖r_i‖' else ' and'} when {what} was {at[norm]:.3g} "
+                         f"({'above' if at[norm] > med else 'at or below'} its median {med:.3g})")
+        parts.append(text + ".")
+    if "score_exact" in hist:
+        both = hist.dropna(subset=["score", "score_exact"])
+        if len(both) >= 3:
+            rho = float(both["score"].rank().corr(both["score_exact"].rank()))
+            parts.append(f"Over the {common.plural(len(both), WORD)} with both, the {SCORE} and the exact score "
+                         f"rank this sample's {WORD}s with ρ = {rho:.2f} (1: the estimate follows the exact "
+                         "score; 0 or below: it does not).")
+    if EST == "exact" or "score_exact" in hist:
+        parts.append("The exact score a_i = r_i·v_i is large only while the residual is large *and* the output "
+                     "moves along it.")
+    return " ".join(parts)
 
 
 def _default_sample() -> int:
@@ -103,6 +137,12 @@ def body():
                     st.markdown(flipped + f"The p curve is p(given label {cname(r0['label'])}); this run logged "
                                 "no p(clean label) (made before docl logged it), so a rising p here means the "
                                 "wrong label is being memorised.")
+        if len(row) and "source_row" in row and pd.notna(row["source_row"].iloc[0]):
+            st.markdown(f"**row in its file:** {int(row['source_row'].iloc[0])} (0-based, before the split; "
+                        "sample ids count train, then validation, then test)")
+        feats = views.feature_columns(row.columns) if len(row) else []
+        if feats:  # tabular data: the feature values as read from the file
+            st.dataframe(row[feats].T.set_axis(["value"], axis=1), key="smp_features")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
         st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
         st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
@@ -110,7 +150,8 @@ def body():
     with right:
         panels = [("loss", "loss ℓ_i"), ("p_true", "p(given label)"), ("p_clean", "p(clean label)"),
                   ("residual_norm", "‖r_i‖ residual"),
-                  ("speed_norm", "‖v_i‖ output speed"), ("score", "score a_i = r_i·v_i")]
+                  ("speed_norm", "‖v_i‖ output speed"), ("score", f"{SCORE} · drove selection"),
+                  ("score_exact", "exact score a_i = r_i·v_i")]
         flipped_sample = bool(len(row) and row.iloc[0].get("noisy", False))  # p_clean = p_true otherwise
         panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()
                   and (c != "p_clean" or flipped_sample)]
@@ -119,7 +160,8 @@ def body():
         color = common.curriculum_color(run.curriculum)
         for i, (col, title) in enumerate(panels, start=1):
             fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
-                                     line=dict(color=color, width=2), marker=dict(size=5)), row=i, col=1)
+                                     line=dict(color=color, width=2, dash="dot" if col == "score_exact" else None),
+                                     marker=dict(size=5), connectgaps=col == "score_exact"), row=i, col=1)
             fig.update_yaxes(nticks=4, row=i, col=1)
         # one layout update for all bands (add_vrect per round is quadratic in plotly)
         fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
@@ -130,15 +172,19 @@ def body():
         fig.update_annotations(x=0, xanchor="left", font=dict(size=13))  # panel titles top-left
         fig.update_layout(height=130 * len(panels) + 90, showlegend=False,
                           title=f"Sample {sid} in {common.run_label(run)}")
-        peak = int(hist.loc[hist["score"].idxmax(), "round"]) if "score" in hist and hist["score"].notna().any() else None
-        common.chart(fig, ("Learned when the loss drops" + ("" if run.task == "regression" else " and p(given label) rises")
-                           + "; the score is large while the residual is large and the output moves along it."),
-                     key="smp_hist")
+        def peak_of(col):
+            ok = col in hist and hist[col].notna().any()
+            return int(hist.loc[hist[col].idxmax(), "round"]) if ok else None
+
+        peak, exact_peak = peak_of("score"), peak_of("score_exact")
+        common.chart(fig, score_story(hist, run.task == "regression"), key="smp_hist")
         common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
                         f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
-                        + (f", and its score peaked in {WORD} {peak}"
-                           + (f" (selected then)." if peak in sel_rounds else " (not selected then).")
-                           if peak is not None else "."))
+                        + (f", and its {SCORE} peaked in {WORD} {peak}"
+                           + (" (selected then)" if peak in sel_rounds else " (not selected then)")
+                           if peak is not None else "")
+                        + (f"; its exact score peaked in {WORD} {exact_peak}" if exact_peak is not None else "")
+                        + ".")
         common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
 
     if common.presenting():

@@ -10,10 +10,19 @@ from docl_core import views
 
 ctx = common.context()
 st.title("Scores over rounds")
-st.caption("a_t(i) = r_i · v_i: large when a sample's residual is large *and* its output moves fast "
-           "(the learning frontier). DoCL selects by it; every run logs it.")
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
+EST = views.driving_estimator(run)  # the estimator in the run's `score` column
+st.caption(f"This run's selection was driven by the {views.SCORE_NAMES.get(EST, EST)}. "
+           + ("The exact score a_i = r_i·v_i = g_i·ḡ is large when a sample's residual is large *and* its "
+              "output moves fast (the learning frontier)." if EST == "exact" else
+              "The exact score a_i = r_i·v_i (large when a sample's residual is large *and* its output moves "
+              "fast) is another quantity: pick its column below where the run logged it, and see how far the "
+              "two agree at the bottom of the page."))
+
+
+def is_exact(column: str) -> bool:
+    return column == "score_exact" or (column == "score" and EST == "exact")
 
 
 # derived views, cached per run commit (heavy for large N: sorting and ranking 50 × 60,000 values)
@@ -64,8 +73,9 @@ def body():
     cols = common.run_columns(str(run.dir), common.run_stamp(run.dir))
     choices = [c for c in views.SCORE_COLUMNS if c in cols]
     value = st.radio("Score column", choices, horizontal=True, key="sc_col",
-                     format_func=lambda c: views.ESTIMATOR_LABELS.get(c, c))
+                     format_func=lambda c: views.score_label(c, EST))
     M = common.matrix(run, value)  # (R, N)
+    short = views.score_label(value, EST, short=True)
     R, N = M.shape
 
     st.subheader(f"Samples × {WORD}s")
@@ -74,9 +84,11 @@ def body():
     order = c1.radio("Sort samples by", ["mean", "last", "first"], horizontal=True, key="sc_order",
                      format_func={"last": "last round", "mean": "mean over rounds", "first": "first round"}.get)
     scale = c2.radio("Colour", ["rank", "raw"], horizontal=True, key="sc_scale",
-                     format_func={"rank": f"rank within each {WORD} (percentile)", "raw": "raw score a_i"}.get,
-                     help=f"a_i = g_i · ḡ scales with the learning rate and ‖ḡ‖, which shrink as training converges: "
-                          f"raw values are not comparable across {WORD}s; ranks show who leads in each {WORD}.")
+                     format_func={"rank": f"rank within each {WORD} (percentile)", "raw": "raw values"}.get,
+                     help=f"Scores scale with the learning rate (a_i = g_i · ḡ also with ‖ḡ‖), which shrink as "
+                          f"training converges: raw values are not comparable across {WORD}s; ranks show who leads "
+                          f"in each {WORD}. Tied values share one rank; a {WORD} where every value is equal has no "
+                          "ranking and is drawn grey.")
     norm = scale == "rank"
     stamp = common.run_stamp(run.dir)
     Z, info = heatmap(str(run.dir), stamp, value, order, bool(norm))
@@ -92,26 +104,34 @@ def body():
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({f'averaged in {len(info)} sorted groups of ~{N // len(info)}' if binned else 'one row each'})")
     fig.update_xaxes(title=WORD)
-    fig.update_layout(title=f"{views.ESTIMATOR_LABELS.get(value, value).capitalize()} of {common.plural(N, 'sample')}"
-                      + (f", ranked per {WORD}" if norm else ""), height=460)  # the y axis names the groups
+    fig.update_layout(title=f"{short[0].upper() + short[1:]} of {common.plural(N, 'sample')}"
+                      + (f", ranked per {WORD}" if norm else ""), height=460,  # the y axis names the groups
+                      plot_bgcolor="#BBBBBB")  # cells without a ranking (every value tied) show this grey
     typical, zero = round_scale(str(run.dir), stamp, value)
     flat = [ids[r] for r in zero]  # rounds logged as all zero
     ok_rows = np.flatnonzero(np.isfinite(typical) & (typical > 0))
     spread = ""
     if len(ok_rows) > 1:
         lo_r, hi_r = ok_rows[np.argmin(typical[ok_rows])], ok_rows[np.argmax(typical[ok_rows])]
-        spread = (f" The typical |a_i| (median) ranges from {typical[lo_r]:.3g} in {WORD} {ids[lo_r]} to "
-                  f"{typical[hi_r]:.3g} in {WORD} {ids[hi_r]}, {typical[hi_r] / typical[lo_r]:.0f}× apart: a_i = g_i · ḡ "
-                  f"scales with the learning rate and ‖ḡ‖, so raw values are not comparable across {WORD}s.")
-    common.chart(fig, ((f"Read across a row to follow a group of samples. Yellow = the top of its {WORD} (percentile "
-                        f"1: the frontier, loss falling fastest), dark = the bottom (training on the others pushes "
-                        "its loss up). Ranks compare samples within a column, whatever the scale." if norm else
-                        "Read across a row to follow a group of samples. a_i is how fast sample i's loss falls: red = "
-                        "falling fast (the frontier), blue = training on the others pushes it up, white = it does not "
-                        "move. Colours are clipped at the 98th percentile of |score| over all "
-                        f"{WORD}s, so {WORD}s with small scores look white.") + spread
+        spread = (f" The typical |value| (median) ranges from {typical[lo_r]:.3g} in {WORD} {ids[lo_r]} to "
+                  f"{typical[hi_r]:.3g} in {WORD} {ids[hi_r]}, {typical[hi_r] / typical[lo_r]:.0f}× apart: scores "
+                  f"scale with the learning rate, so raw values are not comparable across {WORD}s.")
+    if is_exact(value):
+        meaning = ((f"Yellow = the top of its {WORD} (percentile 1: the frontier, loss falling fastest), dark = the "
+                    "bottom (training on the others pushes its loss up).") if norm else
+                   ("a_i is how fast sample i's loss falls: red = falling fast (the frontier), blue = training on "
+                    "the others pushes it up, white = it does not move."))
+    else:
+        meaning = (f"Yellow = the top of its {WORD} by the {short}, dark = the bottom. This is an estimate, not "
+                   "the exact a_i: how far the two rank alike is at the bottom of the page." if norm else
+                   f"Red = high {short}, blue = low, white = 0. This is an estimate, not the exact a_i.")
+    common.chart(fig, ((f"Read across a row to follow a group of samples. {meaning} "
+                        + ("Ranks compare samples within a column, whatever the scale." if norm else
+                           f"Colours are clipped at the 98th percentile of |value| over all {WORD}s, so {WORD}s "
+                           "with small values look white.")) + spread
                        + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
-                          "score is exactly 0 (the run logged no movement there)." if flat else "")),
+                          "value is exactly 0 (the run logged no movement there)"
+                          + (", so there is no ranking: drawn grey." if norm else ".") if flat else "")),
                  key="sc_heat")
     bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     common.takeaway(_takeaway(churn))
@@ -126,7 +146,8 @@ def body():
                                  y=list(bands[hi]) + list(bands[lo])[::-1], fill="toself", fillcolor=color,
                                  opacity=op, line=dict(width=0), name=f"{lo[1:]}–{hi[1:]}th percentile"))
     fig.add_trace(go.Scatter(x=bands["round"], y=bands["q50"], name="median", line=dict(color=color, width=2.5)))
-    fig.update_layout(title=f"Score quantiles per {WORD}", xaxis_title=WORD, yaxis_title="score a_t(i)", height=360)
+    fig.update_layout(title=f"{short[0].upper() + short[1:]}: quantiles per {WORD}", xaxis_title=WORD,
+                      yaxis_title=short, height=360)
     left, right = (st.container(), st.container()) if common.presenting() else st.columns(2)
     with left:
         common.chart(fig, f"A wide band = the {WORD}s where training moves many samples at once; it narrows "
@@ -136,15 +157,15 @@ def body():
         row = M[ids.index(t)]
         hist = views.histogram(row)
         fig = go.Figure(go.Bar(x=hist["center"], y=hist["count"], marker_color=color))
-        fig.update_layout(title=f"Score histogram, {WORD} {t}")
-        fig.update_layout(xaxis_title="score a_t(i)", yaxis_title="samples", bargap=0.02, height=360)
+        fig.update_layout(title=f"{short[0].upper() + short[1:]}: histogram, {WORD} {t}")
+        fig.update_layout(xaxis_title=short, yaxis_title="samples", bargap=0.02, height=360)
         fin = np.sort(row[np.isfinite(row)])[::-1]
         pos = fin[fin > 0]
         top_share = (pos[:max(1, len(fin) // 10)].sum() / pos.sum()) if len(pos) else float("nan")
         common.chart(fig, (f"In {WORD} {t}, the top 10 % of samples carry {100 * top_share:.0f} % of the positive "
                            "score mass (10 % would mean no tail); "
-                           f"{100 * np.mean(fin < 0):.0f} % of samples have a_i < 0." if len(pos) else
-                           f"No sample has a positive score in {WORD} {t}."), key="sc_hist")
+                           f"{100 * np.mean(fin < 0):.0f} % of samples are below 0." if len(pos) else
+                           f"No sample has a positive {short} in {WORD} {t}."), key="sc_hist")
     common.download(bands, f"{run.dir.name}-score-quantiles", key="dl_bands")
 
     if common.presenting():
@@ -164,24 +185,29 @@ def body():
     flipped = set(ds.loc[ds["noisy"].astype(bool), "sample_id"].astype(int)) if "noisy" in ds else set()
     names = [f"#{s}" + (" ⚠ flipped" if int(s) in flipped else "") for s in traj["sample_id"]]
     fig = common.lines(traj.assign(sample=names), "round", "value", "sample",
-                       title="Score of each chosen sample", palette=px.colors.qualitative.Safe)
-    fig.update_layout(height=360, yaxis_title="score a_t(i)", legend_title="sample", xaxis_title=WORD)
-    event = common.chart(fig, "A sample rises onto the frontier, peaks, then falls once learned; ⚠ marks a "
-                         "flipped label. Click a point to open that sample.",
+                       title=f"{short[0].upper() + short[1:]} of each chosen sample", palette=px.colors.qualitative.Safe)
+    fig.update_layout(height=360, yaxis_title=short, legend_title="sample", xaxis_title=WORD)
+    event = common.chart(fig, ("An exact score rises as a sample reaches the frontier, peaks, then falls once it is "
+                               "learned" if is_exact(value) else f"Each line is one sample's {short}")
+                         + "; ⚠ marks a flipped label. Click a point to open that sample.",
                          key="sc_traj", on_select="rerun", selection_mode="points")
     _open_clicked(event, traj)
     common.download(traj, f"{run.dir.name}-score-trajectories", key="dl_traj")
 
     st.subheader(f"Rank churn between {WORD}s")
-    if len(churn):
-        long = churn.melt(id_vars="round", var_name="measure", value_name="value")
+    undefined = churn.loc[churn["spearman"].isna(), "round"].tolist() if len(churn) else []
+    if len(churn) and len(undefined) < len(churn):
+        long = churn.melt(id_vars="round", var_name="measure", value_name="value").dropna()
         long["measure"] = long["measure"].map({"spearman": "Spearman ρ(t−1, t)", "top_overlap": "top-10 % Jaccard overlap"})
         fig = common.lines(long, "round", "value", "measure", title="How stable is the ranking?")
         fig.update_layout(yaxis_title=f"agreement with {WORD} t−1", yaxis_range=[min(0, long["value"].min() - 0.05), 1.02],
                           height=340, xaxis_title=WORD)
         fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
         common.chart(fig, "Near 1: the ranking, and so the selection, stays put; near 0: the frontier moves on each "
-                     "round; below 0: the order flips (samples pushed up one round are pulled back the next).",
+                     "round; below 0: the order flips (samples pushed up one round are pulled back the next)."
+                     + (f" Not drawn at {WORD}{'s' if len(undefined) > 1 else ''} {', '.join(map(str, undefined))}: "
+                        f"every value of that {WORD} or the one before is tied, so there is no ranking to compare."
+                        if undefined else ""),
                      key="sc_churn")
         common.download(churn, f"{run.dir.name}-rank-churn", key="dl_churn")
 
@@ -197,7 +223,7 @@ def body():
     with left:
         long = agree.melt(id_vars="round", var_name="measure", value_name="correlation")
         fig = common.lines(long, "round", "correlation", "measure", palette=["#117733", "#882255"],
-                           title=f"{views.ESTIMATOR_LABELS[a]} vs {views.ESTIMATOR_LABELS[b]}")
+                           title=f"{views.score_label(a, EST, short=True)} vs {views.score_label(b, EST, short=True)}")
         fig.update_layout(yaxis_range=[min(0, long["correlation"].min(skipna=True) or 0), 1.02], height=360,
                           xaxis_title=WORD)
         common.chart(fig, "Correlation near 1 means the cheap estimate ranks samples like the exact score; near 0, "
@@ -206,8 +232,8 @@ def body():
         r = ids.index(t)
         pts = pd.DataFrame({"sample_id": np.arange(N), a: A[r], b: B[r]}).dropna()
         if not len(pts):
-            st.info(f"{WORD.capitalize()} {t} has no {views.ESTIMATOR_LABELS[a]} and "
-                    f"{views.ESTIMATOR_LABELS[b]} values side by side (one was not logged this {WORD}).")
+            st.info(f"{WORD.capitalize()} {t} has no {views.score_label(a, EST, short=True)} and "
+                    f"{views.score_label(b, EST, short=True)} values side by side (one was not logged this {WORD}).")
         else:
             # values differ in scale between estimators (a_i scales with the learning rate and ‖ḡ‖):
             # compare ranks, which is what selection uses
@@ -224,11 +250,11 @@ def body():
                                                        "<extra></extra>"))
             fig.update_layout(height=360, title=f"{WORD.capitalize()} {t}: percentile ranks, one dot per sample"
                               + (f" ({len(shown):,} of {len(pts):,} shown)" if len(shown) < len(pts) else ""),
-                              xaxis_title=f"rank by {views.ESTIMATOR_LABELS[a]} (%)",
-                              yaxis_title=f"rank by {views.ESTIMATOR_LABELS[b]} (%)")
+                              xaxis_title=f"rank by {views.score_label(a, EST, short=True)} (%)",
+                              yaxis_title=f"rank by {views.score_label(b, EST, short=True)} (%)")
             common.chart(fig, f"This {WORD}: Spearman ρ = {rho:.2f} between the two rankings. Their raw values "
-                         f"differ in scale (median |{views.ESTIMATOR_LABELS[b]}| is {scale:.3g}× median "
-                         f"|{views.ESTIMATOR_LABELS[a]}|), so the chart compares ranks, which is what selection uses.",
+                         f"differ in scale (median |{views.score_label(b, EST, short=True)}| is {scale:.3g}× median "
+                         f"|{views.score_label(a, EST, short=True)}|), so the chart compares ranks, which is what selection uses.",
                          key="sc_scatter")
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
     if "score_paper" in logged and "score_exact" in logged:
@@ -269,12 +295,18 @@ def _takeaway(churn: pd.DataFrame) -> str:
     moves, or not)."""
     if not len(churn):
         return f"One {WORD} so far: the ranking's evolution shows once more {WORD}s commit."
-    rho = churn["spearman"].to_numpy()
-    over = churn["top_overlap"].to_numpy()
-    head = "The frontier moves on" if np.nanmedian(over) < 0.5 else "The frontier stays put"
-    return (f"{head}: between consecutive {WORD}s the top 10 % of samples by score overlap by "
-            f"{100 * np.nanmedian(over):.0f} % (median Jaccard), and the whole ranking correlates with "
-            f"ρ = {np.nanmedian(rho):.2f} (median Spearman, range {np.nanmin(rho):.2f} to {np.nanmax(rho):.2f}).")
+    ok = churn.dropna(subset=["spearman"])
+    if not len(ok):
+        return f"No two consecutive {WORD}s both rank the samples (their values are all tied): no churn to read."
+    rho = ok["spearman"].to_numpy()
+    over = ok["top_overlap"].to_numpy()
+    head = "The top moves on" if np.nanmedian(over) < 0.5 else "The top stays put"
+    skipped = len(churn) - len(ok)
+    return (f"{head}: over the {common.plural(len(ok), 'pair')} of consecutive {WORD}s that both rank the "
+            f"samples, the top 10 % overlap by {100 * np.nanmedian(over):.0f} % (median Jaccard, range "
+            f"{100 * np.nanmin(over):.0f}–{100 * np.nanmax(over):.0f} %) and the whole ranking correlates with "
+            f"ρ = {np.nanmedian(rho):.2f} (median Spearman, range {np.nanmin(rho):.2f} to {np.nanmax(rho):.2f})"
+            + (f"; {common.plural(skipped, 'pair')} with tied values left out." if skipped else "."))
 
 
 def _open_clicked(event, traj):
