@@ -362,7 +362,10 @@ def logged_estimators(reader: RunReader) -> list[str]:
 # ----------------------------------------------------------------------------- Selected subsets
 
 
-SELECTION_SAMPLE_COLUMNS = ("sample_id", "label", "selected", "score", "loss", "p_true", "output0", "times_selected")
+SELECTION_SAMPLE_COLUMNS = ("sample_id", "label", "selected", "score", "score_exact", "loss", "p_true", "output0",
+                            "times_selected")
+HARDER, EASIER = 0.55, 0.45  # mean percentile of S_t above / below which it is "harder" / "easier"
+BALANCED_TV = 0.10           # class shares within this total-variation distance of the training set's: balanced
 
 
 def selection_frame(reader: RunReader, t: int, dataset: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -913,12 +916,30 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
         parts.append(f"Classes: the most represented, **{cname(top)}**, is {100 * shares[top]:.0f} % of S_t and the "
                      f"least, **{cname(low)}**, {100 * shares[low]:.0f} %, against {100 * uniform:.0f} % each if "
                      "balanced.")
-    if k and "loss" in sel:
-        ls, la = float(chosen["loss"].mean()), float(sel["loss"].mean())
-        out.update(loss_sel=ls, loss_all=la)
-        parts.append(f"Mean loss of S_t **{ls:.3f}** against **{la:.3f}** over all samples: "
-                     + ("harder than average." if ls > 1.05 * la else "easier than average." if ls < 0.95 * la
-                        else "about average."))
+    if "label" in sel and k and sel["label"].nunique() > 1:
+        base_shares = sel["label"].value_counts(normalize=True)
+        sel_shares = chosen["label"].value_counts(normalize=True).reindex(base_shares.index, fill_value=0.0)
+        tv = 0.5 * float((sel_shares - base_shares).abs().sum())
+        out["class_tv"] = tv
+        parts.append(f"Class balance: S_t's class shares are at total-variation distance **{tv:.2f}** from the "
+                     f"training set's: {'balanced' if tv < BALANCED_TV else 'skewed'} (balanced below "
+                     f"{BALANCED_TV:.2f}).")
+    for col, what, high, low in (("loss", "loss", "harder", "easier"),
+                                 ("score_exact", "exact score a_i = r_i·v_i", "nearer the learning frontier",
+                                  "further from the learning frontier")):
+        if not k or col not in sel or not sel[col].notna().all():
+            continue
+        pct = sel[col].rank(pct=True)                      # each sample's percentile among all N
+        mean_pct = float(pct[sel["selected"].astype(bool)].mean())
+        out[f"{col}_percentile"] = mean_pct
+        word = high if mean_pct > HARDER else low if mean_pct < EASIER else "about average"
+        extra = (f"; mean loss **{float(chosen['loss'].mean()):.3f}** against **{float(sel['loss'].mean()):.3f}**"
+                 if col == "loss" else "")
+        if col == "loss":
+            out.update(loss_sel=float(chosen["loss"].mean()), loss_all=float(sel["loss"].mean()))
+        verdict = "**about average**" if word == "about average" else f"**{word}** than the training set"
+        parts.append(f"By {what}: S_t's mean percentile among all samples is **{100 * mean_pct:.1f}**{extra}: "
+                     f"{verdict} (the rule: above {100 * HARDER:.0f}, {high}; below {100 * EASIER:.0f}, {low}).")
     out["parts"] = parts
     out["sentence"] = " ".join(parts)
     return out

@@ -712,7 +712,7 @@ def test_subsets_caption_matches_the_run(exp, monkeypatch):
     share = 100 * row["noisy_selected"] / row["k"]
     ds = run.dataset()
     base = 100 * ds.loc[ds["split"] == "train", "noisy"].mean()
-    caption = [m.value for m in at.markdown if m.value.startswith("S_t holds")]
+    caption = [m.value for m in at.markdown if "S_t holds" in m.value]
     assert len(caption) == 1
     assert f"**{share:.1f} %** of S_t have flipped labels, against **{base:.1f} %**" in caption[0]
     # and the view itself, on the same round
@@ -821,7 +821,7 @@ def test_presentation_toggle_in_sidebar(exp, monkeypatch):
     at.sidebar.toggle(key="_w_presentation").set_value(True).run()
     ok(at)
     assert len(at.get("plotly_chart")) < n_charts  # secondary charts hidden
-    assert any(i.value.startswith("S_t holds") for i in at.info)
+    assert any("S_t holds" in i.value for i in at.info)
     at.switch_page("app_pages/scores.py")
     at.run()
     assert at.sidebar.toggle(key="_w_presentation").value is True
@@ -1246,3 +1246,27 @@ def test_compare_page_headline_names_the_curricula_that_trail(exp_paper, monkeyp
     for _, row in final.iterrows():
         name = common.curriculum_label(row["curriculum"])
         assert name in head.split("At the last")[0], (name, row["verdict"], head)
+
+
+def test_what_docl_selected_here_is_computed_with_its_rules(monkeypatch):
+    """Selected subsets says, with the rule that decides each word, whether S_t is harder or easier
+    than the training set by loss and by exact-score percentile, and how balanced its classes are."""
+    root = DEMO / "noisy-digits"
+    run = RunReader(root / "docl-s0")
+    t = run.kernel_rounds()[-1]                       # an epoch that logged the exact score
+    df = run.samples(t)
+    sel = df["selected"].to_numpy(bool)
+    pct = {c: float(df[c].rank(pct=True)[sel].mean()) for c in ("loss", "score_exact")}
+    base = df["label"].value_counts(normalize=True)
+    tv = 0.5 * float((df.loc[sel, "label"].value_counts(normalize=True).reindex(base.index, fill_value=0) - base).abs().sum())
+    at = open_app(root, monkeypatch, "subsets")
+    at.sidebar.selectbox(key="focus_run").set_value("docl-s0").run()
+    at.slider(key="sub_round").set_value(t).run()
+    ok(at)
+    text = next(m.value for m in at.markdown if "What DoCL selected here" in m.value)
+    assert f"total-variation distance **{tv:.2f}**" in text
+    for c, what in (("loss", "By loss"), ("score_exact", "By exact score")):
+        word = ("harder" if c == "loss" else "nearer") if pct[c] > 0.55 else \
+            ("easier" if c == "loss" else "further") if pct[c] < 0.45 else "about average"
+        line = next(l for l in text.split("\n") if what in l)
+        assert f"**{100 * pct[c]:.1f}**" in line and word in line and "the rule: above 55" in line

@@ -56,8 +56,10 @@ def round_view():
                 if about["noise_vs_base"] == "above" else "normal")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
-    c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–")
-    common.takeaway(about["parts"][0] + "\n\n" + "\n".join(f"- {p}" for p in about["parts"][1:]))
+    c[3].metric(f"mean {views.score_label('score', views.driving_estimator(run), short=True)} in S_t",
+                f"{chosen['score'].mean():.3g}" if k else "–")
+    common.takeaway(f"**What {common.curriculum_label(run.curriculum)} selected here.** " + about["parts"][0] + "\n\n"
+                    + "\n".join(f"- {p}" for p in about["parts"][1:]))
 
     kind = "image" if "thumbnail" in common.dataset_of(run).columns else (
         "points2d" if {"x0", "x1"} <= set(sel.columns) else "curve1d" if {"x0", "target"} <= set(sel.columns) else "tabular")
