@@ -1270,3 +1270,20 @@ def test_what_docl_selected_here_is_computed_with_its_rules(monkeypatch):
             ("easier" if c == "loss" else "further") if pct[c] < 0.45 else "about average"
         line = next(l for l in text.split("\n") if what in l)
         assert f"**{100 * pct[c]:.1f}**" in line and word in line and "the rule: above 55" in line
+
+
+def test_compare_sets_the_papers_claim_beside_this_experiment(exp_paper, monkeypatch):
+    """Table 1's claim (from the seed's numbers) beside DoCL's paired verdict here, computed."""
+    gains = np.subtract(views.TABLE1["docl"], views.TABLE1["random"])
+    assert gains.min() == pytest.approx(0.67) and gains.max() == pytest.approx(7.69)   # FMNIST, Aircraft
+    at = open_app(exp_paper, monkeypatch)
+    ok(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "+0.67 (FMNIST) to +7.69 (Aircraft)" in text
+    rounds = ExperimentReader(exp_paper).rounds()
+    final = views.paired_differences(rounds, "test_acc", "sgd", final=True).set_index("curriculum")
+    row = final.loc["docl"]
+    assert f"DoCL beats SGD (the paper's Random), {100 * row['mean']:+.2f} points" in text
+    clean = views.paper_claim(final.reset_index().assign(verdict="no clear difference"), {"docl": 0.9, "sgd": 0.91},
+                              "sgd", common.curriculum_label)
+    assert clean["agrees"] is False and "no clear difference" in clean["here"] and "2 of 2" in clean["here"]

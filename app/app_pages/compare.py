@@ -139,6 +139,15 @@ def curves():
                     "paired mean difference, grey when the interval includes zero.")
         common.download(shown, f"{ctx.exp_dir.name}-final-accuracy", key="dl_final")
 
+    if not regression and len(table):
+        claim = views.paper_claim(final, means, ref, common.legend_label, unit, pscale)
+        st.subheader("The paper's claim and this lab")
+        left, right = st.columns(2)
+        left.markdown(claim["claim"])
+        right.markdown(claim["here"] + {True: " It agrees with the claim here.",
+                                        False: " It does not reproduce the claim here.",
+                                        None: ""}[claim["agrees"]])
+
     if len(per_round):
         fig = go.Figure()
         fig.add_hline(y=0, line=dict(color="#888888", width=1, dash="dot"))
