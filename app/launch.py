@@ -13,6 +13,7 @@ from pathlib import Path
 
 from docl_core.config import CURRICULA, ESTIMATORS, PROTOCOLS
 from docl_core.data import DATASETS, check_dataset
+from docl_core.store import is_run_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ def problems(req: RunRequest, exp_dir: Path, busy: tuple = ()) -> list[str]:
         except ValueError as e:
             errs.append(f"Run name: {e}.")
         else:
-            if run_dir.exists() or str(run_dir) in {str(b) for b in busy}:
+            if run_taken(exp_dir, run_dir.name, busy):
                 hint = "" if req.name.strip() else \
                     f" (seed {next_free_seed(exp_dir, req.curriculum, taken=busy)} is free)"
                 errs.append(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run "
@@ -170,12 +171,30 @@ def quick_request(curriculum: str = "docl", seed: int = 0, label_noise: float = 
                       log_every="epoch", device="cpu")
 
 
+def quick_dir(exp_dir: Path, dataset: str = "digits") -> Path:
+    """The experiment folder a quick run writes into: a fresh quick-<dataset>-<n> beside exp_dir
+    (beside its experiment when exp_dir is one run opened alone; the smallest n not on disk), so a
+    quick run never lands among someone's own runs. The page creates the folder when the run
+    starts, so the next quick run gets the next n."""
+    parent = Path(exp_dir).parent.parent if is_run_dir(exp_dir) else Path(exp_dir).parent
+    n = 1
+    while (parent / f"quick-{dataset}-{n}").exists():
+        n += 1
+    return parent / f"quick-{dataset}-{n}"
+
+
+def run_taken(exp_dir: Path, name: str, busy: tuple = ()) -> bool:
+    """Whether exp_dir/name is on disk, or is the folder of a job in `busy` (run folders of jobs
+    the page started that still run: their folder may not exist yet)."""
+    target = Path(exp_dir).resolve() / name
+    return target.exists() or str(target) in {str(Path(b)) for b in busy}
+
+
 def next_free_seed(exp_dir: Path, curriculum: str, taken: tuple = ()) -> int:
-    """The smallest seed whose default run name is not yet taken in exp_dir (nor in `taken`,
-    run folders of jobs that are starting)."""
-    busy = {Path(t).name for t in taken}
+    """The smallest seed whose default run name is not yet taken in exp_dir (see run_taken;
+    `taken`: run folders of jobs that are starting)."""
     seed = 0
-    while (Path(exp_dir) / f"{curriculum}-s{seed}").exists() or f"{curriculum}-s{seed}" in busy:
+    while run_taken(exp_dir, f"{curriculum}-s{seed}", taken):
         seed += 1
     return seed
 

@@ -1,4 +1,11 @@
-"""New run: a form that starts `python -m docl_core run ...` in the background and shows its progress."""
+"""New run: a form that starts `python -m docl_core run ...` in the background and shows its progress.
+
+Two ways to start: the quick live run, a preset that goes into a fresh experiment folder of its own
+(quick-digits-<n>, beside the experiment on screen, never among the user's runs), and the form, into
+the experiment on screen. The form's problems show once Start is pressed with bad values and go once
+they are fixed or a run started: nothing that happens by itself (a run finishing, a folder appearing)
+puts an error box under a form the user has not submitted.
+"""
 import time
 from pathlib import Path
 
@@ -7,12 +14,31 @@ import streamlit as st
 from app import common, launch
 from docl_core.config import CURRICULA, ESTIMATORS
 from docl_core.data import DATASETS
-from docl_core.store import RunReader, RunStoreError
+from docl_core.store import RunReader, RunStoreError, is_run_dir
+
+# the score that ranks samples for selection, one line each (docl_core/config.py ESTIMATORS)
+ESTIMATOR_LABELS = {
+    "exact": "exact — a_i = r_i·v_i",
+    "fast": "fast — finite differences (approximate)",
+    "byproduct": "byproduct — our free estimate",
+    "paper": "paper — the authors' byproduct",
+    "none": "none — no score (ablation)",
+}
+ESTIMATOR_HELP = (
+    "The score a_i that ranks samples for selection.\n\n"
+    "- **exact**: a_i = r_i·v_i, the residual times the output speed, computed exactly.\n"
+    "- **fast**: central finite differences instead of the exact product: an approximation "
+    "(relative error about 1e-4), faster.\n"
+    "- **byproduct**: our free estimate from outputs training already computed (stale for samples "
+    "not selected lately).\n"
+    "- **paper**: the authors' byproduct, as their code computes it (mean-teacher logits).\n"
+    "- **none**: no score: DoCL's recipe with a uniform draw, the ablation that shows what the score adds.")
 
 ctx = st.session_state.get("_ctx_obj")
 st.title("Start a new run")
-st.caption("Trains in a background process on this machine and writes into the experiment folder; the run shows "
-           "up in the sidebar's run list and its pages refresh while it trains.")
+st.caption("Trains in a background process on this machine. The form writes into the experiment folder below, the "
+           "quick run into a new folder of its own; a run shows up in the sidebar and its pages refresh while it trains.")
+st.session_state.pop("nr_open", None)  # a full run: the sidebar has already opened the folder asked for
 
 root = Path(st.session_state.get("root") or common.DEFAULT_ROOT).expanduser()
 exp_dir = ctx.exp_dir if ctx is not None else root
@@ -36,28 +62,47 @@ except ValueError:
 schedule = config.get("schedule") or {}
 
 
-def _start(req: "launch.RunRequest") -> None:
+def _start(req: "launch.RunRequest", into: Path, quick: bool = False) -> bool:
+    """Start the request in the experiment folder `into`; False (with the reason on screen) when it cannot."""
     try:
-        cmd, run_dir, log = launch.build_command(req, exp_dir)
+        cmd, run_dir, log = launch.build_command(req, into)
     except ValueError as e:
         st.error(str(e))
-        return
+        return False
     st.code(" ".join(cmd), language="bash", wrap_lines=True)
     try:
-        exp_dir.mkdir(parents=True, exist_ok=True)
+        into.mkdir(parents=True, exist_ok=True)
         proc = launch.start(cmd, log)
     except OSError as e:
-        st.error(f"Could not start the run ({e}): check that {exp_dir} is writable.")
-        return
+        st.error(f"Could not start the run ({e}): check that {into} is writable.")
+        return False
     planned = int(req.epochs if req.protocol == "paper" else req.rounds)
+    name = f"{into.name}/{run_dir.name}" if quick else run_dir.name
     # one card per run folder: this attempt replaces earlier, finished ones (their logs stay on disk)
     earlier = [j for j in st.session_state.get("jobs", []) if j["run_dir"] != str(run_dir)
                or (j.get("proc") is not None and j["proc"].poll() is None)]
     st.session_state["jobs"] = earlier + [
-        {"name": run_dir.name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned,
-         "exp_dir": str(exp_dir)}]
-    st.session_state["nr_started"] = True  # the next full run moves the form to a free seed
-    st.success(f"Started {run_dir.name} (pid {proc.pid}); progress below.")
+        {"name": name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned,
+         "exp_dir": str(into), "quick": quick}]
+    st.success(f"Started {name} (pid {proc.pid}); progress below.")
+    return True
+
+
+def _open(folder: str) -> None:
+    """Show the experiment `folder` in the sidebar: pick it in the experiment list when the runs
+    folder on screen holds it, else open it as the runs folder. A button callback: it runs before
+    the sidebar is drawn (from a fragment, progress() then reruns the whole app)."""
+    folder = Path(folder)
+    root = ctx.root if ctx is not None else None
+    if root is not None and not is_run_dir(root) and folder.resolve().parent == root.resolve():
+        st.session_state["experiment"] = folder.name
+    else:
+        st.session_state["root"] = str(folder)
+    st.session_state["nr_open"] = True
+
+
+def _on_screen(folder: str) -> bool:
+    return ctx is not None and Path(folder).resolve() == ctx.exp_dir.resolve()
 
 
 # run folders of jobs this page started that still run (their folder may not exist yet)
@@ -68,26 +113,40 @@ with st.container(border=True):
     st.markdown("**Quick live run** — DoCL on digits under the paper protocol: 8 epochs of a small MLP, the "
                 "exact score and kernel logged every epoch. About a minute on a 2-core laptop; its pages fill in "
                 "epoch by epoch while it trains.")
+    quick_exp = launch.quick_dir(exp_dir)
     q1, q2 = st.columns([1, 2])
     quick_curriculum = q1.selectbox("Curriculum", CURRICULA, index=CURRICULA.index("docl"), key="nr_quick_curriculum",
                                     format_func=common.curriculum_label)
-    if q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:"):
-        _start(launch.quick_request(quick_curriculum, seed=launch.next_free_seed(exp_dir, quick_curriculum,
-                                                                              taken=busy)))
+    clicked = q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:")
+    q2.caption(f"Goes into `{quick_exp}`, a new experiment folder of its own: the runs of your experiments stay "
+               "as they are. Its card below opens the folder once the run has started.")
+    if clicked:
+        _start(launch.quick_request(quick_curriculum), quick_exp, quick=True)
 
 # No st.form: Enter in a field only commits that field (a form would submit on it, and a typo
-# started a job). Every change is checked at once and shown in an error box; only the button starts.
+# started a job). Only the button starts. Its problems show once it is pressed with bad values
+# (nr_check); from then on every change is checked again, so the box goes as soon as the input is
+# fixed, until a run starts and the form is fresh again.
 st.session_state.setdefault("nr_dataset", default_dataset)
-if st.session_state.pop("nr_started", False) or "nr_seed" not in st.session_state:
-    st.session_state["nr_seed"] = launch.next_free_seed(exp_dir, st.session_state.get("nr_curriculum", "docl"),
-                                                        taken=busy)
+st.session_state.setdefault("nr_name", "")
+if st.session_state.pop("nr_started", False):  # after a start the form moves on to a free seed and the default name
     st.session_state["nr_name"] = ""
+    st.session_state["nr_seed_auto"] = st.session_state.get("nr_seed")
+form_curriculum = st.session_state.get("nr_curriculum", "docl")
+seed_auto = st.session_state.get("nr_seed_auto")
+if "nr_seed" not in st.session_state or (
+        st.session_state["nr_seed"] == seed_auto and not st.session_state["nr_name"].strip()
+        and launch.run_taken(exp_dir, f"{form_curriculum}-s{seed_auto}", busy)):
+    # a seed the page picked (never one the user typed) moves on once its run folder is taken
+    st.session_state["nr_seed"] = st.session_state["nr_seed_auto"] = \
+        launch.next_free_seed(exp_dir, form_curriculum, taken=busy)
 c1, c2, c3 = st.columns(3)
 dataset = c1.text_input("Dataset", key="nr_dataset",
                         help=f"A built-in name ({', '.join(DATASETS)}) or a path to a .npz/.csv file or a "
                              f"CIFAR-10 / Fashion-MNIST folder; relative paths start at {launch.REPO}.")
 curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
-estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS)
+estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS, key="nr_estimator",
+                         format_func=lambda e: ESTIMATOR_LABELS.get(e, e), help=ESTIMATOR_HELP)
 rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=int(config.get("rounds") or 10), step=1)
 seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, step=1)
 label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95,
@@ -112,13 +171,18 @@ request = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(r
                             lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs),
                             label_column=label_column)
 problems = launch.problems(request, exp_dir, busy=busy)
-if problems:
+if problems and st.session_state.get("nr_check"):
     st.error("Fix this to start the run:\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/error:")
-if st.button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:") and not problems:
-    _start(request)
+if st.button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:",
+             on_click=lambda: st.session_state.update(nr_check=True)) and not problems:
+    if _start(request, exp_dir):
+        st.session_state["nr_check"] = False  # a fresh form: its problems wait for the next Start
+        st.session_state["nr_started"] = True  # the next full run moves the form to a free seed
 
 
 def progress():
+    if st.session_state.pop("nr_open", False):  # an Open button in this fragment: redraw the sidebar too
+        st.rerun()
     jobs = st.session_state.get("jobs", [])
     if not jobs:
         st.caption("Runs you start here are listed below with their progress.")
@@ -137,9 +201,9 @@ def progress():
         own = state["own"]
         if own and not job.get("listed"):
             job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
-            if ctx is None or Path(job.get("exp_dir", ctx.exp_dir)).resolve() != ctx.exp_dir.resolve():
+            if not job.get("quick") and not _on_screen(job["exp_dir"]):
                 st.session_state["_root_next"] = job["exp_dir"]  # and opens the folder it writes into
-            st.rerun()
+            st.rerun()  # (a quick run's folder is only offered, on its card: the user's experiment stays on screen)
         done, planned = state["done"], state["planned"] or job["rounds"]
         unit = "epochs" if (meta if own else {}).get("round_unit") == "epoch" else "rounds"
         eta = launch.eta_text(meta, time.time()) if own and state["status"] == "running" else ""
@@ -151,7 +215,17 @@ def progress():
                 st.error(f"{job['name']} stopped: {reason}. Last lines of its log, `{job['log']}`:")
                 st.code(launch.log_tail(Path(job["log"])), language="text", wrap_lines=True)
             elif code == 0:
-                st.success(f"{job['name']} finished: pick it in the sidebar's run list.")
+                where = "" if job.get("quick") else ": pick it in the sidebar's run list"
+                st.success(f"{job['name']} finished{where}.")
+            if job.get("quick") and own and state["error"] is None and state["status"] != "interrupted":
+                folder = Path(job["exp_dir"])
+                if _on_screen(job["exp_dir"]):
+                    st.caption(f"`{folder.name}` is the experiment on screen: its pages show this run.")
+                else:
+                    st.button(f"Open {folder.name}", key=f"nr_open:{job['run_dir']}", on_click=_open,
+                              args=(job["exp_dir"],), icon=":material/folder_open:",
+                              help=f"Show {folder} in the sidebar, so every page shows this run"
+                                   + (" as it trains." if code is None else "."))
     if any(j["proc"].poll() is None for j in jobs if j.get("proc") is not None):
         st.caption("Refreshing every 2 s while a run trains.")
 

@@ -1,0 +1,213 @@
+"""The New run page through streamlit.testing.v1.AppTest: where the quick run goes (a new folder of its
+own, named before the start, offered to open), that a run finishing or training leaves no error box
+under the form, when the form's problems show (after Start, until fixed), and the estimator's labels.
+
+No training runs here: launch.start is replaced by a fake process, and the run folders it would
+write come from tests/synthetic_runs.py (invented numbers, test scaffolding only).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from app import launch  # noqa: E402
+from synthetic_runs import SyntheticSpec, make_dataset, write_experiment, write_run  # noqa: E402
+
+MAIN = str(REPO / "app" / "main.py")
+SMALL = SyntheticSpec(n=60, rounds=3, curricula=("random", "docl"), seeds=(0,), probe=0, running=False,
+                      failed=False, embedding=False, eval_size=20)
+
+
+class _Proc:
+    """A started job, as the page sees it: running until `code` is set. Its pid is this process's,
+    the writer pid synthetic runs record, so the page trusts their run.json as the job's own."""
+
+    def __init__(self):
+        self.pid, self.code = os.getpid(), None
+
+    def poll(self):
+        return self.code
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    return write_experiment(tmp_path_factory.mktemp("runs") / "images", SMALL)
+
+
+@pytest.fixture
+def runs(images, tmp_path) -> Path:
+    """A fresh folder of experiments holding a copy of `images`, someone's own runs."""
+    shutil.copytree(images, tmp_path / "runs" / "images")
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def started(monkeypatch) -> list:
+    """(cmd, proc) of every job the page starts; nothing runs."""
+    jobs = []
+
+    def fake_start(cmd, log, cwd=launch.REPO):
+        jobs.append((cmd, _Proc()))
+        return jobs[-1][1]
+
+    monkeypatch.setattr(launch, "start", fake_start)
+    return jobs
+
+
+def open_new_run(root: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("DOCL_RUNS", str(root))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.run()
+    at.switch_page("app_pages/new_run.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [e.value for e in at.error]
+
+
+def arg(cmd: list[str], flag: str) -> str:
+    return cmd[cmd.index(flag) + 1]
+
+
+def write_the_run(exp_dir: Path, name: str, running: bool = False) -> Path:
+    """What the started job would have written: a run folder in exp_dir (still training: 1 round committed)."""
+    spec = SyntheticSpec(**{**SMALL.__dict__, "curricula": ("docl",)})
+    return write_run(exp_dir, make_dataset(spec), spec, "docl", 0, name=name, stop_after=1 if running else None)
+
+
+def listing(folder: Path) -> set:
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+# ----------------------------------------------------------------------------- the quick run
+
+
+def test_quick_run_goes_into_a_new_folder_named_before_the_start(runs, started, monkeypatch):
+    mine = runs / "images"
+    (runs / "quick-digits-1").mkdir()  # someone's folder under that name already: never written into
+    before = listing(mine)
+    at = open_new_run(mine, monkeypatch)
+    target = runs / "quick-digits-2"
+    assert any(f"`{target}`" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.button(key="nr_quick").click().run()
+    assert len(started) == 1
+    cmd = started[0][0]
+    assert arg(cmd, "--out") == str(target.resolve()) and arg(cmd, "--name") == "docl-s0"
+    assert arg(cmd, "--epochs") == "8"  # still the quick preset
+    assert listing(mine) == before and not any((runs / "quick-digits-1").iterdir())
+    assert not errors(at)
+    at.run()  # the next quick run is named before it starts too, and goes into a folder of its own again
+    assert any(f"`{runs / 'quick-digits-3'}`" in c.value for c in at.caption)
+
+
+def test_quick_run_training_then_finished_leaves_no_error_box_and_offers_its_folder(runs, started, monkeypatch):
+    mine = runs / "images"
+    at = open_new_run(mine, monkeypatch)
+    form_seed = at.number_input(key="nr_seed").value
+    at.button(key="nr_quick").click().run()
+    quick = runs / "quick-digits-1"
+    run = write_the_run(quick, arg(started[0][0], "--name"), running=True)
+    at.run()
+    at.run()  # its run.json appeared: the page reruns the app once (the sidebar lists runs)
+    assert not errors(at)
+    assert at.session_state["root"] == str(mine)  # the user's experiment stays on screen
+    assert any(m.value.startswith("**quick-digits-1/docl-s0** — running") for m in at.markdown)
+    assert [b.label for b in at.button if b.label.startswith("Open")] == ["Open quick-digits-1"]
+    shutil.rmtree(run)
+    write_the_run(quick, run.name)
+    started[0][1].code = 0
+    at.run()
+    assert not errors(at)  # the finished quick run leaves no "already exists" box under the form
+    assert at.number_input(key="nr_seed").value == form_seed  # and the form was never moved by it
+    assert any("quick-digits-1/docl-s0 finished" in s.value for s in at.success)
+    next(b for b in at.button if b.label == "Open quick-digits-1").click().run()
+    assert not errors(at)
+    assert Path(at.session_state["root"]) == quick and at.session_state["_exp_dir"] == str(quick)
+    assert any("is the experiment on screen" in c.value for c in at.caption)
+
+
+def test_open_picks_the_quick_folder_in_the_experiment_list(runs, started, monkeypatch):
+    at = open_new_run(runs, monkeypatch)  # a folder of experiments: the sidebar has a picker
+    at.button(key="nr_quick").click().run()
+    write_the_run(runs / "quick-digits-1", "docl-s0")
+    started[0][1].code = 0
+    at.run()
+    at.run()
+    assert at.selectbox(key="experiment").value == "images"
+    next(b for b in at.button if b.label == "Open quick-digits-1").click().run()
+    assert not errors(at)
+    assert at.session_state["root"] == str(runs)  # the runs folder stays, the picker moves
+    assert at.selectbox(key="experiment").value == "quick-digits-1"
+
+
+def test_quick_dir_is_a_fresh_folder_beside_the_experiment(runs):
+    mine = runs / "images"
+    assert launch.quick_dir(mine) == runs / "quick-digits-1"
+    (runs / "quick-digits-1").mkdir()
+    assert launch.quick_dir(mine) == runs / "quick-digits-2"
+    assert launch.quick_dir(mine / "docl-s0") == runs / "quick-digits-2"  # one run opened alone: beside its experiment
+
+
+# ----------------------------------------------------------------------------- the form
+
+
+def test_form_problems_show_after_start_and_go_once_fixed(runs, started, monkeypatch):
+    at = open_new_run(runs / "images", monkeypatch)
+    assert not errors(at)
+    at.text_input(key="nr_dataset").input("digitz").run()  # typed, then Enter: not a submission
+    assert not errors(at) and not started
+    at.button(key="nr_submit").click().run()
+    assert not started and any("unknown dataset 'digitz'" in e for e in errors(at))
+    at.text_input(key="nr_label_column").input("y").run()  # after a Start, every change is checked again
+    assert any("label column" in e for e in errors(at)) and any("digitz" in e for e in errors(at))
+    at.text_input(key="nr_dataset").input("digits").run()
+    at.text_input(key="nr_label_column").input("").run()
+    assert not errors(at)  # fixed: the box goes before the next Start
+    at.button(key="nr_submit").click().run()
+    assert len(started) == 1 and arg(started[0][0], "--dataset") == "digits"
+    at.run()
+    at.text_input(key="nr_dataset").input("digitz").run()  # a fresh form after the start
+    assert not errors(at)
+    at.button(key="nr_submit").click().run()
+    assert len(started) == 1 and any("unknown dataset 'digitz'" in e for e in errors(at))
+
+
+def test_a_seed_the_page_picked_moves_when_its_folder_is_taken(runs, started, monkeypatch):
+    mine = runs / "images"
+    at = open_new_run(mine, monkeypatch)
+    seed = at.number_input(key="nr_seed").value
+    write_the_run(mine, f"docl-s{seed}")  # a run started elsewhere (the CLI, another tab) takes it
+    at.run()
+    assert not errors(at) and at.number_input(key="nr_seed").value == seed + 1
+    at.number_input(key="nr_seed").set_value(seed).run()  # a seed the user typed stays as typed
+    assert not errors(at) and at.number_input(key="nr_seed").value == seed
+    at.button(key="nr_submit").click().run()
+    assert not started and any(f"docl-s{seed} already exists" in e and f"seed {seed + 1} is free" in e
+                               for e in errors(at))
+
+
+def test_estimator_options_say_what_each_is(runs, started, monkeypatch):
+    at = open_new_run(runs / "images", monkeypatch)
+    box = at.selectbox(key="nr_estimator")
+    labels = list(box.proto.options)
+    assert labels == ["exact — a_i = r_i·v_i", "byproduct — our free estimate",
+                      "fast — finite differences (approximate)", "paper — the authors' byproduct",
+                      "none — no score (ablation)"]
+    for words in ("a_i = r_i·v_i", "finite differences", "approximation", "our free estimate",
+                  "the authors' byproduct", "uniform draw", "ablation"):
+        assert words in box.proto.help
+    box.set_value("none").run()
+    at.button(key="nr_submit").click().run()
+    assert len(started) == 1 and arg(started[0][0], "--estimator") == "none"
