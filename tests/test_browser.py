@@ -252,12 +252,16 @@ def test_every_page_in_chromium(server, tmp_path):
             body = _check(page, "scores on a live run")
             assert "● live" in body, "the running run is not labelled live"
 
-            # the quick New-run preset, end to end: it trains into the folder on screen and finishes
+            # the quick New-run preset, end to end: it trains into a new folder of its own, named
+            # under its button before the start, and finishes; the folder on screen stays as it was
             page.get_by_role("link", name="New run").first.click()
             _settle(page)
+            quick = Path(live_exp).parent / "quick-digits-1"
+            assert str(quick) in page.locator('[data-testid="stMain"]').inner_text(), "the quick run's folder is not named"
+            mine = sorted(p.name for p in Path(live_exp).iterdir())
             page.get_by_role("button", name="Start the quick run").click()
             _settle(page)
-            run_json = Path(live_exp) / "docl-s0" / "run.json"
+            run_json = quick / "docl-s0" / "run.json"
             deadline, t0 = time.time() + 600, time.time()
             while time.time() < deadline:
                 meta = json.loads(run_json.read_text()) if run_json.is_file() else {}
@@ -266,16 +270,19 @@ def test_every_page_in_chromium(server, tmp_path):
                 time.sleep(1)
             assert meta.get("status") == "complete", f"the quick run did not finish: {meta.get('status')}, {meta.get('error')}"
             print(f"quick preset: {time.time() - t0:.0f} s from the click to a complete run")
+            assert sorted(p.name for p in Path(live_exp).iterdir()) == mine, "the quick run wrote into the folder on screen"
             page.get_by_role("link", name="New run").first.click()
             _settle(page)
             _shoot(page, shots / f"{len(PAGES) + 1:02d}-new-run-quick.png")
+            _check(page, "New run after the quick run", chart=False)  # a finished run leaves no error box
+            page.get_by_role("button", name="Open quick-digits-1").click()
+            _settle(page)
             side = page.locator('[data-testid="stSidebar"]').inner_text()
-            assert "Setting" in side, f"a digits run beside a synthetic one, and no Setting box: {side[-300:]}"
+            assert "quick-digits-1: 1 run" in side, f"Open did not show the quick run's folder: {side[-300:]}"
             page.get_by_role("link", name="Scores").first.click()
             _settle(page, chart=True)
             body = _check(page, "scores after the quick run")
-            # a real digits run beside a synthetic one: two settings, never pooled; the new run's is shown
-            assert "mixes 2 settings" in body and "showing dataset digits" in body, body[:600]
+            assert "mixes 2 settings" not in body, "the quick run was pooled with other runs"
             assert "Run: DoCL · seed 0 — ✓ complete" in body, f"the quick run is not the one shown: {body[:600]}"
         finally:
             browser.close()
