@@ -211,3 +211,11 @@ def test_estimator_options_say_what_each_is(runs, started, monkeypatch):
     box.set_value("none").run()
     at.button(key="nr_submit").click().run()
     assert len(started) == 1 and arg(started[0][0], "--estimator") == "none"
+
+
+def test_estimator_starts_on_the_experiments_own(monkeypatch):
+    """On the bundled paper-protocol demo the form offers the estimator its runs used (the authors'
+    byproduct), not `exact`, so a run added there matches the experiment."""
+    at = open_new_run(REPO / "assets" / "demo" / "noisy-digits", monkeypatch)
+    assert at.selectbox(key="nr_estimator").value == "paper"
+    assert at.selectbox(key="nr_protocol").value == "paper"

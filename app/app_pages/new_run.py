@@ -146,7 +146,8 @@ dataset = c1.text_input("Dataset", key="nr_dataset",
                              f"CIFAR-10 / Fashion-MNIST folder; relative paths start at {launch.REPO}.")
 curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
 estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS, key="nr_estimator",
-                         format_func=lambda e: ESTIMATOR_LABELS.get(e, e), help=ESTIMATOR_HELP)
+                         index=ESTIMATORS.index(config["estimator"]) if config.get("estimator") in ESTIMATORS else 0,
+                         format_func=lambda e: ESTIMATOR_LABELS.get(e, e), help=ESTIMATOR_HELP)  # the experiment's
 rounds = c1.number_input("Rounds", min_value=1, max_value=1000, value=int(config.get("rounds") or 10), step=1)
 seed = c2.number_input("Seed", key="nr_seed", min_value=0, max_value=2**31 - 1, step=1)
 label_noise = c3.number_input("Label noise (fraction flipped)", min_value=0.0, max_value=0.95,
