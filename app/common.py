@@ -431,14 +431,6 @@ def presentation_toggle() -> bool:
                            help="For a lecture: larger chart fonts and markers, each page's takeaway in a callout, "
                                 "secondary charts and downloads hidden (one screen per idea).")
     st.session_state["presentation"] = bool(on)
-    if on:  # larger text on the page itself, and callouts that read from the back of a room
-        st.sidebar.markdown("<style>[data-testid='stMain'] p, [data-testid='stMain'] li {font-size: 1.2rem;}"
-                            "[data-testid='stMain'] [data-testid='stAlertContainer'] p, "
-                            "[data-testid='stMain'] [data-testid='stAlertContainer'] li "
-                            "{font-size: 1.4rem; line-height: 1.45;}"
-                            "[data-testid='stMain'] [data-testid='stMetricValue'], "
-                            "[data-testid='stMain'] [data-testid='stMetricValue'] * {font-size: 2.4rem;}"
-                            "</style>", unsafe_allow_html=True)
     return bool(on)
 
 
@@ -558,7 +550,40 @@ def synthetic_notice(ctx: Optional[Context]) -> None:
 # ----------------------------------------------------------------------------- drawing helpers
 
 
-PRESENTATION_FONT = dict(tick=18, axis=20, title=24, legend=18)  # px, readable from the back of a room
+PRESENTATION_FONT = dict(tick=24, axis=26, title=30, legend=22)  # px, readable from the back of a room
+# body, captions and widget labels ≥ 20 px (1.3rem at Streamlit's 16 px root); callouts larger; the
+# Deploy button and the developer menu hidden
+PRESENTATION_CSS = (
+    "<style>"
+    "[data-testid='stMain'] p, [data-testid='stMain'] li {font-size: 1.3rem; line-height: 1.45;}"
+    "[data-testid='stMain'] [data-testid='stCaptionContainer'], "
+    "[data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1.3rem;}"
+    "[data-testid='stMain'] [data-testid='stWidgetLabel'] p {font-size: 1.3rem;}"
+    "[data-testid='stMain'] [data-testid='stAlertContainer'] p, "
+    "[data-testid='stMain'] [data-testid='stAlertContainer'] li {font-size: 1.5rem; line-height: 1.45;}"
+    "[data-testid='stMain'] [data-testid='stMetricValue'], "
+    "[data-testid='stMain'] [data-testid='stMetricValue'] * {font-size: 2.6rem;}"
+    "[data-testid='stMain'] h1 {font-size: 3rem;} [data-testid='stMain'] h2, [data-testid='stMain'] h3 "
+    "{font-size: 2.1rem;}"
+    "[data-testid='stAppDeployButton'], [data-testid='stMainMenu'] {display: none !important;}"
+    # the sidebar folds away (the page's own "Exit presentation" button brings it back)
+    "section[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none !important;}"
+    "</style>")
+
+
+def _leave_presentation() -> None:
+    st.session_state["presentation"] = False
+    st.session_state["_w_presentation"] = False
+
+
+def exit_presentation_button() -> None:
+    """In Presentation mode: the page's larger text and hidden chrome (PRESENTATION_CSS, drawn in the
+    main area: a style inside the hidden sidebar would not apply), and, the sidebar being hidden, a
+    button at the top of every page that ends it."""
+    if presenting():
+        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+        st.button("Exit presentation mode", key="exit_presentation", on_click=_leave_presentation,
+                  icon=":material/close_fullscreen:")
 
 
 def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, secondary: bool = False, **kw):

@@ -29,7 +29,10 @@ PAGES = [
     st.Page("app_pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
     st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]
-page = st.navigation(PAGES)
+# Presentation mode hides the sidebar (common.PRESENTATION_CSS): the pages move to a bar at the top
+# (the switch's own widget state: it is current on the run its click starts, before the sidebar is drawn)
+presenting = st.session_state.get("_w_presentation", st.session_state.get("presentation", False))
+page = st.navigation(PAGES, position="top" if presenting else "sidebar")
 st.sidebar.markdown("### docl\nCurriculum learning by optimising learning dynamics")
 
 ctx = None
@@ -37,6 +40,7 @@ with common.error_box():
     ctx = common.sidebar()
 st.session_state["_ctx_obj"] = ctx
 
+common.exit_presentation_button()  # the sidebar, with its switch, is hidden while presenting
 try:
     with common.error_box():
         if ctx is not None or page.title in ("New run", "How it works"):

@@ -1287,3 +1287,24 @@ def test_compare_sets_the_papers_claim_beside_this_experiment(exp_paper, monkeyp
     clean = views.paper_claim(final.reset_index().assign(verdict="no clear difference"), {"docl": 0.9, "sgd": 0.91},
                               "sgd", common.curriculum_label)
     assert clean["agrees"] is False and "no clear difference" in clean["here"] and "2 of 2" in clean["here"]
+
+
+def test_presentation_mode_reads_from_the_back_of_the_room(exp, monkeypatch):
+    """Presentation mode: body, captions and labels ≥ 20 px, chart ticks ≥ 24 px, the sidebar and
+    Streamlit's Deploy button and menu hidden, and a button on the page that ends it."""
+    import re
+    at = open_app(exp, monkeypatch, presentation=True)
+    ok(at)
+    css = next(m.value for m in at.markdown if "stAppDeployButton" in m.value)
+    for selector in ("[data-testid='stMain'] p", "stCaptionContainer", "stWidgetLabel"):
+        rule = css[css.index(selector):]
+        size = float(re.search(r"font-size: ([0-9.]+)rem", rule).group(1))
+        assert size * 16 >= 20, (selector, size)
+    assert "section[data-testid='stSidebar']" in css and "display: none" in css
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["tickfont"]["size"] >= 24 and spec["layout"]["yaxis"]["tickfont"]["size"] >= 24
+    at.button(key="exit_presentation").click().run()
+    ok(at)
+    assert at.session_state["presentation"] is False
+    assert not any("stAppDeployButton" in m.value for m in at.markdown)
+    assert not [b for b in at.button if b.key == "exit_presentation"]

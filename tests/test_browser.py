@@ -216,7 +216,8 @@ def test_every_page_in_chromium(server, tmp_path):
 
             _click_a_data_map_point(page, server, shots)
 
-            # Presentation mode: a lecturer's switch; it persists across pages (sidebar links keep the session)
+            # Presentation mode: a lecturer's switch; it persists across pages (the pages move to a bar at
+            # the top while the sidebar is hidden; its links keep the session)
             page.goto(server, wait_until="domcontentloaded")
             _settle(page, chart=True)
             page.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").click()
@@ -232,9 +233,12 @@ def test_every_page_in_chromium(server, tmp_path):
                     f"/{name} in presentation mode shows no takeaway callout"
                 assert page.locator('[data-testid="stDownloadButton"]').count() == 0, \
                     f"/{name} in presentation mode still shows download buttons"
-            page.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").click()
+                assert not page.locator('[data-testid="stSidebar"]').is_visible(), \
+                    f"/{name} in presentation mode still shows the sidebar"
+            page.get_by_role("button", name="Exit presentation mode").click()  # the sidebar is hidden
             _settle(page, chart=True)
             assert page.locator('[data-testid="stDownloadButton"]').count() > 0, "presentation mode did not switch off"
+            assert page.locator('[data-testid="stSidebar"]').is_visible(), "the sidebar did not come back"
 
             # the sidebar's links work, not only the URLs; then the Runs folder box opens another
             # experiment, whose one run is still training: it renders and is labelled live

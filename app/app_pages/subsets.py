@@ -56,8 +56,9 @@ def round_view():
                 if about["noise_vs_base"] == "above" else "normal")
     c[2].metric("mean loss in S_t", f"{chosen['loss'].mean():.3f}" if k else "–",
                 f"{chosen['loss'].mean() - sel['loss'].mean():+.3f} vs all" if k else None, delta_color="off")
-    c[3].metric(f"mean {views.score_label('score', views.driving_estimator(run), short=True)} in S_t",
-                f"{chosen['score'].mean():.3g}" if k else "–")
+    c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–",
+                help=f"The {views.score_label('score', views.driving_estimator(run), short=True)}: the score "
+                     "that drove this run's selection.")
     common.takeaway(f"**What {common.curriculum_label(run.curriculum)} selected here.** " + about["parts"][0] + "\n\n"
                     + "\n".join(f"- {p}" for p in about["parts"][1:]))
 
