@@ -752,19 +752,17 @@ def class_balanced_bottom_k(values: torch.Tensor, labels: torch.Tensor, k: int,
     check_values(values, "values")
     k = check_k(k, values.shape[0])
     labels = labels.long().to(values.device)
-    order = torch.sort(values.to(torch.float64), stable=True).indices
+    order = torch.sort(values.to(torch.float64), stable=True).indices       # smallest first
+    by_class = torch.sort(labels[order], stable=True).indices               # classes grouped, values kept in order
+    grouped = labels[order][by_class]
+    counts = torch.bincount(grouped)
+    starts = torch.cumsum(counts, 0) - counts                               # first position of each class
     ranks = torch.empty_like(order)
-    sorted_labels = labels[order]
-    # rank of each sample within its class: position among the same label in the sorted order
-    same = torch.zeros(int(labels.max()) + 1, dtype=torch.long)
-    within = torch.empty(len(order), dtype=torch.long)
-    for pos, c in enumerate(sorted_labels.cpu().tolist()):
-        within[pos] = same[c]
-        same[c] += 1
-    ranks[order] = within.to(order.device)
-    share = torch.zeros(int(labels.max()) + 1, dtype=torch.float64)
-    share[:min(len(share), len(shares))] = shares.to(torch.float64)[:len(share)].cpu()
-    share_i = share[labels.cpu()].to(values.device)
+    ranks[order[by_class]] = torch.arange(len(order), device=order.device) - starts[grouped]
+    share = torch.zeros(len(counts), dtype=torch.float64, device=values.device)
+    m = min(len(share), len(shares))
+    share[:m] = shares[:m].to(device=values.device, dtype=torch.float64)
+    share_i = share[labels]
     keys = torch.where(share_i > 0, (ranks.to(torch.float64) + 0.5) / share_i.clamp_min(1e-300),
                        torch.full_like(share_i, math.inf))
     return torch.sort(keys, stable=True).indices[:k].to(torch.int64)

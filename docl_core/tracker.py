@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from .distributed import SINGLE, DistContext
 from .embedding import PCABasis, embedding_frame, has_features
+from .config import ESTIMATORS
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
                        kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
 from .envinfo import versions
@@ -137,8 +138,8 @@ class DynamicsTracker:
         check_inputs(X, y, task, num_outputs=C)
         estimators = [estimator, *[e for e in log_estimators if e != estimator]]
         for e in estimators:
-            if e not in ("exact", "fast", "byproduct", "paper", "none"):
-                raise ValueError(f"unknown estimator {e!r}: use exact, fast, byproduct, paper or none")
+            if e not in ESTIMATORS:
+                raise ValueError(f"unknown estimator {e!r}: use {', '.join(ESTIMATORS)}")
         self.model, self.X, self.y, self.task = model, X, y, task
         self.N, self.C = X.shape[0], C
         self.estimator, self.estimators = estimator, estimators

@@ -620,3 +620,31 @@ def test_every_method_returns_k_distinct_valid_indices_reproducibly(inst):
         b = call(w, x, k, lam, torch.Generator().manual_seed(seed))
         assert_valid(a, k, n)
         assert torch.equal(a, b), name
+
+
+def test_class_balanced_bottom_k_against_a_plain_loop():
+    """SPL's class balance under the paper protocol: within-class rank r (smallest first), key
+    (r + ½)/share_c, the k smallest keys (ties: lowest index), written as plain Python loops."""
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        n, C = int(rng.integers(1, 60)), int(rng.integers(1, 6))
+        values = rng.integers(0, 8, n).astype(float) if trial % 2 else rng.random(n)
+        labels = rng.integers(0, C, n)
+        shares = rng.random(C + int(rng.integers(0, 3)))
+        if trial % 3 == 0:
+            shares[0] = 0.0
+        k = int(rng.integers(1, n + 1))
+        keys = []
+        for i in range(n):
+            r = sum(1 for j in range(n) if labels[j] == labels[i]
+                    and (values[j] < values[i] or (values[j] == values[i] and j < i)))
+            s = shares[labels[i]] if labels[i] < len(shares) else 0.0
+            keys.append(((r + 0.5) / s if s > 0 else math.inf, i))
+        want = [i for _, i in sorted(keys)[:k]]
+        got = sel.class_balanced_bottom_k(torch.tensor(values), torch.tensor(labels), k, torch.tensor(shares))
+        assert got.tolist() == want, trial
+    # proportional: class c gets k·share_c ± 1 while it has members
+    labels = torch.arange(1000) % 4
+    got = sel.class_balanced_bottom_k(torch.rand(1000, generator=torch.Generator().manual_seed(1)), labels, 100,
+                                      sel.class_shares(labels))
+    assert torch.bincount(labels[got]).tolist() == [25, 25, 25, 25]
