@@ -357,3 +357,58 @@ def test_random_and_docl_train_on_subsets_of_the_same_size(tmp_path):
         sizes[c] = list(RunReader(tmp_path / f"{c}-s2").rounds()["k"])
     assert sizes["random"] == sizes["docl"] == sizes["spl"]
     assert sizes["docl"][1] < sizes["docl"][0]  # pruned below the pool, not all N
+
+
+def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
+    """PAPER_PROTOCOL.md: the full pass sums 4 mini-batches' mean square losses per step, clips to
+    norm 10 and steps at the *start* of each group, so its first step applies the gradient the
+    previous pass left (at the learning rate last set) and the last group's gradient stays unapplied;
+    the cosine runs per mini-batch over the episode's planned mini-batches. Hand loop, no mixup or teacher."""
+    import copy
+    cfg = RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=3, probe_size=0, device="cpu",
+                    log_estimators=[], batch_size=64,
+                    paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3], mixup=False, mean_teacher=False))
+    tr = Trainer(cfg, tmp_path / "r")
+    n, bs = tr.N, 64
+    g = torch.Generator().manual_seed(11)
+    for p in tr.model.parameters():
+        p.grad = torch.randn(p.shape, generator=g)                # what a previous pass left
+    for group in tr.opt.param_groups:
+        group["lr"] = 0.0123                                       # the learning rate last set
+    model = copy.deepcopy(tr.model)
+    for p, q in zip(model.parameters(), tr.model.parameters()):
+        p.grad = q.grad.clone()
+    gen = torch.Generator()
+    gen.set_state(tr.gen.get_state())
+    plan = tr.protocol.plan(1)
+    assert plan.full_pass and plan.step_offset == 0
+    tr._paper_pass(torch.arange(n), plan, plan.step_offset, full=True, losses=[])
+
+    # by hand: episode 1 has lr_max 0.1/0.9, lr_min 5e-4 over ceil(N/B) + per mini-batches
+    k0 = math.floor(0.2 * 1.1 * n)
+    per = math.ceil(math.floor(0.5 * 1.1 * k0) / bs)
+    total = math.ceil(n / bs) + per
+    lr_max, lr_min = 0.1 / 0.9, 5e-4
+    opt = torch.optim.SGD(model.parameters(), lr=0.0123, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    X, Y = tr.X, tr.y
+    order = torch.randperm(n, generator=gen)
+    params = list(model.parameters())
+    model.train()
+    for b, s in enumerate(range(0, n, bs)):
+        if b % 4 == 0:
+            norm = math.sqrt(sum(float((p.grad ** 2).sum()) for p in params))
+            if norm > 10:
+                for p in params:
+                    p.grad.mul_(10 / (norm + 1e-6))
+            opt.step()
+            opt.zero_grad()
+        for group in opt.param_groups:
+            group["lr"] = lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * b / total))
+        idx = order[s:s + bs]
+        prob = torch.softmax(model(X[idx]), dim=1)
+        loss = (0.5 * ((prob * prob).sum(1) + 1) - prob.gather(1, Y[idx].view(-1, 1)).squeeze(1)).mean()
+        loss.backward()
+    for (name, w), p, q in zip(model.named_parameters(), model.parameters(), tr.model.parameters()):
+        torch.testing.assert_close(q.detach(), p.detach(), rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=f"{name}: the last group's gradient")
+    assert any(float(p.grad.abs().sum()) > 0 for p in tr.model.parameters())
