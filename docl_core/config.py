@@ -6,10 +6,28 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from .names import CURRICULA  # the one list of curricula (torch-free)
+from .names import CURRICULA  # the one list of curricula (torch-free); plus SCORE_CURRICULUM below
 from .protocol import PaperSchedule
 
 ESTIMATORS = ("exact", "byproduct", "fast", "paper", "none")  # none: no score (uniform draw), an ablation
+# Per-sample scores the tracker logs beside the estimators (samples-frame columns of the same name),
+# each with the direction in which it means "hard": "high" (a large value is hard) or "low".
+SAMPLE_SCORES = {
+    "loss": "high",         # ℓ_i at the round's weights
+    "el2n": "high",         # ‖softmax(f) − onehot(y)‖ (regression ‖f − y‖), Paul et al. 2021
+    "grand": "high",        # ‖g_i‖ = ‖∇θ ℓ_i‖, the per-sample gradient norm (GraNd; --log-grad-norms)
+    "margin": "low",        # f_y − max_{c≠y} f_c, the given-label logit minus the largest other
+    "entropy": "high",      # −Σ_c p_c log p_c of the prediction
+    "forgetting": "high",   # correct → wrong transitions between consecutive presentations (Toneva et al. 2019)
+    "aum": "low",           # the margin averaged over presentations (area under the margin, Pleiss et al. 2020)
+    "confidence": "low",    # mean of p(given label) over the rounds so far (data maps, Swayamdipta et al. 2020)
+    "variability": "high",  # its standard deviation over the rounds so far
+    "correctness": "low",   # share of the rounds so far at which the sample was predicted right
+}
+# what drives the `score` curriculum: a sample score, or an estimator's DoCL score a (large a: "hard")
+SELECTION_SCORES = (*SAMPLE_SCORES, *ESTIMATORS)
+SCORE_CURRICULUM = "score"   # selects by any of SELECTION_SCORES, through DoCL's machinery
+PREFER = ("hard", "easy")
 PROTOCOLS = ("steps", "paper")
 LOG_EVERY = ("epoch", "episode")
 
@@ -72,7 +90,12 @@ class RunConfig:
 
     dataset: str = "digits"          # a built-in name or a path (.npz, .csv, CIFAR/Fashion-MNIST folder)
     label_column: Optional[str] = None  # .csv only: the column holding the labels; None: "label"
-    curriculum: str = "docl"         # one of CURRICULA
+    curriculum: str = "docl"         # one of CURRICULA, or "score" (SCORE_CURRICULUM)
+    score: Optional[str] = None      # curriculum "score" only: the score that drives it (SELECTION_SCORES;
+                                     # CLI --score); None: the run's estimator
+    prefer: Optional[str] = None     # curriculum "score" only: "hard" (default) or "easy" first, in the
+                                     # score's own sense of hard (SAMPLE_SCORES; a: large is hard)
+    log_grad_norms: bool = False     # also log GraNd ‖g_i‖ per sample (one per-sample gradient pass per round)
     protocol: str = "steps"          # steps: equal-step rounds (Schedule) | paper: the authors' episodes (PaperSchedule)
     rounds: int = 10                 # curriculum rounds (steps protocol; paper: epochs come from paper.epochs)
     seed: int = 0
@@ -107,6 +130,21 @@ class RunConfig:
             self.log_every = "episode"
         if self.diversity is None:
             self.diversity = "centrality" if paper else "facility"
+        if self.curriculum == SCORE_CURRICULUM and self.prefer is None:
+            self.prefer = "hard"
+
+    @property
+    def selection_score(self) -> Optional[str]:
+        """The score the curriculum selects by: the `score` curriculum's, or the estimator for the
+        curricula that use one (None for the rest: they select by loss or at random)."""
+        if self.curriculum == SCORE_CURRICULUM:
+            return self.score or self.estimator
+        return self.estimator
+
+    @property
+    def logs_grad_norms(self) -> bool:
+        """GraNd is logged when asked for, and whenever it drives the selection."""
+        return bool(self.log_grad_norms) or (self.curriculum == SCORE_CURRICULUM and self.score == "grand")
 
     @property
     def num_rounds(self) -> int:
@@ -119,8 +157,10 @@ class RunConfig:
         if self.label_column is not None and not str(self.dataset).lower().endswith(".csv"):
             raise ValueError(f"--label-column applies to .csv datasets only, and {self.dataset!r} is not one: "
                              "drop it, or point --dataset at a .csv file")
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of {', '.join(CURRICULA)}")
+        if self.curriculum not in CURRICULA and self.curriculum != SCORE_CURRICULUM:
+            raise ValueError(f"unknown curriculum {self.curriculum!r}: choose one of "
+                             f"{', '.join((*CURRICULA, SCORE_CURRICULUM))}")
+        self._validate_score()
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"unknown estimator {self.estimator!r}: choose one of {', '.join(ESTIMATORS)}")
         for e in self.log_estimators:
@@ -152,6 +192,24 @@ class RunConfig:
             if self.log_every not in LOG_EVERY:
                 raise ValueError(f"unknown --log-every {self.log_every!r}: choose epoch or episode")
             self.paper.validate()
+
+    def _validate_score(self) -> None:
+        if self.curriculum != SCORE_CURRICULUM:
+            if self.score is not None:
+                raise ValueError(f"a score ({self.score!r}) drives --curriculum score only, and this run's "
+                                 f"curriculum is {self.curriculum!r}: add --curriculum score, or drop --score "
+                                 "(DoCL's own estimator is set with --estimator)")
+            if self.prefer is not None:
+                raise ValueError(f"--prefer applies to --curriculum score only (this run's is "
+                                 f"{self.curriculum!r}): drop it")
+            return
+        if self.score is not None and self.score not in SELECTION_SCORES:
+            raise ValueError(f"unknown score {self.score!r}: choose one of {', '.join(SELECTION_SCORES)}")
+        if self.prefer not in PREFER:
+            raise ValueError(f"unknown --prefer {self.prefer!r}: choose hard or easy")
+        if self.score in ESTIMATORS and self.score not in (self.estimator, *self.log_estimators):
+            raise ValueError(f"the score curriculum selects by the {self.score!r} estimator, which this run "
+                             f"does not log: add it to --log-estimators, or pass --estimator {self.score}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,10 +8,12 @@
         tracker.end_round(metrics={"val_acc": ...})
     tracker.close()
 
-`on_batch` feeds the byproduct estimator from outputs the loop already computed (no extra
-forward). `end_round` measures the current weights: exact scores (one backward pass for ḡ
+`on_batch` feeds the byproduct estimator, forgetting events and the area under the margin from
+outputs the loop already computed (no extra forward). `end_round` measures the current weights: exact scores (one backward pass for ḡ
 plus one forward-mode pass), residuals, speeds, kernel blocks on a fixed stratified probe
-set, and writes the round per the run-store contract. The tracker never touches the
+set, the per-sample scores of the data-pruning literature from the same outputs (EL2N, margin,
+entropy; data-map confidence, variability and correctness over rounds; GraNd ‖g_i‖ when asked
+for), and writes the round per the run-store contract. The tracker never touches the
 model's parameters, buffers, mode or .grad, the optimiser, or the global random state.
 The built-in trainer logs through this same class.
 """
@@ -27,12 +29,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from torch.func import functional_call, grad, vmap
 
 from .distributed import SINGLE, DistContext
 from .embedding import PCABasis, embedding_frame, has_features
-from .config import ESTIMATORS
+from .config import ESTIMATORS, SELECTION_SCORES
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
-                       kernel_eigenvalues, mean_gradient, residual_and_loss, score_contributions)
+                       kernel_eigenvalues, mean_gradient, per_sample_loss, residual_and_loss,
+                       score_contributions)
 from .envinfo import versions
 from .recipe import PaperByproduct
 from .store import RunWriter, read_run_json
@@ -53,6 +57,97 @@ class Measurement:
     grad_norm: float = float("nan")
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    sample: dict[str, torch.Tensor] = field(default_factory=dict)  # name → (N,): output_scores, forgetting,
+                                        # aum, presentations, grand (SAMPLE_SCORES but the data map's)
+
+
+def output_scores(output: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, torch.Tensor]:
+    """Per-sample scores read off outputs (B, C) alone, each (B,): el2n = ‖softmax(f) − onehot(y)‖
+    (regression: ‖f − y‖), margin = f_y − max_{c≠y} f_c and the prediction's entropy −Σ p log p
+    (classification; NaN for regression, and margin NaN with one output)."""
+    out = output.detach()
+    if task != "classification":
+        nan = torch.full((out.shape[0],), float("nan"), dtype=out.dtype, device=out.device)
+        return {"el2n": (out - y.to(out.dtype)).norm(dim=1), "margin": nan, "entropy": nan.clone()}
+    logp = torch.log_softmax(out, dim=1)  # (B, C)
+    p = logp.exp()
+    rows = torch.arange(out.shape[0], device=out.device)
+    yl = y.to(out.device).long()
+    r = p.clone()
+    r[rows, yl] -= 1.0  # softmax − onehot
+    others = out.clone()
+    others[rows, yl] = float("-inf")
+    margin = out[rows, yl] - others.max(dim=1).values if out.shape[1] > 1 \
+        else torch.full_like(out[:, 0], float("nan"))
+    return {"el2n": r.norm(dim=1), "margin": margin, "entropy": -(p * logp).sum(1)}
+
+
+class PresentationLog:
+    """Forgetting events and the area under the margin (AUM), accumulated per presentation: each row
+    of outputs a training loop passes to `on_batch` presents one sample (Toneva et al. 2019 count a
+    forgetting event when a sample predicted right at one presentation is wrong at its next; Pleiss
+    et al. 2020 average the margin f_y − max_{c≠y} f_c over presentations). Classification only:
+    for regression both stay NaN. Ids within one batch are distinct (one presentation each)."""
+
+    def __init__(self, y: torch.Tensor, task: str):
+        n, dev = y.shape[0], y.device  # kept on the labels' device: no host sync per batch
+        self.y, self.task = y, task
+        self.count = torch.zeros(n, dtype=torch.long, device=dev)          # (N,) presentations so far
+        self.forgetting = torch.zeros(n, dtype=torch.long, device=dev)     # (N,) correct → wrong transitions
+        self.last_correct = torch.zeros(n, dtype=torch.bool, device=dev)   # (N,) right at the last presentation
+        self.margin_sum = torch.zeros(n, dtype=torch.float64, device=dev)  # (N,) Σ margins over presentations
+
+    def record(self, ids: torch.Tensor, outputs: torch.Tensor) -> None:
+        """ids (B,) presented with their outputs (B, C), as the loop computed them."""
+        ids = ids.to(self.y.device)
+        if self.task == "classification":
+            out = outputs.detach().to(self.y.device, torch.float32)
+            y = self.y[ids].long()
+            correct = out.argmax(1) == y
+            self.forgetting[ids] += ((self.count[ids] > 0) & self.last_correct[ids] & ~correct).long()
+            self.last_correct[ids] = correct
+            self.margin_sum[ids] += output_scores(out, y, self.task)["margin"].double()
+        self.count[ids] += 1
+
+    def scores(self) -> dict[str, torch.Tensor]:
+        """forgetting (N,) (0 before any presentation), aum (N,) (NaN before any), presentations (N,)."""
+        seen = self.count > 0
+        if self.task != "classification":
+            nan = torch.full(self.count.shape, float("nan"), dtype=torch.float64, device=self.count.device)
+            return {"forgetting": nan, "aum": nan.clone(), "presentations": self.count.clone()}
+        aum = torch.where(seen, self.margin_sum / self.count.clamp_min(1), torch.full_like(self.margin_sum, float("nan")))
+        return {"forgetting": self.forgetting.clone(), "aum": aum, "presentations": self.count.clone()}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: getattr(self, k).cpu().clone() for k in ("count", "forgetting", "last_correct", "margin_sum")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v.to(self.y.device).clone())
+
+
+def per_sample_grad_norms(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
+                          batch_size: int = 512, memory_budget_bytes: int = 1 << 28) -> torch.Tensor:
+    """GraNd: ‖g_i‖ = ‖∇θ ℓ_i‖ over the trainable parameters for every sample, (N,), by per-sample
+    gradients (`vmap(grad)`) in eval mode, in chunks holding at most `memory_budget_bytes` of
+    gradients. Leaves the model's parameters, buffers, mode and .grad untouched."""
+    trainable = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
+    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
+    buffers = {k: b.detach() for k, b in model.named_buffers()}
+    P = sum(p.numel() for p in trainable.values())
+    chunk = max(1, min(batch_size, memory_budget_bytes // max(1, P * X.element_size())))
+
+    def loss_one(params, x, t):
+        out = functional_call(model, ({**frozen, **params}, buffers), (x.unsqueeze(0),))
+        return per_sample_loss(out, t.unsqueeze(0), task).sum()
+
+    norms = []
+    with eval_mode(model), torch.enable_grad():
+        for s in range(0, len(X), chunk):
+            g = vmap(grad(loss_one), in_dims=(None, 0, 0))(trainable, X[s:s + chunk], y[s:s + chunk])
+            sq = sum(v.reshape(v.shape[0], -1).pow(2).sum(1) for v in g.values())  # (B,)
+            norms.append(sq.sqrt().detach())
+    return torch.cat(norms) if norms else torch.zeros(0, dtype=X.dtype, device=X.device)
 
 
 def stratified_probe(y: torch.Tensor, m: int, seed: int, task: str) -> torch.Tensor:
@@ -113,6 +208,8 @@ class DynamicsTracker:
         refresh: with only the byproduct estimator, False reuses the outputs training already
             computed for losses and residuals (stale for samples not seen this round, as the
             authors' code does) instead of one eval forward over X per round.
+        log_grad_norms: also log GraNd ‖g_i‖ (column `grand`) by per-sample gradients, whenever
+            the exact scores are measured (benchmarks/bench_atlas.py measures its cost).
 
     Overhead (measured on 2 CPU cores, benchmarks/bench_training.py and bench_scores.py):
     on_batch costs about 0.2 ms per step; end_round writes the frame (about 50 ms at
@@ -131,7 +228,8 @@ class DynamicsTracker:
                  meta: Optional[dict[str, Any]] = None,
                  byproduct_ema: float = 0.9, seed: int = 0, resume: bool = False, refresh: bool = True,
                  writer: Optional[RunWriter] = None, dist: DistContext = SINGLE,
-                 kernel_full: bool = False, embedding: bool = True, tensorboard=None):
+                 kernel_full: bool = False, embedding: bool = True, tensorboard=None,
+                 log_grad_norms: bool = False):
         check_inputs(X, y, task)
         with torch.no_grad(), eval_mode(model):
             C = model(X[:1]).shape[1]
@@ -159,6 +257,11 @@ class DynamicsTracker:
             self.clean = clean_labels.to(device=y.device, dtype=torch.long)
         self.byproduct = ByproductEstimator(y, C, task, ema=byproduct_ema)
         self.paper = PaperByproduct(y, C, task)
+        self.presentations = PresentationLog(y, task)
+        self.log_grad_norms = log_grad_norms
+        # the data map's running sums over committed rounds: p(given label), its square, correct
+        self.map_sums = torch.zeros(3, self.N, dtype=torch.float64)  # (3, N)
+        self.map_rounds = 0
         self.times_selected = torch.zeros(self.N, dtype=torch.long)
         self.seen_this_round = torch.zeros(self.N, dtype=torch.bool)
         self.steps = 0
@@ -211,6 +314,7 @@ class DynamicsTracker:
             ids = self.dist.all_gather_rows(ids.to(outputs.device)).to(self.y.device)
             outputs = self.dist.all_gather_rows(outputs)
         self.byproduct.update(ids, outputs, float(lr))
+        self.presentations.record(ids, outputs)
         if "paper" in self.estimators:
             self.paper.record(ids, outputs, float(lr if pace is None else pace))
         self.seen_this_round[ids.cpu()] = True
@@ -247,6 +351,7 @@ class DynamicsTracker:
         else:
             w[sel] = 1.0
         self.times_selected += sel.long()
+        data_map = self.data_map_scores(measured)  # this round's p joins the running sums after the frame
         t0 = time.perf_counter()
         evals = self.evaluate()
         emb = measured.extra.get("embedding") if self.dist.is_writer else None
@@ -261,7 +366,7 @@ class DynamicsTracker:
                **(timings or {}), **(extra_round or {}), **(metrics or {})}
         if self.dist.is_writer:
             kernel = measured.kernel  # measured on the same weights as the samples frame
-            frame = self.sample_frame(measured, sel, w)
+            frame = self.sample_frame(measured, sel, w, data_map)
             if emb is not None and not self._basis_written:
                 self.writer.write_embedding_basis(self.basis.arrays(), self.basis.info())
                 self._basis_written = True
@@ -270,6 +375,7 @@ class DynamicsTracker:
             if self.tensorboard is not None:
                 from .export import log_round
                 log_round(self.tensorboard, t, row, frame)
+        self._commit_data_map(measured)
         self.last_row = row
         self.round = t + 1
         self.seen_this_round.zero_()
@@ -352,13 +458,60 @@ class DynamicsTracker:
         if not features:
             feats = None
         residual, loss = residual_and_loss(output, self.y, self.task)
+        sample = {**output_scores(output, self.y, self.task), **self.presentations.scores()}
+        if self.log_grad_norms:
+            if estimators is None or "grand" in estimators:
+                sample["grand"] = ctx.all_gather_rows(per_sample_grad_norms(
+                    self.model, X, y, self.task, self.score_batch_size))
+            else:
+                sample["grand"] = torch.full((self.N,), float("nan"), dtype=self.X.dtype, device=self.X.device)
         finite = bool(torch.isfinite(loss).all()) and all(bool(torch.isfinite(v).all())
                                                           for k, v in scores.items() if k not in skipped)
         # a diverged model has no kernel to show: the caller reports the divergence
         arrays = self.kernel_arrays() if kernel and finite and self.probe is not None and ctx.is_writer else None
         return Measurement(loss=loss, output=output, residual=residual, scores=scores, speed=speed,
                            features=feats, kernel=arrays, grad_norm=grad_norm,
-                           seconds=time.perf_counter() - t0, extra=extra)
+                           seconds=time.perf_counter() - t0, extra=extra, sample=sample)
+
+    def data_map_scores(self, m: Measurement) -> dict[str, torch.Tensor]:
+        """Data-map confidence, variability (population std) and correctness (N,) of p(given label)
+        over the committed rounds and `m` (the round being selected or written). NaN for regression."""
+        if self.task != "classification":
+            nan = torch.full((self.N,), float("nan"), dtype=torch.float64)
+            return {"confidence": nan, "variability": nan.clone(), "correctness": nan.clone()}
+        p, correct = self._p_and_correct(m)
+        n = self.map_rounds + 1
+        conf = (self.map_sums[0] + p) / n
+        var = ((self.map_sums[1] + p * p) / n - conf * conf).clamp_min(0).sqrt()
+        return {"confidence": conf, "variability": var, "correctness": (self.map_sums[2] + correct) / n}
+
+    def _p_and_correct(self, m: Measurement) -> tuple[torch.Tensor, torch.Tensor]:
+        out = m.output.detach().double()
+        yl = self.y.long().view(-1, 1).to(out.device)
+        p = torch.softmax(out, 1).gather(1, yl).squeeze(1).cpu()
+        return p, (out.argmax(1) == yl.squeeze(1)).double().cpu()
+
+    def _commit_data_map(self, m: Measurement) -> None:
+        if self.task != "classification":
+            return
+        p, correct = self._p_and_correct(m)
+        self.map_sums += torch.stack([p, p * p, correct])
+        self.map_rounds += 1
+
+    def score_values(self, m: Measurement, name: str) -> torch.Tensor:
+        """(N,) values of any selection score (config.SELECTION_SCORES) in measurement m: an
+        estimator's DoCL score, the loss, a sample score, or a data-map one (rounds so far and m)."""
+        if name in m.scores:
+            return m.scores[name]
+        if name == "loss":
+            return m.loss
+        if name in m.sample:
+            return m.sample[name].to(device=m.loss.device, dtype=m.loss.dtype)
+        if name in ("confidence", "variability", "correctness"):
+            return self.data_map_scores(m)[name].to(device=m.loss.device, dtype=m.loss.dtype)
+        if name == "grand":
+            raise ValueError("GraNd is not logged in this run: pass --log-grad-norms (log_grad_norms=True)")
+        raise ValueError(f"unknown score {name!r}: choose one of {', '.join(SELECTION_SCORES)}")
 
     def _embed(self, feats: torch.Tensor) -> dict[str, Any]:
         """Project (N, D) features on the run's fixed PCA basis (fitted here the first time)."""
@@ -428,7 +581,8 @@ class DynamicsTracker:
             arrays["full"] = H.float().cpu().numpy()
         return arrays
 
-    def sample_frame(self, m: Measurement, selected: torch.Tensor, weights: torch.Tensor) -> pd.DataFrame:
+    def sample_frame(self, m: Measurement, selected: torch.Tensor, weights: torch.Tensor,
+                     data_map: Optional[dict[str, torch.Tensor]] = None) -> pd.DataFrame:
         """The per-sample frame of one round (DESIGN.md §3 columns)."""
         cpu = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
         df = {"sample_id": np.arange(self.N, dtype=np.int64)}
@@ -451,6 +605,15 @@ class DynamicsTracker:
         df["score"] = cpu(m.scores[self.estimator])
         for name, s in m.scores.items():
             df[f"score_{name}"] = cpu(s)
+        for name in ("el2n", "margin", "entropy", "aum", "grand"):
+            if name in m.sample:
+                df[name] = cpu(m.sample[name])
+        if "forgetting" in m.sample:
+            f = m.sample["forgetting"]
+            df["forgetting"] = cpu(f) if self.task != "classification" else f.cpu().numpy().astype(np.int32)
+            df["presentations"] = m.sample["presentations"].cpu().numpy().astype(np.int32)
+        for name, v in (data_map if data_map is not None else self.data_map_scores(m)).items():
+            df[name] = cpu(v)
         df["selected"] = selected.cpu().numpy()
         df["weight"] = weights.cpu().numpy().astype(np.float32)
         df["times_selected"] = self.times_selected.cpu().numpy().astype(np.int32)
@@ -462,6 +625,8 @@ class DynamicsTracker:
         b = self.byproduct
         return {"times_selected": self.times_selected.clone(), "steps": self.steps,
                 "samples_seen": self.samples_seen, "round": self.round, "paper": self.paper.state_dict(),
+                "presentations": self.presentations.state_dict(), "map_sums": self.map_sums.clone(),
+                "map_rounds": self.map_rounds,
                 "byproduct": {"last_output": b.last_output.cpu(), "lr_since": b.lr_since.cpu(),
                               "seen": b.seen.cpu(), "score": b.score.cpu(), "observed": b.observed.cpu()}}
 
@@ -471,6 +636,9 @@ class DynamicsTracker:
         dev = self.y.device
         if "paper" in state:
             self.paper.load_state_dict(state["paper"])
+        if "presentations" in state:  # checkpoints from before the score atlas start these afresh
+            self.presentations.load_state_dict(state["presentations"])
+            self.map_sums, self.map_rounds = state["map_sums"].clone(), int(state["map_rounds"])
         for k, v in state["byproduct"].items():
             setattr(self.byproduct, k, v.to(dev))
 

@@ -120,7 +120,8 @@ class Trainer:
                 meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
                       "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
                       "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest},
-                seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer)
+                seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer,
+                log_grad_norms=config.logs_grad_norms)
             if extended:
                 self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
                                                 extended=[*self.tracker.writer.meta.get("extended", []), extended])
