@@ -281,7 +281,8 @@ class _Parser(argparse.ArgumentParser):
 def cmd_study(a: argparse.Namespace) -> int:
     from .study import DOCS_DIR, run_study
     path = run_study(a.suite, Path(a.out), seeds=a.seeds, n_workers=a.jobs,
-                     docs=Path(a.docs) if a.docs else DOCS_DIR, progress=not a.no_progress)
+                     docs=Path(a.docs) if a.docs else DOCS_DIR, progress=not a.no_progress,
+                     reuse_from=Path(a.reuse_from) if a.reuse_from else None)
     print(f"report written to {path}")
     return 0
 
@@ -320,11 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("study", help="the comparison study: tune, run, write docs/RESULTS.md")
     p.add_argument("--suite", default="paper", help="paper (the real one: both protocols, ablations, "
-                   "fidelity) or quick (a few minutes, for tests)")
+                   "fidelity), budget (DoCL, SGD and Random at E = 30, 100, 300) or quick (a few minutes, for tests)")
     p.add_argument("--out", default="runs/study", help="experiments land in OUT/<setting>")
     p.add_argument("--seeds", type=int, default=None, help="report seeds 0..N-1 (default: the suite's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/)")
+    p.add_argument("--reuse-from", default=None, metavar="DIR", help="another study's folder: its complete runs "
+                   "with the same config are copied instead of trained (the budget suite reuses the paper study's)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("summary", help="an experiment's final accuracies (last student, best of student and "

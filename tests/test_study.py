@@ -46,8 +46,15 @@ def test_report_has_both_protocols_ablation_and_fidelity(quick):
 def test_runs_land_where_the_dashboard_opens_them(quick):
     out, docs, text = quick
     summary = ExperimentReader(out / "blobs-noise20").summary()
-    assert sorted(summary["run"]) == ["docl-s0", "docl-s1", "random-s0", "random-s1", "sgd-s0", "sgd-s1"]
+    assert sorted(summary["run"]) == ["docl-none-s0", "docl-none-s1", "docl-s0", "docl-s1", "random-s0",
+                                      "random-s1", "sgd-s0", "sgd-s1"]
     assert (summary["status"] == "complete").all()
+    runs = {r.dir.name: r.meta["config"] for r in ExperimentReader(out / "blobs-noise20").runs}
+    assert runs["docl-none-s0"]["curriculum"] == "docl" and runs["docl-none-s0"]["estimator"] == "none"
+    assert runs["docl-s0"]["estimator"] != "none"
+    # the tables name an arm by its folder: DoCL without its score is not pooled with DoCL
+    arms = tables.read_rounds(out / "blobs-noise20", arms=True)
+    assert set(arms["curriculum"]) == {"sgd", "random", "docl", "docl-none"}
     final = ExperimentReader(out / "blobs-noise20-steps").rounds().sort_values("round").groupby("run").tail(1)
     assert final["steps"].nunique() == 1  # equal gradient steps across curricula under steps
     tuned = [p.name for p in (out / "tuning" / "blobs-noise20").iterdir()]
@@ -71,6 +78,36 @@ def test_rerun_reuses_complete_runs(quick):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("run.json")}
     assert main(["study", "--suite", "quick", "--out", str(out), "--docs", str(docs), "--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("run.json")} == before
+
+
+def test_reuse_copies_complete_runs_with_the_same_config(quick, tmp_path):
+    from docl_core.study import runner
+    from docl_core.study.suites import SUITES
+    suite = SUITES["quick"]
+    chosen = {s.name: {c: {} for c in suite.curricula_of(s)} for s in suite.settings}
+    jobs = runner.report_jobs(suite, tmp_path, chosen)
+    out, _, _ = quick
+    copied = runner.reuse_runs(jobs, out)
+    # every default-knob job the quick study ran is copied (tuned knobs may differ for DoCL)
+    assert copied >= len([j for j in jobs if "/docl-s" not in j[1] and "/docl-none" not in j[1]])
+    assert (tmp_path / "blobs-noise20" / "sgd-s0" / "run.json").exists()
+    assert runner.reuse_runs(jobs, out) == 0  # already in place: nothing copied twice
+    with pytest.raises(ValueError, match="no such folder"):
+        runner.run_suite(suite, tmp_path / "x", 1, False, reuse_from=tmp_path / "missing")
+
+
+def test_arms_are_a_curriculum_with_switches_and_core_arms_run_first():
+    from docl_core.study import runner
+    s = Setting("x", "x", "blobs", label_noise=0.2, epochs=6)
+    none, decay, docl = s.config("docl-none", 0), s.config("sgd-decay", 0), s.config("docl", 0)
+    assert (none.curriculum, none.estimator, none.log_estimators) == ("docl", "none", [])
+    assert docl.log_estimators == ["exact"] and docl.estimator != "none"
+    assert (decay.curriculum, decay.paper.baseline_alpha_decay) == ("sgd", True)
+    assert s.config("sgd", 0).paper.baseline_alpha_decay is False
+    jobs = [({"dataset": "mnist1d", "protocol": "paper", "paper": {"epochs": 100}}, f"/o/{d}")
+            for d in ("ablation/x/docl-no-mixup-s0", "x/spl-s0", "x/docl-none-s1", "x/sgd-s0")]
+    assert [j[1] for j in sorted(jobs, key=runner._order)][:2] == ["/o/x/docl-none-s1", "/o/x/sgd-s0"]
+    assert sorted(jobs, key=runner._order)[-1][1].endswith("docl-no-mixup-s0")
 
 
 def test_a_setting_expresses_either_protocol():

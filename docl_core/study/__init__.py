@@ -1,6 +1,8 @@
 """The comparison study: the seed's Table 1 on data that fits on a laptop, told honestly.
 
     python -m docl_core study --suite paper --out runs/study --jobs 2   # docs/RESULTS.md + docs/study_*.png
+    python -m docl_core study --suite budget --out runs/study-budget --reuse-from runs/study --jobs 2
+                                                                        # docs/RESULTS-budget.md: E = 30, 100, 300
     python -m docl_core study --suite quick --out runs/quick            # a small report, minutes
 
     suites.py   what runs, as data: Setting (either protocol), grids, ablations, fidelity runs
@@ -25,14 +27,16 @@ __all__ = ["run_study", "SUITES", "Setting", "Suite", "Ablation", "FidelityRun",
 
 
 def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers: int = 1,
-              docs: Path = DOCS_DIR, progress: bool = True, command: Optional[str] = None) -> Path:
+              docs: Path = DOCS_DIR, progress: bool = True, command: Optional[str] = None,
+              reuse_from: Optional[Path] = None) -> Path:
     """Tune, run, and write the report from the run folders. → the RESULTS.md path."""
     if suite_name not in SUITES:
         raise ValueError(f"unknown suite {suite_name!r}: choose one of {', '.join(SUITES)}")
     suite = with_seeds(SUITES[suite_name], seeds)
     out, docs = Path(out), Path(docs)
     docs.mkdir(parents=True, exist_ok=True)
-    res = run_suite(suite, out, n_workers, progress)
+    res = run_suite(suite, out, n_workers, progress, reuse_from=reuse_from)
     cmd = command or (f"python -m docl_core study --suite {suite.name} --out {out}"
-                      + (f" --seeds {seeds}" if seeds else "") + f" --jobs {n_workers}")
+                      + (f" --seeds {seeds}" if seeds else "") + f" --jobs {n_workers}"
+                      + (f" --reuse-from {reuse_from}" if reuse_from else ""))
     return write_report(suite, out, docs, res["chosen"], res["candidates"], res["timing"], cmd)

@@ -12,12 +12,14 @@ import pandas as pd
 
 def label(c: str) -> str:
     from ..curricula import CURRICULUM_LABELS
-    return CURRICULUM_LABELS.get(c, c)
+    from .suites import ARM_LABELS
+    return ARM_LABELS.get(c) or CURRICULUM_LABELS.get(c, c)
 
 
 def color(c: str) -> str:
     from ..curricula import CURRICULUM_COLORS
-    return CURRICULUM_COLORS.get(c, "#444444")
+    from .suites import ARM_COLORS
+    return ARM_COLORS.get(c) or CURRICULUM_COLORS.get(c, "#444444")
 
 
 def _rgba(hex_color: str, a: float) -> str:
@@ -29,11 +31,14 @@ def save(fig, path: Path, width: int, height: int) -> Optional[str]:
     """plotly → PNG through kaleido (which drives a Chrome; Debian's chromium is used if present)."""
     if "BROWSER_PATH" not in os.environ and Path("/usr/bin/chromium").exists():
         os.environ["BROWSER_PATH"] = "/usr/bin/chromium"
-    try:
-        fig.write_image(str(path), width=width, height=height, scale=2)
-    except Exception as e:  # no kaleido, no browser: the report says so instead of failing
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return None
+    error = None
+    for _ in range(3):  # kaleido's page can lose a race on a loaded machine ("kaleido_scopes is not defined")
+        try:
+            fig.write_image(str(path), width=width, height=height, scale=2)
+            return None
+        except Exception as e:  # no kaleido, no browser: the report says so instead of failing
+            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return error
 
 
 def _band(fig, x, mean, std, c, row=None, col=None, show=True, name=None):

@@ -85,7 +85,7 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     paper_settings, steps_settings = suite.by_protocol("paper"), suite.by_protocol("steps")
     D = {}
     for s in suite.settings:
-        r = tables.read_rounds(out / s.name)
+        r = tables.read_rounds(out / s.name, arms=True)
         f = tables.finals(r) if len(r) else r
         col, higher, scale = tables.metric(r) if len(r) else ("test_acc", True, 100.0)
         cur = suite.curricula_of(s)

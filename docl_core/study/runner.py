@@ -154,7 +154,7 @@ def choose(suite: Suite, where: list[tuple]) -> tuple[dict, pd.DataFrame]:
 
 def report_jobs(suite: Suite, out: Path, chosen: dict) -> list[Job]:
     return [(s.config(c, seed, chosen[s.name][c]).to_dict(), str(out / s.name / f"{c}-s{seed}"))
-            for s in suite.settings for seed in range(suite.seeds_of(s)) for c in suite.curricula_of(s)]
+            for s in suite.settings for c in suite.curricula_of(s) for seed in range(suite.seeds_of(s, c))]
 
 
 def ablation_jobs(suite: Suite, out: Path, chosen: dict) -> list[Job]:
@@ -187,12 +187,57 @@ def fidelity_jobs(suite: Suite, out: Path, chosen: dict) -> list[Job]:
     return jobs
 
 
+CORE_ARMS = ("sgd", "random", "docl", "docl-none")  # the comparisons a study never cuts: trained first
+
+
+def _order(job: Job) -> tuple:
+    """Report runs of the core arms first (so an interrupted study has its main comparisons), then
+    the other report runs, then ablation and fidelity runs; the longest first within each group."""
+    where = Path(job[1])
+    arm = where.name.rsplit("-s", 1)[0]
+    group = 2 if where.parent.parent.name in ("ablation", "fidelity") else (0 if arm in CORE_ARMS else 1)
+    return group, -_cost(job)
+
+
 def _cost(job: Job) -> float:
     """A rough relative cost, to start the longest runs first (better packing on few workers)."""
     cfg = job[0]
     size = {"mnist1d": 3.0, "digits": 1.5}.get(cfg["dataset"], 1.0)
     length = cfg["paper"]["epochs"] if cfg["protocol"] == "paper" else cfg["rounds"] * 1.5
     return size * length * (2.0 if cfg.get("log_every") == "epoch" else 1.0)
+
+
+def _key(cfg: dict) -> tuple:
+    return (cfg.get("dataset"), cfg.get("curriculum"), cfg.get("seed"), cfg.get("protocol"),
+            cfg.get("label_noise"), (cfg.get("paper") or {}).get("epochs"), cfg.get("estimator"))
+
+
+def reuse_runs(jobs: list[Job], source: Path) -> int:
+    """Copy into place every job's run that `source` (another study's folder) already holds complete
+    with the same config, so it is not trained again. → how many were copied."""
+    from ..config import config_differences
+    found: dict = {}
+    for f in source.rglob("run.json"):
+        try:
+            meta = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("status") == "complete" and isinstance(meta.get("config"), dict):
+            found.setdefault(_key(meta["config"]), []).append((f.parent, meta["config"]))
+    copied = 0
+    for cfg, run_dir in jobs:
+        run_dir = Path(run_dir)
+        if _same_config(run_dir, cfg):
+            continue
+        want = json.loads(json.dumps(cfg))
+        for src, have in found.get(_key(want), []):
+            if src.resolve() != run_dir.resolve() and not config_differences(have, want):
+                shutil.rmtree(run_dir, ignore_errors=True)
+                run_dir.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(src, run_dir)
+                copied += 1
+                break
+    return copied
 
 
 def remove_strays(folder: Path, wanted: set) -> None:
@@ -203,19 +248,25 @@ def remove_strays(folder: Path, wanted: set) -> None:
                 shutil.rmtree(p)
 
 
-def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool) -> dict:
-    """Tune, then run everything else. → {chosen, candidates, timing}."""
+def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool, reuse_from: Optional[Path] = None) -> dict:
+    """Tune, then run everything else; runs that `reuse_from` holds with the same config are copied
+    instead of trained. → {chosen, candidates, timing}."""
+    if reuse_from is not None and not Path(reuse_from).is_dir():
+        raise ValueError(f"--reuse-from {reuse_from}: no such folder; give the folder of a finished study "
+                         "(e.g. runs/study) or leave the option out")
     if set(suite.tuning_seeds) & set(range(max(suite.seeds_of(s) for s in suite.settings))):
         raise ValueError("tuning seeds overlap the report seeds: the report would be tuned on itself")
     out.mkdir(parents=True, exist_ok=True)
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tjobs, where = tuning_jobs(suite, out)
+    reused = reuse_runs(tjobs, Path(reuse_from)) if reuse_from is not None else 0
     times = run_jobs(sorted(tjobs, key=_cost, reverse=True), n_workers, "tuning", progress) if tjobs else {}
     chosen, cand = choose(suite, where)
     groups = {"report": report_jobs(suite, out, chosen), "ablation": ablation_jobs(suite, out, chosen),
               "fidelity": fidelity_jobs(suite, out, chosen)}
-    jobs = sorted((j for g in groups.values() for j in g), key=_cost, reverse=True)
+    jobs = sorted((j for g in groups.values() for j in g), key=_order)
+    reused += reuse_runs(jobs, Path(reuse_from)) if reuse_from is not None else 0
     times.update(run_jobs(jobs, n_workers, "runs", progress))
     wanted = {Path(d) for _, d in jobs}
     for s in suite.settings:
@@ -224,6 +275,7 @@ def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool) -> dict:
         remove_strays(out / "fidelity" / s.name, wanted)
     executed = sum(1 for sec, _ in times.values() if sec > 0)
     timing = {"started": started, "invocation_s": time.perf_counter() - t0, "executed": executed,
+              "reused_from": str(reuse_from) if reused else None, "reused": reused,
               "n_workers": n_workers, "load": load, "load_end": os.getloadavg()[0] if hasattr(os, "getloadavg")
               else float("nan")}
     saved = out / "study-timing.json"  # the invocation that trained the runs; kept for regenerations

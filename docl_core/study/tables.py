@@ -15,8 +15,10 @@ from .stats import convergence, paired, share_vs_base
 from .suites import Setting, Suite
 
 
-def read_rounds(folder: Path) -> pd.DataFrame:
-    """All rounds of the complete runs in a folder (empty frame when there are none)."""
+def read_rounds(folder: Path, arms: bool = False) -> pd.DataFrame:
+    """All rounds of the complete runs in a folder (empty frame when there are none). arms: the
+    `curriculum` column names the arm from the folder name (<arm>-s<seed>: `docl-none` is DoCL's
+    recipe without its score, `sgd-decay` our decayed-α baseline; suites.ARMS)."""
     from ..store import ExperimentReader, RunStoreError
     try:
         exp = ExperimentReader(folder)
@@ -25,6 +27,8 @@ def read_rounds(folder: Path) -> pd.DataFrame:
     ok = {r.dir.name for r in exp.runs if r.status == "complete"}
     df = exp.rounds()
     df = df[df["run"].isin(ok)].copy()
+    if arms and len(df):
+        df["curriculum"] = df["run"].str.rsplit("-s", n=1).str[0]
     if "epoch" not in df:
         df["epoch"] = df["round"]
     return df
