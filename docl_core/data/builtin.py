@@ -1,0 +1,114 @@
+"""The built-in datasets: scikit-learn's digits, moons, blobs, a sine regression and MNIST-1D,
+each a function options → `_Source` whose source row is the index in its generator's output."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .source import _Source, _check_fraction, _data_seed, _nonnegative, _positive_int
+
+# Built-in datasets, for CLI help and the app.
+DATASET_DESCRIPTIONS = {
+    "digits": "scikit-learn's 8×8 handwritten digits, 10 classes, 1797 images",
+    "moons": "two interleaved half-moons in 2-D (noise 0.25), 2 classes, 1500 points",
+    "blobs": "four overlapping Gaussian blobs in 2-D, 4 classes, 1500 points",
+    "sine": "1-D regression y = sin(x) + heteroscedastic noise, 5% outliers in train, 1000 points",
+    "mnist1d": "MNIST-1D (Greydanus 2020): procedurally generated 1-D digits, length-40 signals, "
+               "10 classes, 4000 train / 1000 test",
+}
+DATASETS = tuple(DATASET_DESCRIPTIONS)
+
+
+def _digits(options: dict) -> _Source:
+    """scikit-learn's digits; source row: the index in load_digits()'s arrays."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None] / 16.0  # (1797, 1, 8, 8), pixel values 0..16
+    return _Source("digits", "image", x, bunch.target.astype(np.int64), "classification",
+                   class_names=[str(c) for c in range(10)])
+
+
+def _moons(options: dict) -> _Source:
+    """Two half-moons; source row: the index in make_moons' output (data_seed fixes it)."""
+    from sklearn.datasets import make_moons
+
+    n = _positive_int(options.get("n_samples", 1500), "n_samples")
+    noise = _nonnegative(options.get("noise", 0.25), "noise")
+    # The points are drawn with data_seed, not seed: 'moons' is one fixed set, and seed varies
+    # the splits and the label noise.
+    x, y = make_moons(n, noise=noise, random_state=_data_seed(options))
+    return _Source("moons", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
+                   class_names=["upper", "lower"])
+
+
+def _blobs(options: dict) -> _Source:
+    """Four Gaussian blobs; source row: the index in make_blobs' output (data_seed fixes it)."""
+    from sklearn.datasets import make_blobs
+
+    n = _positive_int(options.get("n_samples", 1500), "n_samples")
+    centers = np.array([[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]])
+    std = _nonnegative(options.get("noise", 1.4), "noise")  # wide enough that neighbouring blobs overlap
+    x, y = make_blobs(n, centers=centers, cluster_std=std, random_state=_data_seed(options))
+    return _Source("blobs", "points2d", x.astype(np.float32), y.astype(np.int64), "classification",
+                   class_names=[f"blob {c}" for c in range(4)])
+
+
+def _sine(options: dict) -> _Source:
+    """y = sin(x) + noise; source row: the index in the generated arrays (data_seed fixes them)."""
+    n = _positive_int(options.get("n_samples", 1000), "n_samples")
+    rng = np.random.default_rng(_data_seed(options))
+    x = rng.uniform(-3.0, 3.0, size=(n, 1))
+    noise_std = _nonnegative(options.get("noise", 0.1), "noise") * (0.5 + np.abs(x) / 3.0)  # grows with |x|
+    y = np.sin(x) + noise_std * rng.standard_normal((n, 1))
+    outliers = _check_fraction(options.get("outliers", 0.05), "outliers")
+    return _Source("sine", "curve1d", x.astype(np.float32), y.astype(np.float32), "regression",
+                   outliers=outliers)
+
+
+MNIST1D_SEED = 42  # the generator's own default seed, part of the benchmark's definition
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(data_seed: int) -> tuple[np.ndarray, ...]:
+    """(x, y, x_test, y_test) from the mnist1d package's own generator, read-only, cached per process.
+
+    Generating takes about a second (plus a second to import the package and scipy), so a
+    process generates each data_seed once. The generator's defaults define the benchmark:
+    5000 samples, 10 templates, length-40 signals, 80/20 split (4000 train / 1000 test). Its
+    download path (`get_dataset`) is never called: nothing here touches the network.
+    """
+    import random
+
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ValueError("the mnist1d dataset needs the mnist1d package (its generator defines the "
+                         "benchmark): pip install mnist1d") from None
+    args = get_dataset_args()
+    args.seed = data_seed
+    # make_dataset reseeds numpy's and Python's global generators: restore them afterwards, so
+    # loading data never changes what other code draws from them.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    arrays = (data["x"].astype(np.float32)[:, None], data["y"].astype(np.int64),  # (4000, 1, 40), (4000,)
+              data["x_test"].astype(np.float32)[:, None], data["y_test"].astype(np.int64))
+    for a in arrays:
+        a.setflags(write=False)  # shared by every load in this process
+    return arrays
+
+
+def _mnist1d(options: dict) -> _Source:
+    """MNIST-1D; source row: the index in the generator's x (train) or x_test (test samples)."""
+    seed = _data_seed(options) if "data_seed" in options else MNIST1D_SEED
+    x, y, x_test, y_test = _mnist1d_arrays(seed)
+    return _Source("mnist1d", "signal", x, y, "classification", x_test, y_test,
+                   class_names=[str(c) for c in range(10)])
+
+
+_BUILTINS = {"digits": _digits, "moons": _moons, "blobs": _blobs, "sine": _sine, "mnist1d": _mnist1d}
