@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/)")
     p.add_argument("--reuse-from", default=None, metavar="DIR", help="another study's folder: its complete runs "
-                   "with the same config are copied instead of trained (the budget suite reuses the paper study's)")
+                   "with the same config are copied instead of trained (the budget suite reuses the paper study's; "
+                   "default: none, every run is trained here)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("summary", help="an experiment's final accuracies (last student, best of student and "
