@@ -15,7 +15,8 @@ from typing import Optional
 
 from dataclasses import fields
 
-from .config import CURRICULA, ESTIMATORS, PROTOCOLS, RunConfig, Schedule, paper_flag
+from .config import (CURRICULA, ESTIMATORS, PREFER, PROTOCOLS, SCORE_CURRICULUM, SELECTION_SCORES, RunConfig,
+                     Schedule, paper_flag)
 from .protocol import PaperSchedule
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
@@ -38,9 +39,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="steps: equal-step rounds; paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
     p.add_argument("--model", default=None, help="mlp, cnn or resnet (default: the dataset's)")
-    p.add_argument("--estimator", "--score", dest="estimator", default=None, choices=ESTIMATORS,
-                   help="score that drives selection (default: exact under steps, paper under paper); "
-                        "none: no score, the same recipe with a uniform draw (the score's ablation)")
+    p.add_argument("--estimator", default=None, choices=ESTIMATORS,
+                   help="the DoCL score's estimator, which drives docl's selection (default: exact under steps, "
+                        "paper under paper); none: no score, the same recipe with a uniform draw (the ablation)")
+    p.add_argument("--score", dest="score_name", default=None, choices=SELECTION_SCORES, metavar="NAME",
+                   help="an estimator's name: the same as --estimator; any other logged score ("
+                        + ", ".join(s for s in SELECTION_SCORES if s not in ESTIMATORS)
+                        + ") drives --curriculum score (default: the estimator)")
+    p.add_argument("--prefer", default=None, choices=PREFER,
+                   help="--curriculum score: the score's hard end first (large loss, EL2N, GraNd, a; small "
+                        "margin, AUM, confidence) or its easy end (default: hard)")
+    p.add_argument("--log-grad-norms", action="store_true",
+                   help="also log GraNd ‖g_i‖ per sample: one per-sample gradient pass per measured round")
     p.add_argument("--log-estimators", default=None,
                    help="comma list of estimators logged beside it ('' for none; default: byproduct "
                         "under steps, exact under paper)")
@@ -124,10 +134,21 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
     if paper:
         pkw.update({_SHARED[k][1]: v for k, v in shared.items()})
     logged = None if a.log_estimators is None else [e.strip() for e in a.log_estimators.split(",") if e.strip()]
+    estimator, score, prefer = a.estimator, a.score_name, a.prefer
+    if score in ESTIMATORS:  # --score NAME with an estimator's name is --estimator NAME
+        if estimator is not None and estimator != score:
+            raise ValueError(f"--score {score} and --estimator {estimator} name two estimators: give one")
+        estimator, score = score, None
+    if hasattr(a, "curricula") and curriculum != SCORE_CURRICULUM:
+        if (score is not None or prefer is not None) and SCORE_CURRICULUM not in _parse_list(a.curricula):
+            raise ValueError("--score NAME (other than an estimator) and --prefer drive --curricula score only: "
+                             "add score to --curricula, or drop them")
+        score = prefer = None  # compare: they apply to the score arm
     cfg = RunConfig(dataset=a.dataset, label_column=a.label_column or None, curriculum=curriculum,
                     protocol=a.protocol,
                     rounds=a.rounds if a.rounds is not None else RunConfig.rounds, seed=seed,
-                    model=a.model, estimator=a.estimator, log_estimators=logged, log_every=a.log_every,
+                    model=a.model, estimator=estimator, log_estimators=logged, log_every=a.log_every,
+                    score=score, prefer=prefer, log_grad_norms=a.log_grad_norms,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
                     device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic)
@@ -183,8 +204,8 @@ def cmd_compare(a: argparse.Namespace) -> int:
     from .trainer import train_run
     curricula = _parse_list(a.curricula)
     for c in curricula:
-        if c not in CURRICULA:
-            raise ValueError(f"unknown curriculum {c!r}: choose from {', '.join(CURRICULA)}")
+        if c not in CURRICULA and c != SCORE_CURRICULUM:
+            raise ValueError(f"unknown curriculum {c!r}: choose from {', '.join((*CURRICULA, SCORE_CURRICULUM))}")
     seeds = _parse_list(a.seeds, int)
     out = _check_out(Path(a.out))
     from tqdm.auto import tqdm
@@ -304,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "curriculum learning (DoCL, Zhou, Wang and Bilmes, AISTATS 2021)")
     sub = parser.add_subparsers(dest="command", metavar="{run,compare,demo,study,summary,export}")
     p = sub.add_parser("run", help="train one run of one curriculum")
-    p.add_argument("--curriculum", default="docl", choices=CURRICULA, help="the curriculum to train under")
+    p.add_argument("--curriculum", default="docl", choices=(*CURRICULA, SCORE_CURRICULUM),
+                   help="the curriculum to train under (score: docl's selection by --score NAME, see --prefer)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model, the splits, the noise and the selection")
     p.add_argument("--name", default=None, help="run folder name (default: CURRICULUM-sSEED)")
     p.add_argument("--resume", action="store_true", help="continue the run (or start it if absent)")

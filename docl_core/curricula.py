@@ -9,6 +9,7 @@
 | docl-nr | max (1/k) Σ_S ã_i + λ_t F̄(S) over all N, deterministically (lazy greedy)   |
 | docl    | pool of min(N, ⌈pool_factor·k_t⌉) drawn without replacement, p_i ∝ exp(z_i/τ) |
 |         | with z the standardised scores; then the docl-nr objective inside the pool |
+| score   | docl's selection with a ← ±(any logged score): `--score el2n --prefer hard` |
 
 The objective, its scaling (weights min-max to [0, 1], F̄ a mean coverage in [0, 1], so λ means
 the same in every round) and the maximisers live in `selection.py`. "DoCL-NR" read as "no random
@@ -32,6 +33,15 @@ schedule and (in the trainer) a fresh random order, so a comparison isolates the
 
 The estimator `none` makes docl's w constant: a uniform pool that centrality still prunes.
 
+`score` is docl with another score in a's place (config.SELECTION_SCORES: the loss, EL2N, GraNd,
+margin, entropy, forgetting events, AUM, data-map confidence/variability/correctness, or an
+estimator), oriented so that the preferred end is large: w = +score when the score's "hard" end
+(config.SAMPLE_SCORES) is the preferred one, −score otherwise. Like SPL's and MCL's losses, the
+score enters the paper protocol's draw raw (p ∝ exp(s·(w − max w))): a score of small range draws
+a nearly uniform pool, which the pruning then decides; under the steps protocol it is
+standardised, as docl's is. A sample without a value yet (AUM before its first presentation) gets
+the most preferred value, as the byproduct estimator's unseen samples do: explore it.
+
 `diversity` picks F: "facility" (facility location, greedy), "centrality" (a modular proxy:
 top-k of w̃ + λ (1 + mean cosine)/2 with our cosine-Gram centrality, or, when the paper protocol
 supplies `state.centrality`, the authors' rule top-k of mod·p_i + centrality_i) or "none" (λ
@@ -50,6 +60,7 @@ from typing import Optional
 import torch
 
 from . import selection as sel
+from .config import PREFER, SAMPLE_SCORES, SCORE_CURRICULUM, SELECTION_SCORES
 from .names import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: F401 (re-exported; no torch there)
 from .recipe import sampling_probability
 
@@ -318,17 +329,58 @@ class DoCL(Curriculum):
         return state.score
 
 
-_CLASSES = {c.name: c for c in (SGD, RandomCurriculum, SPL, MCL, DoCLNR, DoCL)}
+class ScoreCurriculum(DoCL):
+    """DoCL's selection (pool, pruning, schedule; the paper protocol's draw) driven by any logged
+    score, hard or easy first: state.score holds the raw values of `score_name`, oriented here."""
+
+    name = SCORE_CURRICULUM
+
+    def __init__(self, diversity: str = "facility", method: Optional[str] = None, epsilon: float = 0.01,
+                 score: Optional[str] = None, prefer: str = "hard"):
+        super().__init__(diversity=diversity, method=method, epsilon=epsilon)
+        if score is not None and score not in SELECTION_SCORES:
+            raise ValueError(f"unknown score {score!r}: choose one of {', '.join(SELECTION_SCORES)}")
+        if prefer not in PREFER:
+            raise ValueError(f"unknown prefer {prefer!r}: choose hard or easy")
+        self.score_name, self.prefer = score, prefer  # score None: the run's estimator
+
+    @property
+    def sign(self) -> float:
+        """+1 when large values are preferred: the score's hard end (a: large) under prefer="hard"."""
+        hard_high = SAMPLE_SCORES.get(self.score_name, "high") == "high"  # estimators: large a
+        return 1.0 if hard_high == (self.prefer == "hard") else -1.0
+
+    def __repr__(self) -> str:
+        return (f"ScoreCurriculum(score={self.score_name or 'estimator'!r}, prefer={self.prefer!r}, "
+                f"diversity={self.diversity!r})")
+
+    def select(self, state: RoundState) -> Selection:
+        if state.score is None:
+            raise ValueError(f"curriculum 'score' needs the values of {self.score_name or 'the estimator'} "
+                             "in state.score: measure them before selecting")
+        w = self.sign * state.score.to(torch.float64)
+        finite = torch.isfinite(w)
+        if not bool(finite.any()):
+            raise ValueError(f"score {self.score_name or 'estimator'!r} has no finite value this round "
+                             "(a regression run has no margin, AUM or data map): choose another --score")
+        if not bool(finite.all()):  # not yet measured (AUM before a presentation): explore it
+            w = torch.where(finite, w, w[finite].max())
+        return super().select(dataclasses.replace(state, score=w))
+
+
+_CLASSES = {c.name: c for c in (SGD, RandomCurriculum, SPL, MCL, DoCLNR, DoCL, ScoreCurriculum)}
 
 
 def make_curriculum(name: str, diversity: str = "facility", **opts) -> Curriculum:
     """Build a curriculum by name. opts: method ("stochastic" | "lazy" | "greedy"; default
-    stochastic, lazy for docl-nr) and epsilon (stochastic greedy's ε). Random and SPL ignore
-    `diversity` (their needs_features is False)."""
+    stochastic, lazy for docl-nr) and epsilon (stochastic greedy's ε); for "score", also score
+    (config.SELECTION_SCORES; None: the run's estimator) and prefer ("hard" | "easy"). Random
+    and SPL ignore `diversity` (their needs_features is False)."""
     key = str(name).lower()
     if key not in _CLASSES:
-        raise ValueError(f"unknown curriculum {name!r}: choose one of {', '.join(CURRICULA)}")
-    unknown = set(opts) - {"method", "epsilon"}
+        raise ValueError(f"unknown curriculum {name!r}: choose one of {', '.join((*CURRICULA, SCORE_CURRICULUM))}")
+    allowed = {"method", "epsilon"} | ({"score", "prefer"} if key == SCORE_CURRICULUM else set())
+    unknown = set(opts) - allowed
     if unknown:
-        raise ValueError(f"unknown curriculum options {sorted(unknown)}: use method and epsilon")
+        raise ValueError(f"unknown curriculum options {sorted(unknown)}: use {', '.join(sorted(allowed))}")
     return _CLASSES[key](diversity=diversity, **opts)

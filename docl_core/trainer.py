@@ -83,7 +83,8 @@ class Trainer:
         if dist.active:
             from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model)
-        self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity)
+        by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}
+        self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity, **by_score)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
         ps = config.paper
         self.opt = torch.optim.SGD(self.model.parameters(), lr=config.schedule.lr, momentum=0.9,
@@ -317,7 +318,7 @@ class Trainer:
                                  full=True, losses=[])
             t_full = time.perf_counter() - t0
             log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
-            driving = [cfg.estimator] if cfg.estimator in ("exact", "fast") else []
+            driving = [cfg.selection_score] if cfg.selection_score in ("exact", "fast", "grand") else []
             measured = self._measure(kernel=log_now, estimators=None if log_now else driving)
             t0 = time.perf_counter()
             spread = {}
@@ -360,7 +361,7 @@ class Trainer:
         return RoundState(
             t=t, k=k, lam=sched.lam(t), temperature=1.0 / cfg.paper.score_scale if paper else sched.temperature,
             pool_factor=sched.pool_factor, loss=measured.loss,
-            score=measured.scores[cfg.estimator] if self.curriculum.needs_scores else None,
+            score=self.tracker.score_values(measured, cfg.selection_score) if self.curriculum.needs_scores else None,
             features=measured.features, generator=self.gen, pool=pool,
             sampling="paper" if paper else "standardized", centrality=self.centrality, mod=mod,
             random_subsample=cfg.paper.random_subsample,

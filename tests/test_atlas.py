@@ -190,3 +190,67 @@ def test_grand_is_opt_in(tmp_path):
     tracker.close()
     s = RunReader(tmp_path / "e" / "r").samples(0)
     assert "grand" not in s.columns and "el2n" in s.columns
+
+
+# ----------------------------------------------------------------------------- the score curriculum
+
+
+def _round_state(n, k, score, paper=False, pool=None, seed=0):
+    from docl_core.curricula import RoundState
+    g = torch.Generator().manual_seed(seed)
+    return RoundState(t=0, k=k, lam=0.0, temperature=10.0 if paper else 1.0, pool_factor=1e6,
+                      loss=torch.rand(n, generator=g), score=score, features=None,
+                      generator=torch.Generator().manual_seed(seed), pool=pool,
+                      sampling="paper" if paper else "standardized")
+
+
+@pytest.mark.parametrize("paper", [False, True])
+@pytest.mark.parametrize("name,prefer", [("el2n", "hard"), ("el2n", "easy"), ("margin", "hard"),
+                                         ("aum", "easy"), ("exact", "hard"), ("forgetting", "easy")])
+def test_score_curriculum_picks_against_brute_force(name, prefer, paper):
+    """With the pool the whole set and no diversity, the machinery keeps the k most preferred samples."""
+    from docl_core.config import SAMPLE_SCORES
+    from docl_core.curricula import make_curriculum
+    n, k = 23, 7
+    g = torch.Generator().manual_seed(hash((name, prefer, paper)) % 1000)
+    values = torch.randn(n, generator=g, dtype=torch.float64)
+    values[3] = float("nan")  # not measured yet: explored first
+    cur = make_curriculum("score", diversity="none", score=name, prefer=prefer)
+    picked = cur.select(_round_state(n, k, values, paper=paper, pool=n)).indices.tolist()
+    hard_high = SAMPLE_SCORES.get(name, "high") == "high"
+    want_high = hard_high == (prefer == "hard")
+    finite = [i for i in range(n) if not math.isnan(float(values[i]))]
+    ranked = sorted(finite, key=lambda i: float(values[i]), reverse=want_high)
+    assert sorted(picked) == sorted([3] + ranked[:k - 1])
+
+
+@pytest.mark.parametrize("prefer", ["hard", "easy"])
+def test_score_curriculum_is_docls_machinery(prefer):
+    """Driven by an estimator, `score` draws exactly what DoCL draws with ±a (pool, prune, generator)."""
+    from docl_core.curricula import make_curriculum
+    n, k = 40, 8
+    a = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for paper in (False, True):
+        docl = make_curriculum("docl", diversity="none").select(
+            _round_state(n, k, a if prefer == "hard" else -a, paper=paper, pool=20))
+        score = make_curriculum("score", diversity="none", score="exact", prefer=prefer).select(
+            _round_state(n, k, a, paper=paper, pool=20))
+        assert docl.indices.tolist() == score.indices.tolist()
+
+
+def test_trainer_selects_by_the_logged_score(tmp_path):
+    """End to end: under the steps protocol, with the pool the whole set and no diversity, each round
+    selects the k lowest EL2N of the state its samples frame logged."""
+    from docl_core.config import RunConfig, Schedule
+    from docl_core.trainer import train_run
+    cfg = RunConfig(dataset="moons", curriculum="score", score="el2n", prefer="easy", diversity="none",
+                    rounds=2, probe_size=0, device="cpu",
+                    schedule=Schedule(pool_factor=1000.0, k_start=0.3, warmup_epochs=1))
+    r = RunReader(train_run(cfg, tmp_path / "score-s0"))
+    assert r.meta["config"]["score"] == "el2n" and r.meta["config"]["prefer"] == "easy"
+    for t in r.round_ids:
+        s = r.samples(t)
+        k = int(s["selected"].sum())
+        assert k == cfg.schedule.k(t, len(s))
+        lowest = set(s.sort_values("el2n", kind="stable")["sample_id"].head(k))
+        assert set(s.loc[s["selected"], "sample_id"]) == lowest

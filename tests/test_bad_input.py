@@ -272,6 +272,20 @@ cli("resume-other-options", ["--name", "docl-s0", "--resume", "--lr", "0.5", "--
     r"was made with other options: curriculum 'docl' \(now 'spl'\); schedule.lr 0.05 \(now 0.5\)",
     r"same options")
 cli("cuda-absent", ["--device", "cuda"], r"CUDA is not available", r"--device cpu")
+# --- the score curriculum (issue 25)
+cli("unknown-score", ["--curriculum", "score", "--score", "hardness"], r"invalid choice: 'hardness'",
+    r"choose from .*'el2n'")
+cli("unknown-prefer", ["--curriculum", "score", "--prefer", "middle"], r"invalid choice: 'middle'",
+    r"choose from 'hard', 'easy'")
+cli("score-without-score-curriculum", ["--score", "el2n"], r"drives --curriculum score only",
+    r"add --curriculum score, or drop --score")
+cli("prefer-without-score-curriculum", ["--prefer", "easy"], r"--prefer applies to --curriculum score only",
+    r"drop it")
+cli("score-and-estimator-disagree", ["--score", "exact", "--estimator", "byproduct"], r"name two estimators",
+    r"give one")
+cli("compare-score-without-score-arm", ["compare", "--dataset", D + "/good.npz", "--out", "{root}/exp",
+                                        "--curricula", "docl", "--seeds", "0", "--score", "aum", *FAST],
+    r"drive --curricula score only", r"add score to --curricula")
 # --- where the run goes
 cli("out-under-a-file", ["--out", "{root}/a_file/runs"], r"cannot write to .*a_file/runs", r"writable --out")
 cli("out-is-a-file", ["--out", "{root}/a_file"], r"cannot write to .*a_file", r"writable --out")
@@ -452,6 +466,16 @@ api("k-larger-than-n-docl", _select("docl", k=11), r"k", r"10|N")
 api("k-larger-than-n-spl", _select("spl", k=50), r"k", r"10|N")
 api("k-zero", _select("random", k=0), r"k", r"1|positive")
 api("scores-with-nan", _select("docl-nr", score=torch.tensor([float("nan")] * 10)), r"NaN or inf", r"score")
+api("score-curriculum-without-values",
+    lambda root: __import__("docl_core.curricula", fromlist=["x"]).make_curriculum(
+        "score", diversity="none", score="margin").select(_state(score=torch.full((10,), float("nan")))),
+    r"'margin' has no finite value", r"choose another --score")
+api("score-curriculum-unknown-score",
+    lambda root: __import__("docl_core.curricula", fromlist=["x"]).make_curriculum("score", score="hardness"),
+    r"unknown score 'hardness'", r"choose one of .*el2n")
+api("score-curriculum-estimator-not-logged",
+    lambda root: __import__("docl_core.config", fromlist=["x"]).RunConfig(curriculum="score", score="fast").validate(),
+    r"'fast' estimator, which this run does not log", r"--log-estimators")
 api("tracker-length-mismatch",
     lambda root: __import__("docl_core.tracker", fromlist=["x"]).DynamicsTracker(
         root / "cases" / "tracker", torch.nn.Linear(2, 2), torch.randn(10, 2), torch.randint(0, 2, (9,))),
