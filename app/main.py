@@ -26,6 +26,7 @@ PAGES = [
     st.Page("app_pages/sample.py", title="Sample", icon=":material/search:"),
     st.Page("app_pages/datamap.py", title="Data map", icon=":material/scatter_plot:"),
     st.Page("app_pages/embedding.py", title="Embedding", icon=":material/bubble_chart:"),
+    st.Page("app_pages/atlas.py", title="Score atlas", icon=":material/hub:"),
     st.Page("app_pages/new_run.py", title="New run", icon=":material/rocket_launch:"),
     st.Page("app_pages/how_it_works.py", title="How it works", icon=":material/menu_book:"),
 ]

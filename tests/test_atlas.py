@@ -254,3 +254,199 @@ def test_trainer_selects_by_the_logged_score(tmp_path):
         assert k == cfg.schedule.k(t, len(s))
         lowest = set(s.sort_values("el2n", kind="stable")["sample_id"].head(k))
         assert set(s.loc[s["selected"], "sample_id"]) == lowest
+
+
+# ----------------------------------------------------------------------------- docl_core.atlas
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from docl_core import atlas  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "assets" / "demo"
+
+
+def _plain_spearman(a, b):
+    """Pearson correlation of average ranks, by plain loops."""
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r, i = [0.0] * len(v), 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for q in range(i, j + 1):
+                r[order[q]] = (i + j) / 2 + 1
+            i = j + 1
+        return r
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    den = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    return num / den
+
+
+def test_spearman_and_overlap_against_plain_loops():
+    rng = np.random.default_rng()
+    n, k = 37, 9
+    a = rng.normal(size=n)
+    b = np.round(a + rng.normal(size=n), 1)  # ties
+    b[4] = np.nan
+    ok = np.isfinite(b)
+    assert abs(atlas.spearman(a, b) - _plain_spearman(list(a[ok]), list(b[ok]))) < 1e-12
+    sel = np.zeros(n, dtype=bool)
+    sel[rng.choice(n, k, replace=False)] = True
+    frame = pd.DataFrame({"el2n": a, "margin": b, "selected": sel})
+    ov = atlas.selection_overlap(frame, ["el2n", "margin"]).set_index("score")
+    top_a = sorted(range(n), key=lambda i: (-a[i], i))[:k]
+    bottom_b = sorted([i for i in range(n) if ok[i]], key=lambda i: (b[i], i))[:k]
+    assert ov.loc["el2n", "top"] == sum(sel[i] for i in top_a) / k
+    assert ov.loc["margin", "bottom"] == sum(sel[i] for i in bottom_b) / k
+    assert ov.loc["margin", "hard_end"] == ov.loc["margin", "bottom"]  # small margin is hard
+    assert ov.loc["el2n", "chance"] == k / n
+    with pytest.raises(atlas.AtlasError, match="no sample was selected"):
+        atlas.selection_overlap(frame.assign(selected=False), ["el2n"])
+    with pytest.raises(atlas.AtlasError, match="every sample was selected"):
+        atlas.selection_overlap(frame.assign(selected=True), ["el2n"])
+    with pytest.raises(atlas.AtlasError, match="no scores"):
+        atlas.rank_correlations(frame, [])
+
+
+def test_driving_column():
+    c = lambda **kw: {"config": kw}  # noqa: E731
+    assert atlas.driving_column(c(curriculum="docl", estimator="paper")) == "score_paper"
+    assert atlas.driving_column(c(curriculum="mcl", estimator="exact")) == "loss"
+    assert atlas.driving_column(c(curriculum="score", estimator="exact", score="aum")) == "aum"
+    assert atlas.driving_column(c(curriculum="score", estimator="exact", score=None)) == "score_exact"
+    assert atlas.driving_column(c(curriculum="random", estimator="exact")) is None
+    assert atlas.driving_column({}) is None
+
+
+@pytest.fixture(scope="module")
+def atlas_exp(tmp_path_factory) -> Path:
+    """A tiny real experiment with the atlas's columns: docl and score (AUM, easy first) on moons."""
+    from docl_core.config import RunConfig, Schedule
+    from docl_core.trainer import train_run
+    exp = tmp_path_factory.mktemp("atlas") / "moons"
+    exact = {"score": "aum", "prefer": "easy", "diversity": "none", "schedule": Schedule(pool_factor=1000.0)}
+    for cur, kw in (("docl", {}), ("score", exact)):  # one experiment each: the app splits other settings
+        train_run(RunConfig(dataset="moons", curriculum=cur, rounds=3, probe_size=0, device="cpu",
+                            log_grad_norms=True, **kw), exp / cur / f"{cur}-s0")
+    return exp
+
+
+def test_selection_resemblance_on_a_run_with_every_column(atlas_exp):
+    res = atlas.selection_resemblance(atlas_exp / "score" / "score-s0")
+    assert list(res["round"]) == [0, 1, 2] and (res["driving"] == "aum").all()
+    assert "forgetting" in RunReader(atlas_exp / "score" / "score-s0").samples(2).columns  # constant early: no ranking
+    for c in ("el2n", "margin", "entropy", "grand", "confidence", "score_exact", "loss"):
+        assert f"rho_{c}" in res and f"overlap_{c}" in res, c
+    assert (res["resembles"] != "aum").all()  # its own score left out
+    # easy first by AUM with the pool the whole set and no diversity: S is AUM's top k
+    assert (res["overlap_aum"] == 1.0).all()
+    assert (res["rho_margin"] > 0.5).all()
+    with_own = atlas.selection_resemblance(atlas_exp / "score" / "score-s0", exclude_driving=False)
+    assert (with_own["overlap"] >= res["overlap"]).all()
+    assert atlas.most_resembled(res) in set(res["resembles"])
+
+
+def test_old_runs_get_el2n_and_the_data_map_derived():
+    """The bundled demo predates the atlas's columns: EL2N is its residual norm, the data map comes
+    from p_true and correct over the rounds so far, as the Data map page computes it."""
+    from docl_core import views
+    run = DEMO / "noisy-digits" / "docl-s0"
+    r = RunReader(run)
+    if "el2n" in r.samples(0).columns:
+        pytest.skip("the demo was regenerated with the atlas's columns")
+    t = 4
+    f = atlas.round_scores(r, t)
+    np.testing.assert_allclose(f["el2n"], f["residual_norm"])
+    P = np.stack([r.samples(s, ["p_true"])["p_true"].to_numpy() for s in r.round_ids if s <= t])
+    C = np.stack([r.samples(s, ["correct"])["correct"].to_numpy() for s in r.round_ids if s <= t])
+    dm = views.data_map(P, C)
+    np.testing.assert_allclose(f["confidence"], dm["confidence"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f["variability"], dm["variability"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(f["correctness"], dm["correctness"], atol=1e-9)
+    assert f["noisy"].sum() > 0
+    res = atlas.selection_resemblance(run)
+    assert len(res) and (res["driving"] == "score_paper").all() and res["resembles"].notna().all()
+    with pytest.raises(atlas.AtlasError, match="no committed round 999"):
+        atlas.round_scores(r, 999)
+
+
+def test_sgd_has_no_selection_to_resemble():
+    run = DEMO / "noisy-digits" / "sgd-s0"
+    assert len(atlas.selection_resemblance(run)) == 0
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def _open(root, monkeypatch, run=None, presentation=False):
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("DOCL_RUNS", str(root))
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    if presentation:
+        at.session_state["presentation"] = True
+    at.run()
+    at.switch_page("app_pages/atlas.py")
+    at.run()
+    if run:
+        at.sidebar.selectbox(key="focus_run").set_value(run).run()
+    return at
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _titles(at):
+    import json
+    out = []
+    for el in at.get("plotly_chart"):
+        title = json.loads(el.proto.spec)["layout"].get("title", {})
+        out.append(title.get("text", "") if isinstance(title, dict) else str(title))
+    return out
+
+
+def test_page_on_a_run_with_every_column(atlas_exp, monkeypatch):
+    at = _open(atlas_exp / "score", monkeypatch)
+    _ok(at)
+    assert at.title[0].value == "Score atlas"
+    titles = _titles(at)
+    assert any(t.startswith("Spearman rank correlation between scores") for t in titles)
+    assert any(t.startswith("Where the") for t in titles)
+    assert "Which score the selection resembles, round by round" in titles
+    at.selectbox(key="at_x").set_value("grand").run()
+    at.selectbox(key="at_y").set_value("entropy").run()
+    _ok(at)
+    assert any(t.startswith("entropy against GraNd") for t in _titles(at))
+    assert any("AUM" in m.value for m in at.markdown)
+
+
+def test_page_on_the_demo_and_in_presentation_mode(monkeypatch):
+    at = _open(DEMO / "noisy-digits", monkeypatch, run="docl-s0", presentation=True)
+    _ok(at)
+    assert any("S overlaps most with" in i.value for i in at.info)  # the takeaway as a callout
+    assert any("Leaving its own score aside" in i.value for i in at.info)
+    assert "Rank correlation" not in " ".join(_titles(at))  # the secondary chart is left out
+    at.slider(key="at_round").set_value(0).run()  # the warm start: every sample trained
+    _ok(at)
+    assert any("every sample was selected" in i.value for i in at.info)
+
+
+def test_page_on_synthetic_runs(monkeypatch):
+    sys.path.insert(0, str(REPO / "tests"))
+    from synthetic_runs import SyntheticSpec, write_experiment
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        exp = write_experiment(Path(d) / "images", SyntheticSpec(n=120, rounds=4, seeds=(0,)))
+        at = _open(exp, monkeypatch, run="docl-s0")
+        _ok(at)
+        assert any(t.startswith("Spearman") for t in _titles(at))
+        curve = write_experiment(Path(d) / "curve", SyntheticSpec(
+            n=60, rounds=3, kind="curve1d", seeds=(0,), curricula=("random", "docl"), running=False, failed=False))
+        at = _open(curve, monkeypatch, run="random-s0")
+        _ok(at)  # regression, no driving score: a short message or charts, never a traceback
