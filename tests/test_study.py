@@ -31,14 +31,22 @@ def test_report_has_both_protocols_ablation_and_fidelity(quick):
                     "## Accuracy against epochs and against samples seen", "## Computation each curriculum used",
                     "## Ablations of the recipe", "## How far the byproduct is from the exact score",
                     "## Steps protocol (equal gradient steps)", "## Tuning (validation only, then frozen)",
+                    "## How much the score itself matters", "## How hard the selected samples are",
                     "## How this was made"):
         assert heading in text, heading
+    # both reports: the last epoch's student and the best epoch of max(student, teacher), with their verdicts
+    assert "**Last epoch, student**" in text and "**Best epoch of max(student, teacher)**" in text
+    assert re.search(r"\| blobs, 20% flipped \| − SGD \| best \| ", text)
+    assert "Verdicts that differ between the two reports:" in text
+    assert re.search(r"\| DoCL vs SGD, equal epochs, last epoch's student \| ", text)
+    assert re.search(r"\| blobs, 20% flipped \| [+-]\d+\.\d\d \[.*\| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d%", text)
+    assert "CPU-hours" in text
     table = text.split("## Paper protocol: final test accuracy")[1].split("##")[0]
     rows = [ln for ln in table.splitlines() if re.match(r"\| (SGD|Random|DoCL) \|", ln)]
-    assert len(rows) == 3 and all(re.search(r"\d+\.\d\d ± \d+\.\d\d", ln) for ln in rows)
+    assert len(rows) == 6 and all(re.search(r"\d+\.\d\d ± \d+\.\d\d", ln) for ln in rows)  # both reports
     # DoCL against both baselines, with an interval and wins out of 2
     assert re.search(r"\| − SGD \| .*[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \(\d/2\)", text)
-    assert re.search(r"\| − Random \| ·", text)
+    assert re.search(r"\| − Random \| last \| ·", text)
     assert "| no-mixup |" in text and "median ρ" in text
     assert "python -m docl_core study --suite quick" in text and "Hardware:" in text
 
@@ -78,6 +86,23 @@ def test_rerun_reuses_complete_runs(quick):
     before = {p: p.stat().st_mtime_ns for p in out.rglob("run.json")}
     assert main(["study", "--suite", "quick", "--out", str(out), "--docs", str(docs), "--no-progress"]) == 0
     assert {p: p.stat().st_mtime_ns for p in out.rglob("run.json")} == before
+
+
+def test_budget_section_compares_the_same_data_at_several_epoch_budgets(tmp_path):
+    from docl_core.study.report import write_report
+    from docl_core.study.runner import run_suite
+    from docl_core.study.suites import Suite
+    suite = Suite("b", tuple(Setting(f"blobs-e{e}", f"blobs, 20% flipped, E = {e}", "blobs", label_noise=0.2,
+                                     epochs=e) for e in (3, 5)),
+                  curricula={"paper": ("sgd", "random", "docl")}, seeds=2, grids={})
+    res = run_suite(suite, tmp_path / "runs", 1, False)
+    text = write_report(suite, tmp_path / "runs", tmp_path, res["chosen"], res["candidates"], res["timing"],
+                        "cmd").read_text()
+    part = text.split("## Does the answer change with the budget?")[1].split("\n## ")[0]
+    rows = [ln for ln in part.splitlines() if re.match(r"\| [35] \| ", ln)]
+    assert len(rows) == 2 and all(ln.count("[") == 4 for ln in rows)  # four intervals per budget
+    assert "- DoCL − SGD (last): E = 3: " in part and "E = 5: " in part
+    assert re.search(r"!\[DoCL's difference against E\]\(study-b_budget_blobs\.png\)", part)
 
 
 def test_reuse_copies_complete_runs_with_the_same_config(quick, tmp_path):

@@ -146,3 +146,28 @@ def fidelity(frame: pd.DataFrame):
                       template="plotly_white", font=dict(size=12), margin=dict(l=70, r=20, t=100, b=60),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.4, xanchor="center", x=0.5))
     return fig
+
+
+def budget(title: str, panels):
+    """DoCL's paired difference against SGD and Random (both reports) against the epoch budget E,
+    mean with its 95% interval as error bars; a dashed zero line."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    styles = {"SGD": color("sgd"), "Random": color("random")}
+    for i, (name, pts) in enumerate(panels):
+        pts = [(e, r) for e, r in pts if r and r.get("n")]
+        if not pts:
+            continue
+        e = np.array([p[0] for p in pts], dtype=float) * (1 + 0.03 * (i - 1.5))  # side by side, not on top
+        m = np.array([p[1]["mean"] for p in pts])
+        lo, hi = np.array([p[1]["low"] for p in pts]), np.array([p[1]["high"] for p in pts])
+        c = next((v for k, v in styles.items() if k in name), "#444444")
+        fig.add_trace(go.Scatter(x=e, y=m, mode="lines+markers", name=name,
+                                 line=dict(color=c, dash="solid" if "last" in name else "dot", width=2),
+                                 error_y=dict(type="data", symmetric=False, array=np.nan_to_num(hi - m),
+                                              arrayminus=np.nan_to_num(m - lo), thickness=1.5)))
+    fig.add_hline(y=0, line=dict(color="#888", dash="dash", width=1))
+    fig.update_layout(title=f"{title}: DoCL's difference against the epoch budget (95% intervals)",
+                      xaxis=dict(title="epochs E", type="log"), yaxis=dict(title="accuracy points"),
+                      template="plotly_white", legend=dict(orientation="h", y=-0.2))
+    return fig

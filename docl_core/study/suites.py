@@ -122,7 +122,7 @@ class Suite:
 # live in <setting>/<arm>-s<seed>, and the tables read the arm from the folder name.
 ARMS = {"sgd-decay": ("sgd", {"baseline_alpha_decay": True}),   # our earlier baseline: α decays like DoCL's
         "docl-none": ("docl", {"estimator": "none"})}          # DoCL's recipe, uniform pool: what the score adds
-ARM_LABELS = {"sgd-decay": "SGD (α decays)", "docl-none": "DoCL, no score"}
+ARM_LABELS = {"sgd-decay": "SGD (α decays)", "docl-none": "DoCL (no score)"}
 ARM_COLORS = {"sgd-decay": "#8c8c8c", "docl-none": "#9ecae1"}
 
 CURRICULA = {"paper": ("sgd", "sgd-decay", "random", "spl", "mcl", "docl-nr", "docl", "docl-none"),

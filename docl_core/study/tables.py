@@ -198,3 +198,69 @@ def class_balance(folder: Path, rounds: pd.DataFrame, curricula) -> dict:
         if top:
             out[c] = (float(np.mean(top)), float(np.mean(tv)))
     return out
+
+
+def with_best(final: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """Finals with `best_acc`: the best epoch of max(student, teacher) test accuracy, the authors'
+    report (the last epoch's student, `test_acc`, is ours)."""
+    if not len(final) or "test_acc" not in rounds:
+        return final
+    both = rounds[["run", "test_acc"]].copy()
+    if "teacher_test_acc" in rounds:
+        both["test_acc"] = np.fmax(rounds["test_acc"], rounds["teacher_test_acc"])
+    best = both.groupby("run")["test_acc"].max()
+    return final.assign(best_acc=final["run"].map(best))
+
+
+def sampling_spread(rounds: pd.DataFrame, arm: str) -> dict:
+    """Medians over an arm's selecting epochs of max/min p and of the effective sample count 1/Σp²
+    as a share of N: how far the recipe's draw is from uniform (ratio 1 and share 1: uniform)."""
+    sub = rounds[rounds["curriculum"] == arm]
+    if "sampling_p_ratio" not in sub or not sub["sampling_p_ratio"].notna().any():
+        return {}
+    sel = sub[sub["sampling_p_ratio"].notna()]
+    n = float(rounds["k"].max())
+    return {"ratio": float(sel["sampling_p_ratio"].median()), "ratio_max": float(sel["sampling_p_ratio"].max()),
+            "ess": float((sel["sampling_ess"] / n).median()), "epochs": len(sel)}
+
+
+def selection_percentiles(folder: Path, rounds: pd.DataFrame, curricula) -> dict:
+    """{curriculum: {"loss": mean percentile of S_t's losses among all N, "exact": the same for the exact
+    score where it was logged, "epochs": frames read}} over the selecting epochs (k < N) of every seed:
+    50 is the training set's middle; above 50, S_t is harder (higher loss, higher a_t) than the set."""
+    out = {}
+    n = rounds["k"].max() if len(rounds) else 0
+    for c in curricula:
+        part = rounds[(rounds["curriculum"] == c) & (rounds["k"] < n)]
+        acc = {"loss": [], "exact": []}
+        for run, t in part[["run", "round"]].itertuples(index=False):
+            f = folder / run / "samples" / f"round={int(t):04d}.parquet"
+            if not f.exists():
+                continue
+            df = pd.read_parquet(f)
+            if "selected" not in df or not df["selected"].any():
+                continue
+            for key, col in (("loss", "loss"), ("exact", "score_exact")):
+                if col in df and df[col].notna().all() and df[col].nunique() > 1:
+                    pct = df[col].rank(pct=True) * 100
+                    acc[key].append(float(pct[df["selected"]].mean()))
+        if acc["loss"]:
+            out[c] = {"loss": float(np.mean(acc["loss"])),
+                      "exact": float(np.mean(acc["exact"])) if acc["exact"] else float("nan"),
+                      "epochs": len(acc["loss"]), "exact_epochs": len(acc["exact"])}
+    return out
+
+
+def at_equal_samples(rounds: pd.DataFrame, a: str = "docl", b: str = "sgd") -> pd.DataFrame:
+    """seed × {a, b} frame: a's last-epoch test accuracy and b's at the first epoch where b had seen
+    as many samples as a saw in its whole run (b's accuracy at a's budget of samples)."""
+    rows = {}
+    for seed, g in rounds[rounds["curriculum"] == a].groupby("seed"):
+        g = g.sort_values("round")
+        seen, acc = float(g["samples_seen"].iloc[-1]), float(g["test_acc"].iloc[-1])
+        h = rounds[(rounds["curriculum"] == b) & (rounds["seed"] == seed)].sort_values("round")
+        reach = h[h["samples_seen"] >= seen]
+        if len(reach):
+            rows[seed] = {a: acc * 100, b: float(reach["test_acc"].iloc[0]) * 100,
+                          "epoch": int(reach["epoch"].iloc[0])}
+    return pd.DataFrame.from_dict(rows, orient="index")
