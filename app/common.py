@@ -328,6 +328,17 @@ def status_badge(run: RunReader) -> str:
     return f":green[✓ {run.status}] — {plural(run.last_complete_round + 1, round_word(run))}"
 
 
+ABOUT_FILE = "about.md"  # an experiment folder's purpose in a paragraph (the demos have one: docl_core.cli.DEMOS)
+
+
+def experiment_about(exp_dir: Path) -> str:
+    """What an experiment is for, from its folder's about.md ("" when it has none or it is unreadable)."""
+    try:
+        return " ".join((Path(exp_dir) / ABOUT_FILE).read_text(encoding="utf-8").split())[:600]
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def sidebar() -> Optional[Context]:
     """Draw the experiment picker and run filters; return the context, or None with a message
     already shown when there is nothing to open."""
@@ -348,10 +359,16 @@ def sidebar() -> Optional[Context]:
         return None
     if len(exps) > 1:
         names = [str(p.relative_to(root)) if p != root else p.name for p in exps]
-        pick = sb.selectbox("Experiment", names, key="experiment")
+        purposes = {n: experiment_about(p) for n, p in zip(names, exps)}
+        listed = "\n".join(f"- **{n}**: {a}" for n, a in purposes.items() if a)
+        pick = sb.selectbox("Experiment", names, key="experiment",
+                            help=("What each experiment is for:\n" + listed) if listed else None)
         exp_dir = exps[names.index(pick)]
     else:
         exp_dir = exps[0]
+    about = experiment_about(exp_dir)
+    if about:
+        sb.caption(about)
     stamp = experiment_stamp(exp_dir)
     try:
         exp = ExperimentReader(exp_dir)
@@ -565,9 +582,18 @@ PRESENTATION_CSS = (
     "[data-testid='stMain'] [data-testid='stMetricValue'] * {font-size: 2.6rem;}"
     "[data-testid='stMain'] h1 {font-size: 3rem;} [data-testid='stMain'] h2, [data-testid='stMain'] h3 "
     "{font-size: 2.1rem;}"
+    "[data-testid='stMain'] [data-testid='stImageCaption'], [data-testid='stMain'] [data-testid='stImageCaption'] * "
+    "{font-size: 1.3rem !important; color: #31333F !important;}"
+    "[data-testid='stMain'] [data-baseweb='tab'] p {font-size: 1.4rem !important;}"
     "[data-testid='stAppDeployButton'], [data-testid='stMainMenu'] {display: none !important;}"
     # the sidebar folds away (the page's own "Exit presentation" button brings it back)
     "section[data-testid='stSidebar'], [data-testid='stSidebarCollapsedControl'] {display: none !important;}"
+    # one 1920×1080 screen holds each page's key chart: the page starts right under the bar of page
+    # links (Streamlit's 6rem top padding is for its own toolbar), whose links grow to be read, and
+    # the Exit button sits in that bar's right end instead of a row of its own
+    "[data-testid='stMainBlockContainer'] {padding-top: 4.2rem !important; padding-bottom: 2rem !important;}"
+    "[data-testid='stTopNavLink'] span {font-size: 1.15rem !important;}"
+    ".st-key-exit_presentation {position: fixed; top: 0.55rem; right: 1.5rem; z-index: 1000020; width: auto !important;}"
     "</style>")
 
 
@@ -586,10 +612,12 @@ def exit_presentation_button() -> None:
                   icon=":material/close_fullscreen:")
 
 
-def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, secondary: bool = False, **kw):
+def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, secondary: bool = False,
+          present_height: Optional[int] = None, **kw):
     """Draw a plotly figure (plotly_white, compact margins) with its one-line caption below, in
     normal-size text. In Presentation mode fonts and markers grow, and a `secondary` chart is not
-    drawn at all (returns None).
+    drawn at all (returns None); `present_height` (px) is then the figure's height: a page's key
+    chart gets the one that keeps it within a 1920×1080 screen (tests/test_browser.py measures it).
 
     One layout update only, and no explicit template (the default is already plotly_white):
     setting a template re-validates it and costs ~0.1 s per figure.
@@ -615,7 +643,9 @@ def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = 
             line = getattr(tr, "line", None)
             if line is not None and isinstance(getattr(line, "width", None), (int, float)) and line.width:
                 line.width = 1.6 * line.width
-        if height or fig.layout.height:
+        if present_height:
+            layout["height"] = int(present_height)
+        elif height or fig.layout.height:
             layout["height"] = int(1.15 * (height or fig.layout.height))
     xtitle = fig.layout.xaxis.title.text or ""
     if xtitle.startswith(("round", "epoch")):  # whole rounds only, about a dozen ticks

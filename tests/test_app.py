@@ -1308,3 +1308,66 @@ def test_presentation_mode_reads_from_the_back_of_the_room(exp, monkeypatch):
     assert at.session_state["presentation"] is False
     assert not any("stAppDeployButton" in m.value for m in at.markdown)
     assert not [b for b in at.button if b.key == "exit_presentation"]
+
+
+# ----------------------------------------------------------------------------- issue 23 items 4 and 5
+
+
+def test_refit_axes_against_a_plain_pca():
+    """views.refit_axes: the top two principal axes of (N, K) coordinates and their variance shares,
+    against an eigen-decomposition of the covariance (signs fixed: largest loading positive)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 8)) * np.array([4.0, 1.0, 2.5, 0.3, 0.2, 0.2, 0.1, 0.1]) + 5.0
+    X[:, 1] += 0.5 * X[:, 0]
+    fit = views.refit_axes(X)
+    w, V = np.linalg.eigh(np.cov(X, rowvar=False))  # ascending
+    top = V[:, ::-1][:, :2].T
+    top *= np.sign(top[np.arange(2), np.abs(top).argmax(1)])[:, None]
+    assert np.allclose(fit["axes"], top, atol=1e-8)
+    assert np.allclose(fit["share"], w[::-1][:2] / w.sum())
+    xy = views.project(X, fit)
+    assert np.allclose(xy.mean(0), 0, atol=1e-9) and np.allclose(xy.var(0, ddof=1), w[::-1][:2])
+    X[5] = np.nan  # a sample missing from a round is skipped by the fit and stays NaN
+    assert np.isnan(views.project(X, views.refit_axes(X))[5]).all()
+
+
+def test_embedding_says_which_axes_it_uses(monkeypatch):
+    """The Embedding page can refit its axes on the shown epoch or the last, and its caption says which."""
+    root = DEMO / "clean-digits"
+    if not (root / "docl-s0" / "embedding").is_dir():
+        pytest.fail(f"the bundled demo {root} has no maps: python -m docl_core demo")
+    at = open_app(root, monkeypatch, "embedding")
+    ok(at)
+    t = at.select_slider(key="emb_round").value
+    text = lambda: " ".join(m.value for m in at.markdown)  # noqa: E731
+    assert "Axes: the run's principal axes, fitted on epoch 0" in text()
+    at.radio(key="emb_method").set_value("PCA (refit on this round)").run()
+    ok(at)
+    assert f"Axes: refitted on epoch {t}, the two directions" in text()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("refit axis 1 (")
+    at.radio(key="emb_method").set_value("PCA (refit on the last round)").run()
+    ok(at)
+    last = max(int(p.name[6:10]) for p in (root / "docl-s0" / "embedding").glob("round=*.parquet"))
+    assert f"Axes: refitted on epoch {last} (the last)" in text()
+
+
+def test_experiment_box_says_what_each_experiment_is_for(tmp_path, monkeypatch):
+    """An experiment folder's about.md is shown under the Experiment box (and listed in its help) and
+    on Compare."""
+    for name, about in (("first", "For the score itself."), ("second", "For flipped labels.")):
+        write_experiment(tmp_path / name, SyntheticSpec(n=60, rounds=2, seeds=(0,), curricula=("docl",),
+                                                        running=False, failed=False, probe=0))
+        (tmp_path / name / "about.md").write_text(about + "\n")
+    at = open_app(tmp_path, monkeypatch)
+    ok(at)
+    assert "For the score itself." in [c.value for c in at.sidebar.caption]
+    assert "**second**: For flipped labels." in at.sidebar.selectbox(key="experiment").help
+    assert any("*For:* For the score itself." in m.value for m in at.markdown)
+
+
+def test_compare_names_the_curricula_it_has(exp_curve, monkeypatch):
+    at = open_app(exp_curve, monkeypatch)
+    ok(at)
+    assert any("Does DoCL beat Random on this experiment" in c.value for c in at.caption)
+    assert not any("SPL and MCL" in c.value for c in at.caption)

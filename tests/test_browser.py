@@ -2,7 +2,8 @@
 opens the bundled demo, assets/demo), driven by Debian's Chromium through Playwright through
 every page. Fails on any Streamlit exception element, error box, missing chart or empty page;
 then clicks one Data-map point and follows it to its Sample page; then switches Presentation
-mode on and walks four pages with it (takeaway callouts, no downloads),
+mode on and walks every chart page with it at 1920×1080 (each page's key chart ends within the screen,
+unscrolled; takeaway callouts, no downloads),
 then points the sidebar's Runs folder box at a small synthetic experiment with a run that is
 still training and checks that the run renders, labelled live. Saves a screenshot per page (env
 DOCL_SCREENSHOTS, default a temp dir). The demo is only read: the test checks it is unchanged.
@@ -37,6 +38,17 @@ PAGES = [("", "Compare curricula", "DoCL"), ("scores", "Scores over rounds", "Ra
          ("embedding", "Embedding", "principal axes fitted once"),
          ("new_run", "Start a new run", "the bundled demo stays as it is"),
          ("how_it_works", "How it works", "computed now")]
+
+# Presentation mode, page by page: (name, its link in the top bar, CSS selector of its key chart, whether
+# it shows a takeaway callout). The key chart must end within a 1920×1080 screen, unscrolled.
+PRESENTED = [("compare", None, ".st-key-cmp_curve", True),
+             ("subsets", "Selected subsets", '[data-testid="stImage"]', True),
+             ("scores", "Scores", ".st-key-sc_heat", True),
+             ("kernel", "Tangent kernel", ".st-key-k_heat", False),
+             ("sample", "Sample", ".st-key-smp_hist", True),
+             ("datamap", "Data map", ".st-key-dm_scatter", False),
+             ("embedding", "Embedding", ".st-key-emb_scatter", False),
+             ("how_it_works", "How it works", ".st-key-hw_rv", True)]
 
 pytestmark = pytest.mark.browser
 
@@ -128,6 +140,15 @@ def _shoot(page, path: Path) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def _key_chart_bottom(page, selector: str):
+    """Where the page's key chart ends (px from the top of the unscrolled viewport): the lowest bottom
+    edge of every element the selector matches (a gallery is many images); None when none is drawn."""
+    return page.evaluate("""(sel) => {
+        const boxes = [...document.querySelectorAll(sel)].map(e => e.getBoundingClientRect()).filter(r => r.height > 0);
+        return boxes.length ? Math.max(...boxes.map(r => r.bottom)) : null;
+    }""", selector)
 
 
 def _check(page, where: str, chart: bool = True) -> str:
@@ -222,19 +243,28 @@ def test_every_page_in_chromium(server, tmp_path):
             _settle(page, chart=True)
             page.locator('[data-testid="stSidebar"]').get_by_text("Presentation mode").click()
             _settle(page, chart=True)
-            for name, link in (("compare", None), ("subsets", "Selected subsets"), ("scores", "Scores"),
-                               ("how_it_works", "How it works")):
+            # a projector's screen: each page's key chart must fit in it without scrolling
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            for name, link, key_chart, callout in PRESENTED:
                 if link:
                     page.get_by_role("link", name=link).first.click()
                     _settle(page, chart=True)
+                page.screenshot(path=str(shots / f"presentation-{name}-1920x1080.png"))  # the screen as the room sees it
+                bottom = _key_chart_bottom(page, key_chart)
+                assert bottom is not None, f"/{name} in presentation mode: no key chart ({key_chart})"
+                assert bottom <= 1080, (f"/{name} in presentation mode: the key chart ends at {bottom:.0f} px, below "
+                                        "a 1920×1080 screen (the audience would need the page scrolled)")
                 _shoot(page, shots / f"presentation-{name}.png")
+                page.set_viewport_size({"width": 1920, "height": 1080})
                 body = _check(page, f"/{name} in presentation mode")
-                assert page.locator('[data-testid="stAlertContainer"]').count() > 0, \
-                    f"/{name} in presentation mode shows no takeaway callout"
+                if callout:
+                    assert page.locator('[data-testid="stAlertContainer"]').count() > 0, \
+                        f"/{name} in presentation mode shows no takeaway callout"
                 assert page.locator('[data-testid="stDownloadButton"]').count() == 0, \
                     f"/{name} in presentation mode still shows download buttons"
                 assert not page.locator('[data-testid="stSidebar"]').is_visible(), \
                     f"/{name} in presentation mode still shows the sidebar"
+            page.set_viewport_size({"width": 1400, "height": 1000})
             page.get_by_role("button", name="Exit presentation mode").click()  # the sidebar is hidden
             _settle(page, chart=True)
             assert page.locator('[data-testid="stDownloadButton"]').count() > 0, "presentation mode did not switch off"

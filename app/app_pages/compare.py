@@ -7,9 +7,12 @@ from docl_core import views
 
 ctx = common.context()
 st.title("Compare curricula")
-st.caption("Does DoCL beat Random, SPL and MCL on this experiment, and at what cost in computation?")
-
 common.need_runs(ctx)
+_others = [common.legend_label(c) for c in ctx.curricula if c != "docl"]  # the curricula this experiment has
+st.caption((f"Does DoCL beat {views.and_list(_others)} on this experiment, and at what cost in computation?"
+            if "docl" in ctx.curricula and _others else
+            f"How do {views.and_list([common.legend_label(c) for c in ctx.curricula])} compare on this experiment, "
+            "and at what cost in computation?"))
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
 if ctx.runs:  # what this experiment is, in one line, before any chart
@@ -25,7 +28,8 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
     if meta.get("rounds_planned"):
         parts.append(common.plural(int(meta["rounds_planned"]), common.round_word(ctx=ctx))
                      + (" (the paper's protocol)" if ctx.protocol == "paper" else ""))
-    st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts))
+    about = common.experiment_about(ctx.exp_dir)  # what the experiment is for (the demos say it)
+    st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts) + (f"  \n*For:* {about}" if about else ""))
 
 
 def curves():

@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import common
-from docl_core import embedding
+from docl_core import embedding, views
 
 ctx = common.context()
 st.title("Embedding")
@@ -14,11 +14,16 @@ run = common.need_focus(ctx)
 UNIT = str(run.meta.get("round_unit") or "round")  # "epoch" under --protocol paper
 MAX_POINTS = 8000    # points drawn (a fixed random subset, flipped labels kept, the same in every round)
 TSNE_POINTS = (500, 1000, 2000, 4000)  # t-SNE runs here, on demand, on one of these many samples
-st.caption(f"The training samples' penultimate-layer features, projected to 2-D on principal axes fitted "
-           f"once, on the first measured {UNIT}'s features, and kept for the whole run: the axes mean the "
-           f"same in every {UNIT}, so a point that moves moved in feature space. Directions the network "
-           f"develops later are not on these axes; the share of each {UNIT}'s feature variance the two axes "
-           "still hold is shown below the chart.")
+if not common.presenting():  # presenting, the chart's caption names the axes; this paragraph would push it down
+    st.caption(f"The training samples' penultimate-layer features, projected to 2-D on principal axes fitted "
+               f"once, on the first measured {UNIT}'s features, and kept for the whole run: the axes mean the "
+               f"same in every {UNIT}, so a point that moves moved in feature space. Directions the network "
+               f"develops later are not on these axes; the share of each {UNIT}'s feature variance the two axes "
+               f"still hold is shown below the chart, and Projection can refit the axes on the shown {UNIT} or "
+               f"the last one.")
+# Projection's choices; the values keep the word "round" (tests set them), the labels say the run's unit
+FIXED, REFIT_SHOWN, REFIT_LAST, TSNE = ("PCA (fixed axes)", "PCA (refit on this round)", "PCA (refit on the last round)",
+                                        "t-SNE (this round)")
 COLOR_LABELS = {"score": "score", "selected": "selected", "times_selected": "times selected", "loss": "loss",
                 "class": "class", "noisy": "noisy target" if run.task == "regression" else "noisy label"}
 
@@ -32,6 +37,23 @@ def maps(run_dir: str, stamp: int) -> dict:
         if isinstance(v, np.ndarray):
             v.setflags(write=False)
     return M
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def coordinates(run_dir: str, t: int, mtime: int) -> np.ndarray:
+    """Round t's stored map coordinates (N, K): x, y, pc2 … in sample_id order."""
+    df = common.RunReader(run_dir).embedding(t).sort_values("sample_id")
+    return df[embedding.component_columns(df.columns)].to_numpy(np.float64)
+
+
+def refitted(t: int, fit_round: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Round t's points (N, 2) on the axes refitted on fit_round's coordinates, their variance shares (2,)
+    and K, the number of stored components the refit searched."""
+    path = lambda r: run.dir / "embedding" / f"round={r:04d}.parquet"  # noqa: E731
+    fit_coords = coordinates(str(run.dir), fit_round, path(fit_round).stat().st_mtime_ns)  # (N, K)
+    fit = views.refit_axes(fit_coords)
+    return (views.project(coordinates(str(run.dir), t, path(t).stat().st_mtime_ns), fit), fit["share"],
+            fit_coords.shape[1])
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing t-SNE (once per round)…")
@@ -108,15 +130,21 @@ def round_view():
     options = [COLOR_LABELS[c] for c in columns]  # the labels are the values (AppTest sets them as shown)
     if st.session_state.get("emb_color") not in options:
         st.session_state["emb_color"] = "score"
-    c1, c2, c3 = st.columns([3, 2, 2])
+    c1, c2, c3 = st.columns([5, 3, 5])
     color_by = columns[options.index(c1.radio("Colour by", options, horizontal=True, key="emb_color"))]
     emphasis = c2.radio("Score as", ["uniform", "size", "opacity"], horizontal=True, key="emb_emph",
                         help="Draw high-|score| samples larger or more opaque.")
-    method = c3.radio("Projection", ["PCA (fixed axes)", "t-SNE (this round)"], horizontal=True, key="emb_method",
-                      help="t-SNE is computed here, once per round and sample count, on the samples' stored "
-                           "principal components; its axes and distances between clusters carry no meaning "
-                           "across rounds.")
-    tsne_on = method.startswith("t-SNE")
+    fit0 = (run.meta.get("embedding") or {}).get("fit_round", rounds[0])
+    method = c3.radio("Projection", [FIXED, REFIT_SHOWN, REFIT_LAST, TSNE], key="emb_method", horizontal=True,
+                      format_func=lambda m: {FIXED: f"PCA, axes of {UNIT} {fit0}", REFIT_SHOWN: f"refit on this {UNIT}",
+                                             REFIT_LAST: f"refit on the last {UNIT}", TSNE: f"t-SNE (this {UNIT})"}[m],
+                      help=f"The run's axes are fitted on {UNIT} {fit0} and kept: motion is motion, but directions "
+                           f"grown later are off the map. A refit finds the two directions along which the chosen "
+                           f"{UNIT}'s points spread most, within the stored principal components (the full features "
+                           f"are not stored). t-SNE is computed here, once per {UNIT} and sample count, on the "
+                           f"stored components; its axes and distances between clusters carry no meaning across "
+                           f"{UNIT}s.")
+    tsne_on = method == TSNE
     budget = MAX_POINTS
     if tsne_on:
         budget = st.select_slider("t-SNE samples", TSNE_POINTS, value=1000, key="emb_tsne_n",
@@ -127,6 +155,10 @@ def round_view():
         path = run.dir / "embedding" / f"round={t:04d}.parquet"
         xy = tsne(str(run.dir), t, tuple(int(i) for i in ids), path.stat().st_mtime_ns)
         x, y = xy["x"].to_numpy(), xy["y"].to_numpy()
+    elif method in (REFIT_SHOWN, REFIT_LAST):
+        fit_round = t if method == REFIT_SHOWN else rounds[-1]
+        xy, share, k = refitted(t, fit_round)
+        x, y = xy[ids, 0], xy[ids, 1]
     else:
         x, y = M["x"][r, ids], M["y"][r, ids]
     cols = {c: common.matrix(run, c)[t, ids] for c in ("score", "selected", "times_selected", "loss")}
@@ -138,18 +170,29 @@ def round_view():
     title = (f"{len(ids):,} of {n:,} samples" if len(ids) < n else f"{n:,} samples") + f", {UNIT} {t}"
     if tsne_on:
         fig.update_layout(xaxis_title="t-SNE 1", yaxis_title="t-SNE 2")
+        axes_note = f"Axes: t-SNE of {UNIT} {t}'s stored principal components (no meaning across {UNIT}s)."
+    elif method in (REFIT_SHOWN, REFIT_LAST):
+        fig.update_layout(xaxis_title=f"refit axis 1 ({100 * share[0]:.0f} %)", yaxis_title=f"refit axis 2 "
+                          f"({100 * share[1]:.0f} %)")
+        axes_note = (f"Axes: refitted on {UNIT} {fit_round}{' (the last)' if method == REFIT_LAST else ''}, the two "
+                     f"directions its points spread most along within the run's {k} stored principal "
+                     f"components; they hold {100 * share.sum():.0f} % of {UNIT} {fit_round}'s variance there "
+                     "(percentages on the axes).")
     else:
+        axes_note = f"Axes: the run's principal axes, fitted on {UNIT} {fit0} and kept for every {UNIT}."
         ev = (run.meta.get("embedding") or {}).get("explained_variance_ratio") or []
         pct = lambda i: f" ({100 * ev[i]:.0f} % of the fit's variance)" if len(ev) > i else ""  # noqa: E731
         fig.update_layout(xaxis=dict(range=M["xrange"], title=f"PC1{pct(0)}"),
                           yaxis=dict(range=M["yrange"], title=f"PC2{pct(1)}"))
     fig.update_layout(title=title, height=580, legend=dict(itemsizing="constant"), dragmode="lasso")
-    event = common.chart(fig, "What to look for: whether samples of one class gather as training goes on; where "
-                         "the selected samples sit against the clusters (their cores, their edges, between "
+    event = common.chart(fig, axes_note + " What to look for: whether samples of one class gather as training goes "
+                         "on; where the selected samples sit against the clusters (their cores, their edges, between "
                          "them); whether flipped labels sit with their given class or their true one; which "
                          "points still move late. Box- or lasso-select points to list them.",
-                         key="emb_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"))
-    var_note(t)
+                         key="emb_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                         present_height=540)
+    if method == FIXED:
+        var_note(t)
     picked = picked_ids(event)
     if picked:
         listing(df[df["sample_id"].isin(picked)], t)

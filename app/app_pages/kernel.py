@@ -66,12 +66,13 @@ def body():
         fig.update_yaxes(tickvals=ticks, ticktext=labs, title="probe sample i", autorange="reversed")
         fig.update_layout(title=f"Trace kernel K on {common.plural(m, 'probe sample')}, {WORD} {t}"
                           + (" (normalised)" if scale == "similarity" else ""), height=560)
-        fig.update_xaxes(showgrid=False)
+        # both axes shrink to the square's domain: the y labels stay beside it, not at the chart's far left
+        fig.update_xaxes(showgrid=False, constrain="domain")
         fig.update_yaxes(showgrid=False, scaleanchor="x", constrain="domain")
         common.chart(fig, "Bright blocks on the diagonal: samples of one class push each other's outputs together; "
                      "bright off-diagonal blocks are classes the network still confuses. Colours span the 1st–99th "
                      "percentile of the off-diagonal entries (given labels; white lines separate classes).",
-                     key="k_heat")
+                     key="k_heat", present_height=620)
     with right:
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)

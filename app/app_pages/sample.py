@@ -155,14 +155,15 @@ def body():
         flipped_sample = bool(len(row) and row.iloc[0].get("noisy", False))  # p_clean = p_true otherwise
         panels = [(c, t) for c, t in panels if c in hist and hist[c].notna().any()
                   and (c != "p_clean" or flipped_sample)]
-        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.045,
+        presenting = common.presenting()
+        fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.07 if presenting else 0.045,
                             subplot_titles=[t for _, t in panels])
         color = common.curriculum_color(run.curriculum)
         for i, (col, title) in enumerate(panels, start=1):
             fig.add_trace(go.Scatter(x=hist["round"], y=hist[col], mode="lines+markers", name=title,
                                      line=dict(color=color, width=2, dash="dot" if col == "score_exact" else None),
                                      marker=dict(size=5), connectgaps=col == "score_exact"), row=i, col=1)
-            fig.update_yaxes(nticks=4, row=i, col=1)
+            fig.update_yaxes(nticks=3 if presenting else 4, row=i, col=1)
         # one layout update for all bands (add_vrect per round is quadratic in plotly)
         fig.update_layout(shapes=[dict(type="rect", xref="x", yref="paper", x0=t - 0.45, x1=t + 0.45, y0=0, y1=1,
                                        fillcolor="#009E73", opacity=0.12, line_width=0, layer="below")
@@ -177,7 +178,8 @@ def body():
             return int(hist.loc[hist[col].idxmax(), "round"]) if ok else None
 
         peak, exact_peak = peak_of("score"), peak_of("score_exact")
-        common.chart(fig, score_story(hist, run.task == "regression"), key="smp_hist")
+        common.chart(fig, score_story(hist, run.task == "regression"), key="smp_hist",
+                     present_height=min(690, 105 * len(panels) + 100))  # within 1080 px, under the page's header
         common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
                         f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
                         + (f", and its {SCORE} peaked in {WORD} {peak}"

@@ -71,7 +71,8 @@ def body():
     run.refresh()
     ids = run.round_ids
     cols = common.run_columns(str(run.dir), common.run_stamp(run.dir))
-    choices = [c for c in views.SCORE_COLUMNS if c in cols]
+    # `score` is the driving estimator's column: its own score_<name> twin would be the same choice twice
+    choices = [c for c in views.SCORE_COLUMNS if c in cols and c != f"score_{EST}"]
     value = st.radio("Score column", choices, horizontal=True, key="sc_col",
                      format_func=lambda c: views.score_label(c, EST))
     M = common.matrix(run, value)  # (R, N)
@@ -102,7 +103,9 @@ def body():
         colorbar=dict(title="percentile" if norm else "score<br>(clipped)"),
         customdata=np.stack([info["first_rank"], info["last_rank"]], axis=1)[:, None, :].repeat(R, axis=1),
         hovertemplate="round %{x}<br>ranks %{customdata[0]}–%{customdata[1]}<br>value %{z:.4g}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title=f"samples, sorted ({f'averaged in {len(info)} sorted groups of ~{N // len(info)}' if binned else 'one row each'})")
+    groups = f"averaged in {len(info)} sorted groups of ~{N // len(info)}" if binned else "one row each"
+    # presenting, the long axis title would not fit the shorter chart: the caption says how rows are grouped
+    fig.update_yaxes(autorange="reversed", title="samples, sorted" if common.presenting() else f"samples, sorted ({groups})")
     fig.update_xaxes(title=WORD)
     fig.update_layout(title=f"{short[0].upper() + short[1:]} of {common.plural(N, 'sample')}"
                       + (f", ranked per {WORD}" if norm else ""), height=460,  # the y axis names the groups
@@ -125,14 +128,14 @@ def body():
         meaning = (f"Yellow = the top of its {WORD} by the {short}, dark = the bottom. This is an estimate, not "
                    "the exact a_i: how far the two rank alike is at the bottom of the page." if norm else
                    f"Red = high {short}, blue = low, white = 0. This is an estimate, not the exact a_i.")
-    common.chart(fig, ((f"Read across a row to follow a group of samples. {meaning} "
+    common.chart(fig, ((f"Read across a row to follow a group of samples ({groups}). {meaning} "
                         + ("Ranks compare samples within a column, whatever the scale." if norm else
                            f"Colours are clipped at the 98th percentile of |value| over all {WORD}s, so {WORD}s "
                            "with small values look white.")) + spread
                        + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
                           "value is exactly 0 (the run logged no movement there)"
                           + (", so there is no ranking: drawn grey." if norm else ".") if flat else "")),
-                 key="sc_heat")
+                 key="sc_heat", present_height=440)
     bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
     common.takeaway(_takeaway(churn))
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",

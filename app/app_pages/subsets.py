@@ -15,6 +15,7 @@ st.caption("Each round a curriculum picks S_t (|S_t| = k_t) and trains on it. Wh
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
 GALLERY = 40  # thumbnails shown per round
+GALLERY_PRESENTED, THUMB_PRESENTED = 12, 132  # Presentation mode: fewer, larger (px) thumbnails, ids readable
 TABLE_ROWS = 200  # selected samples listed per round (tabular data); the download has them all
 MAX_POINTS = 6000  # points drawn in input-space plots
 
@@ -46,6 +47,19 @@ def round_view():
     k, n = len(chosen), len(sel)
     kernel = (common.run_kernel(str(run.dir), common.run_stamp(run.dir), t) if t in run.kernel_rounds() else None)
     about = views.subset_summary(sel, run.curriculum, run.meta.get("class_names"), kernel, WORD)
+    kind = "image" if "thumbnail" in common.dataset_of(run).columns else (
+        "points2d" if {"x0", "x1"} <= set(sel.columns) else "curve1d" if {"x0", "target"} <= set(sel.columns) else "tabular")
+    callout = (f"**What {common.curriculum_label(run.curriculum)} selected here.** " + about["parts"][0] + "\n\n"
+               + "\n".join(f"- {p}" for p in about["parts"][1:]))
+    if common.presenting() and kind == "image":
+        # one 1920×1080 screen: the callout (it states k_t, the noise share and the loss the metrics
+        # would repeat) beside fewer, larger thumbnails whose ids can be read from the back
+        left, right = st.columns([5, 6], gap="large")
+        with left:
+            common.takeaway(callout)
+        with right:
+            _gallery(chosen, t, count=GALLERY_PRESENTED, width=THUMB_PRESENTED)
+        return
     c = st.columns(4)
     c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N", delta_color="off")
     n_noisy = int(chosen["noisy"].sum())
@@ -59,11 +73,8 @@ def round_view():
     c[3].metric("mean score in S_t", f"{chosen['score'].mean():.3g}" if k else "–",
                 help=f"The {views.score_label('score', views.driving_estimator(run), short=True)}: the score "
                      "that drove this run's selection.")
-    common.takeaway(f"**What {common.curriculum_label(run.curriculum)} selected here.** " + about["parts"][0] + "\n\n"
-                    + "\n".join(f"- {p}" for p in about["parts"][1:]))
+    common.takeaway(callout)
 
-    kind = "image" if "thumbnail" in common.dataset_of(run).columns else (
-        "points2d" if {"x0", "x1"} <= set(sel.columns) else "curve1d" if {"x0", "target"} <= set(sel.columns) else "tabular")
     if kind == "image":
         _gallery(chosen, t)
     elif kind == "points2d":
@@ -91,9 +102,9 @@ def round_view():
                     f"{run.dir.name}-selected-r{t}", label="Download this round's selection (CSV)", key="dl_sel")
 
 
-def _gallery(chosen, t):
+def _gallery(chosen, t, count: int = GALLERY, width: int = 96):
     thumbs = common.dataset_of(run).set_index("sample_id")["thumbnail"] if len(chosen) else None
-    top = chosen.sort_values("score", ascending=False).head(GALLERY)
+    top = chosen.sort_values("score", ascending=False).head(count)
     names = run.meta.get("class_names") or []
 
     def cname(v):
@@ -108,10 +119,12 @@ def _gallery(chosen, t):
         cap = f"#{sid} · {cname(row['label'])}"
         if noisy and pd.notna(row.get("clean_label")):
             cap = f"#{sid} · {cname(row['label'])}→{cname(row['clean_label'])}"
-        images.append(common.framed_thumbnail(thumbs.loc[sid], noisy))
+        images.append(common.framed_thumbnail(thumbs.loc[sid], noisy, side=max(96, width)))
         caps.append(cap)
     if images:
-        st.image(images, caption=caps, width=96)
+        st.image(images, caption=caps, width=width)
+    if common.presenting():
+        return
     if run.meta.get("dataset_kind") == "signal":
         st.caption("Each tile is a 1-D signal drawn as a line plot, on one vertical scale shared by all "
                    "samples; the grey line marks zero.")

@@ -11,6 +11,7 @@ One module per concern; every name is importable from `docl_core.views` as befor
     subsets   what S_t holds: selection frames and tables, balance, noise share, summary, data map
     kernel    tangent-kernel frames and How it works' live example (torch only inside it)
     compare   curves, the final table, timings, paired intervals, verdicts, headline, Table 1
+    maps      the Embedding page's axes refitted on one round's stored coordinates
 """
 from __future__ import annotations
 
@@ -31,4 +32,5 @@ from .kernel import (  # noqa: F401
 from .compare import (  # noqa: F401
     accuracy_curves, final_accuracy_table, TIMING_PHASES, timing_table, reference_curriculum, MIN_SEEDS,
     paired_differences, winner, TABLE1_DATASETS, TABLE1, paper_claim, compare_headline, verdict_sentence,
-    lead_sentence)
+    lead_sentence, and_list)
+from .maps import project, refit_axes  # noqa: F401

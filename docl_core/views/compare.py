@@ -229,8 +229,15 @@ def paper_claim(final: pd.DataFrame, means: dict, reference: str, label: Callabl
     return {"claim": claim, "here": here, "agrees": agrees}
 
 
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+def and_list(names: list[str]) -> str:
+    """['A', 'B', 'C'] → 'A, B and C' (a sentence's list of names)."""
+    names = list(names)
+    if len(names) <= 1:
+        return names[0] if names else ""
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_and = and_list
 
 
 def compare_headline(final: pd.DataFrame, star: Optional[str], label: Callable[[str], str], reference: str) -> str:
