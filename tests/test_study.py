@@ -41,6 +41,10 @@ def test_report_has_both_protocols_ablation_and_fidelity(quick):
     assert re.search(r"\| DoCL vs SGD, equal epochs, last epoch's student \| ", text)
     assert re.search(r"\| blobs, 20% flipped \| [+-]\d+\.\d\d \[.*\| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d%", text)
     assert "CPU-hours" in text
+    atlas = text.split("## Which known score DoCL's selection resembles")[1].split("\n## ")[0]
+    assert re.search(r"\| blobs, 20% flipped \| [+-]\d\.\d\d \|.* \(\d+ of \d+; overlap \d\.\d\d vs \d\.\d\d by chance\) \|",
+                     atlas)
+    assert "a (paper)" not in atlas.split("|---")[0]  # the driving score's ρ with itself is left out
     table = text.split("## Paper protocol: final test accuracy")[1].split("##")[0]
     rows = [ln for ln in table.splitlines() if re.match(r"\| (SGD|Random|DoCL) \|", ln)]
     assert len(rows) == 6 and all(re.search(r"\d+\.\d\d ± \d+\.\d\d", ln) for ln in rows)  # both reports

@@ -190,6 +190,7 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         L += [""]
         L += budget_section(suite, paper_settings, D, figure)
         L += score_section(paper_settings, D)
+        L += resemblance_section(paper_settings, D, out)
 
         # ---------------------------------------------------------------- convergence
         panels = [(s.title, D[s.name]["rounds"][D[s.name]["rounds"]["curriculum"] == "sgd"],
@@ -597,3 +598,36 @@ def score_section(paper_settings, D: dict) -> list[str]:
                                                    D[s.name]["diffs"].get(("docl", "docl-none"), {}))
                  for s in paper_settings if ("docl", "docl-none") in D[s.name]["diffs"]] + [""]
     return L
+
+
+def resemblance_section(paper_settings, D: dict, out: Path) -> list[str]:
+    """Which scores researchers already use DoCL's selection looks like, at its episode starts."""
+    from ..atlas import label
+    res = {s.name: tables.resemblance(out / s.name, D[s.name]["rounds"]) if len(D[s.name]["rounds"]) else
+           pd.DataFrame() for s in paper_settings}
+    res = {k: v for k, v in res.items() if len(v)}
+    if not res:
+        return []
+    driving = {f"rho_{d}" for v in res.values() for d in v["driving"].dropna().unique()}  # ρ = 1 with itself
+    cols = [c for c in dict.fromkeys(c for v in res.values() for c in v.columns if c.startswith("rho_"))
+            if c not in driving and any(v[c].notna().any() for v in res.values() if c in v)]
+    L = ["## Which known score DoCL's selection resembles", "",
+         "At DoCL's episode starts (every run, every episode after the warm start): the median Spearman ρ of the "
+         "score DoCL selected by (the authors' byproduct) with each other per-sample score the data-pruning and noisy-label literature uses "
+         "(logged by the tracker; `docl_core.atlas`), and the score whose top or bottom k samples overlap DoCL's "
+         "subset most in the most episode starts (its mean overlap share against k/N, what a random subset of "
+         "the same size would overlap).", "",
+         "| setting | " + " | ".join(label(c[4:]) for c in cols) + " | resembles most |",
+         "|---|" + "---:|" * len(cols) + "---|"]
+    for s in paper_settings:
+        r = res.get(s.name)
+        if r is None:
+            continue
+        cells = [f"{r[c].median():+.2f}" if c in r and r[c].notna().any() else "—" for c in cols]
+        top = r.groupby(["resembles", "side"]).size().sort_values(ascending=False)
+        (score, side), times = top.index[0], int(top.iloc[0])
+        pick = r[(r["resembles"] == score) & (r["side"] == side)]
+        cells.append(f"{label(score)}, {'largest' if side == 'top' else 'smallest'} values ({times} of {len(r)}; "
+                     f"overlap {pick['overlap'].mean():.2f} vs {pick['chance'].mean():.2f} by chance)")
+        L.append(f"| {s.title} | " + " | ".join(cells) + " |")
+    return L + [""]

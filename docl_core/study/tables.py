@@ -264,3 +264,21 @@ def at_equal_samples(rounds: pd.DataFrame, a: str = "docl", b: str = "sgd") -> p
             rows[seed] = {a: acc * 100, b: float(reach["test_acc"].iloc[0]) * 100,
                           "epoch": int(reach["epoch"].iloc[0])}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def resemblance(folder: Path, rounds: pd.DataFrame, arm: str = "docl") -> pd.DataFrame:
+    """At an arm's episode starts (the epochs with a full pass), per run and epoch: the Spearman ρ of
+    the score that drove the selection with every other logged score, and the score whose top or
+    bottom k overlaps the selected set most (docl_core.atlas.selection_resemblance)."""
+    from ..atlas import AtlasError, selection_resemblance
+    starts = rounds[(rounds["curriculum"] == arm) & rounds.get("full_pass", pd.Series(False, index=rounds.index))
+                    .fillna(False).astype(bool)]
+    frames = []
+    for run, g in starts.groupby("run"):
+        try:
+            r = selection_resemblance(folder / run)
+        except (AtlasError, OSError, ValueError):
+            continue
+        if len(r):
+            frames.append(r[r["round"].isin(set(g["round"]))].assign(run=run))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
