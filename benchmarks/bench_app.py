@@ -49,6 +49,8 @@ CHROMIUM = "/usr/bin/chromium"
 PAGES = ["compare", "scores", "subsets", "kernel", "sample", "datamap", "embedding", "new_run", "how_it_works"]
 GOAL_S, GOAL_GB = 2.0, 1.5          # per page (first load and rerun), peak memory
 FIRST_CHART_GOAL_S = 3.0            # server start → first chart visible
+FIRST_CHART_GOAL_RATIO = 1.2        # … and at most this multiple of a bare app's (measured side by side)
+FLOOR = "floor (bare app)"
 
 
 # ----------------------------------------------------------------------------- context
@@ -279,6 +281,15 @@ def first_load(trees: dict[str, Path], trials: int) -> None:
         for n in names:
             for u in sorted(res[n]["outside"]):
                 print(f"  {n}: {u}")
+        if FLOOR in res:  # per trial: the tree's time over the floor's in the same trial (interleaved), then the median
+            print(f"{'first chart ÷ bare app, per trial':<34}" + "".join(
+                f"{spread([a / b for a, b in zip(res[n]['total'], res[FLOOR]['total'])]):>{w}}" for n in names))
+            for n in names:
+                if n != FLOOR:
+                    ratio = med([a / b for a, b in zip(res[n]['total'], res[FLOOR]['total'])])
+                    print(f"ratio    : {n}: server start → first chart = {ratio:.2f}× the bare app's (median of "
+                          f"{trials} paired trials; goal ≤ {FIRST_CHART_GOAL_RATIO:g}×: "
+                          f"{'ok' if ratio <= FIRST_CHART_GOAL_RATIO else 'SLOW'})")
         print(f"\ngoal: server start → first chart < {FIRST_CHART_GOAL_S:g} s; "
               + ", ".join(f"{n}: {'ok' if med(res[n]['total']) < FIRST_CHART_GOAL_S else 'SLOW'}" for n in names))
 
@@ -462,7 +473,7 @@ def main(argv=None) -> int:
             trees[f"{a.against} (before)"] = export_tree(a.against, Path(tmp))
         trees["this tree" + (" (after)" if a.against else "")] = REPO
         if a.first_load:
-            trees["floor (bare app)"] = floor_tree(Path(tmp))
+            trees[FLOOR] = floor_tree(Path(tmp))
             first_load(trees, a.trials)
         else:
             pages_bench(trees, a)

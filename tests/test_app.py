@@ -113,7 +113,7 @@ def test_compare_table_metrics_and_widgets(exp, monkeypatch):
     at = open_app(exp, monkeypatch)
     ok(at)
     assert "Test accuracy per curriculum" in chart_titles(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value.reset_index()
     assert list(table["curriculum"]) == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
     assert all("±" in v for v in table["test acc (%)"])  # two complete seeds each
     labels = [m.label for m in at.metric]
@@ -128,7 +128,7 @@ def test_compare_table_metrics_and_widgets(exp, monkeypatch):
     at.radio(key="cmp_metric").set_value("val_acc").run()
     ok(at)
     assert "Validation accuracy per curriculum" in chart_titles(at)
-    runs = at.dataframe[1].value
+    runs = at.table[1].value
     assert set(runs["status"]) == {"complete", "running", "failed"}
     assert len(at.get("download_button")) >= 3
 
@@ -687,7 +687,7 @@ def test_compare_paper_protocol_star_and_axes(exp_paper, monkeypatch):
     assert any("DoCL is best" in m.value for m in at.markdown)
     assert any("no clear difference" in m.value and "MCL" in m.value for m in at.markdown)
     # curricula in the core's order, sgd first and named as the paper's Random in the legend
-    table = at.dataframe[0].value
+    table = at.table[0].value.reset_index()
     assert list(table["curriculum"]) == ["SGD", "Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = [tr.get("name") for tr in spec["data"] if tr.get("name")]
@@ -1371,3 +1371,13 @@ def test_compare_names_the_curricula_it_has(exp_curve, monkeypatch):
     ok(at)
     assert any("Does DoCL beat Random on this experiment" in c.value for c in at.caption)
     assert not any("SPL and MCL" in c.value for c in at.caption)
+
+
+def test_t_quantile_against_scipy():
+    """views.t_quantile (ours, so the first page does not import scipy) against scipy's stdtrit."""
+    from scipy.special import stdtrit
+    for df in (1, 2, 3, 4, 5, 9, 29, 30, 100, 1e4):
+        for p in (0.5, 0.6, 0.9, 0.95, 0.975, 0.995, 0.9995, 0.025):
+            assert views.t_quantile(p, df) == pytest.approx(float(stdtrit(df, p)), rel=1e-9, abs=1e-12), (df, p)
+    with pytest.raises(ValueError):
+        views.t_quantile(1.0, 3)

@@ -136,7 +136,9 @@ def curves():
     if not common.presenting():
         shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
         shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
-        st.dataframe(shown, hide_index=True)
+        # st.table, not st.dataframe: a few rows need no grid, and the grid's script is about a second of the
+        # browser's time on this, the first page a new user waits for (benchmarks/bench_app.py --first-load)
+        st.table(shown.set_index("curriculum"))
         st.markdown(f"Mean ± std over seeds at the last {word} of each complete run (one seed: no std). A ★ marks "
                     f"a winner only when its difference to {common.legend_label(ref)}, paired by seed, has a 95 % "
                     f"t-interval that excludes zero (≥ {views.MIN_SEEDS} seeds); the delta under each value is that "
@@ -237,7 +239,7 @@ def runs_table():
     shown = summary.assign(_o=summary["curriculum"].map(order)).sort_values(["_o", "seed", "run"]).drop(columns="_o")
     shown = shown.assign(curriculum=shown["curriculum"].map(common.curriculum_label))
     shown = shown[[c for c in shown.columns if c not in ("error",) or shown[c].notna().any()]]  # no empty error column
-    st.dataframe(shown, hide_index=True)
+    st.table(shown.set_index("run"))  # a static table: see the final-accuracy table
     st.markdown("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")
 
 

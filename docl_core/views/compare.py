@@ -2,6 +2,8 @@
 with t-intervals, the verdicts and the headline built from them, and the paper's Table 1 beside them."""
 from __future__ import annotations
 
+import functools
+import math
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -101,12 +103,62 @@ def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
     return out[out_cols]
 
 
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz's method)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast below the mean: use the symmetry
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return front * (f - 1.0)
+
+
+@functools.lru_cache(maxsize=256)  # a few (level, seeds − 1) pairs per experiment
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile (the inverse CDF at p, df > 0 degrees of freedom), by bisection on the CDF
+    1 − ½ I_{df/(df+t²)}(df/2, ½); tests/test_app.py checks it against scipy. Ours so that Compare, the
+    dashboard's first page, does not import scipy (about half a second) for one number."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must lie in (0, 1), got {p}")
+    if p < 0.5:
+        return -t_quantile(1.0 - p, df)
+    tail = 1.0 - p  # upper tail: ½ I_{df/(df+t²)}(df/2, ½) must equal it
+    lo, hi = 0.0, 1.0
+    while 0.5 * _betainc(df / 2, 0.5, df / (df + hi * hi)) > tail:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if 0.5 * _betainc(df / 2, 0.5, df / (df + mid * mid)) > tail:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
+
 def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t-interval of paired differences d (n ≥ 2)."""
-    from scipy.special import stdtrit  # Student's t quantile; scipy.stats takes seconds to import
     n = len(d)
     mean = float(np.mean(d))
-    half = float(stdtrit(n - 1, 0.5 + level / 2) * np.std(d, ddof=1) / np.sqrt(n))
+    half = float(t_quantile(0.5 + level / 2, n - 1) * np.std(d, ddof=1) / np.sqrt(n))
     return mean, mean - half, mean + half
 
 
