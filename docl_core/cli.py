@@ -303,7 +303,7 @@ def cmd_study(a: argparse.Namespace) -> int:
     from .study import DOCS_DIR, run_study
     path = run_study(a.suite, Path(a.out), seeds=a.seeds, n_workers=a.jobs,
                      docs=Path(a.docs) if a.docs else DOCS_DIR, progress=not a.no_progress,
-                     reuse_from=Path(a.reuse_from) if a.reuse_from else None)
+                     reuse_from=Path(a.reuse_from) if a.reuse_from else None, train=not a.report_only)
     print(f"report written to {path}")
     return 0
 
@@ -351,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse-from", default=None, metavar="DIR", help="another study's folder: its complete runs "
                    "with the same config are copied instead of trained (the budget suite reuses the paper study's; "
                    "default: none, every run is trained here)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: write the report from the runs "
+                   "already complete in OUT (a study still running, or cut short); it says which are missing")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("summary", help="an experiment's final accuracies (last student, best of student and "

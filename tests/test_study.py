@@ -109,6 +109,22 @@ def test_budget_section_compares_the_same_data_at_several_epoch_budgets(tmp_path
     assert re.search(r"!\[DoCL's difference against E\]\(study-b_budget_blobs\.png\)", part)
 
 
+def test_report_only_trains_nothing_and_names_the_missing_runs(quick, tmp_path):
+    import shutil
+    out, _, _ = quick
+    part = tmp_path / "runs"
+    shutil.copytree(out, part)
+    shutil.rmtree(part / "blobs-noise20" / "docl-s1")
+    before = sorted(p.relative_to(part) for p in part.rglob("run.json"))
+    assert main(["study", "--suite", "quick", "--out", str(part), "--docs", str(tmp_path), "--report-only",
+                 "--no-progress"]) == 0
+    assert sorted(p.relative_to(part) for p in part.rglob("run.json")) == before  # nothing trained or removed
+    text = (tmp_path / "RESULTS-quick.md").read_text()
+    assert "**Partial report**: 1 planned runs were not complete" in text and "blobs-noise20: docl ×1" in text
+    assert "--report-only" in text
+    assert re.search(r"\| DoCL \| \d+\.\d\d ± nan \(n=1\) \|", text) or "(n=1)" in text
+
+
 def test_reuse_copies_complete_runs_with_the_same_config(quick, tmp_path):
     from docl_core.study import runner
     from docl_core.study.suites import SUITES

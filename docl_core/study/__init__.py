@@ -28,15 +28,16 @@ __all__ = ["run_study", "SUITES", "Setting", "Suite", "Ablation", "FidelityRun",
 
 def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers: int = 1,
               docs: Path = DOCS_DIR, progress: bool = True, command: Optional[str] = None,
-              reuse_from: Optional[Path] = None) -> Path:
+              reuse_from: Optional[Path] = None, train: bool = True) -> Path:
     """Tune, run, and write the report from the run folders. → the RESULTS.md path."""
     if suite_name not in SUITES:
         raise ValueError(f"unknown suite {suite_name!r}: choose one of {', '.join(SUITES)}")
     suite = with_seeds(SUITES[suite_name], seeds)
     out, docs = Path(out), Path(docs)
     docs.mkdir(parents=True, exist_ok=True)
-    res = run_suite(suite, out, n_workers, progress, reuse_from=reuse_from)
+    res = run_suite(suite, out, n_workers, progress, reuse_from=reuse_from, train=train)
     cmd = command or (f"python -m docl_core study --suite {suite.name} --out {out}"
                       + (f" --seeds {seeds}" if seeds else "") + f" --jobs {n_workers}"
-                      + (f" --reuse-from {reuse_from}" if reuse_from else ""))
-    return write_report(suite, out, docs, res["chosen"], res["candidates"], res["timing"], cmd)
+                      + (f" --reuse-from {reuse_from}" if reuse_from else "") + ("" if train else " --report-only"))
+    return write_report(suite, out, docs, res["chosen"], res["candidates"], res["timing"], cmd,
+                        missing=res["missing"], out_root=out)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
+from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -70,7 +72,7 @@ def run_times(out: Path) -> dict:
 
 
 def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.DataFrame, timing: dict,
-                 command: str) -> Path:
+                 command: str, missing: Optional[list] = None, out_root: Optional[Path] = None) -> Path:
     prefix = "study" if suite.results_name == "RESULTS.md" else f"study-{suite.name}"
     fig_errors: list[str] = []
 
@@ -114,9 +116,11 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
               "\"Random\"), `sgd-decay` (our earlier baseline: α decays like DoCL's), `random` (uniform subsets "
               "under the same recipe) and `docl-none` (DoCL's recipe with a uniform pool that centrality still "
               "prunes: what the score itself adds). Two reports of every run: the last epoch's student (ours, "
-              "stricter) and the best epoch of max(student, teacher) (the authors')."]
+              "stricter) and the best epoch of max(student, teacher) (the authors').", ""]
     if steps_settings:
-        L += ["**Steps protocol**: equal gradient steps for every curriculum."]
+        L += ["**Steps protocol**: equal gradient steps for every curriculum.", ""]
+    if missing:
+        L += [partial_note(missing, Path(out_root or out)), ""]
     L += [f"Knobs were tuned on the validation split on tuning seed(s) {', '.join(map(str, suite.tuning_seeds))}, "
           "then frozen; numbers are test accuracy on the report seeds. Intervals are 95% t-intervals of paired "
           "(same seed: same split, noise draw and initialisation) differences; a verdict says *beats*/*trails* "
@@ -631,3 +635,16 @@ def resemblance_section(paper_settings, D: dict, out: Path) -> list[str]:
                      f"overlap {pick['overlap'].mean():.2f} vs {pick['chance'].mean():.2f} by chance)")
         L.append(f"| {s.title} | " + " | ".join(cells) + " |")
     return L + [""]
+
+
+def partial_note(missing: list, out: Path) -> str:
+    """One computed line for a report written before every planned run was complete."""
+    groups = Counter()
+    for d in missing:
+        rel = Path(d).relative_to(out) if Path(d).is_relative_to(out) else Path(d)
+        parts = rel.parts
+        where = parts[0] if parts[0] not in ("tuning", "ablation", "fidelity") else f"{parts[0]}/{parts[1]}"
+        groups[(where, parts[-1].rsplit("-s", 1)[0] if parts[0] not in ("tuning",) else "grid")] += 1
+    listed = "; ".join(f"{w}: {a} ×{n}" for (w, a), n in sorted(groups.items()))
+    return (f"**Partial report**: {len(missing)} planned runs were not complete when this was written (the tables "
+            f"show what is; n counts the seeds each number rests on). Missing: {listed}.")

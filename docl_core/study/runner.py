@@ -248,9 +248,12 @@ def remove_strays(folder: Path, wanted: set) -> None:
                 shutil.rmtree(p)
 
 
-def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool, reuse_from: Optional[Path] = None) -> dict:
+def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool, reuse_from: Optional[Path] = None,
+              train: bool = True) -> dict:
     """Tune, then run everything else; runs that `reuse_from` holds with the same config are copied
-    instead of trained. → {chosen, candidates, timing}."""
+    instead of trained. train=False trains nothing and removes nothing: the report is written from
+    the runs already complete (a study still running, or one cut short), and `missing` lists the
+    planned runs that are not. → {chosen, candidates, timing, missing}."""
     if reuse_from is not None and not Path(reuse_from).is_dir():
         raise ValueError(f"--reuse-from {reuse_from}: no such folder; give the folder of a finished study "
                          "(e.g. runs/study) or leave the option out")
@@ -261,18 +264,21 @@ def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool, reuse_fro
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     tjobs, where = tuning_jobs(suite, out)
     reused = reuse_runs(tjobs, Path(reuse_from)) if reuse_from is not None else 0
-    times = run_jobs(sorted(tjobs, key=_cost, reverse=True), n_workers, "tuning", progress) if tjobs else {}
+    times = run_jobs(sorted(tjobs, key=_cost, reverse=True), n_workers, "tuning", progress) \
+        if tjobs and train else {}
     chosen, cand = choose(suite, where)
     groups = {"report": report_jobs(suite, out, chosen), "ablation": ablation_jobs(suite, out, chosen),
               "fidelity": fidelity_jobs(suite, out, chosen)}
     jobs = sorted((j for g in groups.values() for j in g), key=_order)
     reused += reuse_runs(jobs, Path(reuse_from)) if reuse_from is not None else 0
-    times.update(run_jobs(jobs, n_workers, "runs", progress))
-    wanted = {Path(d) for _, d in jobs}
-    for s in suite.settings:
-        remove_strays(out / s.name, wanted)
-        remove_strays(out / "ablation" / s.name, wanted)
-        remove_strays(out / "fidelity" / s.name, wanted)
+    if train:
+        times.update(run_jobs(jobs, n_workers, "runs", progress))
+        wanted = {Path(d) for _, d in jobs}
+        for s in suite.settings:
+            remove_strays(out / s.name, wanted)
+            remove_strays(out / "ablation" / s.name, wanted)
+            remove_strays(out / "fidelity" / s.name, wanted)
+    missing = [d for cfg, d in [*tjobs, *jobs] if not _same_config(Path(d), cfg)]
     executed = sum(1 for sec, _ in times.values() if sec > 0)
     timing = {"started": started, "invocation_s": time.perf_counter() - t0, "executed": executed,
               "reused_from": str(reuse_from) if reused else None, "reused": reused,
@@ -286,4 +292,6 @@ def run_suite(suite: Suite, out: Path, n_workers: int, progress: bool, reuse_fro
             timing = {**json.loads(saved.read_text()), "regenerated": started}
         except ValueError:
             pass
-    return {"chosen": chosen, "candidates": cand, "timing": timing}
+    if not train and not saved.exists():
+        timing = {**timing, "regenerated": started, "started": "(still running or cut short: no record)"}
+    return {"chosen": chosen, "candidates": cand, "timing": timing, "missing": [str(m) for m in missing]}

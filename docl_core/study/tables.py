@@ -129,6 +129,8 @@ def ablation(suite: Suite, out: Path, s: Setting, variants, curricula, main_fina
     curriculum's full recipe, and DoCL − Random under each variant."""
     r = read_rounds(out / "ablation" / s.name)
     f = finals(r) if len(r) else r
+    if not len(main_final) or "test_acc" not in main_final:  # a partial study: no report runs yet
+        main_final = pd.DataFrame(columns=["run", "curriculum", "seed", "test_acc", "epoch_equiv"])
     if len(f):
         f["variant"] = [run.rsplit("-s", 1)[0][len(c) + 1:] for run, c in zip(f["run"], f["curriculum"])]
     full = main_final[main_final["curriculum"].isin(curricula)].assign(variant="full recipe")
