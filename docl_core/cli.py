@@ -15,8 +15,8 @@ from typing import Optional
 
 from dataclasses import fields
 
-from .config import (CURRICULA, ESTIMATORS, PREFER, PROTOCOLS, SCORE_CURRICULUM, SELECTION_SCORES, RunConfig,
-                     Schedule, paper_flag)
+from .config import (CURRICULA, ESTIMATORS, PRECISIONS, PREFER, PRESETS, PROTOCOLS, SCORE_CURRICULUM,
+                     SELECTION_SCORES, RunConfig, Schedule, paper_flag)
 from .protocol import PaperSchedule
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
@@ -38,7 +38,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default=d.protocol, choices=PROTOCOLS,
                    help="steps: equal-step rounds; paper: the authors' episodes of epochs")
     p.add_argument("--out", default="runs/default", help="experiment folder; the run lands in OUT/NAME")
-    p.add_argument("--model", default=None, help="mlp, cnn or resnet (default: the dataset's)")
+    p.add_argument("--model", default=None, help="mlp, cnn, resnet, wrn-16-4 or wrn-28-10 (default: the dataset's)")
     p.add_argument("--estimator", default=None, choices=ESTIMATORS,
                    help="the DoCL score's estimator, which drives docl's selection (default: exact under steps, "
                         "paper under paper); none: no score, the same recipe with a uniform draw (the ablation)")
@@ -106,6 +106,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                            help=f"the recipe's {f.name.replace('_', ' ')} (default: {default})")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels (slower); recorded in run.json")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help=f"autocast of the training forwards: bf16 or fp16 (with loss scaling) on GPUs; scores, "
+                        f"features and evaluation stay fp32 (default: {d.precision})")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a named set of flags, applied where a flag is left at its default: cifar10-paper is the "
+                        "authors' CIFAR-10 run (WRN-28-10, E = 300; needs --dataset PATH/cifar-10-batches-py) "
+                        "(default: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -113,7 +120,23 @@ def _given(a: argparse.Namespace, names) -> list[str]:
     return [n for n in names if getattr(a, n, None) is not None]
 
 
+def _apply_preset(a: argparse.Namespace) -> None:
+    """--preset NAME: set its flags wherever the command line left them at their defaults."""
+    name = getattr(a, "preset", None)
+    if name is None:
+        return
+    if a.dataset == RunConfig.dataset:
+        raise ValueError(f"--preset {name} trains on CIFAR-10: pass --dataset PATH/cifar-10-batches-py (the python "
+                         "batches from https://www.cs.toronto.edu/~kriz/cifar.html)")
+    defaults = {**RunConfig().to_dict(), "epochs": None, "lr": None, "k_start": None, "k_growth": None,
+                "k_cap": None}
+    for key, value in PRESETS[name].items():
+        if getattr(a, key, None) is None or getattr(a, key) == defaults.get(key):
+            setattr(a, key, value)
+
+
 def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunConfig:
+    _apply_preset(a)
     paper = a.protocol == "paper"
     paper_only = ["epochs", "episodes", "log_every"] + [f.name for f in fields(PaperSchedule)
                                                          if f.name not in _PAPER_MAPPED | {"epochs", "episodes"}]
@@ -151,7 +174,8 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     score=score, prefer=prefer, log_grad_norms=a.log_grad_norms,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
-                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic)
+                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic,
+                    precision=getattr(a, "precision", RunConfig.precision))
     cfg.validate()
     return cfg
 

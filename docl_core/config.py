@@ -29,6 +29,16 @@ SELECTION_SCORES = (*SAMPLE_SCORES, *ESTIMATORS)
 SCORE_CURRICULUM = "score"   # selects by any of SELECTION_SCORES, through DoCL's machinery
 PREFER = ("hard", "easy")
 PROTOCOLS = ("steps", "paper")
+PRECISIONS = ("fp32", "bf16", "fp16")  # RunConfig.precision
+# --preset NAME: flags a preset sets wherever the command line leaves them at their defaults
+PRESETS = {
+    # the DoCL authors' CIFAR-10 run (PAPER_PROTOCOL.md): WRN-28-10, batch 128, weight decay 2e-4,
+    # lr_max 0.1, k 0.2 × 1.1 per episode up to 0.9, E = 300 with the authors' episode boundaries
+    # (0, 5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300); no probe kernel (per-sample Jacobians of
+    # 36.5M parameters); --dataset must name a local cifar-10-batches-py folder
+    "cifar10-paper": {"protocol": "paper", "model": "wrn-28-10", "batch_size": 128, "weight_decay": 2e-4,
+                      "epochs": 300, "lr": 0.1, "k_start": 0.2, "k_growth": 1.1, "k_cap": 0.9, "probe_size": 0},
+}
 LOG_EVERY = ("epoch", "episode")
 
 
@@ -115,6 +125,8 @@ class RunConfig:
     device: str = "auto"             # auto | cpu | cuda | cuda:N
     checkpoint_every: int = 1        # rounds (epochs) between checkpoints
     deterministic: bool = False      # deterministic CUDA kernels (cuDNN, cuBLAS); CPU runs repeat bit for bit without it
+    precision: str = "fp32"          # fp32 | bf16 | fp16: autocast on training forwards (fp16 with a gradient
+                                     # scaler); scores, features and evaluation stay in fp32
     schedule: Schedule = field(default_factory=Schedule)      # the steps protocol's rounds
     paper: PaperSchedule = field(default_factory=PaperSchedule)  # the paper protocol's episodes
 
@@ -154,6 +166,8 @@ class RunConfig:
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}: choose steps or paper")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
         if self.label_column is not None and not str(self.dataset).lower().endswith(".csv"):
             raise ValueError(f"--label-column applies to .csv datasets only, and {self.dataset!r} is not one: "
                              "drop it, or point --dataset at a .csv file")

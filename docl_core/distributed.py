@@ -5,7 +5,9 @@ WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; gloo on CPU, NCCL on GPUs. 
 keeps the training set in memory but scores only its contiguous shard: ḡ is the all-reduced
 sum of shard gradients over N, per-sample results are all-gathered so every rank makes the
 same global selection from the same seeded generator, training steps split each global
-batch across ranks under DistributedDataParallel, and only rank 0 writes the run.
+batch across ranks under DistributedDataParallel, and only rank 0 writes the run. Both
+protocols: the paper protocol's mixup, accumulation and mean teacher under DDP live in
+`Trainer._paper_pass` / `_sync_batchnorm` (docs/architecture.md, "torchrun").
 
 What agrees with one process (README "Scaling out"): at the same weights the sharded
 measurement equals one process's to float rounding (~1e-7 relative: shard sums and the
@@ -16,6 +18,7 @@ BatchNorm (`prepare_model`, `sync_buffers`) and determinism (`set_deterministic`
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import sys
@@ -134,9 +137,18 @@ def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
     DDP broadcasts them at the start of every training forward, but the last step's update
     is each rank's own: without this, ranks would score their shards with different weights.
     """
-    if ctx.active:
-        for b in model.buffers():
-            dist.broadcast(b, src=0)
+    if not ctx.active:
+        return
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for b in model.buffers():
+        by_dtype.setdefault(b.dtype, []).append(b)
+    for bufs in by_dtype.values():  # one broadcast per dtype (floats; BatchNorm's int64 counts)
+        flat = torch.cat([b.reshape(-1) for b in bufs])
+        dist.broadcast(flat, src=0)
+        offset = 0
+        for b in bufs:
+            b.copy_(flat[offset:offset + b.numel()].view_as(b))
+            offset += b.numel()
 
 
 def set_deterministic(on: bool) -> None:
@@ -154,6 +166,21 @@ def set_deterministic(on: bool) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True)
+
+
+def autocast(device: torch.device, precision: str):
+    """`--precision`: the context for training forwards. fp32: nothing; bf16/fp16: torch.autocast
+    on the device's type (CPU autocast too, so CPU tests exercise the same code)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host → device: pinned memory and a non-blocking copy to CUDA; a plain `.to` otherwise."""
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def shutdown(ctx: Optional[DistContext], finished: bool = True) -> None:

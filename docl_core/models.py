@@ -1,4 +1,5 @@
-"""Models: an MLP, a small CNN for small images and 1-D signals, a small ResNet for 32×32 images.
+"""Models: an MLP, a small CNN for small images and 1-D signals, a small ResNet for 32×32 images,
+and WideResNets (WRN-16-4, and WRN-28-10: the DoCL authors' CIFAR model).
 
 `build_model(name, dataset)` sizes a model to a `Dataset` (input shape, number of outputs);
 name None picks the dataset's default (`default_model`). Every model maps x (B, *input_shape)
@@ -16,12 +17,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-MODELS = ("mlp", "cnn", "resnet")
+MODELS = ("mlp", "cnn", "resnet", "wrn-16-4", "wrn-28-10")
 MODEL_DESCRIPTIONS = {
     "mlp": "flatten, 2 hidden ReLU layers of width 128; any input",
     "cnn": "3 conv-BatchNorm-ReLU blocks and global pooling; small images (8×8, 28×28), "
            "or 1-D convolutions on signals (MNIST-1D)",
     "resnet": "ResNet with 3 stages (32, 64, 128 channels), BatchNorm; 32×32 images",
+    "wrn-16-4": "WideResNet, depth 16, widen factor 4 (2.7M parameters), pre-activation blocks; images",
+    "wrn-28-10": "WideResNet, depth 28, widen factor 10, dropout 0.3 (36.5M parameters): the DoCL "
+                 "authors' CIFAR model; images",
 }
 
 
@@ -153,6 +157,61 @@ class ResNet(nn.Module):
         return self.head(self.features(x))  # (B, C)
 
 
+class PreActBlock(nn.Module):
+    """BN → ReLU → 3×3 conv (stride) → BN → ReLU → dropout → 3×3 conv, plus the input: the
+    identity, or a strided 1×1 convolution of the pre-activated input when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.project = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.bn1(x))
+        out = self.conv2(self.dropout(F.relu(self.bn2(self.conv1(a)))))
+        return out + (x if self.project is None else self.project(a))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-k (Zagoruyko & Komodakis): a 3×3 stem of 16 channels, then 3 stages of
+    n = (depth − 4) / 6 pre-activation blocks of 16k, 32k and 64k channels (strides 1, 2, 2),
+    then BN → ReLU → global average pool → Linear. WRN-28-10 (n = 4, 36.5M parameters, dropout
+    0.3 between each block's convolutions) is the DoCL authors' CIFAR model; features (B, 64k).
+    """
+
+    def __init__(self, in_channels: int, num_outputs: int, depth: int = 28, widen: int = 10,
+                 dropout: float = 0.3):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n + 4 (16, 22, 28, 40), got {depth}")
+        n, widths = (depth - 4) // 6, (16 * widen, 32 * widen, 64 * widen)
+        self.stem = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        blocks, c = [], 16
+        for i, w in enumerate(widths):
+            for b in range(n):
+                blocks.append(PreActBlock(c, w, 2 if (i > 0 and b == 0) else 1, dropout))
+                c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(c)
+        self.head = nn.Linear(c, num_outputs)
+        self.feature_dim = c
+        for m in self.modules():  # He init for convolutions, as WideResNets are usually trained
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn(self.blocks(self.stem(x))))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)  # (B, 64k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, C)
+
+
+WRN_SIZES = {"wrn-16-4": (16, 4, 0.0), "wrn-28-10": (28, 10, 0.3)}  # depth, widen factor, dropout
+
+
 def default_model(dataset) -> str:
     """The model a dataset gets when none is named: resnet for 32×32 images, cnn for other
     images (8×8 digits, 28×28 Fashion-MNIST) and for signals (MNIST-1D, a 1-D CNN), mlp for
@@ -164,7 +223,8 @@ def default_model(dataset) -> str:
     return "resnet" if tuple(dataset.input_shape[-2:]) == (32, 32) else "cnn"
 
 
-_OPTIONS = {"mlp": ("width", "depth"), "cnn": ("width",), "resnet": ("widths", "blocks_per_stage")}
+_OPTIONS = {"mlp": ("width", "depth"), "cnn": ("width",), "resnet": ("widths", "blocks_per_stage"),
+            "wrn-16-4": ("depth", "widen", "dropout"), "wrn-28-10": ("depth", "widen", "dropout")}
 _SIGNAL_OPTIONS = {"cnn": ("width", "kernel_size")}  # the 1-D CNN also takes a kernel size
 
 
@@ -174,7 +234,7 @@ def build_model(name: str | None, dataset, **options) -> nn.Module:
     name: "mlp" | "cnn" | "resnet", or None for `default_model(dataset)`.
     dataset: anything with kind, input_shape and num_outputs (a `docl_core.data.Dataset`).
     options: width, depth (mlp); width (cnn; and kernel_size on signals); widths,
-        blocks_per_stage (resnet).
+        blocks_per_stage (resnet); depth, widen, dropout (wrn-16-4, wrn-28-10).
     """
     name = default_model(dataset) if name is None else (name.lower() if isinstance(name, str) else name)
     if name not in MODELS:
@@ -198,6 +258,10 @@ def build_model(name: str | None, dataset, **options) -> nn.Module:
                          f"data of shape {shape}: use 'mlp'")
     elif name == "cnn":
         model = SmallCNN(shape[0], outputs, shape[1:], **options)
+    elif name in WRN_SIZES:
+        depth, widen, dropout = WRN_SIZES[name]  # options override (tests build small ones)
+        model = WideResNet(shape[0], outputs, options.get("depth", depth), options.get("widen", widen),
+                           options.get("dropout", dropout))
     else:
         model = ResNet(shape[0], outputs, **options)
     model.name = name  # recorded so a checkpoint can say what it holds

@@ -16,6 +16,7 @@ saw, measured at one set of weights, and curricula only choose samples.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -31,7 +32,7 @@ from .protocol import PaperProtocol
 from .recipe import (MeanTeacher, mixup_batch, optional_logits, paper_centrality, probability_square_loss,
                      sampling_spread)
 from .data import Dataset, load_dataset
-from .distributed import SINGLE, DistContext, prepare_model, set_deterministic, sync_buffers
+from .distributed import SINGLE, DistContext, autocast, prepare_model, set_deterministic, sync_buffers, to_device
 from .dynamics import eval_mode, per_sample_loss
 from .models import build_model
 from .store import RunStoreError, RunWriter, read_run_json
@@ -63,11 +64,9 @@ class Trainer:
         set_deterministic(config.deterministic)  # before any CUDA work: cuBLAS reads its workspace setting once
         self.cfg, self.dir, self.progress, self.dist = config, Path(run_dir), progress and dist.is_writer, dist
         self.paper = config.protocol == "paper"
-        if self.paper and dist.active:
-            raise ValueError("the paper protocol runs in one process for now: drop torchrun, "
-                             "or use --protocol steps to scale out")
         self.device = dist.device if dist.active else resolve_device(config.device)
-        if dist.active and min(config.batch_size, config.schedule.k(0, 10**9)) < dist.world:
+        smallest = config.batch_size if self.paper else min(config.batch_size, config.schedule.k(0, 10**9))
+        if dist.active and smallest < dist.world:
             raise ValueError(f"batch size {config.batch_size} is smaller than the {dist.world} processes: "
                              "each needs a share of every batch; raise --batch-size")
         if not resume and dist.is_writer and (self.dir / "run.json").exists():
@@ -78,6 +77,11 @@ class Trainer:
         csv = {"label_column": config.label_column} if config.label_column is not None else {}
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
         self.model = build_model(config.model, self.ds).to(self.device)
+        # CUDA: convolutions run in channels_last (NHWC), the layout tensor cores want
+        self.channels_last = self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d)
+                                                                 for m in self.model.modules())
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
         self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
         if dist.active:
@@ -93,7 +97,14 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["momentum"] = ps.momentum
         dev = self.device
-        self.X, self.y = self.ds.x_train.to(dev), self.ds.y_train.to(dev)
+        # the data lives on the device for the whole run: one pinned, non-blocking copy each
+        self.X, self.y = to_device(self.ds.x_train, dev), to_device(self.ds.y_train, dev)
+        if self.channels_last and self.X.dim() == 4:
+            self.X = self.X.contiguous(memory_format=torch.channels_last)
+        self.autocast = lambda: autocast(dev, config.precision)  # training forwards only: scores stay fp32
+        # fp16 needs loss scaling; `_grads_scaled` says whether .grad still holds scaled units
+        self.scaler = torch.amp.GradScaler(dev.type) if config.precision == "fp16" else None
+        self._grads_scaled = False
         self.N = len(self.X)
         self.protocol = PaperProtocol(ps, self.N, config.batch_size, self.curriculum.full_data,
                                       prunes=config.diversity != "none") if self.paper else None  # same sizes for all
@@ -114,13 +125,14 @@ class Trainer:
                 self.dir, self.model, self.X, self.y, self.ds.task, estimator=config.estimator,
                 log_estimators=config.log_estimators, probe_size=config.probe_size,
                 score_batch_size=config.score_batch_size,
-                eval_sets={"val": (self.ds.x_val.to(dev), self.ds.y_val.to(dev)),
-                           "test": (self.ds.x_test.to(dev), self.ds.y_test.to(dev))},
+                eval_sets={"val": (to_device(self.ds.x_val, dev), to_device(self.ds.y_val, dev)),
+                           "test": (to_device(self.ds.x_test, dev), to_device(self.ds.y_test, dev))},
                 noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
                 clean_labels=self.ds.clean_y_train.to(dev) if self.ds.task == "classification" else None,
                 meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
                       "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
-                      "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest},
+                      "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest,
+                      "channels_last": self.channels_last},
                 seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer,
                 log_grad_norms=config.logs_grad_norms)
             if extended:
@@ -167,6 +179,8 @@ class Trainer:
                 state["teacher"] = self.teacher.model.state_dict()
             if self.centrality is not None:
                 state["centrality"] = self.centrality.cpu()
+        if self.scaler is not None:
+            state["grad_scaler"] = self.scaler.state_dict()
         return state
 
     def _load_checkpoint(self) -> Optional[dict]:
@@ -226,6 +240,8 @@ class Trainer:
             p.grad = None if g is None else g.to(p.device)
         if "centrality" in state:
             self.centrality = state["centrality"].to(self.device)
+        if self.scaler is not None and state.get("grad_scaler"):
+            self.scaler.load_state_dict(state["grad_scaler"])
 
     def _restore(self, state: Optional[dict]) -> None:
         """The tracker's part of the checkpoint and the round to continue from (weights are
@@ -384,12 +400,14 @@ class Trainer:
             self.teacher.restart_student(self.model, ps.reinit_noise, self.gen)
 
     def _features(self, model) -> torch.Tensor:
+        """Penultimate features (N, D) of `model`: each rank computes its shard, rows all-gathered."""
         from .tracker import model_features
         bs, out = self.cfg.score_batch_size, []
+        X = self.X[self.dist.shard(self.N)]
         with torch.no_grad(), eval_mode(model):
-            for s in range(0, self.N, bs):
-                out.append(model_features(model, self.X[s:s + bs]))
-        return torch.cat(out)
+            for s in range(0, len(X), bs):
+                out.append(model_features(model, X[s:s + bs]))
+        return self.dist.all_gather_rows(torch.cat(out))
 
     def _train_metrics(self, m: Measurement) -> dict:
         metrics = {"train_loss": float(m.loss.mean())}
@@ -440,13 +458,14 @@ class Trainer:
             lr = sched.lr_at(step, steps)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            out = self.net(self.X[batch])
-            loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / wsum
+            with self.autocast():
+                out = self.net(self.X[batch])
+                loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / wsum
             self._check_loss(loss, step)
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.tracker.on_batch(batch, out, lr)
+            self._backward(loss)
+            self._optimizer_step()
+            self.tracker.on_batch(batch, out.detach().float(), lr)
 
     def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list) -> int:
         """One pass over ids, in a fresh random order from the run's generator (the order carries
@@ -461,6 +480,7 @@ class Trainer:
         rate last set, and the last group's gradient is left unapplied) or at each group's end.
         The teacher is updated after every step with the counter of the group's first mini-batch."""
         ps, bs, task = self.cfg.paper, self.cfg.batch_size, self.ds.task
+        dist, world = self.dist, self.dist.world
         accumulate = ps.full_pass_accumulate if full else 1
         first_step = full and accumulate > 1 and ps.full_pass_step_first
         if not ps.mixup:
@@ -479,31 +499,58 @@ class Trainer:
             batches = batches[:plan.batches_per_epoch]
         if accumulate > 1 and not first_step:
             self.opt.zero_grad(set_to_none=True)  # groups start from a zero gradient
+        shard_losses = []  # torchrun: each batch's loss summed over this rank's rows / global batch size
         for b, batch in enumerate(batches):
             if first_step and b % accumulate == 0:
                 self._step(clip=True, teacher_counter=counter, zero=True)
             lr = plan.lr(counter)
             for group in self.opt.param_groups:
                 group["lr"] = lr
+            # the group's last backward (and the pass's last) reduces gradients across ranks; the
+            # others accumulate locally under DDP's no_sync, so a group sums the global batches'
+            # gradients exactly as one process does
+            syncs = accumulate == 1 or (b + 1) % accumulate == 0 or b + 1 == len(batches)
             x, y = self.X[batch], self.y[batch]
-            clean = optional_logits(self.teacher, self.model, x, batch_stats) \
-                if (self.teacher is not None or alpha > 0) else None
+            # mixup's λ and permutation are drawn for the global batch from the shared generator,
+            # identically on every rank; each rank then trains its rows rank::world of the mix
             x_in, perm, lam = mixup_batch(x, alpha, self.gen)
-            out = self.net(x_in)
-            loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y[perm]).mean() if lam < 1 \
-                else lossf(out, y).mean()
-            self._check_loss(loss, counter)
-            if accumulate == 1:
-                self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            y_mix = y[perm]
+            if dist.active:
+                rows = torch.arange(len(batch), device=batch.device)[dist.rank::world]  # may be empty
+                batch, x, y, x_in, y_mix = batch[rows], x[rows], y[rows], x_in[rows], y_mix[rows]
+            with self.autocast():
+                clean = optional_logits(self.teacher, self.model, x, batch_stats) \
+                    if (self.teacher is not None or alpha > 0) else None
+            with (self.net.no_sync() if dist.active and not syncs else contextlib.nullcontext()):
+                with self.autocast():
+                    out = self.net(x_in)
+                    if dist.active:  # DDP averages over ranks: Σ over rows × world / B is the global mean
+                        scale = world / len(batches[b])
+                        loss = lossf(out, y).sum() * scale if lam >= 1 else \
+                            (lam * lossf(out, y).sum() + (1 - lam) * lossf(out, y_mix).sum()) * scale
+                    else:
+                        loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y_mix).mean() if lam < 1 \
+                            else lossf(out, y).mean()
+                self._check_loss(loss, counter)
+                if accumulate == 1:
+                    self.opt.zero_grad(set_to_none=True)
+                self._backward(loss)  # under no_sync too: DDP's reduction hooks fire in backward
             step = accumulate == 1 or (not first_step and ((b + 1) % accumulate == 0 or b + 1 == len(batches)))
             if step:
                 self._step(clip=accumulate > 1, teacher_counter=counter - (b % accumulate), zero=accumulate > 1)
             if not full:
-                losses.append(float(loss.detach()))
-            self.tracker.on_batch(batch, (clean if clean is not None else out).detach(), lr,
+                if dist.active:
+                    shard_losses.append(loss.detach() / world)
+                else:
+                    losses.append(float(loss.detach()))
+            self.tracker.on_batch(batch, (clean if clean is not None else out).detach().float(), lr,
                                   count=step or (first_step and b % accumulate == 0), pace=lr * accumulate)
             counter += 1
+        if shard_losses:  # one reduction per pass: each batch's global mean loss
+            per_batch = torch.stack(shard_losses).to(torch.float64)
+            dist.all_reduce_sum_([per_batch])
+            losses.extend(per_batch.tolist())
+        self._sync_batchnorm()
         self.tracker.end_pass()
         return counter
 
@@ -511,13 +558,48 @@ class Trainer:
         """One optimizer step on the gradient accumulated so far (zeroed after it when `zero`),
         then the teacher's update."""
         ps = self.cfg.paper
-        if clip and ps.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), ps.clip_grad)
-        self.opt.step()
+        self._optimizer_step(clip=ps.clip_grad if clip else 0.0)
         if zero:
             self.opt.zero_grad(set_to_none=True)
         if self.teacher is not None:
+            self._sync_batchnorm()
             self.teacher.update(self.model, teacher_counter)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """loss.backward(), scaled under fp16 (the gradient then holds scaled units until the next step)."""
+        if self.scaler is None:
+            loss.backward()
+            return
+        self.scaler.scale(loss).backward()
+        self._grads_scaled = True
+
+    def _optimizer_step(self, clip: float = 0.0) -> None:
+        """The optimizer's step on the gradient held (clipped to norm `clip` when > 0). Under fp16 a
+        scaled gradient is unscaled first and the step skipped on inf/NaN (GradScaler); a gradient
+        already unscaled (what a pass leaves for the full pass's first step) is stepped as is."""
+        scaled = self.scaler is not None and self._grads_scaled
+        if scaled:
+            self.scaler.unscale_(self.opt)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        if scaled:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self._grads_scaled = False
+        else:
+            self.opt.step()
+
+    def _sync_batchnorm(self) -> None:
+        """torchrun on CPU ("buffers-broadcast"): every rank takes rank 0's BatchNorm statistics, the
+        student's and the teacher's (in epoch 0 the teacher's batch-statistics forwards move them
+        on each rank's shard), so the teacher's average covers the same state on every rank.
+        Parameters need nothing (DDP's averaged gradients keep them identical); with SyncBatchNorm
+        (CUDA) the statistics are already global and identical, and one process has nothing to do."""
+        if self.batchnorm_sync != "buffers-broadcast":
+            return
+        sync_buffers(self.model, self.dist)
+        if self.teacher is not None:
+            sync_buffers(self.teacher.model, self.dist)
 
     def _check_loss(self, loss: torch.Tensor, step: int) -> None:
         if not bool(torch.isfinite(loss)):

@@ -272,6 +272,9 @@ cli("resume-other-options", ["--name", "docl-s0", "--resume", "--lr", "0.5", "--
     r"was made with other options: curriculum 'docl' \(now 'spl'\); schedule.lr 0.05 \(now 0.5\)",
     r"same options")
 cli("cuda-absent", ["--device", "cuda"], r"CUDA is not available", r"--device cpu")
+# --- precision and presets (issue 24)
+cli("unknown-precision", ["--precision", "fp8"], r"invalid choice: 'fp8'", r"choose from 'fp32', 'bf16', 'fp16'")
+cli("unknown-preset", ["--preset", "imagenet"], r"invalid choice: 'imagenet'", r"choose from 'cifar10-paper'")
 # --- the score curriculum (issue 25)
 cli("unknown-score", ["--curriculum", "score", "--score", "hardness"], r"invalid choice: 'hardness'",
     r"choose from .*'el2n'")

@@ -20,7 +20,18 @@ def fake(kind: str, shape: tuple, outputs: int = 3, name: str = "fake"):
     return SimpleNamespace(name=name, kind=kind, input_shape=shape, num_outputs=outputs)
 
 
-SMALL = {"mlp": {"width": 16}, "cnn": {"width": 4}, "resnet": {"widths": (4, 8, 8)}}  # quick torch.func checks
+SMALL = {"mlp": {"width": 16}, "cnn": {"width": 4}, "resnet": {"widths": (4, 8, 8)},  # quick torch.func checks
+         "wrn-16-4": {"depth": 10, "widen": 1}, "wrn-28-10": {"depth": 10, "widen": 1}}
+
+
+def test_wide_resnets_have_the_published_sizes():
+    """WRN-28-10: 36.5M parameters (Zagoruyko & Komodakis, Table 1), 640 features; WRN-16-4: 2.7M."""
+    ds = fake("image", (3, 32, 32), 10)
+    big, small = build_model("wrn-28-10", ds), build_model("wrn-16-4", ds)
+    assert round(count_parameters(big) / 1e6, 1) == 36.5 and big.feature_dim == 640
+    assert round(count_parameters(small) / 1e6, 1) == 2.7 and small.feature_dim == 256
+    assert sum(isinstance(m, torch.nn.Dropout) for m in big.modules()) == 12  # 4 blocks × 3 stages, p = 0.3
+    assert all(m.p == 0.3 for m in big.modules() if isinstance(m, torch.nn.Dropout))
 
 CASES = [  # (dataset stand-in, default model)
     (fake("image", (1, 8, 8), 10), "cnn"),
