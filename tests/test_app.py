@@ -794,9 +794,9 @@ def _all_pages(at: AppTest, where: str) -> None:
 
 
 @pytest.mark.parametrize("presentation", [False, True], ids=["normal", "presentation"])
-@pytest.mark.parametrize("which", ["clean-digits", "noisy-digits", "paper", "regression"])
+@pytest.mark.parametrize("which", ["clean-digits", "noisy-digits", "frontier-digits", "paper", "regression"])
 def test_every_page_every_experiment(which, presentation, exp_paper, exp_curve, monkeypatch):
-    """Both bundled demos (clean-digits, noisy-digits), a synthetic paper experiment, a regression."""
+    """The bundled demos (clean-digits, noisy-digits, frontier-digits), a synthetic paper experiment, a regression."""
     root = {"paper": exp_paper, "regression": exp_curve}.get(which, DEMO / which)
     if which.endswith("digits") and not (root / "docl-s0" / "run.json").is_file():
         pytest.fail(f"the bundled demo {root} is missing: python -m docl_core demo")
@@ -1381,3 +1381,30 @@ def test_t_quantile_against_scipy():
             assert views.t_quantile(p, df) == pytest.approx(float(stdtrit(df, p)), rel=1e-9, abs=1e-12), (df, p)
     with pytest.raises(ValueError):
         views.t_quantile(1.0, 3)
+
+
+def test_bundled_demos_say_what_they_are_for():
+    """Each bundled demo's folder carries its purpose from docl_core.cli.DEMOS (the Experiment box shows it)."""
+    from docl_core.cli import DEMOS
+    for name, (purpose, *_rest) in DEMOS.items():
+        about = DEMO / name / "about.md"
+        assert about.is_file() and about.read_text().strip() == purpose, f"regenerate the demo: {name}"
+
+
+def test_frontier_demo_selection_follows_the_exact_score():
+    """frontier-digits, DoCL driven by the exact score: in the epochs after the warm start, on every seed,
+    S_t's mean percentile by the exact score is above the middle, by a median well above the subsets
+    summary's "nearer the frontier" line, and Random's stays near the middle (what the demo is for; Selected subsets' callout computes the same numbers)."""
+    root = DEMO / "frontier-digits"
+    if not (root / "docl-s0" / "run.json").is_file():
+        pytest.fail(f"the bundled demo {root} is missing: python -m docl_core demo")
+    for seed in (0, 1, 2):
+        for cur, follows in (("docl", True), ("random", False)):
+            run = RunReader(root / f"{cur}-s{seed}")
+            assert views.driving_estimator(run) == ("exact" if cur == "docl" else run.meta["config"]["estimator"])
+            pcts = [views.subset_summary(views.selection_frame(run, t), cur)["score_exact_percentile"]
+                    for t in run.round_ids[1:]]
+            if follows:  # highest while k_t is small, fading as S_t grows and the learning rate falls
+                assert np.median(pcts) > views.HARDER + 0.15 and min(pcts) > 0.5, (seed, pcts)
+            else:  # a uniform draw of ≥ 100 samples: within 4 standard errors of the middle
+                assert max(abs(p - 0.5) for p in pcts) < 0.1, (seed, pcts)
