@@ -136,8 +136,8 @@ def curves():
     if not common.presenting():
         shown = table[[c for c in table.columns if not c.endswith(" mean")]].copy()
         shown["curriculum"] = shown["curriculum"].map(common.curriculum_label)
-        # st.table, not st.dataframe: a few rows need no grid, and the grid's script is about a second of the
-        # browser's time on this, the first page a new user waits for (benchmarks/bench_app.py --first-load)
+        # st.table: a few rows need no scrollable grid (on the first page a new user waits for; measured with
+        # benchmarks/bench_app.py --first-load, the browser's busy time did not change measurably either way)
         st.table(shown.set_index("curriculum"))
         st.markdown(f"Mean ± std over seeds at the last {word} of each complete run (one seed: no std). A ★ marks "
                     f"a winner only when its difference to {common.legend_label(ref)}, paired by seed, has a 95 % "
