@@ -91,7 +91,7 @@ def relation(x_name: str, y_name: str, r: dict) -> str:
 def agreement(rho: float) -> str:
     """Words for a median rank correlation (fixed bands, stated with the number)."""
     if not np.isfinite(rho):
-        return "not measured"
+        return "was not measured against the exact score"
     if rho < -0.1:
         return f"ranks samples against the exact score (median ρ = {rho:+.2f})"
     if rho < 0.1:

@@ -98,7 +98,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                      "diffs": tables.differences(f, cur, bases, col, scale, higher) if len(f) else {},
                      "stats_best": tables.summary(f, cur, "best_acc", 100.0) if best else {},
                      "diffs_best": tables.differences(f, cur, bases, "best_acc", 100.0, True) if best else {},
-                     "failed": tables.failed_runs(out / s.name)}
+                     "failed": tables.failed_runs(out / s.name),
+                     "running": tables.failed_runs(out / s.name, running=True)}
     fid_main, fid = tables.fidelity_frames(suite, out)
     median_rho = {s.name: float(fid_main.loc[(fid_main.setting == s.name) & (fid_main.curriculum == "docl"),
                                              "spearman_all"].median()) if len(fid_main) else np.nan
@@ -132,6 +133,9 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         L += glance_table1(paper_settings, D) + [""]
     for s in paper_settings:
         d = D[s.name]
+        if not len(d["final"]):
+            L.append(f"- **{s.title}**: no complete runs yet.")
+            continue
         parts = [reading.compare("DoCL", "SGD", d["diffs"].get(("docl", "sgd"), {})),
                  reading.compare("DoCL", "SGD", d["diffs_best"].get(("docl", "sgd"), {}))
                  .replace("DoCL", "DoCL (best of both)", 1) if d["diffs_best"] else "",
@@ -171,6 +175,10 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         failed = {s.name: D[s.name]["failed"] for s in suite.settings if D[s.name]["failed"]}
         if failed:
             L += ["", "Failed runs (left out): " + "; ".join(f"{k}: {', '.join(v)}" for k, v in failed.items())]
+        running = {s.name: D[s.name]["running"] for s in suite.settings if D[s.name]["running"]}
+        if running:
+            L += ["", "Still running when this was written (left out): "
+                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in running.items())]
         L += ["", "## Paired differences against SGD and against Random", "",
               "Curriculum − baseline in accuracy points, mean [95% t-interval] (seeds where the curriculum was "
               "better / seeds), on both reports: *last* (the last epoch's student) and *best* (the best epoch of "
@@ -595,7 +603,7 @@ def score_section(paper_settings, D: dict) -> list[str]:
     for s in paper_settings:
         d = D[s.name]
         sp = tables.sampling_spread(d["rounds"], "docl") if len(d["rounds"]) else {}
-        spread = [f"{sp['ratio']:.2f}", f"{sp['ratio_max']:.2f}", f"{sp['ess'] * 100:.1f}%"] if sp else ["—"] * 3
+        spread = [f"{sp['ratio']:.3g}", f"{sp['ratio_max']:.3g}", f"{sp['ess'] * 100:.1f}%"] if sp else ["—"] * 3
         L.append(f"| {s.title} | {_cell(d['diffs'].get(('docl', 'docl-none'), {}))} | "
                  f"{_cell(d['diffs_best'].get(('docl', 'docl-none'), {}))} | " + " | ".join(spread) + " |")
     L += [""] + [f"- {s.title}: " + reading.compare("DoCL", "DoCL without its score",

@@ -34,12 +34,14 @@ def read_rounds(folder: Path, arms: bool = False) -> pd.DataFrame:
     return df
 
 
-def failed_runs(folder: Path) -> list[str]:
+def failed_runs(folder: Path, running: bool = False) -> list[str]:
+    """Runs that ended without completing (failed, interrupted); running=True: those still running."""
     from ..store import ExperimentReader, RunStoreError
     try:
-        return sorted(r.dir.name for r in ExperimentReader(folder).runs if r.status != "complete")
+        runs = ExperimentReader(folder).runs
     except RunStoreError:
         return []
+    return sorted(r.dir.name for r in runs if r.status != "complete" and (r.status == "running") == running)
 
 
 def finals(rounds: pd.DataFrame) -> pd.DataFrame:
