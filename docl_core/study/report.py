@@ -539,7 +539,7 @@ def glance_table1(paper_settings, D: dict) -> list[str]:
             by = {v: [t for t, r in res.items() if r["verdict"] == v] for v in ("beats", "no clear difference",
                                                                                "trails")}
             rows.append(f"| DoCL vs {L_(b)}, {what} | " + " | ".join(
-                (f"{len(ts)}: {', '.join(ts)}" if ts else "0") for ts in by.values()) + " |")
+                (f"{len(ts)}: {'; '.join(ts)}" if ts else "0") for ts in by.values()) + " |")
     if not rows:
         return []
     return ["The seed's Table 1 asks whether DoCL beats the paper's baseline (SGD, all N every epoch) and, by "
