@@ -53,6 +53,23 @@ def _torchrun(nproc, args):
     return _launch(nproc, ["-m", "docl_core", "run", *args])
 
 
+def _kill_a_rank(p) -> str:
+    """SIGKILL one of torchrun's workers (as if OOM-killed) and wait for the job; → its output.
+    Fails the test, killing everything left, if the job hangs after the rank died."""
+    workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)
+    pids = sorted(int(x) for x in workers.stdout.split())
+    assert len(pids) >= 2, workers.stdout
+    os.kill(pids[-1], signal.SIGKILL)
+    try:
+        out, _ = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in [p.pid, *pids]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail("the job hung after a rank died")
+    return out
+
+
 def _wait(*procs):
     outs = []
     for p in procs:  # started together: the single process runs beside the ranks
@@ -186,17 +203,7 @@ def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path):
     else:
         p.kill()
         pytest.fail("the 2-process run never committed a round")
-    workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)  # torchrun's workers
-    pids = sorted(int(x) for x in workers.stdout.split())
-    assert len(pids) >= 2, workers.stdout
-    os.kill(pids[-1], signal.SIGKILL)  # one worker dies as if OOM-killed
-    try:
-        out, _ = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        for pid in [p.pid, *pids]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pytest.fail("the job hung after a rank died")
+    _kill_a_rank(p)
     assert p.returncode != 0
     r = RunReader(tmp_path / "r")
     assert r.status in ("failed", "interrupted"), r.status
@@ -445,17 +452,7 @@ def test_paper_dying_rank_leaves_a_resumable_run(tmp_path):
     else:
         p.kill()
         pytest.fail("the 2-process run never committed an epoch")
-    workers = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)
-    pids = sorted(int(x) for x in workers.stdout.split())
-    assert len(pids) >= 2, workers.stdout
-    os.kill(pids[-1], signal.SIGKILL)
-    try:
-        out, _ = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        for pid in [p.pid, *pids]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pytest.fail("the job hung after a rank died")
+    _kill_a_rank(p)
     r = RunReader(tmp_path / "r")
     if p.returncode == 0 and r.status == "complete":
         pytest.skip("the run finished before the kill landed (a fast machine)")
