@@ -461,6 +461,9 @@ def _terminate_as_interrupt() -> None:
         return None
 
     def handler(signum, frame):
+        # once: torchrun may signal again while the run records why it stopped, and a second
+        # interrupt there would leave the run marked "running"
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, handler)

@@ -272,21 +272,35 @@ class Trainer:
     # ------------------------------------------------------------------ loop
 
     def run(self) -> Path:
+        recorded = None
         try:
-            self._run_paper() if self.paper else self._run_steps()
-            self.tracker.close("complete")
-        except TrainingDiverged as e:
+            try:
+                self._run_paper() if self.paper else self._run_steps()
+                self.tracker.close("complete")
+            except BaseException as e:
+                self._record_stop(e)
+                recorded = e
+                raise
+        except KeyboardInterrupt as e:
+            # SIGTERM (torchrun stopping the job because a peer died) can land while the failure
+            # is being recorded; the handler raises only once, so this second try completes
+            if recorded is None and self.tracker.writer.meta.get("status") == "complete":
+                self.tracker.close("complete")  # the interrupt hit the final commit itself
+            elif recorded is None:
+                self._record_stop(e)
+            raise
+        return self.dir
+
+    def _record_stop(self, e: BaseException) -> None:
+        """run.json says why training stopped; never left "running" with nobody training."""
+        if isinstance(e, TrainingDiverged):
             self.tracker.fail(str(e))
-            raise
-        except KeyboardInterrupt:
+        elif isinstance(e, KeyboardInterrupt):
             self.tracker.writer.update_meta(status="interrupted")
-            raise
-        except Exception as e:  # e.g. a peer process died under torch.distributed
+        elif isinstance(e, Exception):  # e.g. a peer process died under torch.distributed
             first = (str(e).strip().splitlines() or [""])[0][:300]
             self.tracker.fail(f"{type(e).__name__} at round {self.tracker.round}: {first}; "
                               "fix the cause, then rerun with --resume")
-            raise
-        return self.dir
 
     def _run_steps(self) -> None:
         cfg, sched = self.cfg, self.cfg.schedule

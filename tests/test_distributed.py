@@ -203,10 +203,10 @@ def test_a_dying_rank_ends_the_job_with_a_clear_error(tmp_path):
     else:
         p.kill()
         pytest.fail("the 2-process run never committed a round")
-    _kill_a_rank(p)
+    out = _kill_a_rank(p)
     assert p.returncode != 0
     r = RunReader(tmp_path / "r")
-    assert r.status in ("failed", "interrupted"), r.status
+    assert r.status in ("failed", "interrupted"), f"{r.status}\n{out[-3000:]}"
     assert r.last_complete_round >= 0 and len(r.rounds()) == r.last_complete_round + 1
 
 
@@ -452,12 +452,12 @@ def test_paper_dying_rank_leaves_a_resumable_run(tmp_path):
     else:
         p.kill()
         pytest.fail("the 2-process run never committed an epoch")
-    _kill_a_rank(p)
+    out = _kill_a_rank(p)
     r = RunReader(tmp_path / "r")
     if p.returncode == 0 and r.status == "complete":
         pytest.skip("the run finished before the kill landed (a fast machine)")
     assert p.returncode != 0
-    assert r.status in ("failed", "interrupted"), r.status
+    assert r.status in ("failed", "interrupted"), f"{r.status}\n{out[-3000:]}"
     done = r.last_complete_round
     assert done >= 0 and len(r.rounds()) == done + 1 and done < 39
     _wait(_torchrun(2, [*args, "--resume"]))

@@ -488,3 +488,38 @@ def test_a_model_with_an_unused_parameter_is_scored():
 
     d = docl_scores(SpareHead(), torch.randn(10, 2), torch.randint(0, 3, (10,)))
     assert torch.isfinite(d.score).all()
+
+
+def test_sigterm_landing_while_a_failure_is_recorded_still_leaves_a_stopped_run(tmp_path, monkeypatch):
+    """A peer dies under torchrun: this rank's collective raises, and torchrun's SIGTERM can land
+    while the failure is being written. The run must end marked stopped, never "running"."""
+    from docl_core.trainer import Trainer
+    trainer = Trainer(RunConfig(dataset="moons", curriculum="docl", rounds=3, seed=0, probe_size=4,
+                                device="cpu"), tmp_path / "r")
+
+    def peer_died(*a, **kw):
+        raise RuntimeError("[gloo] Connection closed by peer")
+
+    def sigterm_mid_record(reason):
+        trainer.tracker.writer.meta["status"] = "failed"  # set in memory, never committed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.tracker, "end_round", peer_died)
+    monkeypatch.setattr(trainer.tracker.writer, "fail", sigterm_mid_record)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert RunReader(tmp_path / "r").status == "interrupted"
+
+
+def test_sigterm_interrupts_once_then_is_ignored():
+    """torchrun may signal again while a rank records why it stopped; only the first one raises."""
+    from docl_core.cli import _terminate_as_interrupt
+    previous = _terminate_as_interrupt()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored: the test process lives on
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
