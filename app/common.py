@@ -36,6 +36,8 @@ SCORE_GROUP = ("score", "score_exact", "score_byproduct", "score_fast", "score_p
 HISTORY_GROUP = ("loss", "p_true", "p_clean", "residual_norm", "speed_norm", "selected", "correct", "times_selected",
                  "output0")
 LIVE_REFRESH_S = 3.0  # seconds between refreshes of parts that show a run still training
+FIRST_CHART_REST_S = 1.0  # after a session's first chart: the browser asks for the rest this soon (a shorter
+#                           timer fired while the chart was still being drawn, delaying it: bench_app.py --first-load)
 
 # One colour per curriculum on every page: the core's map, so the dashboard, the benchmark figures
 # and the README plots agree (grey baseline, orange easy-first, purple hard-first, blues for DoCL).
@@ -729,6 +731,44 @@ def live_area(body: Callable[[], None], live: bool) -> None:
         st.fragment(run_every=LIVE_REFRESH_S)(guarded)()
     else:
         guarded()
+
+
+def first_view(live: bool = False) -> bool:
+    """True on a session's first run (a new visitor waiting for the dashboard): the page then draws
+    its key chart and `rest_follows()` below it, and skips the rest. What a page draws below its
+    key chart would otherwise reach the browser with it and be laid out (tables, further charts)
+    before the chart is painted. Never while a run trains (the page is a live fragment then).
+    Measured with `benchmarks/bench_app.py --first-load`."""
+    return not live and not st.session_state.get("_viewed")
+
+
+SIDEBAR_KEYS = ("root", "experiment", "f_curricula", "f_seeds", "f_setting", "focus_run")
+
+
+def end_of_run() -> None:
+    """main.py, after every run: the session's first run is over; its sidebar values are kept for
+    the full run that `rest_follows` asks for."""
+    if not st.session_state.get("_viewed"):
+        st.session_state["_first_view_widgets"] = {k: st.session_state[k] for k in SIDEBAR_KEYS
+                                                   if k in st.session_state}
+    st.session_state["_viewed"] = True
+
+
+def rest_follows() -> None:
+    """Below a first view's key chart: a fragment timer that the browser fires once it is idle
+    again (the chart drawn) asks for a full rerun, which draws the whole page; the chart is
+    unchanged there and is not redrawn. (The run is left to finish normally, not st.stop()ped:
+    a stopped run does not keep the sidebar's widget values.)"""
+    def rest():
+        if st.session_state.get("_viewed"):  # the timer fired after the first run ended
+            # the browser may fire it before it has taken the sidebar's values from the first run (a
+            # select box then reports its first option): the full run gets the first run's values
+            for k, v in st.session_state.get("_first_view_widgets", {}).items():
+                st.session_state[k] = v
+            st.rerun(scope="app")
+        st.caption("Loading the rest of the page…")
+
+    st.fragment(run_every=FIRST_CHART_REST_S)(rest)()
 
 
 class error_box:

@@ -12,11 +12,20 @@ sys.path.insert(0, str(ROOT))  # the repo root, for `app` and `docl_core`
 
 import streamlit as st  # noqa: E402
 
-from app import common  # noqa: E402
+st.set_page_config(page_title="docl — curriculum dynamics", layout="wide")  # the icon: at the end of the run
+# A session's first run: an empty chart while the dashboard's modules load, so that the browser fetches
+# and parses its charting code (plotly.js, the largest script on the page) while Python is still busy,
+# not after the page's first chart arrives. Cleared before the page draws; later runs skip it.
+_opening = st.empty()
+if not st.session_state.get("_viewed"):
+    _opening.plotly_chart({"data": [{"type": "bar", "x": [], "y": []}],
+                           "layout": {"height": 60, "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+                                      "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                      "annotations": [{"text": "Opening the experiment…", "showarrow": False,
+                                                       "font": {"size": 16, "color": "#666666"}}]}},
+                          theme=None, config={"staticPlot": True})
 
-# the favicon is a local file: a :material/…: icon would be fetched from fonts.gstatic.com (fails offline)
-st.set_page_config(page_title="docl — curriculum dynamics", page_icon=str(ROOT / "assets" / "favicon.png"),
-                   layout="wide")
+from app import common  # noqa: E402
 
 PAGES = [
     st.Page("app_pages/compare.py", title="Compare", icon=":material/monitoring:", default=True),
@@ -41,10 +50,15 @@ with common.error_box():
     ctx = common.sidebar()
 st.session_state["_ctx_obj"] = ctx
 
+_opening.empty()
 common.exit_presentation_button()  # the sidebar, with its switch, is hidden while presenting
 try:
     with common.error_box():
         if ctx is not None or page.title in ("New run", "How it works"):
             page.run()
 finally:  # after the page, also when it stops early: torch is imported only once the first page is drawn
+    # the favicon is a local file (a :material/…: icon would be fetched from fonts.gstatic.com, failing
+    # offline); set last, as Streamlit reads it with PIL, whose import would delay the first chart
+    st.set_page_config(page_icon=str(ROOT / "assets" / "favicon.png"))
+    common.end_of_run()  # this session's first run is over (see common.first_view)
     common.warm_up_torch_func()

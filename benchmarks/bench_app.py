@@ -6,8 +6,8 @@
 --first-load: what `streamlit run app/main.py` on the bundled demo (assets/demo) costs before the
 first chart shows. Each trial starts a fresh server, waits for its health endpoint, then opens
 the page in a fresh headless-Chromium context (cold browser cache, executable /usr/bin/chromium)
-and waits until the first plotly chart is drawn; requests to any host but the local server are
-counted. It also times the cold first script run (main.py + the Compare page) with
+and waits until the first plotly chart has drawn a line (an empty placeholder chart does not
+count); requests to any host but the local server are counted. It also times the cold first script run (main.py + the Compare page) with
 streamlit.testing.v1.AppTest in a fresh process, in wall-clock and process-CPU seconds, and
 says whether torch was imported by then. Beside them runs a floor: a bare Streamlit app that
 draws one plotly chart, measured the same way; and the seconds Chromium's page thread was busy
@@ -154,7 +154,7 @@ def first_chart(tree: Path, browser) -> dict:
                 and urlparse(r.url).hostname not in ("127.0.0.1", "localhost") else None)
         t1 = time.perf_counter()
         page.goto(url, wait_until="domcontentloaded")
-        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=180_000)
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .scatterlayer .js-line', timeout=180_000)
         out["chart"] = time.perf_counter() - t1
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         out["renderer"] = metrics.get("TaskDuration")  # s the page's main thread was busy (parse, script, layout)

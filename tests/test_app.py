@@ -67,7 +67,7 @@ def open_app(root: Path, monkeypatch, page: str | None = None, presentation: boo
     at.run()
     if page and page != "compare":
         at.switch_page(f"app_pages/{page}.py")
-        at.run()
+    at.run()  # Compare's first view draws its key chart only; the browser then asks for this full run
     return at
 
 
@@ -1408,3 +1408,26 @@ def test_frontier_demo_selection_follows_the_exact_score():
                 assert np.median(pcts) > views.HARDER + 0.15 and min(pcts) > 0.5, (seed, pcts)
             else:  # a uniform draw of ≥ 100 samples: within 4 standard errors of the middle
                 assert max(abs(p - 0.5) for p in pcts) < 0.1, (seed, pcts)
+
+
+def test_a_first_view_draws_the_key_chart_then_the_whole_page_with_the_same_sidebar(exp_paper, monkeypatch):
+    """A session's first run draws Compare's accuracy chart and a timer, nothing below it; the
+    timer's run (here: the next run) draws the whole page with the sidebar values of the first."""
+    monkeypatch.setenv("DOCL_RUNS", str(exp_paper))
+    at = AppTest.from_file(MAIN, default_timeout=90)
+    at.run()
+    ok(at)
+    assert chart_titles(at) == ["Test accuracy per curriculum"]
+    assert any("Loading the rest of the page" in c.value for c in at.caption)
+    assert not at.table and not at.metric and not at.subheader
+    first = {k: at.session_state[k] for k in ("root", "f_curricula", "f_seeds", "focus_run")}
+    assert at.session_state["_first_view_widgets"] == first
+    at.run()
+    ok(at)
+    titles = chart_titles(at)
+    assert titles[0] == "Test accuracy per curriculum" and len(titles) >= 2
+    assert at.table and at.metric and "Runs in this experiment" in [s.value for s in at.subheader]
+    assert not any("Loading the rest" in c.value for c in at.caption)
+    assert {k: at.session_state[k] for k in first} == first
+    at.run()  # and from then on every run is the whole page
+    assert len(chart_titles(at)) == len(titles) and at.table

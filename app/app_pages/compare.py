@@ -15,6 +15,7 @@ st.caption((f"Does DoCL beat {views.and_list(_others)} on this experiment, and a
             "and at what cost in computation?"))
 summary = ctx.summary()
 live = any(r.is_live for r in ctx.runs)
+first_view = common.first_view(live)
 if ctx.runs:  # what this experiment is, in one line, before any chart
     meta = ctx.runs[0].meta
     cfg = meta.get("config") or {}
@@ -95,6 +96,9 @@ def curves():
                  + f"Every curriculum but SGD trains on k_t samples per {word}: one that picks a narrow slice early "
                  f"(see the class balance on Selected subsets) can trail {common.legend_label(ref)} until k_t grows.",
                  key="cmp_curve")
+    if first_view:  # a new visitor sees this chart before the rest of the page is sent
+        common.rest_follows()
+        return
     common.download(df, f"{ctx.exp_dir.name}-{metric}-by-{x}", key="dl_curves")
 
     # winners only when the data says so: paired by seed against the reference, 95 % t-interval
@@ -243,5 +247,5 @@ def runs_table():
     st.markdown("Status per run: ● running runs refresh on their own; failed runs show why they stopped.")
 
 
-if not common.presenting():
+if not common.presenting() and not first_view:
     runs_table()
