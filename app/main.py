@@ -12,7 +12,9 @@ sys.path.insert(0, str(ROOT))  # the repo root, for `app` and `docl_core`
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="docl — curriculum dynamics", layout="wide")  # the icon: at the end of the run
+# the favicon is a local file: a :material/…: icon would be fetched from fonts.gstatic.com (fails offline)
+st.set_page_config(page_title="docl — curriculum dynamics", page_icon=str(ROOT / "assets" / "favicon.png"),
+                   layout="wide")
 # A session's first run: an empty chart while the dashboard's modules load, so that the browser fetches
 # and parses its charting code (plotly.js, the largest script on the page) while Python is still busy,
 # not after the page's first chart arrives. Cleared before the page draws; later runs skip it.
@@ -57,8 +59,5 @@ try:
         if ctx is not None or page.title in ("New run", "How it works"):
             page.run()
 finally:  # after the page, also when it stops early: torch is imported only once the first page is drawn
-    # the favicon is a local file (a :material/…: icon would be fetched from fonts.gstatic.com, failing
-    # offline); set last, as Streamlit reads it with PIL, whose import would delay the first chart
-    st.set_page_config(page_icon=str(ROOT / "assets" / "favicon.png"))
     common.end_of_run()  # this session's first run is over (see common.first_view)
     common.warm_up_torch_func()

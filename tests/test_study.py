@@ -206,6 +206,12 @@ def test_convergence_and_noise_sentences_flip():
     assert flat["gain"] == pytest.approx(0.1) and rising["gain"] == pytest.approx(2.0)
     assert "has converged" in reading.convergence("SGD", "x", flat)
     assert "**not** converged" in reading.convergence("SGD", "x", rising)
+    # a mean below the threshold whose interval reaches above it is no verdict
+    noisy = pd.DataFrame([{"seed": s, "epoch": e, "test_acc": 0.9 + ((0.02 if s % 2 else -0.015) if e == 19 else 0)}
+                          for s in range(5) for e in range(20)])
+    unclear = stats.convergence(noisy)
+    assert unclear["gain"] < stats.CONVERGED_POINTS < unclear["high"] and unclear["state"] == "unclear"
+    assert not unclear["converged"] and "cannot be told" in reading.convergence("SGD", "x", unclear)
     base = pd.Series([0.2] * 5)
     low = stats.share_vs_base(pd.Series([0.10, 0.12, 0.09, 0.11, 0.10]), base)
     high = stats.share_vs_base(pd.Series([0.30, 0.32, 0.29, 0.31, 0.30]), base)

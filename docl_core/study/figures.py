@@ -154,6 +154,7 @@ def budget(title: str, panels):
     import plotly.graph_objects as go
     fig = go.Figure()
     styles = {"SGD": color("sgd"), "Random": color("random")}
+    budgets = sorted({int(e) for _, pts in panels for e, r in pts if r and r.get("n")})
     for i, (name, pts) in enumerate(panels):
         pts = [(e, r) for e, r in pts if r and r.get("n")]
         if not pts:
@@ -168,6 +169,8 @@ def budget(title: str, panels):
                                               arrayminus=np.nan_to_num(m - lo), thickness=1.5)))
     fig.add_hline(y=0, line=dict(color="#888", dash="dash", width=1))
     fig.update_layout(title=f"{title}: DoCL's difference against the epoch budget (95% intervals)",
-                      xaxis=dict(title="epochs E", type="log"), yaxis=dict(title="accuracy points"),
+                      xaxis=dict(title="epochs E (log scale)", type="log", tickvals=budgets,  # the budgets only
+                                 ticktext=[str(b) for b in budgets], minor=dict(showgrid=False)),
+                      yaxis=dict(title="DoCL − baseline (accuracy points)"),
                       template="plotly_white", legend=dict(orientation="h", y=-0.2))
     return fig

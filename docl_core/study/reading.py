@@ -43,10 +43,14 @@ def convergence(curriculum: str, title: str, c: dict) -> str:
                f"([{_num(c['low'])}, {_num(c['high'])}], {c['n']} seeds)")
     if c["converged"]:
         falls = " (it even falls: the interval lies below 0)" if np.isfinite(c["high"]) and c["high"] < 0 else ""
-        return (f"{curriculum} has converged on {title}: {numbers}, below the {CONVERGED_POINTS} points we call "
-                f"flat{falls}.")
-    return (f"{curriculum} has **not** converged on {title}: {numbers}, not below {CONVERGED_POINTS} points; "
-            "read this column as a budget-limited comparison.")
+        return (f"{curriculum} has converged on {title}: {numbers}, the whole interval below the "
+                f"{CONVERGED_POINTS} points we call flat{falls}.")
+    if c.get("state") == "unclear":
+        return (f"Whether {curriculum} has converged on {title} cannot be told from these seeds: {numbers}; the "
+                f"interval reaches above the {CONVERGED_POINTS} points we call flat. Read this column as possibly "
+                "budget-limited.")
+    return (f"{curriculum} has **not** converged on {title}: {numbers}, the interval at or above "
+            f"{CONVERGED_POINTS} points; read this column as a budget-limited comparison.")
 
 
 def noisy_share(curriculum: str, r: dict) -> str:

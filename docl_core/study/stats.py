@@ -67,7 +67,9 @@ def convergence(curves: pd.DataFrame, col: str = "test_acc", scale: float = 100.
 
     gain = mean over seeds of [final value − best value reached by the epoch at (1 − LAST_FRACTION)·E];
     the best-so-far rather than the value at that epoch, because restarts of the cosine make the
-    curve saw-toothed. Converged when gain < CONVERGED_POINTS. → {gain, low, high, n, epochs, cut, converged}.
+    curve saw-toothed. Read with its 95% interval over seeds: "flat" when the whole interval lies
+    below CONVERGED_POINTS, "rising" when it lies at or above, "unclear" otherwise (the seeds cannot
+    tell). → {gain, low, high, n, epochs, cut, converged (flat), state}.
     """
     if not len(curves):
         return {}
@@ -80,8 +82,10 @@ def convergence(curves: pd.DataFrame, col: str = "test_acc", scale: float = 100.
         if len(before) and len(g):
             gains.append((float(g[col].iloc[-1]) - float(before.max())) * scale)
     m, lo, hi, n = paired_ci(gains)
+    state = ("flat" if np.isfinite(hi) and hi < CONVERGED_POINTS else
+             "rising" if np.isfinite(lo) and lo >= CONVERGED_POINTS else "unclear")
     return {"gain": m, "low": lo, "high": hi, "n": n, "epochs": epochs, "cut": cut,
-            "converged": bool(np.isfinite(m) and m < CONVERGED_POINTS)}
+            "converged": state == "flat", "state": state}
 
 
 def share_vs_base(shares: pd.Series, base: pd.Series) -> dict:
