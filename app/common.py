@@ -24,7 +24,8 @@ if str(REPO) not in sys.path:  # `streamlit run app/main.py` without `pip instal
 
 from docl_core import views  # noqa: E402
 from docl_core.config import config_differences  # noqa: E402
-from docl_core.names import CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS  # noqa: E402 (torch-free)
+from docl_core.names import (CURRICULA, CURRICULUM_COLORS, CURRICULUM_LABELS,  # noqa: E402 (torch-free)
+                             curriculum_display)
 from docl_core.store import ExperimentReader, RunReader, RunStoreError, is_run_dir, list_experiments  # noqa: E402
 
 log = logging.getLogger("docl.app")
@@ -73,7 +74,7 @@ def framed_thumbnail(png: bytes, noisy: bool, side: int = 96) -> Image.Image:  #
 
 
 def curriculum_label(name: str) -> str:
-    return _LABELS.get(name, str(name))
+    return _LABELS.get(name) or curriculum_display(str(name))
 
 
 def legend_label(name: str) -> str:
@@ -219,7 +220,8 @@ def plural(n: int, word: str, many: Optional[str] = None) -> str:
 
 # config fields that may differ between runs pooled as one setting: what a seed band averages over
 # (seed), what the curves separate (curriculum), and where or how often it ran (not what it learned)
-_POOLED_FIELDS = {"seed", "curriculum", "name", "device", "checkpoint_every", "deterministic"}
+# curriculum, and for `score` runs the score and direction (part of the curriculum's name: RunReader.curriculum)
+_POOLED_FIELDS = {"seed", "curriculum", "score", "prefer", "name", "device", "checkpoint_every", "deterministic"}
 
 
 def _setting_differences(a: dict, b: dict) -> list[tuple]:

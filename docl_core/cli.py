@@ -17,6 +17,7 @@ from dataclasses import fields
 
 from .config import (CURRICULA, ESTIMATORS, PRECISIONS, PREFER, PRESETS, PROTOCOLS, SCORE_CURRICULUM,
                      SELECTION_SCORES, RunConfig, Schedule, paper_flag)
+from .names import run_curriculum
 from .protocol import PaperSchedule
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
@@ -207,7 +208,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .trainer import train_run
     cfg = config_from_args(a, a.curriculum, a.seed)
     out = _check_out(Path(a.out))
-    name = a.name or f"{cfg.curriculum}-s{cfg.seed}"
+    name = a.name or f"{run_curriculum(cfg.to_dict())}-s{cfg.seed}"
     if "/" in name or name.startswith("."):
         raise ValueError(f"run name {name!r} must be a plain folder name (no '/' or leading '.')")
     if (out / name).exists() and not (out / name).is_dir():
@@ -236,7 +237,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
     jobs = [(c, s) for s in seeds for c in curricula]
     for c, s in tqdm(jobs, desc="compare", unit="run", disable=a.no_progress):
         cfg = config_from_args(a, c, s)
-        train_run(cfg, out / f"{c}-s{s}", resume=True, progress=False)
+        train_run(cfg, out / f"{run_curriculum(cfg.to_dict())}-s{s}", resume=True, progress=False)
     print_summary(out)
     return 0
 

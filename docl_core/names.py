@@ -20,3 +20,26 @@ CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL
 # The curricula that select by the DoCL score (make_curriculum(name).needs_scores): for the others
 # the per-round score pass is logging for the dashboard, not a cost of the method.
 SELECTS_BY_SCORE = frozenset({"docl-nr", "docl"})
+
+
+# The `score` curriculum selects by any logged score, easy or hard first: each (score, direction) is
+# its own curriculum in tables and legends ("score-el2n-hard"), so two such runs are never pooled.
+SCORE_LABELS = {"el2n": "EL2N", "grand": "GraNd", "aum": "AUM", "exact": "a (exact)", "byproduct": "a (byproduct)",
+                "fast": "a (fast)", "paper": "a (authors' byproduct)", "none": "no score"}
+
+
+def run_curriculum(config: dict) -> str:
+    """The name a run is compared under: its curriculum, or for a `score` run the score and the
+    direction it selects by, "score-<score>-<hard|easy>" (the default run folder name's stem)."""
+    cur = config.get("curriculum") or "custom"
+    if cur != "score":
+        return cur
+    return f"score-{config.get('score') or config.get('estimator') or 'exact'}-{config.get('prefer') or 'hard'}"
+
+
+def curriculum_display(name: str) -> str:
+    """"DoCL", "SGD", …; a score run's name reads "EL2N, hard first"."""
+    if name.startswith("score-") and name.count("-") >= 2:
+        score, prefer = name[len("score-"):].rsplit("-", 1)
+        return f"{SCORE_LABELS.get(score, score)}, {prefer} first"
+    return CURRICULUM_LABELS.get(name, name)

@@ -248,7 +248,10 @@ class RunReader:
 
     @property
     def curriculum(self) -> str:
-        return self.meta.get("config", {}).get("curriculum", self.meta.get("curriculum", "custom"))
+        """The curriculum, or for a `score` run "score-<score>-<hard|easy>" (names.run_curriculum)."""
+        from .names import run_curriculum
+        cfg = self.meta.get("config") or {}
+        return run_curriculum(cfg) if cfg.get("curriculum") else self.meta.get("curriculum", "custom")
 
     @property
     def seed(self) -> int:

@@ -450,3 +450,35 @@ def test_page_on_synthetic_runs(monkeypatch):
             n=60, rounds=3, kind="curve1d", seeds=(0,), curricula=("random", "docl"), running=False, failed=False))
         at = _open(curve, monkeypatch, run="random-s0")
         _ok(at)  # regression, no driving score: a short message or charts, never a traceback
+
+
+def test_score_runs_are_curricula_named_by_score_and_direction(tmp_path, monkeypatch):
+    """Two `score` runs with different scores or directions get their own default folders and are
+    two curricula, in one setting with DoCL: compared side by side, never pooled, never split off."""
+    from docl_core.cli import main
+    from docl_core.names import curriculum_display, run_curriculum
+    from docl_core.store import ExperimentReader
+    base = ["run", "--dataset", "moons", "--rounds", "2", "--probe-size", "0", "--device", "cpu", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main([*base, "--curriculum", "score", "--score", "el2n", "--prefer", "hard"]) == 0
+    assert main([*base, "--curriculum", "score", "--score", "forgetting", "--prefer", "easy"]) == 0
+    assert main([*base, "--curriculum", "docl"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "docl-s0", "score-el2n-hard-s0", "score-forgetting-easy-s0"]
+    exp = ExperimentReader(tmp_path)
+    assert sorted(r.curriculum for r in exp.runs) == ["docl", "score-el2n-hard", "score-forgetting-easy"]
+    assert curriculum_display("score-el2n-hard") == "EL2N, hard first"
+    assert curriculum_display("score-forgetting-easy") == "forgetting, easy first"
+    assert run_curriculum({"curriculum": "score", "score": "aum", "prefer": "easy"}) == "score-aum-easy"
+    assert run_curriculum({"curriculum": "spl"}) == "spl"
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("DOCL_RUNS", str(tmp_path))
+    at = AppTest.from_file(str(REPO / "app" / "main.py"), default_timeout=120)
+    at.run()
+    at.run()  # the full Compare page (its first view draws the key chart only)
+    assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+    assert not [s for s in at.sidebar.selectbox if s.label == "Setting"]  # one setting, not three
+    assert set(at.sidebar.multiselect(key="f_curricula").value) == {"docl", "score-el2n-hard", "score-forgetting-easy"}
+    import json
+    legend = {tr.get("name") for el in at.get("plotly_chart") for tr in json.loads(el.proto.spec)["data"]}
+    assert {"EL2N, hard first", "forgetting, easy first", "DoCL"} <= legend
