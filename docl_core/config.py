@@ -18,7 +18,8 @@ SAMPLE_SCORES = {
     "grand": "high",        # ‖g_i‖ = ‖∇θ ℓ_i‖, the per-sample gradient norm (GraNd; --log-grad-norms)
     "margin": "low",        # f_y − max_{c≠y} f_c, the given-label logit minus the largest other
     "entropy": "high",      # −Σ_c p_c log p_c of the prediction
-    "forgetting": "high",   # correct → wrong transitions between consecutive presentations (Toneva et al. 2019)
+    "forgetting": "high",   # correct → wrong transitions between consecutive presentations (Toneva et al. 2019);
+                            # never predicted right: presentations + the most any sample had, above every learned one
     "aum": "low",           # the margin averaged over presentations (area under the margin, Pleiss et al. 2020)
     "confidence": "low",    # mean of p(given label) over the rounds so far (data maps, Swayamdipta et al. 2020)
     "variability": "high",  # its standard deviation over the rounds so far

@@ -86,8 +86,12 @@ class PresentationLog:
     """Forgetting events and the area under the margin (AUM), accumulated per presentation: each row
     of outputs a training loop passes to `on_batch` presents one sample (Toneva et al. 2019 count a
     forgetting event when a sample predicted right at one presentation is wrong at its next; Pleiss
-    et al. 2020 average the margin f_y − max_{c≠y} f_c over presentations). Classification only:
-    for regression both stay NaN. Ids within one batch are distinct (one presentation each)."""
+    et al. 2020 average the margin f_y − max_{c≠y} f_c over presentations). A sample presented but
+    never predicted right is, as in Toneva et al., more forgettable than any learned one: its
+    forgetting is its own number of presentations plus the most presentations any sample has had
+    (a learned sample's events number at most half of its own presentations), so it ranks above
+    every learned sample, and among the never-learned ones the longer-presented first. Classification only: for regression both stay NaN. Ids within one
+    batch are distinct (one presentation each)."""
 
     def __init__(self, y: torch.Tensor, task: str):
         n, dev = y.shape[0], y.device  # kept on the labels' device: no host sync per batch
@@ -95,6 +99,7 @@ class PresentationLog:
         self.count = torch.zeros(n, dtype=torch.long, device=dev)          # (N,) presentations so far
         self.forgetting = torch.zeros(n, dtype=torch.long, device=dev)     # (N,) correct → wrong transitions
         self.last_correct = torch.zeros(n, dtype=torch.bool, device=dev)   # (N,) right at the last presentation
+        self.learned = torch.zeros(n, dtype=torch.bool, device=dev)        # (N,) right at some presentation
         self.margin_sum = torch.zeros(n, dtype=torch.float64, device=dev)  # (N,) Σ margins over presentations
 
     def record(self, ids: torch.Tensor, outputs: torch.Tensor) -> None:
@@ -106,24 +111,31 @@ class PresentationLog:
             correct = out.argmax(1) == y
             self.forgetting[ids] += ((self.count[ids] > 0) & self.last_correct[ids] & ~correct).long()
             self.last_correct[ids] = correct
+            self.learned[ids] |= correct
             self.margin_sum[ids] += output_scores(out, y, self.task)["margin"].double()
         self.count[ids] += 1
 
     def scores(self) -> dict[str, torch.Tensor]:
-        """forgetting (N,) (0 before any presentation), aum (N,) (NaN before any), presentations (N,)."""
+        """forgetting (N,) (0 before any presentation; presentations + the most presentations of
+        any sample if never learned), aum (N,) (NaN before any), presentations (N,)."""
         seen = self.count > 0
         if self.task != "classification":
             nan = torch.full(self.count.shape, float("nan"), dtype=torch.float64, device=self.count.device)
             return {"forgetting": nan, "aum": nan.clone(), "presentations": self.count.clone()}
         aum = torch.where(seen, self.margin_sum / self.count.clamp_min(1), torch.full_like(self.margin_sum, float("nan")))
-        return {"forgetting": self.forgetting.clone(), "aum": aum, "presentations": self.count.clone()}
+        never = seen & ~self.learned
+        forgetting = torch.where(never, self.count + self.count.max(), self.forgetting)
+        return {"forgetting": forgetting, "aum": aum, "presentations": self.count.clone()}
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: getattr(self, k).cpu().clone() for k in ("count", "forgetting", "last_correct", "margin_sum")}
+        return {k: getattr(self, k).cpu().clone()
+                for k in ("count", "forgetting", "last_correct", "learned", "margin_sum")}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for k, v in state.items():
             setattr(self, k, v.to(self.y.device).clone())
+        if "learned" not in state:  # a checkpoint from before `learned`: right at the last presentation, or forgot
+            self.learned = self.last_correct | (self.forgetting > 0)
 
 
 def per_sample_grad_norms(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",

@@ -59,8 +59,11 @@ def test_regression_scores():
 
 
 def _plain_forgetting_and_aum(batches, y, n):
-    """Forgetting counts and AUM by a plain loop over the recorded presentations."""
+    """Forgetting counts and AUM by a plain loop over the recorded presentations; a sample presented
+    but never predicted right counts its presentations plus the most presentations of any sample
+    (Toneva et al.: never learned ranks above every learned sample)."""
     last, count, forgets, margins = [None] * n, [0] * n, [0] * n, [[] for _ in range(n)]
+    ever = [False] * n
     for ids, out in batches:
         for row, i in enumerate(ids.tolist()):
             f = out[row].tolist()
@@ -70,9 +73,12 @@ def _plain_forgetting_and_aum(batches, y, n):
             if last[i] is True and not correct:
                 forgets[i] += 1
             last[i] = correct
+            ever[i] = ever[i] or correct
             count[i] += 1
             margins[i].append(f[lab] - max(f[c] for c in range(len(f)) if c != lab))
     aum = [sum(m) / len(m) if m else float("nan") for m in margins]
+    most = max(count)
+    forgets = [count[i] + most if count[i] and not ever[i] else forgets[i] for i in range(n)]
     return forgets, aum, count
 
 
@@ -94,6 +100,21 @@ def test_forgetting_and_aum_against_a_plain_loop():
     assert s["presentations"].tolist() == count
     np.testing.assert_allclose(s["aum"].numpy(), np.array(aum), rtol=1e-6, atol=1e-6, equal_nan=True)
     assert sum(forgets) > 0  # the sequence exercised forgetting at all
+    never = [i for i in range(n) if count[i] and forgets[i] == count[i] + max(count)]
+    learned = [i for i in range(n) if count[i] and i not in never]
+    assert never and learned  # both kinds occurred, and every never-learned sample ranks above every learned one
+    assert min(s["forgetting"][never].tolist()) > max(s["forgetting"][learned].tolist())
+
+
+def test_a_checkpoint_from_before_learned_still_resumes():
+    y = torch.tensor([0, 1, 2])
+    a = PresentationLog(y, "classification")
+    a.record(torch.tensor([0, 1, 2]), torch.eye(3)[[0, 0, 2]])  # 0 and 2 right, 1 wrong
+    old = {k: v for k, v in a.state_dict().items() if k != "learned"}
+    b = PresentationLog(y, "classification")
+    b.load_state_dict(old)
+    assert torch.equal(b.scores()["forgetting"], a.scores()["forgetting"])
+    assert b.scores()["forgetting"].tolist() == [0, 2, 0]  # sample 1: 1 presentation + at most 1
 
 
 def test_presentations_survive_a_checkpoint():
