@@ -11,7 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from docl_core.config import CURRICULA, ESTIMATORS, PROTOCOLS
+from docl_core.config import CURRICULA, ESTIMATORS, PREFER, PROTOCOLS, SCORE_CURRICULUM, SELECTION_SCORES
+from docl_core.names import run_curriculum
 from docl_core.data import DATASETS, check_dataset
 from docl_core.store import is_run_dir
 
@@ -37,10 +38,17 @@ class RunRequest:
     probe_size: int = 64         # kernel probe samples (0: no kernel)
     log_every: str = ""          # paper: "epoch" logs the exact score and kernel every epoch ("": episodes)
     label_column: str = ""       # a .csv dataset's column of labels ("": the column named "label")
+    score: str = "el2n"          # curriculum "score" only: the logged score it selects by (SELECTION_SCORES)
+    prefer: str = "hard"         # curriculum "score" only: hard or easy samples first
+
+    @property
+    def stem(self) -> str:
+        """The curriculum as runs are compared: "docl", or "score-el2n-hard" (names.run_curriculum)."""
+        return run_curriculum({"curriculum": self.curriculum, "score": self.score, "prefer": self.prefer})
 
     @property
     def run_name(self) -> str:
-        return self.name.strip() or f"{self.curriculum}-s{self.seed}"
+        return self.name.strip() or f"{self.stem}-s{self.seed}"
 
 
 def validate(req: RunRequest) -> list[str]:
@@ -48,8 +56,12 @@ def validate(req: RunRequest) -> list[str]:
     errs = []
     if not req.dataset.strip():
         errs.append("Dataset is empty: type a built-in name (e.g. digits) or a path to a .npz/.csv file.")
-    if req.curriculum not in CURRICULA:
-        errs.append(f"Unknown curriculum {req.curriculum!r}: choose one of {', '.join(CURRICULA)}.")
+    if req.curriculum not in (*CURRICULA, SCORE_CURRICULUM):
+        errs.append(f"Unknown curriculum {req.curriculum!r}: choose one of {', '.join((*CURRICULA, SCORE_CURRICULUM))}.")
+    elif req.curriculum == SCORE_CURRICULUM and req.score not in SELECTION_SCORES:
+        errs.append(f"Unknown score {req.score!r}: choose one of {', '.join(SELECTION_SCORES)}.")
+    elif req.curriculum == SCORE_CURRICULUM and req.prefer not in PREFER:
+        errs.append(f"First must be hard or easy, got {req.prefer!r}.")
     if req.estimator not in ESTIMATORS:
         errs.append(f"Unknown estimator {req.estimator!r}: choose one of {', '.join(ESTIMATORS)}.")
     if req.protocol not in PROTOCOLS:
@@ -105,7 +117,7 @@ def problems(req: RunRequest, exp_dir: Path, busy: tuple = ()) -> list[str]:
         else:
             if run_taken(exp_dir, run_dir.name, busy):
                 hint = "" if req.name.strip() else \
-                    f" (seed {next_free_seed(exp_dir, req.curriculum, taken=busy)} is free)"
+                    f" (seed {next_free_seed(exp_dir, req.stem, taken=busy)} is free)"
                 errs.append(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run "
                             f"name or seed{hint}.")
     return errs
@@ -138,6 +150,8 @@ def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) 
            *budget, "--seed", str(int(req.seed)),
            "--out", str(Path(exp_dir).resolve()), "--name", req.run_name,
            "--label-noise", f"{float(req.label_noise):g}", "--estimator", req.estimator]
+    if req.curriculum == SCORE_CURRICULUM:
+        cmd += ["--score", req.score, "--prefer", req.prefer]
     if req.protocol == "steps":  # under paper the authors' k and learning-rate schedules apply
         cmd += ["--k-start", f"{float(req.k_start):g}", "--lr", f"{float(req.lr):g}"]
     if req.label_column.strip():
@@ -192,7 +206,7 @@ def run_taken(exp_dir: Path, name: str, busy: tuple = ()) -> bool:
 
 def next_free_seed(exp_dir: Path, curriculum: str, taken: tuple = ()) -> int:
     """The smallest seed whose default run name is not yet taken in exp_dir (see run_taken;
-    `taken`: run folders of jobs that are starting)."""
+    `curriculum`: the name's stem, RunRequest.stem; `taken`: run folders of jobs that are starting)."""
     seed = 0
     while run_taken(exp_dir, f"{curriculum}-s{seed}", taken):
         seed += 1

@@ -219,3 +219,27 @@ def test_estimator_starts_on_the_experiments_own(monkeypatch):
     at = open_new_run(REPO / "assets" / "demo" / "noisy-digits", monkeypatch)
     assert at.selectbox(key="nr_estimator").value == "paper"
     assert at.selectbox(key="nr_protocol").value == "paper"
+
+
+def test_the_score_curriculum_starts_with_its_score_and_direction(runs, started, monkeypatch):
+    """New run offers `--curriculum score`: picking it shows the score and the direction, and the
+    command and the default folder name carry both."""
+    at = open_new_run(runs / "images", monkeypatch)
+    assert not [s for s in at.selectbox if s.key == "nr_score"]  # only for the score curriculum
+    at.selectbox(key="nr_curriculum").set_value("score").run()
+    assert not errors(at)
+    at.selectbox(key="nr_score").set_value("forgetting").run()
+    at.selectbox(key="nr_prefer").set_value("easy").run()
+    at.button(key="nr_submit").click().run()
+    assert not errors(at) and len(started) == 1
+    cmd = started[0][0]
+    assert arg(cmd, "--curriculum") == "score" and arg(cmd, "--score") == "forgetting" and arg(cmd, "--prefer") == "easy"
+    assert arg(cmd, "--name") == f"score-forgetting-easy-s{arg(cmd, '--seed')}"
+
+
+def test_score_requests_are_checked():
+    ok = launch.RunRequest(curriculum="score", score="aum", prefer="easy")
+    assert ok.run_name == "score-aum-easy-s0" and not launch.validate(ok)
+    assert any("Unknown score 'nope'" in e for e in launch.validate(launch.RunRequest(curriculum="score", score="nope")))
+    assert any("hard or easy" in e for e in launch.validate(launch.RunRequest(curriculum="score", prefer="first")))
+    assert launch.RunRequest(curriculum="docl", score="aum").run_name == "docl-s0"  # the score fields apply to score only

@@ -12,7 +12,8 @@ from pathlib import Path
 import streamlit as st
 
 from app import common, launch
-from docl_core.config import CURRICULA, ESTIMATORS
+from docl_core.config import CURRICULA, ESTIMATORS, PREFER, SCORE_CURRICULUM, SELECTION_SCORES
+from docl_core.names import SCORE_LABELS
 from docl_core.data import DATASETS
 from docl_core.store import RunReader, RunStoreError, is_run_dir
 
@@ -132,7 +133,9 @@ st.session_state.setdefault("nr_name", "")
 if st.session_state.pop("nr_started", False):  # after a start the form moves on to a free seed and the default name
     st.session_state["nr_name"] = ""
     st.session_state["nr_seed_auto"] = st.session_state.get("nr_seed")
-form_curriculum = st.session_state.get("nr_curriculum", "docl")
+form_curriculum = launch.RunRequest(curriculum=st.session_state.get("nr_curriculum", "docl"),
+                                    score=st.session_state.get("nr_score", "el2n"),
+                                    prefer=st.session_state.get("nr_prefer", "hard")).stem
 seed_auto = st.session_state.get("nr_seed_auto")
 if "nr_seed" not in st.session_state or (
         st.session_state["nr_seed"] == seed_auto and not st.session_state["nr_name"].strip()
@@ -144,7 +147,22 @@ c1, c2, c3 = st.columns(3)
 dataset = c1.text_input("Dataset", key="nr_dataset",
                         help=f"A built-in name ({', '.join(DATASETS)}) or a path to a .npz/.csv file or a "
                              f"CIFAR-10 / Fashion-MNIST folder; relative paths start at {launch.REPO}.")
-curriculum = c2.selectbox("Curriculum", CURRICULA, key="nr_curriculum", index=CURRICULA.index("docl"), format_func=common.curriculum_label)
+curriculum = c2.selectbox("Curriculum", (*CURRICULA, SCORE_CURRICULUM), key="nr_curriculum",
+                          index=CURRICULA.index("docl"),
+                          format_func=lambda c: "a logged score (EL2N, forgetting, AUM, …)" if c == SCORE_CURRICULUM
+                          else common.curriculum_label(c),
+                          help="The last option selects through DoCL's machinery by any score the tracker logs, "
+                               "hard or easy first (`--curriculum score`); pick the score below.")
+score, prefer = "el2n", "hard"
+if curriculum == SCORE_CURRICULUM:
+    s1, s2, _ = st.columns(3)
+    score = s1.selectbox("Score", SELECTION_SCORES, key="nr_score", index=SELECTION_SCORES.index("el2n"),
+                         format_func=lambda n: SCORE_LABELS.get(n, n),
+                         help="loss, EL2N, GraNd, margin, entropy, forgetting events, AUM, data-map confidence, "
+                              "variability, correctness, or a DoCL estimator's score a.")
+    prefer = s2.selectbox("First", PREFER, key="nr_prefer",
+                          help="hard: the samples the score calls hard first (a large loss, EL2N, forgetting; a "
+                               "small margin, AUM, confidence); easy: the opposite.")
 estimator = c3.selectbox("Estimator (drives selection)", ESTIMATORS, key="nr_estimator",
                          index=ESTIMATORS.index(config["estimator"]) if config.get("estimator") in ESTIMATORS else 0,
                          format_func=lambda e: ESTIMATOR_LABELS.get(e, e), help=ESTIMATOR_HELP)  # the experiment's
@@ -170,7 +188,7 @@ name = st.text_input("Run name (optional)", key="nr_name", placeholder="<curricu
 request = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(rounds), seed=int(seed),
                             label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
                             lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs),
-                            label_column=label_column)
+                            label_column=label_column, score=score, prefer=prefer)
 problems = launch.problems(request, exp_dir, busy=busy)
 if problems and st.session_state.get("nr_check"):
     st.error("Fix this to start the run:\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/error:")
