@@ -136,7 +136,9 @@ def fidelity(frame: pd.DataFrame):
                               row=1, col=2)
     for c in (1, 2):
         fig.add_hline(y=0, line=dict(color="black", width=1, dash="dot"), row=1, col=c)
-    fig.update_xaxes(title_text="peak learning rate of the epoch", type="log", row=1, col=1)
+    lrs = sorted(frame["lr"].dropna().unique()) if "lr" in frame else []
+    few = dict(tickvals=lrs, ticktext=[f"{v:g}" for v in lrs]) if 0 < len(lrs) <= 6 else {}  # label each one
+    fig.update_xaxes(title_text="peak learning rate of the epoch", type="log", row=1, col=1, **few)
     fig.update_xaxes(title_text="epoch (round)", row=1, col=2)
     fig.update_yaxes(title_text="Spearman ρ (byproduct, exact), all N", row=1, col=1)
     fig.update_layout(title=dict(text="How far the authors' byproduct score is from the exact score"
