@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from .config import ESTIMATORS, SAMPLE_SCORES, SCORE_CURRICULUM
+from .names import SCORE_LABELS
 from .store import RunReader
 
 # column → (short label, the direction in which it means "hard"); estimators' a: large is "hard"
-ESTIMATOR_LABELS = {"exact": "a (exact)", "paper": "a (paper)", "byproduct": "a (byproduct)", "fast": "a (fast)"}
+ESTIMATOR_LABELS = {e: SCORE_LABELS[e] for e in ("exact", "paper", "byproduct", "fast")}
 ATLAS_SCORES: dict[str, tuple[str, str]] = {
     **{f"score_{e}": (label, "high") for e, label in ESTIMATOR_LABELS.items()},
-    **{name: ("GraNd" if name == "grand" else "EL2N" if name == "el2n" else "AUM" if name == "aum" else name,
-              direction) for name, direction in SAMPLE_SCORES.items()},
+    **{name: (SCORE_LABELS.get(name, name), direction) for name, direction in SAMPLE_SCORES.items()},
 }
 DATA_MAP = ("confidence", "variability", "correctness")
 

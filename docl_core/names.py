@@ -24,8 +24,9 @@ SELECTS_BY_SCORE = frozenset({"docl-nr", "docl"})
 
 # The `score` curriculum selects by any logged score, easy or hard first: each (score, direction) is
 # its own curriculum in tables and legends ("score-el2n-hard"), so two such runs are never pooled.
-SCORE_LABELS = {"el2n": "EL2N", "grand": "GraNd", "aum": "AUM", "exact": "a (exact)", "byproduct": "a (byproduct)",
-                "fast": "a (fast)", "paper": "a (authors' byproduct)", "none": "no score"}
+# Short labels of the scores a run can select by (the atlas uses the same ones); other names read as they are.
+SCORE_LABELS = {"el2n": "EL2N", "grand": "GraNd", "aum": "AUM", "exact": "a (exact)", "paper": "a (paper)",
+                "byproduct": "a (byproduct)", "fast": "a (fast)", "none": "no score"}
 
 
 def run_curriculum(config: dict) -> str:

@@ -31,6 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .names import run_curriculum
+
 FORMAT = "docl-run/1"
 RUN_FILE = "run.json"
 # --resume continues after the last committed round; it never rewrites committed files
@@ -249,7 +251,6 @@ class RunReader:
     @property
     def curriculum(self) -> str:
         """The curriculum, or for a `score` run "score-<score>-<hard|easy>" (names.run_curriculum)."""
-        from .names import run_curriculum
         cfg = self.meta.get("config") or {}
         return run_curriculum(cfg) if cfg.get("curriculum") else self.meta.get("curriculum", "custom")
 

@@ -90,8 +90,9 @@ class PresentationLog:
     never predicted right is, as in Toneva et al., more forgettable than any learned one: its
     forgetting is its own number of presentations plus the most presentations any sample has had
     (a learned sample's events number at most half of its own presentations), so it ranks above
-    every learned sample, and among the never-learned ones the longer-presented first. Classification only: for regression both stay NaN. Ids within one
-    batch are distinct (one presentation each)."""
+    every learned sample, and among the never-learned ones the longer-presented first.
+    Classification only: for regression both stay NaN. Ids within one batch are distinct (one
+    presentation each)."""
 
     def __init__(self, y: torch.Tensor, task: str):
         n, dev = y.shape[0], y.device  # kept on the labels' device: no host sync per batch

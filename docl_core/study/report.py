@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures, reading, tables
+from ..views import and_list
 from .reading import interval
 from .suites import Suite, knob_tag
 
@@ -107,7 +108,7 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
 
     arms = list(dict.fromkeys(c for st in suite.settings for c in suite.curricula_of(st)))
     others = [L_(c) for c in arms if c not in ("docl", "docl-none")]
-    against = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + (others[-1] if others else "")
+    against = and_list(others)
     budgets = sorted({st.epochs for st in paper_settings})
     regimes = ([("under the authors' recipe" + (f" at {len(budgets)} budgets" if len(budgets) > 1 else ""))]
                if paper_settings else []) + (["at equal gradient steps"] if steps_settings else [])
@@ -125,7 +126,7 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         L += ["**Paper protocol**: the authors' recipe — episodes of epochs, a new subset every epoch trained in "
               "a fresh random order, at each episode start a full large-batch pass and then the selection from "
               "the score it updated, mean teacher, mixup, their centrality and their byproduct score"
-              + (" — with " + ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1] if named else "")
+              + (" — with " + and_list(named) if named else "")
               + ". Two reports of every run: the last epoch's student (ours, stricter) and the best epoch of "
               "max(student, teacher) (the authors').", ""]
     if steps_settings:
