@@ -6,7 +6,7 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from .names import CURRICULA  # the one list of curricula (torch-free); plus SCORE_CURRICULUM below
+from .names import CURRICULA, LEGACY_ORDER, default_order  # the one list of curricula (torch-free); plus SCORE_CURRICULUM below
 from .protocol import PaperSchedule
 
 ESTIMATORS = ("exact", "byproduct", "fast", "paper", "none")  # none: no score (uniform draw), an ablation
@@ -41,6 +41,8 @@ PRESETS = {
                       "epochs": 300, "lr": 0.1, "k_start": 0.2, "k_growth": 1.1, "k_cap": 0.9, "probe_size": 0},
 }
 LOG_EVERY = ("epoch", "episode")
+# paper protocol: the order in which a subset pass presents its samples (PAPER_PROTOCOL.md "Space")
+ORDERS = ("draw", "shuffle", "reversed")  # the selection's own order | a fresh random order | draw reversed
 
 
 @dataclass
@@ -115,6 +117,11 @@ class RunConfig:
                                      # None: exact (steps), paper (paper); "none": no score, a uniform draw
     log_estimators: Optional[list[str]] = None  # logged beside it; None: byproduct (steps), exact (paper)
     log_every: Optional[str] = None  # paper: exact/fast scores and kernel every "epoch" or "episode" start (default)
+    order: Optional[str] = None      # paper: order of each subset pass (ORDERS). draw: as the selection's weighted
+                                     # draw returned it (the authors'; high score tends to come first); shuffle:
+                                     # a fresh random order; reversed: draw reversed. None: draw, but shuffle for
+                                     # sgd (no draw). sgd with draw/reversed: all N ordered by a weighted draw
+                                     # from the run's estimator (the order-only arm)
     diversity: Optional[str] = None  # facility (stochastic greedy) | centrality | none; None: facility
                                      # (steps), centrality (paper: the authors' per-column preprocessed proxy)
     label_noise: float = 0.0         # fraction of train labels flipped (classification)
@@ -141,6 +148,8 @@ class RunConfig:
                 self.log_estimators.append("paper" if paper else "exact")
         if self.log_every is None and paper:
             self.log_every = "episode"
+        if self.order is None and paper:
+            self.order = default_order(self.curriculum)
         if self.diversity is None:
             self.diversity = "centrality" if paper else "facility"
         if self.curriculum == SCORE_CURRICULUM and self.prefer is None:
@@ -199,6 +208,8 @@ class RunConfig:
                        if getattr(self.paper, f.name) != getattr(PaperSchedule(), f.name)]
             if self.log_every is not None:
                 changed.append("log_every")
+            if self.order is not None:
+                changed.append("order")
             if changed:
                 raise ValueError(f"{', '.join(paper_flag(c) for c in changed)} appl{'ies' if len(changed) == 1 else 'y'} "
                                  "to --protocol paper only: add --protocol paper, or drop "
@@ -206,6 +217,11 @@ class RunConfig:
         else:
             if self.log_every not in LOG_EVERY:
                 raise ValueError(f"unknown --log-every {self.log_every!r}: choose epoch or episode")
+            if self.order not in ORDERS:
+                raise ValueError(f"unknown --order {self.order!r}: choose one of {', '.join(ORDERS)}")
+            if self.order != "shuffle" and self.curriculum == "sgd" and self.estimator == "none":
+                raise ValueError(f"--order {self.order} orders sgd's epochs by a draw from the score, and "
+                                 "--estimator none gives no score: pick an estimator, or --order shuffle")
             self.paper.validate()
 
     def _validate_score(self) -> None:
@@ -233,6 +249,8 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
+        if d.get("protocol") == "paper" and "order" not in d:
+            d["order"] = LEGACY_ORDER  # a run made before the order was a choice
         sched = d.pop("schedule", {}) or {}
         paper = d.pop("paper", {}) or {}
         sk, pk = {f.name for f in fields(Schedule)}, {f.name for f in fields(PaperSchedule)}
@@ -257,6 +275,8 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
     fields as "schedule.lr". Fields missing from an older run's config count as their default."""
     out = []
     defaults = RunConfig().to_dict() if not prefix else {}
+    if not prefix and old.get("protocol") == "paper" and "order" not in old:
+        defaults["order"] = LEGACY_ORDER
     for key in sorted(set(old) | set(new)):
         if not prefix and key in _RESUME_FREE:
             continue

@@ -19,8 +19,13 @@ subsample", deterministic (lazy greedy) is our own variant: with the public code
 
 Under the `paper` protocol (`RoundState.sampling == "paper"`) every curriculum but `sgd` and
 `random` goes through one draw, `_pick_paper`, and differs only in the score w it prefers
-(`_recipe_score`) and how the pool is pruned (`_prune`): the same pool size k0, subset size,
-schedule and (in the trainer) a fresh random order, so a comparison isolates the score.
+(`_recipe_score`) and how the pool is pruned (`_prune`): the same pool size k0, subset size
+and schedule, so a comparison isolates the score. The ids come back in the selection's own
+order, the order the trainer presents them in under `order="draw"` (the authors'): the
+weighted draw's order (successive sampling: high p tends to come first), survivors of the
+authors' prune in the order numpy's argpartition leaves them, survivors of any other prune in
+draw order. Random's order is its uniform draw's (a random order); `sgd` under `draw` orders all
+N by a weighted draw from the score (the order-only arm), else it is not asked.
 
 | name    | w (p ∝ exp(s·(w − max w)))  | from the pool of k0 it keeps                              |
 |---------|-----------------------------|-----------------------------------------------------------|
@@ -152,7 +157,7 @@ class Curriculum:
         """The recipe's draw (PAPER_PROTOCOL.md), the same for every curriculum but its score w:
         p_i ∝ exp(s·(w_i − max w)) with s = 1/τ; a pool of k0 drawn from p without replacement,
         then `_prune` keeps k of it (without a random subsample: k drawn from p ∝ mod·p + centrality).
-        Returns (k ids, p (N,) float64). The ids carry no order: the trainer shuffles every pass."""
+        Returns (k ids in the selection's own order, p (N,) float64)."""
         w = self._recipe_score(state)
         if w is None:  # uniform: the same pool and pruning, no score
             w = torch.zeros(n, dtype=torch.float64, device=state.loss.device)
@@ -165,24 +170,31 @@ class Curriculum:
             return sel.weighted_sample(q.clamp_min(1e-300).log(), state.k, state.generator).to(w.device), p
         k0 = min(n, max(state.k, state.pool if state.pool is not None else state.k))
         pool = sel.weighted_sample(w, k0, state.generator, state.temperature).to(w.device)  # p, without exp
-        if k0 == state.k:
+        if k0 == state.k and not self._authors_prune(state):
             return pool, p
         return pool[self._prune(state, pool, w, p)], p
+
+    def _authors_prune(self, state: RoundState) -> bool:
+        return self._diversity(state) == "centrality" and state.centrality is not None
 
     def _random_subsample(self, state: RoundState) -> bool:
         return state.random_subsample
 
     def _prune(self, state: RoundState, pool: torch.Tensor, w: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """Positions in `pool` of the k kept: the top of mod·p + centrality (the authors' rule), the
-        facility-location objective over the pool's features, or the top of w without diversity."""
+        """Positions in `pool` of the k kept, in the order they are trained under `draw`: the top of
+        mod·p + centrality in the order numpy's argpartition leaves them (the authors' rule, on
+        the same values), or, in draw order, the facility-location objective's picks over the
+        pool's features or the top of w without diversity."""
         diversity = self._diversity(state)
-        if diversity == "centrality" and state.centrality is not None:
-            return sel.top_k(state.mod * p[pool] + state.centrality.to(p.device, p.dtype)[pool], state.k)
+        if self._authors_prune(state):
+            return sel.argpartition_top(state.mod * p[pool] + state.centrality.to(p.device, p.dtype)[pool], state.k)
         feats = state.features[pool] if state.features is not None else None
         if diversity == "facility" and feats is not None:
-            return sel.maximize_facility(w[pool], feats, state.k, state.lam, self.method, state.generator,
+            keep = sel.maximize_facility(w[pool], feats, state.k, state.lam, self.method, state.generator,
                                          self.epsilon)
-        return sel.top_k(w[pool], state.k)
+        else:
+            keep = sel.top_k(w[pool], state.k)
+        return torch.sort(keep).values                            # the draw's order among the kept
 
     def _check(self, state: RoundState) -> tuple[int, int]:
         """Validate the state for this curriculum; returns (N, k)."""
@@ -247,6 +259,19 @@ class SGD(RandomCurriculum):
     def select(self, state: RoundState) -> Selection:
         return super().select(dataclasses.replace(state, k=state.loss.shape[0]))
 
+    def order(self, state: RoundState) -> Selection:
+        """All N in the order of one weighted draw without replacement from p_i ∝ exp(s·(a_i − max a))
+        (s = 1/τ, a = state.score; the paper protocol's DoCL draw, over all N and without a prune):
+        the order-only arm, DoCL's order with none of its selection. p (N,) float64 comes along."""
+        if state.score is None:
+            raise ValueError("sgd ordered by a draw needs scores in state.score: measure them first")
+        sel.check_values(state.score, "scores")
+        n = state.score.shape[0]
+        w = state.score.to(torch.float64)
+        ids = sel.weighted_sample(w, n, state.generator, state.temperature).to(state.score.device)
+        return Selection(indices=ids, weights=torch.ones(n, dtype=torch.float32, device=ids.device),
+                         probability=sampling_probability(w, 1.0 / state.temperature))
+
 
 class SPL(Curriculum):
     """Self-paced learning: the k smallest current losses (easy first; the schedule grows k)."""
@@ -262,13 +287,19 @@ class SPL(Curriculum):
     def _random_subsample(self, state):
         return True
 
+    def _authors_prune(self, state):
+        return False
+
     def _prune(self, state, pool, w, p):
         """The pool's k lowest losses, class-balanced: each class keeps about its share of the
-        training set (given labels), as SPL is usually run, so easy classes cannot take over."""
+        training set (given labels), as SPL is usually run, so easy classes cannot take over.
+        Kept in draw order: a pass sorted by loss would run the easiest samples first."""
         if state.labels is None:
-            return sel.top_k(state.loss[pool], state.k, largest=False)
-        return sel.class_balanced_bottom_k(state.loss[pool], state.labels[pool], state.k,
-                                           sel.class_shares(state.labels))
+            keep = sel.top_k(state.loss[pool], state.k, largest=False)
+        else:
+            keep = sel.class_balanced_bottom_k(state.loss[pool], state.labels[pool], state.k,
+                                               sel.class_shares(state.labels))
+        return torch.sort(keep).values
 
 
 class MCL(Curriculum):

@@ -29,17 +29,41 @@ SCORE_LABELS = {"el2n": "EL2N", "grand": "GraNd", "aum": "AUM", "exact": "a (exa
                 "byproduct": "a (byproduct)", "fast": "a (fast)", "none": "no score"}
 
 
+# Under the paper protocol a subset pass trains in the selection's own order ("draw", the default;
+# sgd: "shuffle"); a run in another order is its own curriculum in tables and legends: "docl@shuffle",
+# "random@reversed", and "sgd@draw", the order-only arm (all N every epoch, ordered by DoCL's draw).
+ORDER_LABELS = {"shuffle": "shuffled", "reversed": "reversed order", "draw": "draw order"}
+SGD_ORDERED_LABEL = "SGD in DoCL's draw order"
+LEGACY_ORDER = "shuffle"  # paper runs made before the order was a choice shuffled every pass
+
+
+def default_order(curriculum: str) -> str:
+    """The paper protocol's default order for a curriculum: sgd has no draw, so it shuffles."""
+    return "shuffle" if curriculum == "sgd" else "draw"
+
+
 def run_curriculum(config: dict) -> str:
     """The name a run is compared under: its curriculum, or for a `score` run the score and the
-    direction it selects by, "score-<score>-<hard|easy>" (the default run folder name's stem)."""
+    direction it selects by, "score-<score>-<hard|easy>" (the default run folder name's stem);
+    a paper run in another order than its default gets "@<order>" ("docl@shuffle")."""
     cur = config.get("curriculum") or "custom"
-    if cur != "score":
-        return cur
-    return f"score-{config.get('score') or config.get('estimator') or 'exact'}-{config.get('prefer') or 'hard'}"
+    if cur == "score":
+        cur = f"score-{config.get('score') or config.get('estimator') or 'exact'}-{config.get('prefer') or 'hard'}"
+    if config.get("protocol") == "paper":
+        order = config.get("order") or LEGACY_ORDER
+        if order != default_order(config.get("curriculum") or ""):
+            cur = f"{cur}@{order}"
+    return cur
 
 
 def curriculum_display(name: str) -> str:
-    """"DoCL", "SGD", …; a score run's name reads "EL2N, hard first"."""
+    """"DoCL", "SGD", …; a score run's name reads "EL2N, hard first"; an order variant
+    "DoCL, shuffled" (sgd@draw: "SGD in DoCL's draw order")."""
+    if "@" in name:
+        base, order = name.rsplit("@", 1)
+        if base == "sgd" and order == "draw":
+            return SGD_ORDERED_LABEL
+        return f"{curriculum_display(base)}, {ORDER_LABELS.get(order, order)}"
     if name.startswith("score-") and name.count("-") >= 2:
         score, prefer = name[len("score-"):].rsplit("-", 1)
         return f"{SCORE_LABELS.get(score, score)}, {prefer} first"

@@ -715,6 +715,19 @@ def top_k(values: torch.Tensor, k: int, largest: bool = True) -> torch.Tensor:
     return torch.sort(values, descending=largest, stable=True).indices[:k].to(torch.int64)
 
 
+def argpartition_top(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of the k largest values in the order `numpy.argpartition(values, -k)[-k:]` gives
+    them, as the authors' prune keeps its survivors (their order is the pass's order). (n,) → (k,).
+
+    numpy's partition is deterministic for given values but not a sort: with k = n it swaps the
+    minimum to the front and leaves the rest in place, so survivors keep most of the draw's order.
+    """
+    check_values(values, "values")
+    k = check_k(k, values.shape[0])
+    v = values.detach().to(torch.float64).cpu().numpy()
+    return torch.from_numpy(np.argpartition(v, -k)[-k:].astype(np.int64)).to(values.device)
+
+
 def weighted_sample(logits: torch.Tensor, k: int, generator: torch.Generator,
                     temperature: float = 1.0) -> torch.Tensor:
     """k draws without replacement with p_i ∝ exp(logits_i / τ), sequentially renormalised.

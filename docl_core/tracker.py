@@ -345,11 +345,13 @@ class DynamicsTracker:
     def end_round(self, metrics: Optional[dict[str, float]] = None, measured: Optional[Measurement] = None,
                   selected: Optional[torch.Tensor] = None, weights: Optional[torch.Tensor] = None,
                   timings: Optional[dict[str, float]] = None, checkpoint: Optional[bytes] = None,
-                  extra_round: Optional[dict[str, Any]] = None) -> int:
+                  extra_round: Optional[dict[str, Any]] = None, order: Optional[torch.Tensor] = None) -> int:
         """Close a round: measure (unless given), evaluate, write the round. Returns its number.
 
         `selected` (ids trained on this round) defaults to the samples passed to on_batch
         since the last round; `measured` defaults to a measurement of the current weights.
+        `order` (ids (k,), distinct, in the order the round's pass presented them) writes each
+        sample's `pass_position` (0-based; −1 outside the pass); left out, no such column.
         """
         t = self.round
         self.end_pass()
@@ -382,6 +384,8 @@ class DynamicsTracker:
         if self.dist.is_writer:
             kernel = measured.kernel  # measured on the same weights as the samples frame
             frame = self.sample_frame(measured, sel, w, data_map)
+            if order is not None:
+                frame["pass_position"] = pass_positions(order, self.N)
             if emb is not None and not self._basis_written:
                 self.writer.write_embedding_basis(self.basis.arrays(), self.basis.info())
                 self._basis_written = True
@@ -700,6 +704,17 @@ def _mask(ids, n: int) -> torch.Tensor:
     m = torch.zeros(n, dtype=torch.bool)
     m[torch.as_tensor(ids).cpu().long()] = True
     return m
+
+
+def pass_positions(order: torch.Tensor, n: int) -> np.ndarray:
+    """(n,) int32: each sample's 0-based position in `order` (k distinct ids), −1 when absent."""
+    ids = torch.as_tensor(order).detach().cpu().long().numpy()
+    if len(np.unique(ids)) != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= n)):
+        raise ValueError(f"order must hold distinct sample ids in [0, {n}): got {len(ids)} ids, "
+                         f"{len(ids) - len(np.unique(ids))} repeated")
+    pos = np.full(n, -1, dtype=np.int32)
+    pos[ids] = np.arange(len(ids), dtype=np.int32)
+    return pos
 
 
 def checkpoint_bytes(state: dict[str, Any]) -> bytes:

@@ -332,7 +332,8 @@ class Trainer:
     def _run_paper(self) -> None:
         """Each epoch: at an episode start (index ≥ 1), centrality and the teacher/student restart,
         then the full large-batch pass; then the state is measured (the score the full pass just
-        updated), the subset selected from it, and trained on in a fresh random order."""
+        updated), the subset selected from it, and trained on in the run's `order`: the
+        selection's own order (draw, the authors'), a fresh random one (shuffle) or draw reversed."""
         cfg, proto = self.cfg, self.protocol
         bar = _progress(range(self.start_round, proto.epochs), self.progress, f"{cfg.curriculum} s{cfg.seed}")
         for e in bar:
@@ -345,31 +346,36 @@ class Trainer:
             t0 = time.perf_counter()
             if plan.full_pass:  # before the selection: it updates every sample's score
                 self._paper_pass(torch.arange(self.N, device=self.device), plan, plan.step_offset,
-                                 full=True, losses=[])
+                                 full=True, losses=[], order="shuffle")
             t_full = time.perf_counter() - t0
             log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
             driving = [cfg.selection_score] if cfg.selection_score in ("exact", "fast", "grand") else []
             measured = self._measure(kernel=log_now, estimators=None if log_now else driving)
             t0 = time.perf_counter()
-            spread = {}
+            spread, order = {}, "shuffle"
             if plan.select and not self.curriculum.full_data:
                 state = self._round_state(ep.index, plan.subset_size, measured, pool=plan.pool_size,
                                           mod=ep.mod * self.mod_ratio)
                 sel = self.curriculum.select(state)
-                ids = sel.indices.to(self.device)
+                ids, order = sel.indices.to(self.device), cfg.order
                 p = sel.probability
                 if p is not None:
                     spread = sampling_spread(p)
                     if self.centrality is not None:
                         p = p.to(self.centrality.device)
                         self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-300))
+            elif plan.select and cfg.order != "shuffle":  # sgd ordered by DoCL's draw: the order-only arm
+                state = self._round_state(ep.index, self.N, measured, with_score=True)
+                sel = self.curriculum.order(state)
+                ids, order = sel.indices.to(self.device), cfg.order
+                spread = sampling_spread(sel.probability)
             else:  # the warm start and the baseline: every sample
                 ids = torch.arange(self.N, device=self.device)
                 spread = sampling_spread(None, self.N) if plan.select else {}
             t_select = time.perf_counter() - t0
             t0 = time.perf_counter()
             losses: list = []
-            self._paper_pass(ids, plan, plan.subset_offset, full=False, losses=losses)
+            trained = self._paper_pass(ids, plan, plan.subset_offset, full=False, losses=losses, order=order)
             t_train = time.perf_counter() - t0 + t_full
             metrics = {"train_loss": sum(losses) / max(1, len(losses))}
             if self.teacher is not None:
@@ -377,7 +383,7 @@ class Trainer:
                                 if k.endswith("_acc") or k.endswith("_mse")})
             alpha = ep.baseline_alpha if self.curriculum.full_data else ep.mixup_alpha
             self.tracker.end_round(
-                metrics=metrics, measured=measured, selected=ids,
+                metrics=metrics, measured=measured, selected=ids, order=trained,
                 timings={"select_time_s": t_select, "train_time_s": t_train, "episode_time_s": t_episode},
                 extra_round={"epoch": e, "episode": ep.index, "full_pass": plan.full_pass,
                              "mixup_alpha": alpha, "pool_size": plan.pool_size, **spread},
@@ -385,13 +391,14 @@ class Trainer:
             _postfix(bar, self.tracker.last_row)
 
     def _round_state(self, t: int, k: int, measured: Measurement, pool: Optional[int] = None,
-                     mod: float = 1.0) -> RoundState:
+                     mod: float = 1.0, with_score: bool = False) -> RoundState:
         cfg, sched = self.cfg, self.cfg.schedule
         paper = self.paper
+        scored = self.curriculum.needs_scores or with_score
         return RoundState(
             t=t, k=k, lam=sched.lam(t), temperature=1.0 / cfg.paper.score_scale if paper else sched.temperature,
             pool_factor=sched.pool_factor, loss=measured.loss,
-            score=self.tracker.score_values(measured, cfg.selection_score) if self.curriculum.needs_scores else None,
+            score=self.tracker.score_values(measured, cfg.selection_score) if scored else None,
             features=measured.features, generator=self.gen, pool=pool,
             sampling="paper" if paper else "standardized", centrality=self.centrality, mod=mod,
             random_subsample=cfg.paper.random_subsample,
@@ -481,10 +488,12 @@ class Trainer:
             self._optimizer_step()
             self.tracker.on_batch(batch, out.detach().float(), lr)
 
-    def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list) -> int:
-        """One pass over ids, in a fresh random order from the run's generator (the order carries
-        nothing of the scores), under the paper recipe; returns the episode's mini-batch counter
-        after it. A full pass accumulates `full_pass_accumulate` mini-batches' mean losses (summed)
+    def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list,
+                    order: str) -> torch.Tensor:
+        """One pass over ids under the paper recipe, its mini-batches consecutive slices of ids in
+        `order`: "draw" as given (the selection's own order, the authors'), "reversed", or
+        "shuffle" (a fresh random order from the run's generator: the full pass, the warm start
+        and sgd); returns the ids in the order trained. A full pass accumulates `full_pass_accumulate` mini-batches' mean losses (summed)
         per optimizer step on the probability-space square loss, with the warm start's mixup α,
         and counts accumulate × lr of pace per mini-batch for the score, as the authors' does.
 
@@ -507,7 +516,10 @@ class Trainer:
         lossf = probability_square_loss if square else (lambda o, t: per_sample_loss(o, t, task))
         batch_stats = plan.epoch == 0  # the authors' teacher is in train mode until the first evaluation
         self.model.train()
-        ids = ids[torch.randperm(len(ids), generator=self.gen).to(ids.device)]
+        if order == "shuffle":
+            ids = ids[torch.randperm(len(ids), generator=self.gen).to(ids.device)]
+        elif order == "reversed":
+            ids = ids.flip(0)
         batches = [ids[s:s + bs] for s in range(0, len(ids), bs)]
         if not full:
             batches = batches[:plan.batches_per_epoch]
@@ -566,7 +578,7 @@ class Trainer:
             losses.extend(per_batch.tolist())
         self._sync_batchnorm()
         self.tracker.end_pass()
-        return counter
+        return torch.cat(batches) if batches else ids[:0]
 
     def _step(self, clip: bool, teacher_counter: int, zero: bool) -> None:
         """One optimizer step on the gradient accumulated so far (zeroed after it when `zero`),

@@ -382,7 +382,7 @@ def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
     gen.set_state(tr.gen.get_state())
     plan = tr.protocol.plan(1)
     assert plan.full_pass and plan.step_offset == 0
-    tr._paper_pass(torch.arange(n), plan, plan.step_offset, full=True, losses=[])
+    tr._paper_pass(torch.arange(n), plan, plan.step_offset, full=True, losses=[], order="shuffle")
 
     # by hand: episode 1 has lr_max 0.1/0.9, lr_min 5e-4 over ceil(N/B) + per mini-batches
     k0 = math.floor(0.2 * 1.1 * n)

@@ -4,7 +4,7 @@ Every expected value here is computed in plain numpy / Python loops from the fac
 /work/shared/PAPER_PROTOCOL.md, never by calling the helper under test and never by replaying
 values our code recorded: swarp and the centrality, the full pass's loss, the mean teacher,
 the sampling distribution, the pool-and-prune draw (by simulation of the authors' numpy rule),
-the mod rescale, mixup, the shuffled subset order, the score a selection reads, and mixup's α.
+the mod rescale, mixup, the shuffled subset order (order="shuffle"), the score a selection reads, and mixup's α.
 """
 import math
 from pathlib import Path
@@ -363,9 +363,9 @@ def _instrument(trainer, events):
 
     real_pass = trainer._paper_pass
 
-    def paper_pass(ids, plan_, counter, full, losses):
+    def paper_pass(ids, plan_, counter, full, losses, **kw):
         events.append(("pass", plan_.epoch, full))
-        out = real_pass(ids, plan_, counter, full, losses)
+        out = real_pass(ids, plan_, counter, full, losses, **kw)
         events.append(("pass_end", plan_.epoch, full))
         return out
 
@@ -507,14 +507,16 @@ def test_mixup_batch_is_a_convex_mix_with_a_permutation():
         assert lam == 1.0 and torch.equal(out, x) and perm.tolist() == list(range(10))
 
 
-# ----------------------------------------------------------------------------- 8. subsets are shuffled
+# ----------------------------------------------------------------------------- 8. order="shuffle"
 
 
-def test_subset_passes_train_in_an_order_unrelated_to_any_key(tmp_path):
-    """PAPER_PROTOCOL 'Space': the subset is trained in an order unrelated to its score (no sorting by
-    loss, centrality or id): the first mini-batch is class-mixed and its losses are not monotone."""
+def test_shuffled_subset_passes_train_in_an_order_unrelated_to_any_key(tmp_path):
+    """PAPER_PROTOCOL 'Space': under order="shuffle" the subset is trained in a fresh random order (no
+    sorting by loss, centrality, id or the selection's own order): the first mini-batch is class-mixed
+    and its losses are not monotone. (The default, "draw", is tested in test_pass_order.py.)"""
     cfg = RunConfig(dataset="digits", curriculum="spl", protocol="paper", seed=2, probe_size=0, device="cpu",
-                    log_estimators=[], label_noise=0.2, paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
+                    log_estimators=[], label_noise=0.2, order="shuffle",
+                    paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
     events = _run_instrumented(cfg, tmp_path / "r")
     checked = 0
     for i, ev in enumerate(events):
