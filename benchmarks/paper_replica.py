@@ -3,6 +3,7 @@ the trainer on the same data, model and seeds.
 
     python benchmarks/paper_replica.py --dataset mnist1d --label-noise 0.2 --epochs 100 --seeds 0,1,2,3,4
     python benchmarks/paper_replica.py ... --ours runs/study/mnist1d-noise20   # side by side with our runs
+    python benchmarks/paper_replica.py ... --order shuffle                       # the subset passes shuffled
 
 It exists to answer one question: when our `--protocol paper` disagrees with the authors' own
 script, is the difference in how our trainer implements the protocol, or somewhere else (the
@@ -58,8 +59,8 @@ def centrality_of(features: np.ndarray) -> np.ndarray:
     return c / c.sum()
 
 
-def replica(dataset: str, noise: float, epochs: int, seed: int, curriculum: bool, batch: int = 64,
-            wd: float = 5e-4) -> dict:
+def replica(dataset: str, noise: float, epochs: int, seed: int, curriculum: bool, subset_order: str = "draw",
+            batch: int = 64, wd: float = 5e-4) -> dict:
     torch.manual_seed(seed)
     ds = load_dataset(dataset, seed=seed, label_noise=noise)
     student = build_model(None, ds)
@@ -91,10 +92,12 @@ def replica(dataset: str, noise: float, epochs: int, seed: int, curriculum: bool
                 if pt.dtype.is_floating_point:
                     pt.mul_(d).add_(ps * (1 - d))
 
-    def run_pass(ids: np.ndarray, a: float, schedule: str, mul: int = 1, square: bool = False):
-        """One pass over ids in a fresh random order → (the teacher's logits per id, the pass's pace)."""
+    def run_pass(ids: np.ndarray, a: float, schedule: str, mul: int = 1, square: bool = False,
+                 keep_order: bool = False):
+        """One pass over ids in a fresh random order, or in the order given (keep_order: a subset as the
+        authors' sampler yields it) → (the teacher's logits per id, the pass's pace)."""
         nonlocal counter, lr_set
-        order = ids[torch.randperm(len(ids), generator=gen).numpy()]
+        order = ids if keep_order else ids[torch.randperm(len(ids), generator=gen).numpy()]
         student.train()
         teacher.train(not teacher_eval)
         out_logits, pass_pace = torch.zeros(len(ids), C), 0.0
@@ -212,7 +215,9 @@ def replica(dataset: str, noise: float, epochs: int, seed: int, curriculum: bool
             pool = rng.choice(N, k0, p=p, replace=False)
             keep = pool[np.argpartition(m * p[pool] + centrality[pool], -subset_size)[-subset_size:]]
             cent_est, mod_est = centrality[keep].sum(), p[keep].sum()
-            order, z, pp = run_pass(keep, alpha, "cosine")
+            if subset_order == "reversed":
+                keep = keep[::-1].copy()
+            order, z, pp = run_pass(keep, alpha, "cosine", keep_order=subset_order != "shuffle")
             update_score(order, z, pp, first=False)
         student_acc = accuracy(student)
         teacher_acc = accuracy(teacher)
@@ -250,6 +255,9 @@ def main() -> int:
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--arms", default="docl,sgd", help="docl (the curriculum) and/or sgd (the authors' baseline)")
     ap.add_argument("--ours", default=None, help="a folder of our runs (ARM-sSEED) of the same setting")
+    ap.add_argument("--order", default="draw", choices=("draw", "shuffle", "reversed"),
+                    help="order of each subset pass: as the draw and the prune return it (the authors'), shuffled, "
+                         "or reversed; compare with our runs of the same --order")
     a = ap.parse_args()
     torch.set_num_threads(1)
     print(f"paper_replica: {a.dataset}, {a.label_noise:.0%} flipped, E = {a.epochs}, seeds {a.seeds}; "
@@ -258,7 +266,7 @@ def main() -> int:
     for arm in a.arms.split(","):
         for seed in map(int, a.seeds.split(",")):
             t0 = time.perf_counter()
-            r = replica(a.dataset, a.label_noise, a.epochs, seed, curriculum=arm == "docl")
+            r = replica(a.dataset, a.label_noise, a.epochs, seed, curriculum=arm == "docl", subset_order=a.order)
             res[arm, seed] = r
             mine = ours(Path(a.ours), arm, seed) if a.ours else None
             print(f"{arm:5s} s{seed}: replica last {r['last']:.2f} best {r['best']:.2f}"

@@ -15,7 +15,7 @@ from typing import Optional
 
 from dataclasses import fields
 
-from .config import (CURRICULA, ESTIMATORS, PRECISIONS, PREFER, PRESETS, PROTOCOLS, SCORE_CURRICULUM,
+from .config import (CURRICULA, ESTIMATORS, ORDERS, PRECISIONS, PREFER, PRESETS, PROTOCOLS, SCORE_CURRICULUM,
                      SELECTION_SCORES, RunConfig, Schedule, paper_flag)
 from .names import run_curriculum
 from .protocol import PaperSchedule
@@ -90,6 +90,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, default=None, help=f"total epochs E (default: {ps.epochs})")
     g.add_argument("--episodes", default=None,
                    help="episode boundaries, e.g. 0,2,4,8 (default: 0,5,10,...,300 scaled to E)")
+    g.add_argument("--order", default=None, choices=ORDERS,
+                   help="order of each subset pass: draw (the selection's own order, high score tending "
+                        "first, as the authors' code trains it), shuffle (a fresh random order) or reversed "
+                        "(draw reversed); for sgd, draw orders all N by a weighted draw from the score "
+                        "(default: draw, shuffle for sgd)")
     g.add_argument("--log-every", default=None, choices=("epoch", "episode"),
                    help="exact/fast scores and kernel at every epoch or at episode starts (default: episode)")
     for f in fields(PaperSchedule):
@@ -139,7 +144,7 @@ def _apply_preset(a: argparse.Namespace) -> None:
 def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunConfig:
     _apply_preset(a)
     paper = a.protocol == "paper"
-    paper_only = ["epochs", "episodes", "log_every"] + [f.name for f in fields(PaperSchedule)
+    paper_only = ["epochs", "episodes", "log_every", "order"] + [f.name for f in fields(PaperSchedule)
                                                          if f.name not in _PAPER_MAPPED | {"epochs", "episodes"}]
     wrong = _given(a, _STEPS_ONLY) if paper else _given(a, paper_only)
     if wrong:
@@ -152,7 +157,8 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
     sched = Schedule(lam_start=a.lam, lam_decay=a.lam_decay,
                      **{k: getattr(a, k) for k in _STEPS_ONLY if k != "rounds" and getattr(a, k) is not None},
                      **({_SHARED[k][0]: v for k, v in shared.items()} if not paper else {}))
-    pkw = {n: getattr(a, n) for n in paper_only if n not in ("log_every", "episodes") and getattr(a, n) is not None}
+    pkw = {n: getattr(a, n) for n in paper_only if n not in ("log_every", "episodes", "order")
+           and getattr(a, n) is not None}
     if a.episodes is not None:
         pkw["episodes"] = _parse_list(a.episodes, int)
     if paper:
@@ -172,6 +178,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     protocol=a.protocol,
                     rounds=a.rounds if a.rounds is not None else RunConfig.rounds, seed=seed,
                     model=a.model, estimator=estimator, log_estimators=logged, log_every=a.log_every,
+                    order=getattr(a, "order", None),
                     score=score, prefer=prefer, log_grad_norms=a.log_grad_norms,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
@@ -179,6 +186,62 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     precision=getattr(a, "precision", RunConfig.precision))
     cfg.validate()
     return cfg
+
+
+# RunConfig fields → the `run` flag that sets them (the paper protocol's own fields: _paper_flag)
+_RUN_FLAGS = {"dataset": "--dataset", "label_column": "--label-column", "score": "--score", "prefer": "--prefer",
+              "log_grad_norms": "--log-grad-norms", "rounds": "--rounds", "seed": "--seed", "model": "--model",
+              "estimator": "--estimator", "log_estimators": "--log-estimators", "log_every": "--log-every",
+              "order": "--order", "diversity": "--diversity", "label_noise": "--label-noise",
+              "batch_size": "--batch-size", "probe_size": "--probe-size", "kernel_full": "--kernel-full",
+              "weight_decay": "--weight-decay", "device": "--device", "deterministic": "--deterministic",
+              "precision": "--precision", "schedule.lam_start": "--lam", "schedule.lam_decay": "--lam-decay",
+              "schedule.lr": "--lr", "schedule.lr_min": "--lr-min", "paper.lr_max": "--lr", "paper.lr_min": "--lr-min"}
+
+
+def run_command(cfg: RunConfig, out: str = "runs/reproduce", name: Optional[str] = None) -> str:
+    """The `python -m docl_core run ...` command line that trains exactly `cfg` into OUT/NAME: a flag
+    for every field that differs from what the command would give without it. Checked by parsing it
+    back (ValueError when a field has no flag, e.g. a changed score_batch_size)."""
+    import shlex
+    head = ["run", "--protocol", cfg.protocol, "--curriculum", cfg.curriculum]
+    plain = _flat(config_from_args(build_parser().parse_args(head), cfg.curriculum, 0).to_dict())
+    want = _flat(cfg.to_dict())
+    args = list(head)
+    shown = {"dataset", "seed", "label_noise", *(("order", "paper.epochs") if cfg.protocol == "paper" else ("rounds",))}
+    for key, value in want.items():
+        if key.startswith("schedule.") and cfg.protocol == "paper" or key.startswith("paper.") and cfg.protocol == "steps":
+            continue
+        if plain.get(key) == value and key not in shown:
+            continue
+        flag = _RUN_FLAGS.get(key) or ("--" + key.split(".", 1)[1].replace("_", "-")
+                                       if key.startswith(("schedule.", "paper.")) else None)
+        if flag is None:
+            raise ValueError(f"no command line gives this run's {key} ({value!r}): it was made through the library")
+        if isinstance(value, bool):
+            if key.startswith("paper."):
+                flag = paper_flag(key.split(".", 1)[1])
+            args.append(flag)
+        elif isinstance(value, (list, tuple)):
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+    args += ["--out", str(out), "--name", name or f"{run_curriculum(cfg.to_dict())}-s{cfg.seed}"]
+    back = _flat(config_from_args(build_parser().parse_args(args), cfg.curriculum, cfg.seed).to_dict())
+    wrong = sorted(k for k in set(want) | set(back) if want.get(k) != back.get(k))
+    if wrong:
+        raise ValueError(f"no command line gives this run's {', '.join(wrong)}: it was made through the library")
+    return "python -m docl_core " + " ".join(shlex.quote(x) for x in args)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
 
 
 def _parse_list(text: str, kind=str) -> list:
@@ -269,20 +332,26 @@ def print_summary(exp_dir: Path) -> None:
     print(table.to_string())
 
 
-DEMOS = {  # folder under assets/demo → (what it is for, label noise, curricula, options beyond the recipe's)
+DEMOS = {  # folder under assets/demo → (what it is for, label noise, arms: (curricula, options beyond the recipe's), ...)
     "clean-digits": ("The recipe as the authors run it, on clean labels: SGD, Random and DoCL driven by the "
                      "authors' byproduct score, with the exact score logged beside it. For accuracy curves and "
                      "for how far the byproduct ranks samples like the exact score.",
-                     0.0, ("sgd", "random", "docl"), ()),
+                     0.0, ((("sgd", "random", "docl"), ()),)),
     "noisy-digits": ("Every curriculum on 20 % flipped labels, under the authors' recipe: which curricula pick "
                      "flipped labels, and who wins the accuracy comparison.",
-                     0.2, CURRICULA, ()),
+                     0.2, ((CURRICULA, ()),)),
     # the same recipe, epochs and data as clean-digits; only the score that drives DoCL differs
     "frontier-digits": ("The mechanism: DoCL driven by the exact score a_i = r_i·v_i (the authors' byproduct "
-                        "logged beside it), Random beside it, on clean labels. Selection follows a_t here: S_t's "
-                        "mean exact-score percentile is 55–89 in epochs 1–15 on all three seeds (Random's 48–53), "
-                        "highest while k_t is small.",
-                        0.0, ("random", "docl"), ("--estimator", "exact", "--log-estimators", "paper")),
+                        "logged beside it), Random beside it, on clean labels: how far S_t follows a_t while "
+                        "k_t is small.",
+                        0.0, ((("random", "docl"), ("--estimator", "exact", "--log-estimators", "paper")),)),
+    # the authors' order (PAPER_PROTOCOL 'Space'): the same recipe, only the order of each subset pass differs
+    "order-digits": ("The order inside a subset pass, on 20 % flipped labels: DoCL trained in its draw's own "
+                     "order (the authors'), the same subsets shuffled and reversed, SGD, and SGD with every "
+                     "epoch ordered by DoCL's draw (the order-only arm). Selected subsets shows the score and "
+                     "the flipped-label share along the pass.",
+                     0.2, ((("sgd", "docl"), ()), (("docl",), ("--order", "shuffle")),
+                           (("docl",), ("--order", "reversed")), (("sgd",), ("--order", "draw")))),
 }
 DEMO_EPOCHS = 16  # digits' test accuracy under `sgd` flattens by then (about 98%)
 ABOUT_FILE = "about.md"  # an experiment folder's one-paragraph purpose; the dashboard shows it
@@ -299,16 +368,24 @@ def cmd_demo(a: argparse.Namespace) -> int:
     steps it fell from 87 to 50 as k_t grew to N in 10 rounds)."""
     import shutil
     out = Path(a.out)
-    if out.exists():
+    only = _parse_list(a.only) if getattr(a, "only", None) else list(DEMOS)
+    unknown = [n for n in only if n not in DEMOS]
+    if unknown:
+        raise ValueError(f"unknown demo {', '.join(unknown)}: choose from {', '.join(DEMOS)}")
+    if out.exists() and set(only) == set(DEMOS):
         shutil.rmtree(out)
     code = 0
-    for name, (purpose, noise, curricula, extra) in DEMOS.items():
-        args = build_parser().parse_args([
-            "compare", "--dataset", "digits", "--curricula", ",".join(curricula), "--seeds", "0,1,2",
-            "--protocol", "paper", "--epochs", str(DEMO_EPOCHS), "--log-every", "epoch",
-            "--label-noise", str(noise), "--out", str(out / name), "--probe-size", "48", "--device", "cpu",
-            *extra] + (["--no-progress"] if a.no_progress else []))
-        code = code or cmd_compare(args)
+    for name, (purpose, noise, arms) in DEMOS.items():
+        if name not in only:
+            continue
+        shutil.rmtree(out / name, ignore_errors=True)
+        for curricula, extra in arms:
+            args = build_parser().parse_args([
+                "compare", "--dataset", "digits", "--curricula", ",".join(curricula), "--seeds", "0,1,2",
+                "--protocol", "paper", "--epochs", str(DEMO_EPOCHS), "--log-every", "epoch",
+                "--label-noise", str(noise), "--out", str(out / name), "--probe-size", "48", "--device", "cpu",
+                *extra] + (["--no-progress"] if a.no_progress else []))
+            code = code or cmd_compare(args)
         (out / name / ABOUT_FILE).write_text(purpose + "\n")
     for ckpt in out.glob("*/*/checkpoint.pt"):  # the demo is for looking, not resuming: keep it small
         ckpt.unlink()
@@ -383,11 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("demo", help="regenerate the bundled demo experiment (assets/demo)")
     p.add_argument("--out", default=str(DEMO_DIR), help="where the demo experiments are written")
+    p.add_argument("--only", default=None, help="comma list of the demos to regenerate, the others left as they "
+                   "are (default: all, the folder rewritten)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("study", help="the comparison study: tune, run, write docs/RESULTS.md")
     p.add_argument("--suite", default="paper", help="paper (the real one: both protocols, ablations, "
-                   "fidelity), budget (DoCL, SGD and Random at E = 30, 100, 300) or quick (a few minutes, for tests)")
+                   "fidelity), budget (DoCL, SGD and Random at E = 30, 100, 300), order (the order inside a subset "
+                   "pass: draw, shuffled, reversed; 10 seeds), steps, or quick / order-quick (a few minutes, for tests)")
     p.add_argument("--out", default="runs/study", help="experiments land in OUT/<setting>")
     p.add_argument("--seeds", type=int, default=None, help="report seeds 0..N-1 (default: the suite's)")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel, one process and thread each")

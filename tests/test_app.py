@@ -1431,3 +1431,59 @@ def test_a_first_view_draws_the_key_chart_then_the_whole_page_with_the_same_side
     assert {k: at.session_state[k] for k in first} == first
     at.run()  # and from then on every run is the whole page
     assert len(chart_titles(at)) == len(titles) and at.table
+
+
+# ----------------------------------------------------------------------------- Selected subsets: order of the pass
+
+
+def test_subsets_order_of_the_pass_states_its_rho(tmp_path, monkeypatch):
+    """A real paper-protocol run that recorded pass_position: the shown epoch's "Order of the pass"
+    chart, its caption naming the order in plain words and ρ as computed from the data."""
+    from docl_core.config import RunConfig
+    from docl_core.protocol import PaperSchedule
+    from docl_core.trainer import train_run
+    root = tmp_path / "order"
+    train_run(RunConfig(dataset="blobs", curriculum="docl", protocol="paper", label_noise=0.2, probe_size=0,
+                        device="cpu", log_estimators=[], paper=PaperSchedule(epochs=4)), root / "docl-s0")
+    run = RunReader(root / "docl-s0")
+    at = open_app(root, monkeypatch, "subsets")
+    ok(at)
+    for t in (2, 0):
+        at.slider(key="sub_round").set_value(t).run()
+        ok(at)
+        titles = chart_titles(at)
+        captions = [m.value for m in at.markdown if m.value.startswith("Order: ")]
+        if t == 0:  # the warm start: a shuffled pass of all samples, no selection to order
+            assert not any(x.startswith("Order of the pass") for x in titles) and not captions
+            assert any("is the warm start" in c.value for c in at.caption)
+            continue
+        assert f"Order of the pass, epoch {t}" in titles
+        sel = views.selection_frame(run, t, run.dataset())
+        rho = views.pass_order_rho(sel)
+        assert np.isfinite(rho)
+        assert len(captions) == 1
+        assert "trained in the selection's own order" in captions[0]
+        assert f"ρ = {rho:+.2f}" in captions[0]
+        assert "flipped labels" in captions[0]  # the run has label noise: the second panel
+        spec = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
+                    if json.loads(el.proto.spec)["layout"].get("title", {}).get("text", "").startswith("Order"))
+        frame = views.pass_order(sel, run.meta["config"]["batch_size"])
+        line = [tr for tr in spec["data"] if tr.get("mode") == "lines+markers"][0]
+        assert np.allclose(_plotly_array(line["y"]), frame["score_mean"])
+        bars = [tr for tr in spec["data"] if tr.get("type") == "bar"][0]
+        assert np.allclose(_plotly_array(bars["y"]), 100 * frame["noisy_share"])
+        assert spec["layout"]["height"] == 260
+
+
+def test_subsets_without_pass_order_draws_no_order_chart(exp_paper, exp, monkeypatch):
+    """Runs without pass_position (synthetic paper runs stand for older ones; steps-protocol runs): no
+    chart and no error, only a one-line note on paper runs."""
+    at = open_app(exp_paper, monkeypatch, "subsets")
+    ok(at)
+    assert not any(t.startswith("Order of the pass") for t in chart_titles(at))
+    assert any("did not record the order" in c.value for c in at.caption)
+    at.sidebar.text_input(key="root").set_value(str(exp)).run()  # the steps protocol: nothing at all
+    ok(at)
+    assert not any(t.startswith("Order of the pass") for t in chart_titles(at))
+    assert not any("did not record the order" in c.value for c in at.caption)
+    assert not any(m.value.startswith("Order: ") for m in at.markdown)

@@ -4,6 +4,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from plotly.colors import hex_to_rgb
+from plotly.subplots import make_subplots
 
 from app import common
 from docl_core import views
@@ -18,6 +20,7 @@ GALLERY = 40  # thumbnails shown per round
 GALLERY_PRESENTED, THUMB_PRESENTED = 12, 132  # Presentation mode: fewer, larger (px) thumbnails, ids readable
 TABLE_ROWS = 200  # selected samples listed per round (tabular data); the download has them all
 MAX_POINTS = 6000  # points drawn in input-space plots
+ORDER_HEIGHT, ORDER_PRESENTED = 260, 300  # px: the "Order of the pass" chart, normally and in Presentation mode
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -100,6 +103,73 @@ def round_view():
         common.download(bal, f"{run.dir.name}-class-balance-r{t}", key="dl_bal")
     common.download(chosen.drop(columns=[c for c in ("thumbnail",) if c in chosen]),
                     f"{run.dir.name}-selected-r{t}", label="Download this round's selection (CSV)", key="dl_sel")
+    _pass_order(sel, t)
+
+
+def _warm_start(t: int) -> bool:
+    """Epoch t of a paper-protocol run is its warm start (episode 0: one shuffled pass over all N, no subset)."""
+    rounds = ctx.rounds()
+    rounds = rounds[rounds["run"] == run.dir.name] if len(rounds) and "run" in rounds else rounds.iloc[:0]
+    if not len(rounds):  # the focus run is not among the runs shown: read its own rounds
+        rounds = run.rounds()
+    if "episode" not in rounds:
+        return False
+    row = rounds[rounds["round"] == t]
+    return bool(len(row)) and pd.notna(row["episode"].iloc[0]) and int(row["episode"].iloc[0]) == 0
+
+
+def _pass_order(sel, t):
+    """Order of the pass: mean score and noise share per mini-batch, in the order the pass trained them."""
+    order = views.pass_order_name(run.meta)
+    if order is None:  # the steps protocol: rounds of steps, no subset pass to order
+        return
+    if "pass_position" not in sel:
+        st.caption(f"This run did not record the order of its {WORD}s' passes (it was made before docl recorded "
+                   "it): train it again to see which samples came first.")
+        return
+    if _warm_start(t):
+        st.caption(f"{WORD.capitalize()} {t} is the warm start: one pass over all samples in a fresh random "
+                   f"order, no subset selected, so there is no order of a selection to show; pick a later {WORD}.")
+        return
+    bs = int((run.meta.get("config") or {}).get("batch_size") or 64)
+    frame = views.pass_order(sel, bs)
+    if not len(frame):
+        st.caption(f"No sample was trained in a subset pass in {WORD} {t}, so there is no order to show.")
+        return
+    n_pass = int(frame["n"].sum())
+    rho = views.pass_order_rho(sel)
+    regression = run.task == "regression"
+    noise = ("corrupted targets" if regression else "flipped labels") if sel["noisy"].any() else None
+    color = common.curriculum_color(run.curriculum)
+    band = (f"rgba({', '.join(str(v) for v in hex_to_rgb(color))}, 0.2)" if color.startswith("#")
+            else "rgba(120, 120, 120, 0.2)")
+    xtitle = "mini-batch along the pass (index)"
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12) if noise else go.Figure()
+    where = dict(row=1, col=1) if noise else {}
+    hover = [f"mini-batch {b} (positions {p}–{p + m - 1}, {m} samples)" for b, p, m in
+             zip(frame["batch"], frame["first_position"], frame["n"])]
+    fig.add_trace(go.Scatter(x=frame["batch"], y=frame["score_q75"], mode="lines", line=dict(width=0),
+                             hoverinfo="skip", showlegend=False), **where)
+    fig.add_trace(go.Scatter(x=frame["batch"], y=frame["score_q25"], mode="lines", line=dict(width=0),
+                             fill="tonexty", fillcolor=band, hoverinfo="skip", showlegend=False), **where)
+    fig.add_trace(go.Scatter(x=frame["batch"], y=frame["score_mean"], mode="lines+markers", name="mean score",
+                             line=dict(color=color, width=2), marker=dict(color=color, size=6), customdata=hover,
+                             hovertemplate="%{customdata}<br>mean score %{y:.3g}<extra></extra>", showlegend=False),
+                  **where)
+    if noise:
+        fig.add_trace(go.Bar(x=frame["batch"], y=100 * frame["noisy_share"], name=noise, customdata=hover,
+                             marker_color="#C44E52", opacity=0.75, showlegend=False,
+                             hovertemplate="%{customdata}<br>" + noise + " %{y:.1f} %<extra></extra>"), row=1, col=2)
+        fig.update_xaxes(title_text=xtitle, row=1, col=2)
+        fig.update_yaxes(title_text=f"{noise} (%)", rangemode="tozero", row=1, col=2)
+        fig.update_xaxes(title_text=xtitle, row=1, col=1)
+        fig.update_yaxes(title_text="score (batch mean)", row=1, col=1)
+    else:
+        fig.update_layout(xaxis_title=xtitle, yaxis_title="score (batch mean)")
+    fig.update_xaxes(tick0=0, dtick=max(1, int(np.ceil(len(frame) / 12))))  # whole mini-batches, about a dozen ticks
+    fig.update_layout(title=f"Order of the pass, {WORD} {t}", height=ORDER_HEIGHT)
+    common.chart(fig, views.pass_order_caption(order, rho, n_pass, WORD, t, bs, noise), key="sub_order",
+                 present_height=ORDER_PRESENTED)
 
 
 def _gallery(chosen, t, count: int = GALLERY, width: int = 96):

@@ -107,8 +107,10 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                   for s in paper_settings}
 
     arms = list(dict.fromkeys(c for st in suite.settings for c in suite.curricula_of(st)))
-    others = [L_(c) for c in arms if c not in ("docl", "docl-none")]
-    against = and_list(others)
+    from .suites import TUNED_AS
+    ordered = [c for c in arms if c in TUNED_AS]  # the ordering ablation's arms: named once, as a family
+    others = [L_(c) for c in arms if c not in ("docl", "docl-none") and c not in ordered]
+    against = and_list(others) + (", each subset curriculum in draw, shuffled and reversed order" if ordered else "")
     budgets = sorted({st.epochs for st in paper_settings})
     regimes = ([("under the authors' recipe" + (f" at {len(budgets)} budgets" if len(budgets) > 1 else ""))]
                if paper_settings else []) + (["at equal gradient steps"] if steps_settings else [])
@@ -124,7 +126,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                              "the score itself adds)"}
         named = [what[c] for c in arms if c in what]
         L += ["**Paper protocol**: the authors' recipe — episodes of epochs, a new subset every epoch trained in "
-              "a fresh random order, at each episode start a full large-batch pass and then the selection from "
+              "the order its weighted draw returns it (high score tends to come first; `--order draw`, the "
+              "authors'), at each episode start a full large-batch pass and then the selection from "
               "the score it updated, mean teacher, mixup, their centrality and their byproduct score"
               + (" — with " + and_list(named) if named else "")
               + ". Two reports of every run: the last epoch's student (ours, stricter) and the best epoch of "
@@ -210,6 +213,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         L += ["", "Verdicts that differ between the two reports: " + ("; ".join(differ) + "." if differ else
                                                                       "none; every verdict holds on both.")]
         L += [""]
+        L += commands_section(suite, paper_settings, chosen, out)
+        L += order_section(paper_settings, D, out)
         L += budget_section(suite, paper_settings, D, figure)
         L += score_section(paper_settings, D)
         L += resemblance_section(paper_settings, D, out)
@@ -666,3 +671,169 @@ def partial_note(missing: list, out: Path) -> str:
     listed = "; ".join(f"{w}: {a} ×{n}" for (w, a), n in sorted(groups.items()))
     return (f"**Partial report**: {len(missing)} planned runs were not complete when this was written (the tables "
             f"show what is; n counts the seeds each number rests on). Missing: {listed}.")
+
+
+ORDER_BASES = (("docl", "DoCL"), ("docl-none", "DoCL (no score)"), ("random", "Random"))
+
+
+def commands_section(suite: Suite, settings, chosen: dict, out: Path) -> list[str]:
+    """The `docl run` command behind every row of the tables: one per arm and setting, for seed 0 (the
+    other seeds change --seed and --name only). Rerunning one reproduces its run bit for bit on this
+    kind of machine (benchmarks/reproduce_cell.py checks a cell)."""
+    from ..cli import run_command
+    L = ["## The command behind each row", "",
+         "Each run of a row was trained by this command with its seed (shown for seed 0; seed S: `--seed S` "
+         "and `--name <arm>-sS`). It reproduces the run bit for bit on this kind of machine; "
+         "`python benchmarks/reproduce_cell.py` reruns one cell and compares.", ""]
+    for s in settings:
+        L += [f"**{s.title}, E = {s.epochs}**" if s.protocol == "paper" else f"**{s.title}**", ""]
+        for c in suite.curricula_of(s):
+            cfg = s.config(c, 0, chosen.get(s.name, {}).get(c, {}))
+            try:
+                cmd = run_command(cfg, out=f"{out}/{s.name}", name=f"{c}-s0")
+            except ValueError as e:
+                cmd = f"(no command line: {e})"
+            L.append(f"- {L_(c)}: `{cmd}`")
+        L.append("")
+    return L
+
+
+def order_section(paper_settings, D: dict, out: Path) -> list[str]:
+    """The ordering ablation: each subset curriculum in draw (the authors'), shuffled and reversed order,
+    the order-only arm (SGD ordered by DoCL's draw), where the flipped labels sit along a pass, and a
+    reading of where DoCL's gain comes from, every sentence from a paired interval."""
+    from .suites import ORDER_VARIANTS
+    settings = [s for s in paper_settings if any(f"{b}-{o}" in D[s.name]["curricula"]
+                                                 for b, _ in ORDER_BASES for o in ORDER_VARIANTS)]
+    if not settings:
+        return []
+    L = ["## The order inside a subset pass", "",
+         "The authors train each subset in the order their weighted draw returns it (successive sampling: high "
+         "p, i.e. high score, tends to come first; their prune keeps the survivors in the order numpy's "
+         "argpartition leaves them). Here every subset curriculum is also run on the same seeds with its "
+         "subsets **shuffled** (a fresh random order: the order carries nothing) and **reversed** (the draw's "
+         "order backwards), and *SGD in DoCL's order* trains all N every epoch in the order of a weighted draw "
+         "from DoCL's score: the order with no selection. Accuracy in points, mean ± std over seeds; differences "
+         "paired by seed, mean [95% t-interval] (seeds better / seeds), bold when the interval excludes 0 in "
+         "favour of the first arm, italic against it.", ""]
+    readings = []
+    for s in settings:
+        d = D[s.name]
+        cur, f = d["curricula"], d["final"]
+        want = [(b, f"{b}-{o}") for b, _ in ORDER_BASES for o in ORDER_VARIANTS if f"{b}-{o}" in cur] + \
+               [("sgd-draw", "sgd"), ("docl", "sgd-draw"), ("docl", "docl-none"), ("docl-shuffle", "docl-none-shuffle"),
+                ("docl", "sgd"), ("docl-shuffle", "sgd"), ("docl", "random"), ("docl-shuffle", "random-shuffle")]
+        last = tables.pairs(f, want, "test_acc", 100.0) if len(f) else {}
+        best = tables.pairs(f, want, "best_acc", 100.0) if len(f) and "best_acc" in f else {}
+        L += [f"### {s.title}, E = {s.epochs}", ""]
+        for key, what, diffs in (("stats", "last epoch, student", last), ("stats_best", "best epoch of max(student, "
+                                                                                     "teacher)", best)):
+            st = d[key]
+            if not st:
+                continue
+            L += [f"**{what.capitalize()}**", "",
+                  "| selection | draw (the authors') | shuffled | reversed | draw − shuffled | draw − reversed |",
+                  "|---|---:|---:|---:|---|---|"]
+            for b, label in ORDER_BASES:
+                cells = []
+                for arm in (b, f"{b}-shuffle", f"{b}-reversed"):
+                    m, sd, n = st.get(arm, (np.nan, np.nan, 0))
+                    cells.append(f"{m:.2f} ± {sd:.2f} (n={n})" if n else "—")
+                L.append(f"| {label} | " + " | ".join(cells) + " | "
+                         + " | ".join(_cell(diffs.get((b, f"{b}-{o}"), {})) for o in ORDER_VARIANTS) + " |")
+            if "sgd-draw" in cur:
+                def ms(arm):
+                    m, sd, n = st.get(arm, (np.nan, np.nan, 0))
+                    return f"{m:.2f} ± {sd:.2f} (n={n})" if n else "— (no complete runs)"
+                L += ["", f"SGD {ms('sgd')}; SGD in DoCL's order {ms('sgd-draw')}: SGD in DoCL's order − SGD "
+                      f"{_cell(diffs.get(('sgd-draw', 'sgd'), {}))}, DoCL − SGD in DoCL's order "
+                      f"{_cell(diffs.get(('docl', 'sgd-draw'), {}))}."]
+            L += [""]
+        prof = tables.pass_profile(out / s.name, d["rounds"], [b for b, _ in ORDER_BASES] + ["sgd-draw"],
+                                   _noisy(out / s.name)) if len(d["rounds"]) else pd.DataFrame()
+        if len(prof):
+            L += ["Where the flipped labels sit along a pass (draw order; means over each run's selecting epochs, "
+                  "then over seeds): the share of flipped labels in the pass's first and last quarter, the paired "
+                  "difference last − first, and Spearman ρ of position in the pass with the score that drove the "
+                  "draw (negative: high score first).", "",
+                  "| arm | first quarter | last quarter | last − first | ρ(position, score) |", "|---|---:|---:|---|---:|"]
+            for arm, g in prof.groupby("arm", sort=False):
+                r = _paired_cols(g, "last_noisy", "first_noisy")
+                L.append(f"| {L_(arm)} | {g['first_noisy'].mean():.1f}% | {g['last_noisy'].mean():.1f}% | "
+                         f"{interval(r)} ({r.get('wins', 0)}/{r.get('n', 0)}) | "
+                         + (f"{g['rho'].mean():+.2f} |" if g["rho"].notna().any() else "— (no score) |"))
+            L += [""]
+        readings.append((s, last, best, prof))
+    L += ["**Reading (computed from the intervals above).**", ""]
+    for s, last, best, prof in readings:
+        L += [f"- **{s.title}**: " + (" ".join(order_reading(last, best, prof)) or "no paired runs yet.")]
+    return L + [""]
+
+
+def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
+    """Sentences on where DoCL's gain comes from, each worded by its interval (reading.compare)."""
+    out = []
+
+    def say(a, b, la, lb):
+        r = last.get((a, b))
+        if r:
+            s = reading.compare(la, lb, r)
+            rb = best.get((a, b))
+            v = reading.verdict(rb["low"], rb["high"]) if rb and rb.get("n") else None
+            if v is not None and v != r.get("verdict"):
+                s += f" On the best epoch of max(student, teacher) the verdict is *{v}* ({interval(rb)})."
+            out.append(s[0].upper() + s[1:])
+        return r or {}
+
+    gain = say("docl", "sgd", "DoCL", "SGD")
+    order = say("docl", "docl-shuffle", "DoCL in its draw's order", "the same recipe shuffled")
+    say("docl", "docl-reversed", "DoCL in its draw's order", "the draw reversed")
+    score_drawn = say("docl", "docl-none", "DoCL", "DoCL without its score (both in draw order)")
+    score_shuffled = say("docl-shuffle", "docl-none-shuffle", "DoCL shuffled", "DoCL without its score shuffled")
+    say("docl-none", "docl-none-shuffle", "DoCL without its score in draw order", "shuffled")
+    only = say("sgd-draw", "sgd", "SGD in DoCL's order", "SGD")
+    say("docl", "sgd-draw", "DoCL", "SGD in DoCL's order")
+    say("random", "random-shuffle", "Random in its draw's (uniform) order", "shuffled")
+
+    def v(r):
+        return r.get("verdict") if r else None
+
+    if v(order) == "beats" and v(score_shuffled) != "beats":
+        out.append("So the gain lives in **the order**: the same subsets trained in the draw's order beat them "
+                   "shuffled, while with shuffled passes the score does not beat a uniform pool.")
+    elif v(order) == "beats":
+        out.append("The order adds to what the score's selection gives: both intervals exclude 0.")
+    elif v(order) is not None:
+        out.append("The order of the pass makes no clear difference here (its interval contains 0)"
+                   + (", and neither does the score with shuffled passes." if v(score_shuffled) not in ("beats", "trails")
+                      else "."))
+    if v(only) == "beats":
+        out.append("The order alone, with no selection at all, already helps SGD.")
+    elif v(only) is not None and v(order) == "beats":
+        out.append("The order alone does not lift SGD, which trains every sample every epoch: it works through "
+                   "the selected subsets.")
+    if len(prof) and "docl" in set(prof["arm"]):
+        g = prof[prof["arm"] == "docl"]
+        r = _paired_cols(g, "last_noisy", "first_noisy")
+        if r.get("n"):
+            where = ("fewer" if r["high"] < 0 else "more" if r["low"] > 0 else "about as many")
+            out.append(f"In DoCL's draw order the last quarter of a pass holds {where} flipped labels than the first "
+                       f"({g['last_noisy'].mean():.1f}% against {g['first_noisy'].mean():.1f}%, last − first "
+                       f"{interval(r)} points).")
+    if v(gain) is not None and v(score_drawn) not in ("beats",) and v(order) == "beats":
+        out.append("Which samples DoCL picks matters less than the order it trains them in.")
+    return out
+
+
+def _paired_cols(g: pd.DataFrame, a: str, b: str) -> dict:
+    from .stats import paired
+    return paired(g.set_index("seed")[[a, b]], a, b)
+
+
+def _noisy(folder: Path) -> pd.Series:
+    """(N,) the flipped-label flag by sample id, from any run's dataset.parquet in the folder."""
+    for f in sorted(folder.glob("*/dataset.parquet")):
+        df = pd.read_parquet(f, columns=["sample_id", "split", "noisy"])
+        df = df[df["split"] == "train"] if "split" in df else df
+        return df.set_index("sample_id")["noisy"].sort_index().astype(bool)
+    return pd.Series(dtype=bool)

@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .suites import Suite, grid_points, knob_tag
+from .suites import ARMS, TUNED_AS, Suite, grid_points, knob_tag
 
 Job = tuple[dict, str]
 
@@ -149,6 +149,9 @@ def choose(suite: Suite, where: list[tuple]) -> tuple[dict, pd.DataFrame]:
                 if np.isfinite(v) and (best_v is None or (v > best_v if higher else v < best_v)):
                     best, best_v = knobs, v
             chosen[s.name][c] = best
+        for c in suite.curricula_of(s):  # an order arm trains with its base arm's tuned knobs
+            if TUNED_AS.get(c) in chosen[s.name]:
+                chosen[s.name][c] = chosen[s.name][TUNED_AS[c]]
     return chosen, cand
 
 
@@ -163,7 +166,7 @@ def ablation_jobs(suite: Suite, out: Path, chosen: dict) -> list[Job]:
     for a in suite.ablations:
         s = suite.setting(a.setting)
         for c in a.curricula:
-            uses_f = make_curriculum(c).uses_diversity
+            uses_f = make_curriculum(ARMS.get(c, (c, {}))[0]).uses_diversity
             for variant, switch in a.variants.items():
                 if "diversity" in switch and not uses_f:
                     continue  # the curriculum has no diversity term: the variant is the full recipe

@@ -22,7 +22,7 @@ from ..protocol import PaperSchedule
 
 _SCHEDULE = {f.name for f in fields(Schedule)}
 _PAPER = {f.name for f in fields(PaperSchedule)} - {"epochs"}
-_RUN = {"diversity", "estimator", "log_estimators", "log_every", "model", "weight_decay", "batch_size"}
+_RUN = {"diversity", "estimator", "log_estimators", "log_every", "model", "weight_decay", "batch_size", "order"}
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,26 @@ class Suite:
 # Arms that are a curriculum with switches: folder and table name → (curriculum, knobs). Their runs
 # live in <setting>/<arm>-s<seed>, and the tables read the arm from the folder name.
 ARMS = {"sgd-decay": ("sgd", {"baseline_alpha_decay": True}),   # our earlier baseline: α decays like DoCL's
-        "docl-none": ("docl", {"estimator": "none"})}          # DoCL's recipe, uniform pool: what the score adds
-ARM_LABELS = {"sgd-decay": "SGD (α decays)", "docl-none": "DoCL (no score)"}
-ARM_COLORS = {"sgd-decay": "#8c8c8c", "docl-none": "#9ecae1"}
+        "docl-none": ("docl", {"estimator": "none"}),          # DoCL's recipe, uniform pool: what the score adds
+        # the order-only arm: all N every epoch (SGD), each epoch ordered by a weighted draw from DoCL's score
+        "sgd-draw": ("sgd", {"order": "draw"})}
+ARM_LABELS = {"sgd-decay": "SGD (α decays)", "docl-none": "DoCL (no score)", "sgd-draw": "SGD in DoCL's order"}
+ARM_COLORS = {"sgd-decay": "#8c8c8c", "docl-none": "#9ecae1", "sgd-draw": "#b07d2b"}
+# The ordering ablation: each subset curriculum's same selections trained in a fresh random order or
+# in its draw reversed (the default, "draw", is the arm itself). An order arm takes its base arm's
+# tuned knobs (TUNED_AS), so only the order differs.
+ORDER_VARIANTS = ("shuffle", "reversed")
+ORDER_LABELS = {"shuffle": "shuffled", "reversed": "reversed"}
+TUNED_AS: dict = {}
+for _base, _label in (("docl", "DoCL"), ("docl-none", "DoCL (no score)"), ("random", "Random")):
+    _cur, _knobs = ARMS.get(_base, (_base, {}))
+    for _o in ORDER_VARIANTS:
+        ARMS[f"{_base}-{_o}"] = (_cur, {**_knobs, "order": _o})
+        ARM_LABELS[f"{_base}-{_o}"] = f"{_label}, {ORDER_LABELS[_o]}"
+        TUNED_AS[f"{_base}-{_o}"] = _base
+TUNED_AS["sgd-draw"] = "docl"  # ordered by the draw DoCL's tuned score scale makes
+ORDER_ARMS = ("sgd", "sgd-draw", "random", "random-shuffle", "random-reversed", "docl", "docl-shuffle",
+              "docl-reversed", "docl-none", "docl-none-shuffle", "docl-none-reversed")
 
 CURRICULA = {"paper": ("sgd", "sgd-decay", "random", "spl", "mcl", "docl-nr", "docl", "docl-none"),
              # sgd takes more steps than k_t under steps, so it stays out of that equal-step table
@@ -184,6 +201,21 @@ SUITES = {
                       "mnist1d", label_noise=0.2, epochs=e) for e in (30, 100, 300)),
         curricula={"paper": ("sgd", "random", "docl"), "steps": ()},
         grids={"paper": {"docl": {"score_scale": [0.1, 1.0]}}}),
+    # The order in which a subset pass is trained (PAPER_PROTOCOL.md 'Space'): MNIST-1D, 20% flipped,
+    # E = 100, 10 seeds (5 leave a 0.8-point interval): DoCL, DoCL without its score and Random, each
+    # in draw, shuffled and reversed order, and the order-only arm (SGD ordered by DoCL's draw).
+    # docs/RESULTS-order.md.
+    "order": Suite(
+        "order",
+        (Setting("mnist1d-noise20", "MNIST-1D, 20% flipped", "mnist1d", label_noise=0.2, epochs=100),),
+        curricula={"paper": ORDER_ARMS, "steps": ()},
+        seeds=10,
+        grids={"paper": {"docl": {"score_scale": [0.1, 1.0]}}}),
+    # For tests: the ordering ablation's arms on blobs, 4 epochs, 2 seeds, no tuning.
+    "order-quick": Suite(
+        "order-quick",
+        (Setting("blobs-noise20", "blobs, 20% flipped", "blobs", label_noise=0.2, epochs=4),),
+        curricula={"paper": ORDER_ARMS, "steps": ()}, seeds=2, grids={"paper": {}, "steps": {}}),
     # For tests and a first look (a few minutes on 2 cores): both protocols, a tiny ablation
     # and fidelity section, 2 seeds.
     "quick": Suite(

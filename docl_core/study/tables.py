@@ -286,3 +286,44 @@ def resemblance(folder: Path, rounds: pd.DataFrame, arm: str = "docl") -> pd.Dat
         if len(r):
             frames.append(r[r["round"].isin(set(g["round"]))].assign(run=run))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def pairs(final: pd.DataFrame, pairs_wanted, col: str, scale: float, higher: bool = True) -> dict:
+    """{(a, b): paired result} of a − b for the arm pairs given (those with runs on both sides)."""
+    w = wide(final, col, scale) if len(final) else pd.DataFrame()
+    return {(a, b): {**paired(w, a, b, higher), "higher": higher} for a, b in pairs_wanted
+            if a in w and b in w}
+
+
+def pass_profile(folder: Path, rounds: pd.DataFrame, arms, noisy: pd.Series) -> pd.DataFrame:
+    """Per run of the given arms, over its selecting epochs (a recorded subset pass, k < N or an
+    ordered sgd epoch): the flipped-label share of the pass's first and last quarter (%) and the
+    Spearman correlation of position in the pass with the driving score. noisy: (N,) bool by sample id.
+    → one row per run: arm, seed, first_noisy, last_noisy, rho, epochs."""
+    rows = []
+    flips = noisy.to_numpy(bool)
+    for (run, arm, seed), part in rounds[rounds["curriculum"].isin(arms)].groupby(["run", "curriculum", "seed"]):
+        first, last, rho = [], [], []
+        for t in part["round"]:
+            f = folder / run / "samples" / f"round={int(t):04d}.parquet"
+            if not f.exists():
+                continue
+            try:
+                df = pd.read_parquet(f, columns=["sample_id", "score", "pass_position"])
+            except (KeyError, ValueError, OSError):  # a run from before the order was recorded
+                continue
+            inside = df[df["pass_position"] >= 0].sort_values("pass_position")
+            m = len(inside)
+            if m < 8:
+                continue
+            q = m // 4
+            ids = inside["sample_id"].to_numpy()
+            first.append(flips[ids[:q]].mean() * 100)
+            last.append(flips[ids[-q:]].mean() * 100)
+            if inside["score"].nunique() > 1:  # a constant score (no score at all) has no rank correlation
+                rho.append(inside["pass_position"].rank().corr(inside["score"].rank()))
+        if first:
+            rows.append({"run": run, "arm": arm, "seed": seed, "first_noisy": float(np.mean(first)),
+                         "last_noisy": float(np.mean(last)), "rho": float(np.mean(rho)) if rho else np.nan,
+                         "epochs": len(first)})
+    return pd.DataFrame(rows, columns=["run", "arm", "seed", "first_noisy", "last_noisy", "rho", "epochs"])

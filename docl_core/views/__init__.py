@@ -8,7 +8,7 @@ heatmaps are reduced to at most a few hundred rows by sorted-quantile binning.
 One module per concern; every name is importable from `docl_core.views` as before:
     runs      score columns named by their estimator, (R, N) matrices, a sample's history, protocols
     ranks     the Scores page: heatmaps, bands, trajectories, tie-aware ranks, churn, agreement
-    subsets   what S_t holds: selection frames and tables, balance, noise share, summary, data map
+    subsets   what S_t holds: selection frames and tables, balance, noise share, summary, data map, pass order
     kernel    tangent-kernel frames and How it works' live example (torch only inside it)
     compare   curves, the final table, timings, paired intervals, verdicts, headline, Table 1
     maps      the Embedding page's axes refitted on one round's stored coordinates
@@ -25,7 +25,8 @@ from .ranks import (  # noqa: F401
     estimator_agreement)
 from .subsets import (  # noqa: F401
     SELECTION_SAMPLE_COLUMNS, HARDER, EASIER, BALANCED_TV, selection_frame, selection_table, class_balance,
-    noisy_selected_over_time, jaccard_matrix, subset_summary, data_map, downsample_rows)
+    noisy_selected_over_time, jaccard_matrix, subset_summary, data_map, downsample_rows,
+    PASS_ORDER_COLUMNS, ORDER_WORDS, pass_order, pass_order_rho, pass_order_name, pass_order_caption)
 from .kernel import (  # noqa: F401
     kernel_similarity, kernel_view, eigenvalue_frame, contributions_for, representative_probe,
     kernel_neighbours, tiny_example, alignment_summary)

@@ -1,5 +1,6 @@
 """What S_t holds: a round's selection joined with the dataset, its table, class balance, noise
-share, overlaps between curricula, the computed "what was selected" summary, and the data map."""
+share, overlaps between curricula, the computed "what was selected" summary, the data map, and the
+order of a paper-protocol epoch's subset pass (score and noise share per mini-batch, Spearman ρ)."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -10,13 +11,14 @@ import pandas as pd
 from ..store import RunReader, feature_columns
 
 SELECTION_SAMPLE_COLUMNS = ("sample_id", "label", "selected", "score", "score_exact", "loss", "p_true", "output0",
-                            "times_selected")
+                            "times_selected", "pass_position")
 HARDER, EASIER = 0.55, 0.45  # mean percentile of S_t above / below which it is "harder" / "easier"
 BALANCED_TV = 0.10           # class shares within this total-variation distance of the training set's: balanced
 
 
 def selection_frame(reader: RunReader, t: int, dataset: Optional[pd.DataFrame] = None) -> pd.DataFrame:
-    """Round t's per-sample frame (sample_id, label, selected, score, loss, ...) joined with
+    """Round t's per-sample frame (sample_id, label, selected, score, loss, ..., and pass_position
+    where the run recorded the order of its pass) joined with
     the dataset's clean label, noisy flag, source_row (the sample's row in its file), coordinates
     and, for tabular data, the feature values as read (no thumbnails). A feature named like a
     per-sample column (a CSV column "score") gets " (feature)" appended; runs made before
@@ -187,6 +189,114 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
     out["parts"] = parts
     out["sentence"] = " ".join(parts)
     return out
+
+
+PASS_ORDER_COLUMNS = ("batch", "first_position", "n", "score_mean", "score_q25", "score_q75", "noisy_share")
+# what each paper-protocol `order` means, in plain words (config key "order"; docl_core.config.ORDERS)
+ORDER_WORDS = {"draw": "trained in the selection's own order (the weighted draw's, then the survivors of the "
+                       "prune as it leaves them: how far high scores come first is what ρ measures)",
+               "shuffle": "shuffled: a fresh random order",
+               "reversed": "reversed: the draw reversed"}
+
+
+def _in_pass(sel: pd.DataFrame) -> pd.DataFrame:
+    """The rows of sel in the pass (pass_position ≥ 0), by position; empty without the column."""
+    if "pass_position" not in sel or not len(sel):
+        return sel.iloc[:0]
+    pos = pd.to_numeric(sel["pass_position"], errors="coerce")
+    return sel[pos.notna() & (pos >= 0)].sort_values("pass_position", kind="stable")
+
+
+def pass_order(sel: pd.DataFrame, batch_size: int, score: str = "score") -> pd.DataFrame:
+    """Round t's subset pass, one row per mini-batch in the order trained.
+
+    sel: a selection_frame (one row per training sample) with `pass_position` (int: the sample's
+    0-based position in the pass, −1 outside it), `score` (the score that drove selection) and
+    optionally `noisy` (bool: flipped label). batch_size: samples per mini-batch (the run's config
+    `batch_size`); mini-batch b holds positions [b·batch_size, (b+1)·batch_size), so the last one
+    is short when batch_size does not divide k.
+
+    Returns (B, 7), B = number of mini-batches with a sample: batch (int, 0-based index along the
+    pass = position // batch_size), first_position (int, its smallest position), n (int, samples
+    in it), score_mean, score_q25, score_q75 (the mean and the 25th / 75th percentiles, linear
+    interpolation, of the score over the batch, in the score's own units; NaN scores left out,
+    NaN if none), noisy_share (fraction 0–1 of the batch with a flipped label; NaN without a
+    `noisy` column). Empty (with these columns) when sel has no pass_position column or no
+    sample in the pass (old runs, the steps protocol).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    rows = _in_pass(sel)
+    if not len(rows):
+        return pd.DataFrame({c: pd.Series(dtype="int64" if c in ("batch", "first_position", "n") else "float64")
+                             for c in PASS_ORDER_COLUMNS})
+    pos = rows["pass_position"].to_numpy(np.int64)
+    vals = (pd.to_numeric(rows[score], errors="coerce") if score in rows
+            else pd.Series(np.nan, index=rows.index)).to_numpy(np.float64)
+    df = pd.DataFrame({"batch": pos // int(batch_size), "position": pos, "score": vals})
+    if "noisy" in rows:
+        df["noisy"] = rows["noisy"].fillna(False).astype(bool).to_numpy().astype(np.float64)
+    g = df.groupby("batch", sort=True)
+    out = pd.DataFrame({"first_position": g["position"].min(), "n": g["position"].size(),
+                        "score_mean": g["score"].mean(), "score_q25": g["score"].quantile(0.25),
+                        "score_q75": g["score"].quantile(0.75),
+                        "noisy_share": g["noisy"].mean() if "noisy" in df else np.nan}).reset_index()
+    out[["batch", "first_position", "n"]] = out[["batch", "first_position", "n"]].astype("int64")
+    out["noisy_share"] = out["noisy_share"].astype("float64")
+    return out[list(PASS_ORDER_COLUMNS)]
+
+
+def pass_order_rho(sel: pd.DataFrame, score: str = "score") -> float:
+    """Spearman's rank correlation (−1 … 1) between a sample's position in the pass and its score,
+    over the samples in the pass (pass_position ≥ 0) with a score: the Pearson correlation of their
+    tie-aware ranks (pandas rank(method="average")). Negative: high scores come early in the pass.
+    NaN with fewer than 3 such samples, without a pass_position or score column, or when all
+    scores (or positions) are equal."""
+    rows = _in_pass(sel)
+    if score not in rows:
+        return float("nan")
+    vals = pd.to_numeric(rows[score], errors="coerce")
+    rows = rows[vals.notna()]
+    if len(rows) < 3:
+        return float("nan")
+    rho = rows["pass_position"].astype(np.float64).rank().corr(vals[vals.notna()].rank())
+    return float(rho) if np.isfinite(rho) else float("nan")
+
+
+def pass_order_name(meta: dict) -> Optional[str]:
+    """A paper-protocol run's order of its subset passes ("draw", "shuffle" or "reversed", config
+    key "order"); runs made before the order was a choice shuffled every pass (names.LEGACY_ORDER).
+    None for steps-protocol runs (no subset pass)."""
+    from ..names import LEGACY_ORDER
+    cfg = (meta or {}).get("config") or {}
+    if cfg.get("protocol") != "paper":
+        return None
+    return str(cfg.get("order") or LEGACY_ORDER)
+
+
+def pass_order_caption(order: Optional[str], rho: float, n: int, word: str = "epoch", t: Optional[int] = None,
+                       batch_size: Optional[int] = None, noise: Optional[str] = None) -> str:
+    """The caption of the "Order of the pass" chart: the run's order in plain words and the computed
+    Spearman ρ between position and score (rho from pass_order_rho, over n samples in the pass).
+    ρ is called a trend only beyond two standard errors of zero (1/√(n−1) under no relation).
+    noise: what the bars show ("flipped labels", "corrupted targets"); None: no bars drawn."""
+    how = ORDER_WORDS.get(order or "", f"trained in its recorded order ({order})" if order else
+                          "trained in an order the run did not name")
+    where = f" in {word} {t}" if t is not None else ""
+    if np.isfinite(rho) and n >= 3:
+        clear = abs(rho) > 2 / np.sqrt(n - 1)
+        trend = ("high scores clearly come earlier" if clear and rho < 0 else
+                 "high scores clearly come later" if clear else "no clear trend (within two standard errors of 0)")
+        rho_text = (f"Spearman's rank correlation between position in the pass and score over its "
+                    f"{n:,} samples{where}: **ρ = {rho:+.2f}** (negative: high scores first): {trend}.")
+    else:
+        rho_text = (f"Spearman's rank correlation between position and score{where} is undefined "
+                    "(fewer than 3 samples in the pass, or all scores equal).")
+    batch = f"one mini-batch of {batch_size} samples" if batch_size else "one mini-batch"
+    what = (f"Each point is {batch}, in the order trained: the line is its mean score, the band the middle "
+            "half of its scores (25th–75th percentile)" + (f", the bars (right panel) its share of {noise}." if noise
+                                                            else "."))
+    return f"Order: **{how}**. {what} {rho_text}"
 
 
 def data_map(p_true: np.ndarray, correct: Optional[np.ndarray] = None,
