@@ -1,4 +1,4 @@
-"""An independent replica of the authors' recipe, written from PAPER_PROTOCOL.md alone, run beside
+"""An independent replica of the authors' recipe, written from docs/protocol.md alone, run beside
 the trainer on the same data, model and seeds.
 
     python benchmarks/paper_replica.py --dataset mnist1d --label-noise 0.2 --epochs 100 --seeds 0,1,2,3,4
@@ -50,7 +50,7 @@ def swarp(v: np.ndarray, a: float = 2.0, b: float = 0.75) -> np.ndarray:
 
 
 def centrality_of(features: np.ndarray) -> np.ndarray:
-    """PAPER_PROTOCOL.md, "Centrality": column-wise shift and scale, swarp, square, scale back; Σ_j (F Fᵀ)_ij."""
+    """docs/protocol.md, "Centrality": column-wise shift and scale, swarp, square, scale back; Σ_j (F Fᵀ)_ij."""
     f = np.clip(features.astype(np.float64), 1e-10, 1e10)
     f = f - f.min(axis=0)
     top = f.max(axis=0) + 1e-5
@@ -73,7 +73,7 @@ def replica(dataset: str, noise: float, epochs: int, seed: int, curriculum: bool
     bounds = boundaries(epochs)
     full_batches = math.ceil(N / batch)
 
-    # schedule state, updated at each episode start (PAPER_PROTOCOL.md, "Time" and "Space")
+    # schedule state, updated at each episode start (docs/protocol.md, "Time" and "Space")
     lr_max, lr_min, k, ratio, mod, alpha = 0.1, 5e-4, 0.2, 0.5, 0.1, 1.0
     lr_set = lr_min  # the learning rate last set on the optimizer
     teacher_eval = False  # the teacher runs in train mode until the first evaluation

@@ -7,7 +7,7 @@ dashboard's Score atlas page and the study call the same functions.
     selection_overlap(frame, score_columns(frame))     # per score: |S ∩ top-k| / k and bottom-k
     selection_resemblance(run_dir)                     # per round: which score the selection resembles
 
-Scores (columns of the samples frames, DESIGN.md §3 and docs/architecture.md): the DoCL score a of
+Scores (columns of the samples frames, docs/design.md §3 and docs/architecture.md): the DoCL score a of
 each logged estimator (`score_<name>`), the loss, EL2N, GraNd, margin, entropy, forgetting events,
 AUM and the data map's confidence, variability and correctness. Runs made before the atlas still
 open: EL2N is their `residual_norm` (the same number under cross-entropy), the data map is derived

@@ -345,7 +345,7 @@ DEMOS = {  # folder under assets/demo → (what it is for, label noise, arms: (c
                         "logged beside it), Random beside it, on clean labels: how far S_t follows a_t while "
                         "k_t is small.",
                         0.0, ((("random", "docl"), ("--estimator", "exact", "--log-estimators", "paper")),)),
-    # the authors' order (PAPER_PROTOCOL 'Space'): the same recipe, only the order of each subset pass differs
+    # the authors' order (docs/protocol.md, 'Space'): the same recipe, only the order of each subset pass differs
     "order-digits": ("The order inside a subset pass, on 20 % flipped labels: DoCL trained in its draw's own "
                      "order (the authors'), the same subsets shuffled and reversed, SGD, and SGD with every "
                      "epoch ordered by DoCL's draw (the order-only arm). Selected subsets shows the score and "

@@ -33,7 +33,7 @@ PROTOCOLS = ("steps", "paper")
 PRECISIONS = ("fp32", "bf16", "fp16")  # RunConfig.precision
 # --preset NAME: flags a preset sets wherever the command line leaves them at their defaults
 PRESETS = {
-    # the DoCL authors' CIFAR-10 run (PAPER_PROTOCOL.md): WRN-28-10, batch 128, weight decay 2e-4,
+    # the DoCL authors' CIFAR-10 run (docs/protocol.md): WRN-28-10, batch 128, weight decay 2e-4,
     # lr_max 0.1, k 0.2 × 1.1 per episode up to 0.9, E = 300 with the authors' episode boundaries
     # (0, 5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300); no probe kernel (per-sample Jacobians of
     # 36.5M parameters); --dataset must name a local cifar-10-batches-py folder
@@ -41,13 +41,13 @@ PRESETS = {
                       "epochs": 300, "lr": 0.1, "k_start": 0.2, "k_growth": 1.1, "k_cap": 0.9, "probe_size": 0},
 }
 LOG_EVERY = ("epoch", "episode")
-# paper protocol: the order in which a subset pass presents its samples (PAPER_PROTOCOL.md "Space")
+# paper protocol: the order in which a subset pass presents its samples (docs/protocol.md, "Space")
 ORDERS = ("draw", "shuffle", "reversed")  # the selection's own order | a fresh random order | draw reversed
 
 
 @dataclass
 class Schedule:
-    """Per-round schedules (DESIGN.md §2). Rounds are numbered t = 0 .. rounds-1."""
+    """Per-round schedules (docs/design.md §2). Rounds are numbered t = 0 .. rounds-1."""
 
     k_start: float = 0.2         # fraction of N selected in round 0
     k_growth: float = 1.2        # k_t = k_start · k_growth^t (fraction of N) ...

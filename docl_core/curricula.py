@@ -1,4 +1,4 @@
-"""The five curricula (DESIGN.md §2) behind one interface: `select(RoundState) -> Selection`.
+"""The five curricula (docs/design.md §2) behind one interface: `select(RoundState) -> Selection`.
 
 | name    | selection at round t                                                      |
 |---------|---------------------------------------------------------------------------|
@@ -154,7 +154,7 @@ class Curriculum:
         return None
 
     def _pick_paper(self, state: RoundState, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The recipe's draw (PAPER_PROTOCOL.md), the same for every curriculum but its score w:
+        """The recipe's draw (docs/protocol.md), the same for every curriculum but its score w:
         p_i ∝ exp(s·(w_i − max w)) with s = 1/τ; a pool of k0 drawn from p without replacement,
         then `_prune` keeps k of it (without a random subsample: k drawn from p ∝ mod·p + centrality).
         Returns (k ids in the selection's own order, p (N,) float64)."""

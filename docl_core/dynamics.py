@@ -1,6 +1,6 @@
 """Per-sample learning dynamics: residuals, output speeds, DoCL scores, tangent-kernel blocks.
 
-Notation (DESIGN.md §1): r_i = ∂ℓ_i/∂f(x_i) (residual), J_i = ∂f(x_i)/∂θ, H_ij = J_i J_jᵀ,
+Notation (docs/design.md §1): r_i = ∂ℓ_i/∂f(x_i) (residual), J_i = ∂f(x_i)/∂θ, H_ij = J_i J_jᵀ,
 v_i = (1/N) Σ_j H_ij r_j (output speed), a_i = r_i · v_i (DoCL score).
 
 The identity r_iᵀ H_ij r_j = g_i · g_j (g_i = ∇θ ℓ_i) gives a_i = g_i · ḡ and v_i = J_i ḡ with

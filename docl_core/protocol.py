@@ -1,7 +1,7 @@
 """The authors' training protocol as data: episodes of epochs, and per epoch what to train on.
 
 `PaperSchedule` holds every number and switch of the DoCL authors' recipe (their public code,
-read as facts in PAPER_PROTOCOL.md), each defaulting to the authors' value. `EpochPlan`s are a
+read as facts in docs/protocol.md), each defaulting to the authors' value. `EpochPlan`s are a
 pure function of (schedule, epoch, N, curriculum): the trainer asks for the plan of epoch e
 and follows it, so resuming mid-episode needs no saved schedule state.
 
@@ -39,7 +39,7 @@ AUTHORS_BOUNDARIES = (0, 5, 10, 15, 20, 30, 40, 60, 90, 140, 210, 300)  # epochs
 
 @dataclass
 class PaperSchedule:
-    """The `paper` protocol's knobs (PAPER_PROTOCOL.md). Rates are per episode start."""
+    """The `paper` protocol's knobs (docs/protocol.md). Rates are per episode start."""
 
     epochs: int = 30                   # total epochs E
     episodes: Optional[list[int]] = None  # episode boundaries 0 < ... < E; None: the authors' scaled to E

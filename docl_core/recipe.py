@@ -1,4 +1,4 @@
-"""The ingredients of the authors' recipe (PAPER_PROTOCOL.md), each usable on its own.
+"""The ingredients of the authors' recipe (docs/protocol.md), each usable on its own.
 
 - `PaperByproduct`: the authors' byproduct score from mean-teacher logits recorded in training.
 - `MeanTeacher`: an exponential moving average of the student's weights.

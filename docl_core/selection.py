@@ -1,7 +1,7 @@
 """Subset selection: facility location, (stochastic / lazy) greedy, centrality, weighted sampling.
 
 Every curriculum that trades "good samples" against "diverse samples" maximises one objective
-over sets S ⊆ V of size k (DESIGN.md §2):
+over sets S ⊆ V of size k (docs/design.md §2):
 
     J(S) = (1/k) Σ_{i∈S} w̃_i  +  λ · F̄(S),        F̄(S) = (1/n) Σ_{i∈V} max_{j∈S} s_ij
 

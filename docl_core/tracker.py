@@ -602,7 +602,7 @@ class DynamicsTracker:
 
     def sample_frame(self, m: Measurement, selected: torch.Tensor, weights: torch.Tensor,
                      data_map: Optional[dict[str, torch.Tensor]] = None) -> pd.DataFrame:
-        """The per-sample frame of one round (DESIGN.md §3 columns)."""
+        """The per-sample frame of one round (docs/design.md §3 columns)."""
         cpu = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
         df = {"sample_id": np.arange(self.N, dtype=np.int64)}
         if self.task == "classification":

@@ -794,9 +794,11 @@ def _all_pages(at: AppTest, where: str) -> None:
 
 
 @pytest.mark.parametrize("presentation", [False, True], ids=["normal", "presentation"])
-@pytest.mark.parametrize("which", ["clean-digits", "noisy-digits", "frontier-digits", "paper", "regression"])
+@pytest.mark.parametrize("which", ["clean-digits", "noisy-digits", "frontier-digits", "order-digits", "paper",
+                                   "regression"])
 def test_every_page_every_experiment(which, presentation, exp_paper, exp_curve, monkeypatch):
-    """The bundled demos (clean-digits, noisy-digits, frontier-digits), a synthetic paper experiment, a regression."""
+    """The bundled demos (clean-digits, noisy-digits, frontier-digits, order-digits), a synthetic paper
+    experiment, a regression."""
     root = {"paper": exp_paper, "regression": exp_curve}.get(which, DEMO / which)
     if which.endswith("digits") and not (root / "docl-s0" / "run.json").is_file():
         pytest.fail(f"the bundled demo {root} is missing: python -m docl_core demo")
@@ -1487,3 +1489,19 @@ def test_subsets_without_pass_order_draws_no_order_chart(exp_paper, exp, monkeyp
     assert not any(t.startswith("Order of the pass") for t in chart_titles(at))
     assert not any("did not record the order" in c.value for c in at.caption)
     assert not any(m.value.startswith("Order: ") for m in at.markdown)
+
+
+def test_order_demo_holds_each_order_on_every_seed():
+    """order-digits: DoCL in draw, shuffled and reversed order, SGD and SGD in DoCL's order, three seeds each,
+    complete, each run's config naming its order, and every subset epoch's pass recorded."""
+    root = DEMO / "order-digits"
+    if not (root / "docl-s0" / "run.json").is_file():
+        pytest.fail(f"the bundled demo {root} is missing: python -m docl_core demo --only order-digits")
+    want = {"docl": "draw", "docl@shuffle": "shuffle", "docl@reversed": "reversed", "sgd": "shuffle",
+            "sgd@draw": "draw"}
+    for name, order in want.items():
+        for seed in (0, 1, 2):
+            run = RunReader(root / f"{name}-s{seed}")
+            assert run.status == "complete" and run.meta["config"]["order"] == order and run.curriculum == name
+            df = run.samples(run.round_ids[-1], columns=["pass_position", "selected"])
+            assert (df["pass_position"] >= 0).sum() == df["selected"].sum() > 0

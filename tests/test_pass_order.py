@@ -1,5 +1,5 @@
 """The order of a subset pass under the paper protocol, against numpy oracles written from
-PAPER_PROTOCOL.md ('Space'): the authors draw the pool with `np.random.choice(n, k0, replace=False,
+docs/protocol.md ('Space'): the authors draw the pool with `np.random.choice(n, k0, replace=False,
 p=p)`, keep `np.argpartition(mod·p + c, −k)[−k:]` of it, and train the survivors in that order.
 
 Every expected distribution here is simulated with numpy's own weighted draw; nothing replays a
@@ -29,7 +29,7 @@ def _spearman(x, y):
 
 
 def _np_p(a, scale):
-    """p_i ∝ exp(scale · (a_i − max_j a_j)) (PAPER_PROTOCOL 'Space')."""
+    """p_i ∝ exp(scale · (a_i − max_j a_j)) (docs/protocol.md, 'Space')."""
     a = np.asarray(a, dtype=np.float64)
     w = np.exp(scale * (a - a.max()))
     return w / w.sum()

@@ -65,7 +65,7 @@ def test_k_is_capped_and_select_ratio_reaches_one():
 
 def test_learning_rate_per_minibatch():
     # N = 1000, batch 100: 10 mini-batches per full pass. Every pass hands its counter on minus
-    # one (PAPER_PROTOCOL.md), so pass j of an episode starts at the sum of (length − 1) before it.
+    # one (docs/protocol.md), so pass j of an episode starts at the sum of (length − 1) before it.
     proto = PaperProtocol(PaperSchedule(epochs=6, episodes=[0, 2, 4]), n=1000, batch_size=100,
                           full_data=False, prunes=True)
     w0, w1 = proto.plan(0), proto.plan(1)
@@ -92,7 +92,7 @@ def test_learning_rate_per_minibatch():
 
 
 def test_the_baseline_keeps_its_mixup_alpha_after_the_warm_start():
-    # PAPER_PROTOCOL.md: α updates sit inside `if use_curriculum`; the baseline keeps α = 1.0
+    # docs/protocol.md: α updates sit inside `if use_curriculum`; the baseline keeps α = 1.0
     sched = PaperSchedule(epochs=300)
     proto = PaperProtocol(sched, n=1000, batch_size=128, full_data=True, prunes=False)
     alphas = [ep.baseline_alpha for ep in proto.episodes]
@@ -180,7 +180,7 @@ def test_paper_score_matches_an_independent_recomputation(tmp_path, monkeypatch)
     ds = load_dataset("moons", seed=1)
     y = ds.y_train.numpy()
     # frame of epoch e = the state the selection read: after the warm pass (epoch 0), and at every
-    # episode start after that epoch's full pass (PAPER_PROTOCOL.md: full pass, then selection)
+    # episode start after that epoch's full pass (docs/protocol.md: full pass, then selection)
     passes_before = {1: 2, 2: 4, 3: 6}
     assert len(stream) == 7
     for e, p in passes_before.items():
@@ -360,7 +360,7 @@ def test_random_and_docl_train_on_subsets_of_the_same_size(tmp_path):
 
 
 def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
-    """PAPER_PROTOCOL.md: the full pass sums 4 mini-batches' mean square losses per step, clips to
+    """docs/protocol.md: the full pass sums 4 mini-batches' mean square losses per step, clips to
     norm 10 and steps at the *start* of each group, so its first step applies the gradient the
     previous pass left (at the learning rate last set) and the last group's gradient stays unapplied;
     the cosine runs per mini-batch over the episode's planned mini-batches. Hand loop, no mixup or teacher."""

@@ -1,7 +1,7 @@
-"""The recipe's ingredients against independent oracles written by hand from PAPER_PROTOCOL.md.
+"""The recipe's ingredients against independent oracles written by hand from docs/protocol.md.
 
 Every expected value here is computed in plain numpy / Python loops from the facts in
-/work/shared/PAPER_PROTOCOL.md, never by calling the helper under test and never by replaying
+docs/protocol.md, never by calling the helper under test and never by replaying
 values our code recorded: swarp and the centrality, the full pass's loss, the mean teacher,
 the sampling distribution, the pool-and-prune draw (by simulation of the authors' numpy rule),
 the mod rescale, mixup, the shuffled subset order (order="shuffle"), the score a selection reads, and mixup's α.
@@ -77,7 +77,7 @@ def _spearman(x, y):
 
 
 def test_swarp_and_centrality_match_a_numpy_oracle():
-    """PAPER_PROTOCOL 'Centrality': per-column min/max, swarp(α=2, β=0.75), γ=2, c ∝ Σ_j (F Fᵀ)_ij."""
+    """docs/protocol.md, 'Centrality': per-column min/max, swarp(α=2, β=0.75), γ=2, c ∝ Σ_j (F Fᵀ)_ij."""
     assert float(swarp(torch.tensor([0.75], dtype=torch.float64))[0]) == pytest.approx(0.5, abs=1e-12)
     assert float(swarp(torch.tensor([1.0], dtype=torch.float64))[0]) == pytest.approx(1.0, abs=1e-12)
     assert float(swarp(torch.tensor([0.0], dtype=torch.float64))[0]) == 0.0
@@ -109,7 +109,7 @@ def test_swarp_and_centrality_match_a_numpy_oracle():
 
 
 def test_probability_square_loss_matches_numpy():
-    """PAPER_PROTOCOL 'Space': the full pass's loss ½(Σ_c p_c² + 1) − p_y on softmax probabilities."""
+    """docs/protocol.md, 'Space': the full pass's loss ½(Σ_c p_c² + 1) − p_y on softmax probabilities."""
     rng = np.random.default_rng(2)
     logits = rng.normal(scale=3.0, size=(32, 7))
     y = rng.integers(0, 7, size=32)
@@ -156,7 +156,7 @@ def _perturb(model, gen):
     (0.7, [0.0, 0.5, 2.0 / 3.0, 0.7, 0.7]),                # the true average until the cap
 ])
 def test_mean_teacher_update_is_the_hand_recurrence(decay, table):
-    """PAPER_PROTOCOL 'The score' / 'Details': EMA over the whole state, d_t = min(1 − 1/(t+1), decay);
+    """docs/protocol.md, 'The score' / 'Details': EMA over the whole state, d_t = min(1 − 1/(t+1), decay);
     t = 0 copies the student (BatchNorm statistics included); integer buffers are copied."""
     gen = torch.Generator().manual_seed(5)
     student = _Tiny().double()
@@ -187,7 +187,7 @@ def test_mean_teacher_update_is_the_hand_recurrence(decay, table):
 
 
 def test_mean_teacher_copy_from_and_restart_student():
-    """PAPER_PROTOCOL 'Details': the teacher takes the student's parameters at episode 1; later the
+    """docs/protocol.md, 'Details': the teacher takes the student's parameters at episode 1; later the
     student restarts as teacher·(1 + 0.01·ε), ε ~ N(0, 1), parameters only (it keeps its own BN stats)."""
     gen = torch.Generator().manual_seed(8)
     student = _Tiny().double()
@@ -229,7 +229,7 @@ def test_mean_teacher_copy_from_and_restart_student():
 
 
 def test_sampling_probability_and_spread_match_numpy():
-    """PAPER_PROTOCOL 'Space': p_i ∝ exp(0.1·(a_i − max a)), no overflow; spread = max/min p, 1/Σp²."""
+    """docs/protocol.md, 'Space': p_i ∝ exp(0.1·(a_i − max a)), no overflow; spread = max/min p, 1/Σp²."""
     rng = np.random.default_rng(4)
     a = rng.normal(scale=20.0, size=50)
     want = np.array([math.exp(0.1 * (x - a.max())) for x in a])
@@ -317,7 +317,7 @@ def _our_draw(name, a, c, k, random_subsample, seed):
 
 @pytest.mark.parametrize("name, random_subsample", [("docl", True), ("docl", False), ("docl-nr", True)])
 def test_pool_and_prune_frequencies_match_a_simulation_of_the_authors_rule(name, random_subsample):
-    """PAPER_PROTOCOL 'Space': draw k0 from p without replacement, keep the k largest mod·p + c; without
+    """docs/protocol.md, 'Space': draw k0 from p without replacement, keep the k largest mod·p + c; without
     the random subsample (docl-nr always) draw k from q ∝ mod·p + c. Selection.probability is p."""
     a, c = _problem5()
     p = _np_sampling_p(a)
@@ -440,7 +440,7 @@ def _selects(events):
 
 
 def test_mod_is_rescaled_by_the_previous_subsets_centrality_over_p(docl_events):
-    """PAPER_PROTOCOL 'Space': mod = 0.1·1.5^i, × Σ_S c / Σ_S p of the previous subset S (docl.py resets
+    """docs/protocol.md, 'Space': mod = 0.1·1.5^i, × Σ_S c / Σ_S p of the previous subset S (docl.py resets
     the ratio to 1 whenever it recomputes the centrality, i.e. at episode starts while exploring)."""
     sels = _selects(docl_events)
     assert [e for e, _ in sels] == [1, 2, 3, 4, 5]
@@ -479,7 +479,7 @@ def test_mod_is_rescaled_by_the_previous_subsets_centrality_over_p(docl_events):
 
 
 def test_mixup_batch_is_a_convex_mix_with_a_permutation():
-    """PAPER_PROTOCOL 'Other ingredients': mixup, inputs λx + (1 − λ)x[perm], λ ~ Beta(α, α)."""
+    """docs/protocol.md, 'Other ingredients': mixup, inputs λx + (1 − λ)x[perm], λ ~ Beta(α, α)."""
     rng = np.random.default_rng(7)
     x_np = rng.normal(size=(10, 3, 2))
     x = torch.tensor(x_np)
@@ -511,7 +511,7 @@ def test_mixup_batch_is_a_convex_mix_with_a_permutation():
 
 
 def test_shuffled_subset_passes_train_in_an_order_unrelated_to_any_key(tmp_path):
-    """PAPER_PROTOCOL 'Space': under order="shuffle" the subset is trained in a fresh random order (no
+    """docs/protocol.md, 'Space': under order="shuffle" the subset is trained in a fresh random order (no
     sorting by loss, centrality, id or the selection's own order): the first mini-batch is class-mixed
     and its losses are not monotone. (The default, "draw", is tested in test_pass_order.py.)"""
     cfg = RunConfig(dataset="digits", curriculum="spl", protocol="paper", seed=2, probe_size=0, device="cpu",
@@ -551,7 +551,7 @@ def test_shuffled_subset_passes_train_in_an_order_unrelated_to_any_key(tmp_path)
 
 
 def test_selection_reads_the_score_after_the_full_pass(docl_events):
-    """PAPER_PROTOCOL 'Space': at an episode's first epoch the full pass (which updates every score) runs
+    """docs/protocol.md, 'Space': at an episode's first epoch the full pass (which updates every score) runs
     first, then the selection reads the updated score; a 1-epoch warm start leaves all scores 0."""
     last_score, seen = None, []
     episode_starts = {1, 4, 5}
@@ -595,7 +595,7 @@ def _alpha_by_pass(events):
 
 
 def test_docl_alpha_decays_in_subset_passes_and_is_02_in_full_passes(docl_events):
-    """PAPER_PROTOCOL 'Other ingredients': under the curriculum α = 1.0·0.9^i (≥ 0.2) in subset passes;
+    """docs/protocol.md, 'Other ingredients': under the curriculum α = 1.0·0.9^i (≥ 0.2) in subset passes;
     the warm start and the episode's full pass use 0.2."""
     got = _alpha_by_pass(docl_events)
     want = {(0, False): 0.2,                                   # warm start
@@ -610,7 +610,7 @@ def test_docl_alpha_decays_in_subset_passes_and_is_02_in_full_passes(docl_events
 
 @pytest.mark.parametrize("decay", [False, True])
 def test_baseline_alpha_after_the_warm_start(tmp_path, decay):
-    """PAPER_PROTOCOL 'Baselines': sgd keeps the command line's α after the warm start (0.2 during it);
+    """docs/protocol.md, 'Baselines': sgd keeps the command line's α after the warm start (0.2 during it);
     with baseline_alpha_decay it decays ×0.9 per episode down to 0.2."""
     if decay:
         sched = PaperSchedule(epochs=6, episodes=[0, 1, 2, 3, 4, 5], mixup_alpha=0.3, baseline_alpha_decay=True)

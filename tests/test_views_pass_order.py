@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from docl_core import views  # noqa: E402
+from test_atlas import _plain_spearman  # noqa: E402  (average ranks by plain loops)
 
 
 def _random_selection(rng: np.random.Generator, n: int, k: int, ties: bool = False, nan_scores: int = 0):
@@ -58,32 +59,12 @@ def _oracle_pass_order(df: pd.DataFrame, batch_size: int) -> list[dict]:
     return rows
 
 
-def _average_ranks(values: list[float]) -> list[float]:
-    """1-based ranks, ties sharing the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for m in range(i, j + 1):
-            ranks[order[m]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def _oracle_spearman(df: pd.DataFrame) -> float:
     pairs = [(p, s) for p, s in zip(df["pass_position"].tolist(), df["score"].tolist())
              if p >= 0 and not math.isnan(s)]
-    if len(pairs) < 3:
+    if len(pairs) < 3 or len({s for _, s in pairs}) < 2:
         return math.nan
-    rp = _average_ranks([float(p) for p, _ in pairs])
-    rs = _average_ranks([s for _, s in pairs])
-    mp, ms = sum(rp) / len(rp), sum(rs) / len(rs)
-    cov = sum((a - mp) * (b - ms) for a, b in zip(rp, rs))
-    var = math.sqrt(sum((a - mp) ** 2 for a in rp) * sum((b - ms) ** 2 for b in rs))
-    return cov / var if var > 0 else math.nan
+    return _plain_spearman([float(p) for p, _ in pairs], [s for _, s in pairs])
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -1,4 +1,4 @@
-"""How it works: DESIGN.md §1 in short, and a live example computed on the spot on the CPU."""
+"""How it works: docs/design.md §1 in short, and a live example computed on the spot on the CPU."""
 import time
 
 import plotly.express as px

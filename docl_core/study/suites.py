@@ -158,7 +158,7 @@ GRIDS = {
               "docl": {"lam_start": [1.0, 0.1], "temperature": [1.0, 0.5]}},
 }
 
-# the recipe's ingredients, each turned off in turn (PAPER_PROTOCOL.md)
+# the recipe's ingredients, each turned off in turn (docs/protocol.md)
 RECIPE_SWITCHES = {"no-mixup": {"mixup": False}, "no-mean-teacher": {"mean_teacher": False},
                    "no-full-pass": {"episode_full_pass": False}, "no-centrality": {"diversity": "none"}}
 
@@ -201,7 +201,7 @@ SUITES = {
                       "mnist1d", label_noise=0.2, epochs=e) for e in (30, 100, 300)),
         curricula={"paper": ("sgd", "random", "docl"), "steps": ()},
         grids={"paper": {"docl": {"score_scale": [0.1, 1.0]}}}),
-    # The order in which a subset pass is trained (PAPER_PROTOCOL.md 'Space'): MNIST-1D, 20% flipped,
+    # The order in which a subset pass is trained (docs/protocol.md, 'Space'): MNIST-1D, 20% flipped,
     # E = 100, 10 seeds (5 leave a 0.8-point interval): DoCL, DoCL without its score and Random, each
     # in draw, shuffled and reversed order, and the order-only arm (SGD ordered by DoCL's draw).
     # docs/RESULTS-order.md.

@@ -1,6 +1,6 @@
 """Frames for the dashboard: every number a page draws is shaped here, from a RunReader.
 
-The app's pages are thin (DESIGN.md §4): they ask this package for small, plot-ready frames and
+The app's pages are thin (docs/design.md §4): they ask this package for small, plot-ready frames and
 draw them. Nothing here imports Streamlit or plotly, so every view can be tested on its own.
 Large runs stay cheap: only the needed columns are read, (R, N) matrices are float32, and
 heatmaps are reduced to at most a few hundred rows by sorted-quantile binning.

@@ -92,7 +92,7 @@ def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 
 
 
 def tiny_example(n: int = 40, hidden: int = 16, steps: int = 60, seed: int = 0) -> dict:
-    """A live, CPU-sized demonstration of DESIGN.md §1 (well under a second).
+    """A live, CPU-sized demonstration of docs/design.md §1 (well under a second).
 
     Three Gaussian blobs in 2-D (n points), an MLP 2 → hidden → 3 trained for a few full-batch
     SGD steps, then: exact scores (docl_scores), the full kernel blocks H (n, n, 3, 3)
