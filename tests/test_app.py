@@ -1505,3 +1505,12 @@ def test_order_demo_holds_each_order_on_every_seed():
             assert run.status == "complete" and run.meta["config"]["order"] == order and run.curriculum == name
             df = run.samples(run.round_ids[-1], columns=["pass_position", "selected"])
             assert (df["pass_position"] >= 0).sum() == df["selected"].sum() > 0
+
+
+def test_jaccard_caption_with_two_curricula_names_their_one_overlap(monkeypatch):
+    """frontier-digits has two curricula: one pair, so the caption gives its overlap once (not 'most' and
+    'least' of the same pair)."""
+    at = open_app(DEMO / "frontier-digits", monkeypatch, "subsets")
+    ok(at)
+    captions = [m.value for m in at.markdown if "1 = identical subsets" in m.value]
+    assert captions and "overlap by" in captions[0] and "least" not in captions[0], captions

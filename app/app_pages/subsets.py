@@ -363,9 +363,10 @@ def across():
     fig.update_layout(height=420, title=f"Jaccard overlap of S_t at {WORD} {t} (seed {min(r.seed for r in one.values())})")
     pairs = [(J.iloc[a, b], J.index[a], J.columns[b]) for a in range(len(J)) for b in range(a + 1, len(J))]
     hi, lo = max(pairs), min(pairs)
-    common.chart(fig, f"1 = identical subsets. In this {WORD}, {hi[1]} and {hi[2]} overlap most ({hi[0]:.2f}) and "
-                 f"{lo[1]} and {lo[2]} least ({lo[0]:.2f}). Late {WORD}s all look alike because k_t nears N: "
-                 f"compare early {WORD}s.", key="sub_jac", secondary=True)
+    said = (f"{hi[1]} and {hi[2]} overlap by {hi[0]:.2f}" if len(pairs) == 1 else
+            f"{hi[1]} and {hi[2]} overlap most ({hi[0]:.2f}) and {lo[1]} and {lo[2]} least ({lo[0]:.2f})")
+    common.chart(fig, f"1 = identical subsets. In this {WORD}, {said}. Late {WORD}s all look alike because k_t "
+                 f"nears N: compare early {WORD}s.", key="sub_jac", secondary=True)
     common.download(J.reset_index(names="curriculum"), f"{ctx.exp_dir.name}-jaccard-r{t}", key="dl_jac")
 
 
