@@ -1514,3 +1514,13 @@ def test_jaccard_caption_with_two_curricula_names_their_one_overlap(monkeypatch)
     ok(at)
     captions = [m.value for m in at.markdown if "1 = identical subsets" in m.value]
     assert captions and "overlap by" in captions[0] and "least" not in captions[0], captions
+
+
+def test_order_of_the_pass_is_shown_in_presentation_mode_on_the_order_demo(monkeypatch):
+    """The lecture's order-digits: in Presentation mode Selected subsets keeps its callout beside the
+    thumbnails and draws the order of the focus run's pass below them."""
+    at = open_app(DEMO / "order-digits", monkeypatch, "subsets", presentation=True)
+    ok(at)
+    titles = chart_titles(at)
+    assert any(t.startswith("Order of the pass") for t in titles), titles
+    assert at.info and any("S_t holds" in i.value or "selected" in i.value for i in at.info)

@@ -62,6 +62,7 @@ def round_view():
             common.takeaway(callout)
         with right:
             _gallery(chosen, t, count=GALLERY_PRESENTED, width=THUMB_PRESENTED)
+        _pass_order(sel, t)  # below the first screen: what the order of this pass did, for the lecture
         return
     c = st.columns(4)
     c[0].metric("selected k_t", f"{k:,}", f"{100 * k / max(n, 1):.1f} % of N", delta_color="off")
