@@ -89,6 +89,10 @@ def test_the_order_reading_flips_with_its_intervals():
     assert "lives in" not in text and "makes no clear difference" in text
     both = {**order_wins, ("docl-shuffle", "docl-none-shuffle"): _r(0.5, 0.1, 0.9)}
     assert "adds to what the score's selection gives" in " ".join(report.order_reading(both, {}, pd.DataFrame()))
+    shared = {**order_wins, ("random", "sgd"): _r(0.7, 0.2, 1.2), ("docl", "random"): _r(0.2, -0.2, 0.6)}
+    assert "shared by uniform subsets under the same recipe" in " ".join(report.order_reading(shared, {}, pd.DataFrame()))
+    assert "shared by uniform" not in " ".join(report.order_reading(
+        {**shared, ("docl", "random"): _r(0.6, 0.2, 1.0)}, {}, pd.DataFrame()))
     prof = pd.DataFrame({"arm": "docl", "seed": range(5), "first_noisy": [30.0, 31, 29, 33, 30],
                          "last_noisy": [10.0, 12, 9, 11, 10], "rho": -0.3, "epochs": 90})
     assert "last quarter of a pass holds fewer flipped labels" in " ".join(
