@@ -95,7 +95,12 @@ def test_the_order_reading_flips_with_its_intervals():
         {**shared, ("docl", "random"): _r(0.6, 0.2, 1.0)}, {}, pd.DataFrame()))
     prof = pd.DataFrame({"arm": "docl", "seed": range(5), "first_noisy": [30.0, 31, 29, 33, 30],
                          "last_noisy": [10.0, 12, 9, 11, 10], "rho": -0.3, "epochs": 90})
-    assert "last quarter of a pass holds fewer flipped labels" in " ".join(
-        report.order_reading(order_wins, {}, prof))
+    text = " ".join(report.order_reading(order_wins, {}, prof))
+    assert "last quarter of a pass holds fewer flipped labels than the first" in text
+    assert "high scores come first" in text
+    prof["rho"] = [0.2, 0.25, 0.18, 0.22, 0.21]
+    assert "high scores come last" in " ".join(report.order_reading(order_wins, {}, prof))
+    prof["rho"] = [0.2, -0.25, 0.1, -0.1, 0.0]
+    assert "no consistent direction" in " ".join(report.order_reading(order_wins, {}, prof))
     prof["last_noisy"] = prof["first_noisy"] + np.array([0.5, -0.5, 0.2, -0.2, 0.0])
     assert "about as many flipped labels" in " ".join(report.order_reading(order_wins, {}, prof))

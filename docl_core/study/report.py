@@ -767,7 +767,8 @@ def order_section(paper_settings, D: dict, out: Path) -> list[str]:
         readings.append((s, last, best, prof))
     L += ["**Reading (computed from the intervals above).**", ""]
     for s, last, best, prof in readings:
-        L += [f"- **{s.title}**: " + (" ".join(order_reading(last, best, prof)) or "no paired runs yet.")]
+        said = order_reading(last, best, prof)
+        L += [f"- **{s.title}**" + ("" if said else ": no paired runs yet.")] + [f"  - {x}" for x in said]
     return L + [""]
 
 
@@ -819,10 +820,20 @@ def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
         g = prof[prof["arm"] == "docl"]
         r = _paired_cols(g, "last_noisy", "first_noisy")
         if r.get("n"):
-            where = ("fewer" if r["high"] < 0 else "more" if r["low"] > 0 else "about as many")
-            out.append(f"In DoCL's draw order the last quarter of a pass holds {where} flipped labels than the first "
+            where = ("fewer flipped labels than" if r["high"] < 0 else "more flipped labels than" if r["low"] > 0
+                     else "about as many flipped labels as")
+            out.append(f"In DoCL's draw order the last quarter of a pass holds {where} the first "
                        f"({g['last_noisy'].mean():.1f}% against {g['first_noisy'].mean():.1f}%, last − first "
                        f"{interval(r)} points).")
+        rho = g["rho"].dropna()
+        if len(rho) >= 2:
+            from .stats import paired_ci
+            m, lo, hi, n = paired_ci(rho.to_numpy())
+            way = ("high scores come first" if hi < 0 else "high scores come last" if lo > 0
+                   else "no consistent direction")
+            out.append(f"Along DoCL's passes, position and score correlate at ρ = {m:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                       f"(mean over seeds of each run's mean over epochs): {way}. The draw alone puts high scores "
+                       "first; numpy's argpartition then rearranges the survivors of the prune (docs/architecture.md).")
     if v(gain) is not None and v(score_drawn) not in ("beats",) and v(order) == "beats":
         out.append("Which samples DoCL picks matters less than the order it trains them in.")
     if v(gain) == "beats" and v(uniform) == "beats" and v(vs_random) != "beats":
