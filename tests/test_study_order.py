@@ -82,11 +82,23 @@ def test_the_order_reading_flips_with_its_intervals():
                   ("docl-shuffle", "docl-none-shuffle"): none, ("docl", "docl-none"): none,
                   ("sgd-draw", "sgd"): none}
     text = " ".join(report.order_reading(order_wins, {}, pd.DataFrame()))
-    assert "the gain lives in **the order**" in text and "matters less than the order" in text
-    assert "The order alone does not lift SGD" in text
+    assert "DoCL's gain lives in **the order**" in text and "matters less than the order" in text
+    assert "**The order of the pass matters**" in text and "beats the same subsets shuffled for DoCL" in text
+    assert "does not lift it" in text
     no_order = {**order_wins, ("docl", "docl-shuffle"): _r(0.1, -0.4, 0.6)}
     text = " ".join(report.order_reading(no_order, {}, pd.DataFrame()))
-    assert "lives in" not in text and "makes no clear difference" in text
+    assert "lives in" not in text and "makes no clear difference" in text and "matters**" not in text
+    # what the study found: DoCL's draw no better than a shuffle, but its reverse worse; the order
+    # helps DoCL without its score (an ordering by centrality); Random's orders agree
+    found = {**no_order, ("docl", "docl-reversed"): _r(0.86, 0.45, 1.27),
+             ("docl-none", "docl-none-shuffle"): _r(0.57, 0.01, 1.14),
+             ("random", "random-shuffle"): _r(0.05, -0.36, 0.46), ("random", "random-reversed"): _r(0.1, -0.2, 0.4)}
+    text = " ".join(report.order_reading(found, {}, pd.DataFrame()))
+    assert "beats the same subsets shuffled for DoCL without its score" in text
+    assert "beats them reversed for DoCL" in text and "its reverse is worse" in text
+    assert "an ordering by centrality" in text and "a check on the comparison" in text
+    broken = {**found, ("random", "random-shuffle"): _r(0.6, 0.2, 1.0)}
+    assert "a check on the comparison" not in " ".join(report.order_reading(broken, {}, pd.DataFrame()))
     both = {**order_wins, ("docl-shuffle", "docl-none-shuffle"): _r(0.5, 0.1, 0.9)}
     assert "adds to what the score's selection gives" in " ".join(report.order_reading(both, {}, pd.DataFrame()))
     shared = {**order_wins, ("random", "sgd"): _r(0.7, 0.2, 1.2), ("docl", "random"): _r(0.2, -0.2, 0.6)}

@@ -17,9 +17,17 @@ def label(c: str) -> str:
 
 
 def color(c: str) -> str:
+    """An arm's colour; an order arm (`docl-shuffle`, `random-reversed`) takes its base arm's."""
     from ..curricula import CURRICULUM_COLORS
-    from .suites import ARM_COLORS
+    from .suites import ARM_COLORS, TUNED_AS
+    if c not in ARM_COLORS and c in TUNED_AS:
+        return color(TUNED_AS[c])
     return ARM_COLORS.get(c) or CURRICULUM_COLORS.get(c, "#444444")
+
+
+def dash(c: str) -> str:
+    """Line style: an order arm is dashed (shuffled) or dotted (reversed), beside its solid base arm."""
+    return "dash" if c.endswith("-shuffle") else "dot" if c.endswith("-reversed") else "solid"
 
 
 def _rgba(hex_color: str, a: float) -> str:
@@ -44,11 +52,12 @@ def save(fig, path: Path, width: int, height: int) -> Optional[str]:
 def _band(fig, x, mean, std, c, row=None, col=None, show=True, name=None):
     import plotly.graph_objects as go
     kw = dict(row=row, col=col) if row else {}
-    fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                             mode="lines", fill="toself", fillcolor=_rgba(color(c), 0.12), line=dict(width=0),
-                             hoverinfo="skip", showlegend=False), **kw)
+    if dash(c) == "solid":  # bands for the base arms only: eleven overlapping bands hide every line
+        fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
+                                 mode="lines", fill="toself", fillcolor=_rgba(color(c), 0.12), line=dict(width=0),
+                                 hoverinfo="skip", showlegend=False), **kw)
     fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name or label(c), legendgroup=c, showlegend=show,
-                             line=dict(color=color(c), width=3 if c == "docl" else 2)), **kw)
+                             line=dict(color=color(c), width=3 if c == "docl" else 2, dash=dash(c))), **kw)
 
 
 def curves(title: str, rounds: pd.DataFrame, curricula, n_train: int):
@@ -74,8 +83,9 @@ def curves(title: str, rounds: pd.DataFrame, curricula, n_train: int):
     fig.update_yaxes(range=[max(0, lo - 5), 100])
     fig.update_layout(title=dict(text=f"{title}: test accuracy<br><sup>paper protocol; mean over {n} seeds, "
                                       "band ± 1 std</sup>", x=0.02),
-                      template="plotly_white", font=dict(size=13), margin=dict(l=70, r=20, t=100, b=60),
-                      legend=dict(orientation="h", yanchor="bottom", y=-0.32, xanchor="center", x=0.5))
+                      template="plotly_white", font=dict(size=13),
+                      margin=dict(l=70, r=20, t=100, b=60 + 30 * (len(curricula) // 6)),
+                      legend=dict(orientation="h", yanchor="top", y=-0.16, xanchor="center", x=0.5))
     return fig
 
 
