@@ -3,6 +3,7 @@
     python benchmarks/reference_runs.py record runs/reference        # on the code to keep (e.g. before a refactor)
     python benchmarks/reference_runs.py compare runs/reference       # on the changed code: identical, run by run
     python benchmarks/reference_runs.py compare runs/reference --only paper-docl-digits,loop
+    python benchmarks/reference_runs.py record runs/reference --at f56f27d  # the code of a past commit
 
 The matrix covers both protocols and every curriculum on digits, both protocols on MNIST-1D, the
 paper protocol in each subset order, the score curriculum, DynamicsTracker in a plain loop (the
@@ -59,12 +60,15 @@ def matrix() -> dict[str, tuple[str, list[str]]]:
     return m
 
 
+CODE = REPO  # the tree whose docl_core trains (record --at REV: a worktree of REV)
+
+
 def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(CODE), "CUDA_VISIBLE_DEVICES": ""}
 
 
 def train(name: str, kind: str, args: list[str], out: Path) -> float:
-    """Train one entry into out/name; → seconds."""
+    """Train one entry into out/name with the code in CODE; → seconds."""
     t0 = time.perf_counter()
     common = [*args, "--out", str(out), "--name", name, "--device", "cpu", "--no-progress"]
     if kind == "run":
@@ -73,11 +77,11 @@ def train(name: str, kind: str, args: list[str], out: Path) -> float:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "-m", "docl_core", "run", *common]
     else:
-        readme = (REPO / "README.md").read_text()
+        readme = (CODE / "README.md").read_text()
         block = readme.split("## Your own loop", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
         code = block.replace('"runs/my-loop/run-0"', repr(str(out / name)))
         cmd = [sys.executable, "-c", "import torch; torch.set_num_threads(1)\n" + code]
-    p = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
+    p = subprocess.run(cmd, cwd=CODE, env=_env(), capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"{name}: training failed ({p.returncode}):\n{p.stderr[-2000:]}")
     return time.perf_counter() - t0
@@ -114,8 +118,8 @@ def first_difference(ref: Path, new: Path) -> str | None:
 
 def _versions() -> dict:
     import torch
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "docl_core"], cwd=REPO, capture_output=True,
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=CODE, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "docl_core"], cwd=CODE, capture_output=True,
                                 text=True).stdout.strip())
     return {"git": rev + ("+uncommitted" if dirty else ""), "python": platform.python_version(),
             "torch": torch.__version__, "numpy": np.__version__, "machine": platform.processor() or platform.machine()}
@@ -126,7 +130,26 @@ def main() -> int:
     ap.add_argument("action", choices=("record", "compare"))
     ap.add_argument("folder", help="where the reference runs are (record: written; compare: read)")
     ap.add_argument("--only", default=None, help="comma list of entries (default: the whole matrix)")
+    ap.add_argument("--at", default=None, metavar="REV", help="record: train with the code of this git revision "
+                    "(a temporary worktree) instead of the working tree")
     a = ap.parse_args()
+    global CODE
+    if a.at:
+        if a.action != "record":
+            raise SystemExit("--at applies to record: compare always trains the working tree")
+        tmp = Path(tempfile.mkdtemp(prefix="docl-ref-"))
+        subprocess.run(["git", "worktree", "add", "--detach", str(tmp / "tree"), a.at], cwd=REPO, check=True,
+                       capture_output=True)
+        CODE = tmp / "tree"
+        try:
+            return _main(a)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(CODE)], cwd=REPO, capture_output=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return _main(a)
+
+
+def _main(a: argparse.Namespace) -> int:
     m = matrix()
     names = a.only.split(",") if a.only else list(m)
     unknown = [n for n in names if n not in m]
