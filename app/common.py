@@ -220,8 +220,10 @@ def plural(n: int, word: str, many: Optional[str] = None) -> str:
 
 # config fields that may differ between runs pooled as one setting: what a seed band averages over
 # (seed), what the curves separate (curriculum), and where or how often it ran (not what it learned)
-# curriculum, and for `score` runs the score and direction (part of the curriculum's name: RunReader.curriculum)
-_POOLED_FIELDS = {"seed", "curriculum", "score", "prefer", "name", "device", "checkpoint_every", "deterministic"}
+# curriculum, and for `score` runs the score and direction, and under `paper` the order of a pass (each part of
+# the curriculum's name: RunReader.curriculum, "score-el2n-hard", "docl@shuffle")
+_POOLED_FIELDS = {"seed", "curriculum", "score", "prefer", "order", "name", "device", "checkpoint_every",
+                  "deterministic"}
 
 
 def _setting_differences(a: dict, b: dict) -> list[tuple]:

@@ -25,6 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from docl_core.store import RunWriter  # noqa: E402
+from docl_core.names import default_order  # noqa: E402
 
 CURRICULA = ("random", "spl", "mcl", "docl-nr", "docl")
 PAPER_CURRICULA = ("sgd", *CURRICULA)  # the paper protocol adds plain SGD over all N (the paper's Random)
@@ -145,7 +146,8 @@ def write_run(exp_dir: Path, data: dict, spec: SyntheticSpec, curriculum: str, s
               "model": "mlp", "estimator": "exact", "log_estimators": ["byproduct"],
               "diversity": "facility", "label_noise": spec.label_noise, "batch_size": 64,
               "probe_size": spec.probe, "device": "cpu", "synthetic": True,
-              **({"protocol": "paper", "epochs_per_episode": spec.epochs_per_episode} if paper else {}),
+              **({"protocol": "paper", "epochs_per_episode": spec.epochs_per_episode,
+                  "order": default_order(curriculum)} if paper else {}),
               "schedule": {"k_start": 0.2, "k_growth": 1.2, "k_cap": 1.0, "lr": 0.05, "lr_min": 0.001}}
     writer.start({"name": name, "rounds_planned": R, "task": "regression" if regression else "classification",
                   "num_outputs": C, "num_train": n, "class_names": data["class_names"], "world_size": 1,

@@ -1524,3 +1524,13 @@ def test_order_of_the_pass_is_shown_in_presentation_mode_on_the_order_demo(monke
     titles = chart_titles(at)
     assert any(t.startswith("Order of the pass") for t in titles), titles
     assert at.info and any("S_t holds" in i.value or "selected" in i.value for i in at.info)
+
+
+def test_order_demo_compares_every_order_in_one_setting(monkeypatch):
+    """The order of a pass is part of a curriculum's name, not a setting: Compare on order-digits lists
+    all five arms in one final-accuracy table (a run's `order` is a pooled config field)."""
+    at = open_app(DEMO / "order-digits", monkeypatch)
+    ok(at)
+    table = at.table[0].value.reset_index()
+    assert sorted(table["curriculum"]) == sorted(["SGD", "SGD in DoCL's draw order", "DoCL", "DoCL, shuffled",
+                                                  "DoCL, reversed order"]), list(table["curriculum"])
