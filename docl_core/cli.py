@@ -210,8 +210,8 @@ def run_command(cfg: RunConfig, out: str = "runs/reproduce", name: Optional[str]
     args = list(head)
     shown = {"dataset", "seed", "label_noise", *(("order", "paper.epochs") if cfg.protocol == "paper" else ("rounds",))}
     for key, value in want.items():
-        if key.startswith("schedule.") and cfg.protocol == "paper" or key.startswith("paper.") and cfg.protocol == "steps":
-            continue
+        if key.split(".")[0] == ("schedule" if cfg.protocol == "paper" else "paper"):
+            continue  # the other protocol's schedule: left at its defaults
         if plain.get(key) == value and key not in shown:
             continue
         flag = _RUN_FLAGS.get(key) or ("--" + key.split(".", 1)[1].replace("_", "-")

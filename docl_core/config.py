@@ -6,7 +6,8 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
-from .names import CURRICULA, LEGACY_ORDER, default_order  # the one list of curricula (torch-free); plus SCORE_CURRICULUM below
+# the one list of curricula (torch-free; plus SCORE_CURRICULUM below) and the order a paper pass defaults to
+from .names import CURRICULA, LEGACY_ORDER, default_order
 from .protocol import PaperSchedule
 
 ESTIMATORS = ("exact", "byproduct", "fast", "paper", "none")  # none: no score (uniform draw), an ablation

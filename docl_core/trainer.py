@@ -493,9 +493,10 @@ class Trainer:
         """One pass over ids under the paper recipe, its mini-batches consecutive slices of ids in
         `order`: "draw" as given (the selection's own order, the authors'), "reversed", or
         "shuffle" (a fresh random order from the run's generator: the full pass, the warm start
-        and sgd); returns the ids in the order trained. A full pass accumulates `full_pass_accumulate` mini-batches' mean losses (summed)
-        per optimizer step on the probability-space square loss, with the warm start's mixup α,
-        and counts accumulate × lr of pace per mini-batch for the score, as the authors' does.
+        and sgd); returns the ids in the order trained. A full pass accumulates
+        `full_pass_accumulate` mini-batches' mean losses (summed) per optimizer step on the
+        probability-space square loss, with the warm start's mixup α, and counts accumulate × lr
+        of pace per mini-batch for the score, as the authors' does.
 
         Steps: a subset pass zeroes the gradient before each backward and leaves it after its
         step; the full pass steps at the start of each group (`full_pass_step_first`, the
