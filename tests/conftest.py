@@ -30,3 +30,15 @@ def readme_loop_runs(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return root / "runs" / "my-loop"
+
+
+# Whole modules whose tests start processes (torchrun, the study's workers, a browser, a server), run
+# the dashboard through AppTest, or train end to end: `pytest -m "not slow"` leaves them out.
+SLOW_MODULES = {"test_app", "test_browser", "test_distributed", "test_study", "test_study_order",
+                "test_new_run_page", "test_own_loop_app", "test_lightning"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

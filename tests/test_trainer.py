@@ -236,9 +236,10 @@ def test_label_column_names_a_csv_files_labels(tmp_path):
 
 
 @pytest.mark.parametrize("protocol", ["steps", "paper"])
-def test_every_pass_trains_in_an_order_that_carries_no_score(tmp_path, monkeypatch, protocol):
-    """SPL picks the lowest losses (best first); the mini-batches must not follow that order:
-    each pass's first mini-batch holds several classes and no pass is sorted by loss or id."""
+def test_no_pass_is_sorted_by_loss_or_id(tmp_path, monkeypatch, protocol):
+    """SPL picks the lowest losses (best first); the mini-batches must not follow that ranking
+    (under `paper` they follow the draw, which only leans towards low loss): each pass's first
+    mini-batch holds several classes and no pass is sorted by loss or id."""
     from docl_core.tracker import DynamicsTracker
     batches = []
     real = DynamicsTracker.on_batch
