@@ -615,7 +615,10 @@ def test_curriculum_colours_are_consistent():
     colors = [common.curriculum_color(n) for n in names]
     assert len(set(colors)) == 5
     assert [common.curriculum_label(n) for n in names] == ["Random", "SPL", "MCL", "DoCL-NR", "DoCL"]
-    assert common.curriculum_color("docl") == common.curriculum_color("docl")
+    # a curriculum the core does not name gets its own colour, the same one every time it is asked
+    extra = common.curriculum_color("docl@shuffle")
+    assert extra not in colors and common.curriculum_color("docl@shuffle") == extra
+    assert common.curriculum_color("score-el2n-hard") not in (*colors, extra)
 
 
 def test_rank_views_match_scipy_oracle():

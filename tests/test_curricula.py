@@ -31,7 +31,9 @@ def assert_valid(s, k, n):
 
 
 def test_names_match_config_and_display_tables():
-    assert CURRICULA == config.CURRICULA
+    for c in CURRICULA:  # every listed name builds its own class and is a valid run config
+        assert make_curriculum(c).name == c
+        config.RunConfig(curriculum=c).validate()
     assert set(CURRICULUM_COLORS) == set(CURRICULUM_LABELS) == set(CURRICULA)
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in CURRICULUM_COLORS.values())
     assert len(set(CURRICULUM_COLORS.values())) == 6

@@ -300,8 +300,10 @@ def test_switch_diversity(tmp_path, default_run, diversity):
     assert list(a["pool_size"]) == list(b["pool_size"])
     if diversity == "none":   # nothing prunes the pool: train on all k0 drawn
         assert list(b["k"][1:]) == list(b["pool_size"][1:])
-    else:                     # facility keeps the same subset size as centrality
+    else:                     # facility keeps the same subset size as centrality, other samples
         assert list(b["k"]) == list(a["k"])
+        assert any(not (default_run.samples(t)["selected"] == r.samples(t)["selected"]).all() for t in (1, 2, 3))
+    assert r.meta["config"]["diversity"] == diversity
     assert list(a["lr"][:2]) == list(b["lr"][:2])
 
 
