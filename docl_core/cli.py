@@ -91,8 +91,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--episodes", default=None,
                    help="episode boundaries, e.g. 0,2,4,8 (default: 0,5,10,...,300 scaled to E)")
     g.add_argument("--order", default=None, choices=ORDERS,
-                   help="order of each subset pass: draw (the selection's own order, high score tending "
-                        "first, as the authors' code trains it), shuffle (a fresh random order) or reversed "
+                   help="order of each subset pass: draw (the selection's own order: its weighted draw's, "
+                        "then its prune's, as the authors' code trains it), shuffle (a fresh random order) or reversed "
                         "(draw reversed); for sgd, draw orders all N by a weighted draw from the score "
                         "(default: draw, shuffle for sgd)")
     g.add_argument("--log-every", default=None, choices=("epoch", "episode"),

@@ -119,7 +119,7 @@ class RunConfig:
     log_estimators: Optional[list[str]] = None  # logged beside it; None: byproduct (steps), exact (paper)
     log_every: Optional[str] = None  # paper: exact/fast scores and kernel every "epoch" or "episode" start (default)
     order: Optional[str] = None      # paper: order of each subset pass (ORDERS). draw: as the selection's weighted
-                                     # draw returned it (the authors'; high score tends to come first); shuffle:
+                                     # draw and prune returned it (the authors'; docs/protocol.md); shuffle:
                                      # a fresh random order; reversed: draw reversed. None: draw, but shuffle for
                                      # sgd (no draw). sgd with draw/reversed: all N ordered by a weighted draw
                                      # from the run's estimator (the order-only arm)

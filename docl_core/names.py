@@ -3,6 +3,7 @@
 Kept apart from curricula.py (which needs torch) so that the dashboard can name and colour runs
 without importing torch.
 """
+from typing import Optional
 
 CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
 
@@ -42,6 +43,14 @@ def default_order(curriculum: str) -> str:
     return "shuffle" if curriculum == "sgd" else "draw"
 
 
+def run_order(config: dict) -> Optional[str]:
+    """A run's subset-pass order from its config: "draw", "shuffle" or "reversed" under the paper
+    protocol (a run made before the order was recorded: LEGACY_ORDER), None under steps."""
+    if config.get("protocol") != "paper":
+        return None
+    return str(config.get("order") or LEGACY_ORDER)
+
+
 def run_curriculum(config: dict) -> str:
     """The name a run is compared under: its curriculum, or for a `score` run the score and the
     direction it selects by, "score-<score>-<hard|easy>" (the default run folder name's stem);
@@ -49,10 +58,9 @@ def run_curriculum(config: dict) -> str:
     cur = config.get("curriculum") or "custom"
     if cur == "score":
         cur = f"score-{config.get('score') or config.get('estimator') or 'exact'}-{config.get('prefer') or 'hard'}"
-    if config.get("protocol") == "paper":
-        order = config.get("order") or LEGACY_ORDER
-        if order != default_order(config.get("curriculum") or ""):
-            cur = f"{cur}@{order}"
+    order = run_order(config)
+    if order is not None and order != default_order(config.get("curriculum") or ""):
+        cur = f"{cur}@{order}"
     return cur
 
 

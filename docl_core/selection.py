@@ -719,8 +719,9 @@ def argpartition_top(values: torch.Tensor, k: int) -> torch.Tensor:
     """Positions of the k largest values in the order `numpy.argpartition(values, -k)[-k:]` gives
     them, as the authors' prune keeps its survivors (their order is the pass's order). (n,) → (k,).
 
-    numpy's partition is deterministic for given values but not a sort: with k = n it swaps the
-    minimum to the front and leaves the rest in place, so survivors keep most of the draw's order.
+    numpy's partition is deterministic for given values but not a sort, and how it arranges the
+    survivors depends on numpy's build: on numpy 2.x with AVX-512 they come out nearly ascending in
+    value (Spearman ρ ≈ 0.8–0.96 on random inputs); an older introselect keeps most of the input order.
     """
     check_values(values, "values")
     k = check_k(k, values.shape[0])

@@ -709,9 +709,10 @@ def _mask(ids, n: int) -> torch.Tensor:
 def pass_positions(order: torch.Tensor, n: int) -> np.ndarray:
     """(n,) int32: each sample's 0-based position in `order` (k distinct ids), −1 when absent."""
     ids = torch.as_tensor(order).detach().cpu().long().numpy()
-    if len(np.unique(ids)) != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= n)):
+    distinct = len(np.unique(ids))
+    if distinct != len(ids) or (len(ids) and (ids.min() < 0 or ids.max() >= n)):
         raise ValueError(f"order must hold distinct sample ids in [0, {n}): got {len(ids)} ids, "
-                         f"{len(ids) - len(np.unique(ids))} repeated")
+                         f"{len(ids) - distinct} repeated")
     pos = np.full(n, -1, dtype=np.int32)
     pos[ids] = np.arange(len(ids), dtype=np.int32)
     return pos

@@ -19,13 +19,7 @@ from docl_core.names import curriculum_display, run_curriculum
 from docl_core.protocol import PaperSchedule
 from docl_core.store import RunReader, RunStoreError
 from docl_core.trainer import Trainer, train_run
-
-
-def _spearman(x, y):
-    rx = np.argsort(np.argsort(np.asarray(x, dtype=np.float64), kind="stable"), kind="stable").astype(float)
-    ry = np.argsort(np.argsort(np.asarray(y, dtype=np.float64), kind="stable"), kind="stable").astype(float)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    return float((rx * ry).sum() / math.sqrt((rx * rx).sum() * (ry * ry).sum()))
+from test_recipe_oracles import _spearman  # rank correlation by hand (ranks by a stable argsort)
 
 
 def _np_p(a, scale):

@@ -71,9 +71,7 @@ def summary(final: pd.DataFrame, curricula, col: str, scale: float) -> dict:
 
 def differences(final: pd.DataFrame, curricula, against, col: str, scale: float, higher: bool) -> dict:
     """{(curriculum, baseline): paired result} for every curriculum against each baseline."""
-    w = wide(final, col, scale)
-    return {(c, b): {**paired(w, c, b, higher), "higher": higher}
-            for b in against for c in curricula if c != b and c in w and b in w}
+    return pairs(final, [(c, b) for b in against for c in curricula if c != b], col, scale, higher)
 
 
 def check_equal_steps(final: pd.DataFrame, name: str) -> int:
@@ -296,13 +294,17 @@ def pairs(final: pd.DataFrame, pairs_wanted, col: str, scale: float, higher: boo
 
 
 def pass_profile(folder: Path, rounds: pd.DataFrame, arms, noisy: pd.Series) -> pd.DataFrame:
-    """Per run of the given arms, over its selecting epochs (a recorded subset pass, k < N or an
-    ordered sgd epoch): the flipped-label share of the pass's first and last quarter (%) and the
+    """Per run of the given arms, over its epochs after the warm start that recorded a pass (a
+    subset pass, or an ordered sgd epoch): the flipped-label share of the pass's first and last quarter (%) and the
     Spearman correlation of position in the pass with the driving score. noisy: (N,) bool by sample id.
     → one row per run: arm, seed, first_noisy, last_noisy, rho, epochs."""
     rows = []
     flips = noisy.to_numpy(bool)
-    for (run, arm, seed), part in rounds[rounds["curriculum"].isin(arms)].groupby(["run", "curriculum", "seed"]):
+    from ..views import pass_order_rho
+    rounds = rounds[rounds["curriculum"].isin(arms)]
+    if "episode" in rounds:  # the warm start's pass is a shuffle of all N, not a selection's order
+        rounds = rounds[rounds["episode"] > 0]
+    for (run, arm, seed), part in rounds.groupby(["run", "curriculum", "seed"]):
         first, last, rho = [], [], []
         for t in part["round"]:
             f = folder / run / "samples" / f"round={int(t):04d}.parquet"
@@ -320,8 +322,9 @@ def pass_profile(folder: Path, rounds: pd.DataFrame, arms, noisy: pd.Series) -> 
             ids = inside["sample_id"].to_numpy()
             first.append(flips[ids[:q]].mean() * 100)
             last.append(flips[ids[-q:]].mean() * 100)
-            if inside["score"].nunique() > 1:  # a constant score (no score at all) has no rank correlation
-                rho.append(inside["pass_position"].rank().corr(inside["score"].rank()))
+            r = pass_order_rho(inside)  # NaN for a constant score (no score at all)
+            if np.isfinite(r):
+                rho.append(r)
         if first:
             rows.append({"run": run, "arm": arm, "seed": seed, "first_noisy": float(np.mean(first)),
                          "last_noisy": float(np.mean(last)), "rho": float(np.mean(rho)) if rho else np.nan,

@@ -265,13 +265,10 @@ def pass_order_rho(sel: pd.DataFrame, score: str = "score") -> float:
 
 def pass_order_name(meta: dict) -> Optional[str]:
     """A paper-protocol run's order of its subset passes ("draw", "shuffle" or "reversed", config
-    key "order"); runs made before the order was a choice shuffled every pass (names.LEGACY_ORDER).
+    key "order"; names.run_order): runs made before the order was a choice shuffled every pass.
     None for steps-protocol runs (no subset pass)."""
-    from ..names import LEGACY_ORDER
-    cfg = (meta or {}).get("config") or {}
-    if cfg.get("protocol") != "paper":
-        return None
-    return str(cfg.get("order") or LEGACY_ORDER)
+    from ..names import run_order
+    return run_order((meta or {}).get("config") or {})
 
 
 def pass_order_caption(order: Optional[str], rho: float, n: int, word: str = "epoch", t: Optional[int] = None,
