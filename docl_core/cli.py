@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -258,9 +259,11 @@ def _check_out(out: Path) -> Path:
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".docl-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a probe of this process's own: torchrun's ranks (and a run beside them) check the
+        # same folder at once, and a shared name let one unlink another's probe (ENOENT)
+        fd, probe = tempfile.mkstemp(prefix=".docl-write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise ValueError(f"cannot write to {out} ({e.strerror}): choose a writable --out folder") from None
     return out

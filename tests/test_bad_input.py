@@ -563,3 +563,30 @@ def test_catalogue_size(capsys):
     with capsys.disabled():
         print(f"\n[bad input] {len(CASES)} inputs in the catalogue ({kinds['cli']} CLI, {kinds['read']} "
               f"run reader, {kinds['api']} library); {len(TRIED)} tried and passed in this session")
+
+
+def test_out_folder_check_holds_when_several_processes_check_one_folder_at_once(tmp_path):
+    """torchrun's ranks and a run beside them check the same --out at the same moment.
+
+    With one shared probe name, one process unlinked another's probe and the second failed
+    with "cannot write to ... (No such file or directory)" on a writable folder (a CI
+    failure of the 3-rank test). 4 threads × 300 checks must all pass and leave nothing.
+    """
+    import threading
+    from docl_core.cli import _check_out
+    errors: list = []
+
+    def check():
+        for _ in range(300):
+            try:
+                _check_out(tmp_path / "shared")
+            except ValueError as e:
+                errors.append(str(e))
+
+    threads = [threading.Thread(target=check) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list((tmp_path / "shared").iterdir()) == []
