@@ -127,6 +127,27 @@ def embedding_matrices(reader, rounds: Optional[list[int]] = None) -> dict[str, 
             "y": np.stack([pad(v) for v in ys])}
 
 
+def variance_shares(coords: np.ndarray, var_2d: float, view: np.ndarray) -> tuple[np.ndarray, float]:
+    """How much of one round's feature variance a view of its map holds, for honest axis titles.
+
+    coords (N, K): the round's stored coordinates (x, y, pc2 …), whose x, y are the run's fixed
+    axes; var_2d: the share of the round's full (D-dimensional) feature variance on x, y, as the
+    tracker recorded it (`embedding_var_2d`); view (N, m): the points drawn, any linear map of
+    coords (the fixed axes, a refit). The full variance is not stored, but var_2d fixes it:
+    total = (variance on x, y) / var_2d. Returns each view column's share of that total (m,) and
+    the K stored components' share, the most any axes refitted from the files can hold. NaN
+    when var_2d is missing or not positive (runs from before it was recorded). Rows with NaN are
+    skipped (a sample missing from a round)."""
+    C, V = np.asarray(coords, dtype=np.float64), np.asarray(view, dtype=np.float64)
+    ok = np.isfinite(C).all(axis=1) & np.isfinite(V).all(axis=1)
+    C, V = C[ok] - C[ok].mean(axis=0), V[ok] - V[ok].mean(axis=0)  # variances about the round's own mean
+    xy = float((C[:, :2] ** 2).sum())
+    if var_2d is None or not np.isfinite(var_2d) or var_2d <= 0 or xy <= 0:
+        return np.full(V.shape[1], np.nan), float("nan")
+    total = xy / float(var_2d)  # the round's summed squared deviation over all D features
+    return (V ** 2).sum(axis=0) / total, float((C ** 2).sum()) / total
+
+
 def axis_range(values: np.ndarray, pad: float = 0.05) -> list[float]:
     """[lo, hi] over every round's finite values, padded: the axes a page keeps fixed."""
     v = values[np.isfinite(values)]

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from docl_core.config import RunConfig, Schedule  # noqa: E402
-from docl_core.embedding import PCABasis, embedding_matrices, tsne_map  # noqa: E402
+from docl_core import views  # noqa: E402
+from docl_core.embedding import PCABasis, embedding_matrices, tsne_map, variance_shares  # noqa: E402
 from docl_core.protocol import PaperSchedule  # noqa: E402
 from docl_core.store import RunReader, RunWriter  # noqa: E402
 from docl_core.tracker import DynamicsTracker  # noqa: E402
@@ -84,6 +85,31 @@ def test_pca_basis_matches_sklearn_on_random_features():
     assert on_map == pytest.approx(ref.explained_variance_ratio_[:2].sum(), rel=1e-6)
     again = PCABasis.from_arrays(basis.arrays())
     np.testing.assert_array_equal(again.project(F)[0], coords)
+
+
+def test_variance_shares_are_shares_of_the_full_features():
+    """variance_shares recovers a round's full feature variance from its stored coordinates and
+    embedding_var_2d, so a view's axes get their true share of it: checked against the (N, D)
+    features themselves, at the fit round (where it is the basis's own ratio) and at a later round
+    that grew a direction off the basis (where the refit's share within the stored components,
+    views.refit_axes' "share", would claim far more)."""
+    g = torch.Generator().manual_seed(2)
+    F0 = torch.randn(400, 16, generator=g) @ torch.randn(16, 16, generator=g)  # (N, D) the fit round
+    basis = PCABasis.fit(F0, fit_round=0, k=4)
+    c0, v0 = basis.project(F0)
+    shares, _ = variance_shares(c0, v0, c0[:, :2])
+    np.testing.assert_allclose(shares, basis.explained_variance_ratio[:2], rtol=1e-4)
+    F1 = F0 + 6 * torch.randn(400, 1, generator=g) * torch.randn(1, 16, generator=g)  # a new, large direction
+    c1, v1 = basis.project(F1)
+    fit = views.refit_axes(c1)
+    shares, stored = variance_shares(c1, v1, views.project(c1, fit))
+    F1c = F1.double().numpy() - F1.double().numpy().mean(0)
+    total = (F1c ** 2).sum()
+    dirs = fit["axes"] @ basis.components  # (2, D): the refit axes in feature space, orthonormal
+    np.testing.assert_allclose(shares, ((F1c @ dirs.T) ** 2).sum(0) / total, rtol=1e-4)
+    assert stored == pytest.approx(((F1c @ basis.components.T) ** 2).sum() / total, rel=1e-4)
+    assert v1 <= shares.sum() <= stored < 0.5 < fit["share"].sum()  # the within-components share flatters
+    assert np.isnan(variance_shares(c1, float("nan"), c1[:, :2])[0]).all()  # var_2d unknown: no share claimed
 
 
 def test_tsne_map_shape_and_determinism():
@@ -246,7 +272,8 @@ def test_page_colours_follow_the_chosen_column(synthetic, monkeypatch):
         assert n_points(spec) == 200
     assert len({json.dumps(v) for v in seen.values()}) == len(seen), "every column colours differently"
     assert seen["class"][0] == 4 and seen["noisy label"][0] == 2 and seen["selected"][0] == 2
-    # axes stay fixed across rounds
+    # the fixed axes stay fixed across rounds
+    at.radio(key="emb_method").set_value("PCA (fixed axes)").run()
     at.radio(key="emb_color").set_value("score").run()
     ranges = []
     for t in (0, 4):
@@ -307,7 +334,36 @@ def test_page_on_trained_runs(trained, monkeypatch, kind):
     ok(at)
     assert marker_colors(scatter_spec(at)) != a
     assert at.select_slider(key="emb_round").label == ("Epoch" if kind == "paper" else "Round")
-    assert any("holds" in c.value or "hold" in c.value for c in at.caption)
+    assert any("they hold" in m.value and "% of the features' variance" in m.value for m in at.markdown)
+
+
+def test_page_opens_on_the_shown_epochs_axes_and_reports_their_share(trained, monkeypatch):
+    """The page opens on axes refitted on the epoch shown (not on epoch 0's, which hold little of a
+    later epoch's variance), and every axis title gives its share of that epoch's full feature
+    variance, as computed from the files; the fixed axes stay one click away, titled the same way."""
+    run_dir = trained["paper"]
+    at = open_page(run_dir.parent, monkeypatch)
+    ok(at)
+    assert at.radio(key="emb_method").value == "PCA (refit on this round)"
+    at.select_slider(key="emb_round").set_value(2).run()
+    ok(at)
+    r = RunReader(run_dir)
+    coords = r.embedding(2).sort_values("sample_id")[["x", "y", *(f"pc{j}" for j in range(2, 8))]].to_numpy()
+    var2d = float(r.rounds().set_index("round").loc[2, "embedding_var_2d"])
+    shares, stored = variance_shares(coords, var2d, views.project(coords, views.refit_axes(coords)))
+    lay = scatter_spec(at)["layout"]
+    assert lay["xaxis"]["title"]["text"] == f"refit axis 1 ({100 * shares[0]:.0f} % of epoch 2's feature variance)"
+    assert lay["yaxis"]["title"]["text"] == f"refit axis 2 ({100 * shares[1]:.0f} % of epoch 2's feature variance)"
+    note = " ".join(m.value for m in at.markdown)
+    assert f"at epoch 2 they hold {100 * shares.sum():.0f} % of the features' variance" in note
+    assert f"components {100 * stored:.0f} %" in note and f"fixed axes of epoch 0 {100 * var2d:.0f} %" in note
+    assert var2d <= shares.sum() + 1e-9 <= stored + 1e-9 <= 1 + 1e-9  # within the stored components: the best 2-D
+    at.radio(key="emb_method").set_value("PCA (fixed axes)").run()
+    ok(at)
+    fixed, _ = variance_shares(coords, var2d, coords[:, :2])
+    lay = scatter_spec(at)["layout"]
+    assert lay["xaxis"]["title"]["text"] == f"PC1 of epoch 0 ({100 * fixed[0]:.0f} % of epoch 2's variance)"
+    assert any(f"they hold {100 * var2d:.0f} % of the features' variance" in c.value for c in at.caption)
 
 
 def test_page_on_an_own_loop_run_with_features(tmp_path, monkeypatch):
@@ -347,3 +403,13 @@ def test_page_on_the_bundled_demo(monkeypatch):
         assert at.get("plotly_chart")
     else:
         assert any("No map for this run yet" in i.value for i in at.info)
+
+
+def test_streamlit_config_hides_the_deploy_button():
+    """Issue 32, item 5's other half: Streamlit's toolbar is minimal (no Deploy button) in every mode,
+    as Streamlit itself reads the project's .streamlit/config.toml."""
+    import subprocess
+    code = ("from streamlit import config; config.get_config_options(force_reparse=True); "
+            "print(config.get_option('client.toolbarMode'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "minimal", out.stderr[-500:]

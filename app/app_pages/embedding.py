@@ -15,15 +15,18 @@ UNIT = str(run.meta.get("round_unit") or "round")  # "epoch" under --protocol pa
 MAX_POINTS = 8000    # points drawn (a fixed random subset, flipped labels kept, the same in every round)
 TSNE_POINTS = (500, 1000, 2000, 4000)  # t-SNE runs here, on demand, on one of these many samples
 if not common.presenting():  # presenting, the chart's caption names the axes; this paragraph would push it down
-    st.caption(f"The training samples' penultimate-layer features, projected to 2-D on principal axes fitted "
-               f"once, on the first measured {UNIT}'s features, and kept for the whole run: the axes mean the "
-               f"same in every {UNIT}, so a point that moves moved in feature space. Directions the network "
-               f"develops later are not on these axes; the share of each {UNIT}'s feature variance the two axes "
-               f"still hold is shown below the chart, and Projection can refit the axes on the shown {UNIT} or "
-               f"the last one.")
-# Projection's choices; the values keep the word "round" (tests set them), the labels say the run's unit
+    st.caption(f"The training samples' penultimate-layer features, projected to 2-D on the principal axes of "
+               f"the shown {UNIT} (within the components the run stores), so each {UNIT} is seen from the angle "
+               f"it spreads most along; the axis titles say how much of that {UNIT}'s feature variance they hold. "
+               f"To follow points across {UNIT}s, choose Projection's fixed axes: fitted once, on the first "
+               f"measured {UNIT}, and kept, so a point that moves moved in feature space, but directions the "
+               f"network develops later are off them.")
+# Projection's choices, the first the default; the values keep the word "round" (tests set them), the
+# labels say the run's unit. The default refits on the shown round: the fixed axes of round 0 hold a few
+# per cent of a later round's variance (a squashed corner), a refit on the round shown holds the most.
 FIXED, REFIT_SHOWN, REFIT_LAST, TSNE = ("PCA (fixed axes)", "PCA (refit on this round)", "PCA (refit on the last round)",
                                         "t-SNE (this round)")
+METHODS = (REFIT_SHOWN, FIXED, REFIT_LAST, TSNE)
 COLOR_LABELS = {"score": "score", "selected": "selected", "times_selected": "times selected", "loss": "loss",
                 "class": "class", "noisy": "noisy target" if run.task == "regression" else "noisy label"}
 
@@ -46,14 +49,26 @@ def coordinates(run_dir: str, t: int, mtime: int) -> np.ndarray:
     return df[embedding.component_columns(df.columns)].to_numpy(np.float64)
 
 
-def refitted(t: int, fit_round: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Round t's points (N, 2) on the axes refitted on fit_round's coordinates, their variance shares (2,)
-    and K, the number of stored components the refit searched."""
-    path = lambda r: run.dir / "embedding" / f"round={r:04d}.parquet"  # noqa: E731
-    fit_coords = coordinates(str(run.dir), fit_round, path(fit_round).stat().st_mtime_ns)  # (N, K)
-    fit = views.refit_axes(fit_coords)
-    return (views.project(coordinates(str(run.dir), t, path(t).stat().st_mtime_ns), fit), fit["share"],
-            fit_coords.shape[1])
+def coords_of(t: int) -> np.ndarray:
+    """Round t's stored coordinates (N, K), cached until its file changes."""
+    path = run.dir / "embedding" / f"round={t:04d}.parquet"
+    return coordinates(str(run.dir), t, path.stat().st_mtime_ns)
+
+
+def refitted(t: int, fit_round: int) -> tuple[np.ndarray, np.ndarray]:
+    """Round t's points (N, 2) on the axes refitted on fit_round's coordinates, and their shares (2,) of
+    the variance within fit_round's K stored components (the fallback when the full variance is unknown)."""
+    fit = views.refit_axes(coords_of(fit_round))
+    return views.project(coords_of(t), fit), fit["share"]
+
+
+def var_2d(t: int) -> float:
+    """Round t's `embedding_var_2d` (the fixed axes' share of its full feature variance), NaN if unrecorded."""
+    rows = ctx.rounds()
+    rows = rows[(rows["run"] == run.dir.name) & (rows["round"] == t)] if len(rows) else rows
+    if len(rows) and "embedding_var_2d" in rows:
+        return float(rows["embedding_var_2d"].iat[0])
+    return float("nan")
 
 
 @st.cache_data(max_entries=16, show_spinner="Computing t-SNE (once per round)…")
@@ -135,15 +150,15 @@ def round_view():
     emphasis = c2.radio("Score as", ["uniform", "size", "opacity"], horizontal=True, key="emb_emph",
                         help="Draw high-|score| samples larger or more opaque.")
     fit0 = (run.meta.get("embedding") or {}).get("fit_round", rounds[0])
-    method = c3.radio("Projection", [FIXED, REFIT_SHOWN, REFIT_LAST, TSNE], key="emb_method", horizontal=True,
-                      format_func=lambda m: {FIXED: f"PCA, axes of {UNIT} {fit0}", REFIT_SHOWN: f"refit on this {UNIT}",
-                                             REFIT_LAST: f"refit on the last {UNIT}", TSNE: f"t-SNE (this {UNIT})"}[m],
-                      help=f"The run's axes are fitted on {UNIT} {fit0} and kept: motion is motion, but directions "
-                           f"grown later are off the map. A refit finds the two directions along which the chosen "
+    method = c3.radio("Projection", METHODS, key="emb_method", horizontal=True,
+                      format_func=lambda m: {FIXED: f"fixed axes of {UNIT} {fit0}", REFIT_SHOWN: f"PCA of this {UNIT}",
+                                             REFIT_LAST: f"PCA of the last {UNIT}", TSNE: f"t-SNE (this {UNIT})"}[m],
+                      help=f"PCA of this {UNIT} (the default) finds the two directions along which the shown "
                            f"{UNIT}'s points spread most, within the stored principal components (the full features "
-                           f"are not stored). t-SNE is computed here, once per {UNIT} and sample count, on the "
-                           f"stored components; its axes and distances between clusters carry no meaning across "
-                           f"{UNIT}s.")
+                           f"are not stored); the axes change with the {UNIT}. The fixed axes are fitted on {UNIT} "
+                           f"{fit0} and kept: motion is motion, but directions grown later are off the map. t-SNE "
+                           f"is computed here, once per {UNIT} and sample count, on the stored components; its axes "
+                           f"and distances between clusters carry no meaning across {UNIT}s.")
     tsne_on = method == TSNE
     budget = MAX_POINTS
     if tsne_on:
@@ -155,12 +170,14 @@ def round_view():
         path = run.dir / "embedding" / f"round={t:04d}.parquet"
         xy = tsne(str(run.dir), t, tuple(int(i) for i in ids), path.stat().st_mtime_ns)
         x, y = xy["x"].to_numpy(), xy["y"].to_numpy()
-    elif method in (REFIT_SHOWN, REFIT_LAST):
-        fit_round = t if method == REFIT_SHOWN else rounds[-1]
-        xy, share, k = refitted(t, fit_round)
-        x, y = xy[ids, 0], xy[ids, 1]
     else:
-        x, y = M["x"][r, ids], M["y"][r, ids]
+        coords = coords_of(t)  # (N, K)
+        fit_round = t if method == REFIT_SHOWN else rounds[-1] if method == REFIT_LAST else fit0
+        xy, fit_share = refitted(t, fit_round) if method != FIXED else (coords[:, :2], None)
+        # each axis's share of round t's full feature variance (NaN: a run from before var_2d was logged)
+        on_fixed = var_2d(t)  # the fixed axes' share, as the tracker measured it
+        share, stored = embedding.variance_shares(coords, on_fixed, xy)
+        x, y = (xy[ids, 0], xy[ids, 1]) if method != FIXED else (M["x"][r, ids], M["y"][r, ids])
     cols = {c: common.matrix(run, c)[t, ids] for c in ("score", "selected", "times_selected", "loss")}
     df = pd.DataFrame({"sample_id": ids, "x": x, "y": y, "label": label[ids], "noisy": noisy[ids], **cols})
     df["selected"] = df["selected"] > 0.5
@@ -172,18 +189,29 @@ def round_view():
         fig.update_layout(xaxis_title="t-SNE 1", yaxis_title="t-SNE 2")
         axes_note = f"Axes: t-SNE of {UNIT} {t}'s stored principal components (no meaning across {UNIT}s)."
     elif method in (REFIT_SHOWN, REFIT_LAST):
-        fig.update_layout(xaxis_title=f"refit axis 1 ({100 * share[0]:.0f} %)", yaxis_title=f"refit axis 2 "
-                          f"({100 * share[1]:.0f} %)")
+        k = coords.shape[1]
+        known = bool(np.isfinite(share).all())
+        of = f"{UNIT} {t}'s feature variance" if known else f"{UNIT} {fit_round}'s variance within the {k} components"
+        shown = share if known else fit_share
+        fig.update_layout(xaxis_title=f"refit axis 1 ({100 * shown[0]:.0f} % of {of})",
+                          yaxis_title=f"refit axis 2 ({100 * shown[1]:.0f} % of {of})")
         axes_note = (f"Axes: refitted on {UNIT} {fit_round}{' (the last)' if method == REFIT_LAST else ''}, the two "
-                     f"directions its points spread most along within the run's {k} stored principal "
-                     f"components; they hold {100 * share.sum():.0f} % of {UNIT} {fit_round}'s variance there "
-                     "(percentages on the axes).")
+                     f"directions its points spread most along within the run's {k} stored principal components; "
+                     + (f"at {UNIT} {t} they hold {100 * share.sum():.0f} % of the features' variance, the {k} stored "
+                        f"components {100 * stored:.0f} % (the most any axes refitted from the files can hold), the "
+                        f"fixed axes of {UNIT} {fit0} {100 * on_fixed:.0f} %." if known else
+                        f"they hold {100 * fit_share.sum():.0f} % of {UNIT} {fit_round}'s variance within those "
+                        f"components (this run did not record its features' full variance, so no share of it "
+                        f"can be given)."))
     else:
         axes_note = f"Axes: the run's principal axes, fitted on {UNIT} {fit0} and kept for every {UNIT}."
         ev = (run.meta.get("embedding") or {}).get("explained_variance_ratio") or []
-        pct = lambda i: f" ({100 * ev[i]:.0f} % of the fit's variance)" if len(ev) > i else ""  # noqa: E731
-        fig.update_layout(xaxis=dict(range=M["xrange"], title=f"PC1{pct(0)}"),
-                          yaxis=dict(range=M["yrange"], title=f"PC2{pct(1)}"))
+        if np.isfinite(share).all():  # the shown round's share: the fit round's would flatter a later round
+            pct = lambda i: f" ({100 * share[i]:.0f} % of {UNIT} {t}'s variance)"  # noqa: E731
+        else:
+            pct = lambda i: f" ({100 * ev[i]:.0f} % of {UNIT} {fit0}'s variance)" if len(ev) > i else ""  # noqa: E731
+        fig.update_layout(xaxis=dict(range=M["xrange"], title=f"PC1 of {UNIT} {fit0}{pct(0)}"),
+                          yaxis=dict(range=M["yrange"], title=f"PC2 of {UNIT} {fit0}{pct(1)}"))
     fig.update_layout(title=title, height=580, legend=dict(itemsizing="constant"), dragmode="lasso")
     event = common.chart(fig, axes_note + " What to look for: whether samples of one class gather as training goes "
                          "on; where the selected samples sit against the clusters (their cores, their edges, between "
@@ -250,14 +278,11 @@ def _class_key(c: str):
 
 
 def var_note(t: int) -> None:
-    rows = ctx.rounds()
-    rows = rows[(rows["run"] == run.dir.name) & (rows["round"] == t)] if len(rows) else rows
-    info = run.meta.get("embedding") or {}
-    fit = info.get("fit_round")
-    if len(rows) and "embedding_var_2d" in rows and np.isfinite(rows["embedding_var_2d"].iat[0]):
-        st.caption(f"Axes fitted on {UNIT} {fit}'s features; at {UNIT} {t} they hold "
-                   f"{100 * rows['embedding_var_2d'].iat[0]:.0f} % of the features' variance "
-                   "(a falling share means the network has grown directions this map does not show).")
+    fit, share = (run.meta.get("embedding") or {}).get("fit_round"), var_2d(t)
+    if np.isfinite(share):
+        st.caption(f"Axes fitted on {UNIT} {fit}'s features; at {UNIT} {t} they hold {100 * share:.0f} % of the "
+                   f"features' variance (a falling share means the network has grown directions this map does not "
+                   f"show: Projection's PCA of this {UNIT} shows them).")
 
 
 def picked_ids(event) -> list[int]:
