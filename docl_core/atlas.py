@@ -23,6 +23,7 @@ import pandas as pd
 
 from .config import ESTIMATORS, SAMPLE_SCORES, SCORE_CURRICULUM
 from .names import SCORE_LABELS
+from .stats import spearman  # noqa: F401 (atlas.spearman: the pages and tests read it here)
 from .store import RunReader
 
 # column → (short label, the direction in which it means "hard"); estimators' a: large is "hard"
@@ -140,24 +141,6 @@ def round_scores(reader: RunReader, t: int) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- comparisons
-
-
-def _ranks(v: np.ndarray) -> np.ndarray:
-    """Average ranks of the finite values (ties share their mean rank); NaN stays NaN."""
-    return pd.Series(v).rank(method="average").to_numpy()
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's ρ over the samples where both are finite (average ranks for ties); NaN when fewer
-    than three such samples or either is constant there."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return float("nan")
-    ra, rb = _ranks(a[ok]), _ranks(b[ok])
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
-    return float((ra * rb).sum() / den) if den > 0 else float("nan")
 
 
 def rank_correlations(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

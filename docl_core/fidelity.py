@@ -37,7 +37,7 @@ look-back estimator can rank well, whatever it does.
 
     round_fidelity(run_dir) -> DataFrame      one row per round with both scores
     experiment_fidelity(exp_dir) -> DataFrame the same for every complete run of a folder
-    spearman(a, b) -> float                   average ranks for ties (no scipy needed)
+    spearman(a, b) -> float                   docl_core.stats.spearman (average ranks for ties)
     topk_overlap(a, b, k) -> (overlap, jaccard)
 
 Ties: ranks are averaged (Spearman's usual convention); top-k breaks ties by sample index, so
@@ -51,32 +51,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from .stats import average_ranks, spearman  # noqa: F401 (this module's public names since it began)
+
 BYPRODUCT, EXACT = "score_paper", "score_exact"
-
-
-def average_ranks(x) -> np.ndarray:
-    """Ranks 1..n of x (n,), tied values sharing their mean rank."""
-    x = np.asarray(x, dtype=float)
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    sx = x[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sx) != 0) + 1]        # first position of each tie group
-    ends = np.r_[starts[1:], len(x)]
-    for a, b in zip(starts, ends):
-        ranks[order[a:b]] = 0.5 * (a + b - 1) + 1
-    return ranks
-
-
-def spearman(a, b) -> float:
-    """Spearman's rank correlation of two vectors (n,): Pearson's of their average ranks."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    if keep.sum() < 2:
-        return float("nan")
-    ra, rb = average_ranks(a[keep]), average_ranks(b[keep])
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
-    return float((ra * rb).sum() / den) if den > 0 else float("nan")
 
 
 def top_k(x, k: int) -> np.ndarray:

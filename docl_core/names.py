@@ -76,3 +76,11 @@ def curriculum_display(name: str) -> str:
         score, prefer = name[len("score-"):].rsplit("-", 1)
         return f"{SCORE_LABELS.get(score, score)}, {prefer} first"
     return CURRICULUM_LABELS.get(name, name)
+
+
+def arm_of(run_name: str) -> str:
+    """A run folder's arm: its name without the trailing -s<seed> (`docl-s3` → `docl`,
+    `docl-none-s0` → `docl-none`, `docl-no-mixup-s2` → `docl-no-mixup`); other names as they are.
+    The one parser of run folders: the study, `docl summary` and the reports all call it."""
+    stem, sep, seed = run_name.rpartition("-s")
+    return stem if sep and stem and seed.isdigit() else run_name

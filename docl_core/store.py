@@ -110,6 +110,16 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
+def best_of_student_and_teacher(rounds: pd.DataFrame, split: str = "test") -> pd.Series:
+    """Per round, max(student, mean teacher) accuracy on `split`: the value the authors' report
+    takes the best epoch of (the student alone in runs without a teacher). NaN where neither is
+    logged. The one definition: RunReader.final_accuracy("best") and the study's tables use it."""
+    col = f"{split}_acc"
+    student = rounds[col].astype(float) if col in rounds else pd.Series(np.nan, index=rounds.index)
+    teacher = rounds.get(f"teacher_{col}")
+    return student if teacher is None else np.fmax(student, teacher.astype(float))
+
+
 def round_name(t: int) -> str:
     return f"round={t:04d}"
 
@@ -315,12 +325,9 @@ class RunReader:
         col = f"{split}_acc"
         if col not in rounds or rounds.empty:
             return float("nan")
-        student = rounds[col].astype(float)
         if report == "last":
-            return float(student.iloc[-1])
-        teacher = rounds.get(f"teacher_{col}")
-        both = student if teacher is None else np.fmax(student, teacher.astype(float))
-        return float(both.max())
+            return float(rounds[col].astype(float).iloc[-1])
+        return float(best_of_student_and_teacher(rounds, split).max())
 
     def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
         """Per-sample frame of round t (one row per training sample)."""

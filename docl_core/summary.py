@@ -11,29 +11,24 @@ arms of their own. Two reports of a run's accuracy (`RunReader.final_accuracy`):
     paired_table(finals, against) -> DataFrame arm − baseline per report, paired by seed
     summary_text(exp_dir, against) -> str      both, as `docl summary` prints them
 
-Intervals are 95% t-intervals of seed-paired differences (study/stats.py), the verdict
-"beats"/"trails" only when the interval excludes 0 over at least MIN_SEEDS seeds (two equal
-differences give an interval of width 0: no evidence).
+Intervals are 95% t-intervals of seed-paired differences and verdicts are docl_core/stats.py's,
+the same the study report and the dashboard give: "beats"/"trails" only when the interval
+excludes 0 over at least MIN_SEEDS seeds (two equal differences give an interval of width 0:
+no evidence), "too few seeds" below that.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
+from .names import arm_of
 from .store import ExperimentReader
-from .study.stats import paired
+from .stats import paired
 
 REPORTS = {"last": "last student", "best": "best of max(student, teacher)"}
-MIN_SEEDS = 3  # fewer paired seeds give an interval but no verdict
-
-
-def arm_of(run_name: str, seed: int) -> str:
-    """A run folder's arm: its name without a trailing -s<seed>."""
-    return re.sub(rf"-s{seed}$", "", run_name)
 
 
 def final_table(exp_dir, split: str = "test") -> pd.DataFrame:
@@ -42,7 +37,7 @@ def final_table(exp_dir, split: str = "test") -> pd.DataFrame:
     for r in ExperimentReader(exp_dir).runs:
         if r.status != "complete":
             continue
-        rows.append({"arm": arm_of(r.dir.name, r.seed), "seed": r.seed, "curriculum": r.curriculum,
+        rows.append({"arm": arm_of(r.dir.name), "seed": r.seed, "curriculum": r.curriculum,
                      "last": 100 * r.final_accuracy("last", split),
                      "best": 100 * r.final_accuracy("best", split)})
     return pd.DataFrame(rows, columns=["arm", "seed", "curriculum", "last", "best"])
@@ -62,8 +57,6 @@ def paired_table(finals: pd.DataFrame, against: Sequence[str]) -> pd.DataFrame:
                     continue
                 res = paired(wide, arm, base)
                 if res:
-                    if res["n"] < MIN_SEEDS:
-                        res["verdict"] = f"no verdict (fewer than {MIN_SEEDS} seeds)"
                     rows.append({"report": report, "arm": arm, "against": base, **{k: res[k] for k in
                                  ("mean", "low", "high", "n", "wins", "verdict")}})
     return pd.DataFrame(rows, columns=["report", "arm", "against", "mean", "low", "high", "n", "wins", "verdict"])

@@ -134,7 +134,7 @@ def curves():
                 delta = f"{pscale * v['mean']:+.2f} vs {common.curriculum_label(ref)}"
             value = f"{row[mean_col]:.4f}" if regression else f"{row[mean_col]:.2f} %"
             col.metric(common.curriculum_label(cur) + (" ★" if cur == star else ""), value, delta,
-                       delta_color="normal" if v is not None and v["verdict"] in ("better", "worse") else "off",
+                       delta_color="normal" if v is not None and v["verdict"] in ("beats", "trails") else "off",
                        help=(views.verdict_sentence(v, common.legend_label, ref, unit, pscale) if v is not None
                              else "The reference every other curriculum is paired against."))
     if not common.presenting():

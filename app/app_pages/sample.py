@@ -7,6 +7,7 @@ from plotly.subplots import make_subplots
 
 from app import common
 from docl_core import views
+from docl_core.stats import spearman
 
 ctx = common.context()
 st.title("One sample's history")
@@ -49,7 +50,7 @@ def score_story(hist: pd.DataFrame, regression: bool) -> str:
     if "score_exact" in hist:
         both = hist.dropna(subset=["score", "score_exact"])
         if len(both) >= 3:
-            rho = float(both["score"].rank().corr(both["score_exact"].rank()))
+            rho = spearman(both["score"], both["score_exact"])
             parts.append(f"Over the {common.plural(len(both), WORD)} with both, the {SCORE} and the exact score "
                          f"rank this sample's {WORD}s with ρ = {rho:.2f} (1: the estimate follows the exact "
                          "score; 0 or below: it does not).")

@@ -7,6 +7,7 @@ import streamlit as st
 
 from app import common
 from docl_core import views
+from docl_core.stats import spearman
 
 ctx = common.context()
 st.title("Scores over rounds")
@@ -241,7 +242,7 @@ def body():
             # values differ in scale between estimators (a_i scales with the learning rate and ‖ḡ‖):
             # compare ranks, which is what selection uses
             ra, rb = (pts[a].rank(pct=True) * 100), (pts[b].rank(pct=True) * 100)
-            rho = float(np.corrcoef(ra, rb)[0, 1]) if len(pts) > 2 else float("nan")
+            rho = spearman(pts[a], pts[b])
             scale = float(pts[b].abs().median() / max(pts[a].abs().median(), 1e-30))
             pts = pts.assign(rank_a=ra, rank_b=rb)
             shown = views.downsample_rows(pts, 4000)

@@ -19,11 +19,11 @@ from typing import Optional
 
 from .report import DOCS_DIR, write_report
 from .runner import run_suite
-from .stats import _T975, convergence, paired_ci, t_quantile_975, verdict
+from .stats import convergence, paired_ci, t_quantile_975, verdict
 from .suites import SUITES, Ablation, FidelityRun, Setting, Suite, grid_points, knob_tag, with_seeds
 
 __all__ = ["run_study", "SUITES", "Setting", "Suite", "Ablation", "FidelityRun", "paired_ci", "t_quantile_975",
-           "verdict", "convergence", "grid_points", "knob_tag", "write_report", "DOCS_DIR", "_T975"]
+           "verdict", "convergence", "grid_points", "knob_tag", "write_report", "DOCS_DIR"]
 
 
 def run_study(suite_name: str, out: Path, seeds: Optional[int] = None, n_workers: int = 1,

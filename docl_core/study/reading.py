@@ -4,11 +4,11 @@ when the numbers say so (tests/test_study.py feeds synthetic numbers and checks 
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
-from .stats import CONVERGED_POINTS, LAST_FRACTION, t_quantile_975, verdict
+from ..stats import rank_correlation_test  # noqa: F401 (the study's modules read it from here)
+from .stats import CONVERGED_POINTS, LAST_FRACTION, MIN_SEEDS, verdict
 
 
 def _num(v: float, digits: int = 2) -> str:
@@ -24,8 +24,10 @@ def compare(a: str, b: str, r: dict, unit: str = "points") -> str:
     """One comparison A − B, worded by its 95% interval."""
     if not r or not r.get("n"):
         return f"{a} against {b}: no paired runs."
-    v = verdict(r.get("low", np.nan), r.get("high", np.nan), r.get("higher", True))
+    v = verdict(r.get("low", np.nan), r.get("high", np.nan), r.get("higher", True), r["n"])
     numbers = f"{a} − {b} = {interval(r)} {unit}, {a} better on {r.get('wins', 0)} of {r['n']} seeds"
+    if v == "too few seeds":
+        return f"{a} against {b}: {numbers}; too few seeds for a verdict (need ≥ {MIN_SEEDS})."
     if v == "beats":
         return f"{a} beats {b}: {numbers}."
     if v == "trails":
@@ -60,25 +62,14 @@ def noisy_share(curriculum: str, r: dict) -> str:
         return f"{curriculum}: no selection to read."
     numbers = (f"{r['share']:.1f}% of its subsets against {r['base']:.1f}% of the training set, "
                f"difference {interval(r, 1)} points")
-    v = verdict(r["low"], r["high"], True)
+    v = verdict(r["low"], r["high"], True, r["n"])
+    if v == "too few seeds":
+        return f"{curriculum}'s share of noisy labels: {numbers}; too few seeds for a verdict (need ≥ {MIN_SEEDS})."
     if v == "trails":
         return f"{curriculum} filters noisy labels: {numbers}."
     if v == "beats":
         return f"{curriculum} chases noisy labels: {numbers}."
     return f"{curriculum} takes noisy labels at about their share: {numbers} (the interval contains 0)."
-
-
-def rank_correlation_test(x, y) -> dict:
-    """Spearman's ρ of x and y with the t-test of a correlation (t = ρ√((n−2)/(1−ρ²)), df n − 2)."""
-    from ..fidelity import spearman
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    n = int(keep.sum())
-    rho = spearman(x[keep], y[keep]) if n > 2 else float("nan")
-    if n < 4 or not np.isfinite(rho):
-        return {"rho": rho, "n": n, "significant": False}
-    t = abs(rho) * math.sqrt((n - 2) / max(1e-12, 1 - rho * rho))
-    return {"rho": rho, "n": n, "significant": bool(t > t_quantile_975(n - 2))}
 
 
 def relation(x_name: str, y_name: str, r: dict) -> str:

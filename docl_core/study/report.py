@@ -17,19 +17,15 @@ import numpy as np
 import pandas as pd
 
 from . import figures, reading, tables
+from .. import table1
+from ..names import arm_of
+from ..stats import paired_ci
 from ..views import and_list
 from .reading import interval
 from .suites import Suite, knob_tag
 
 DOCS_DIR = Path(__file__).resolve().parent.parent.parent / "docs"
 
-PAPER = {  # the seed's Table 1 (test accuracy %, CIFAR/ImageNet-scale, big networks)
-    "CIFAR10": (96.18, 93.55, 96.60, 96.40, 97.43), "CIFAR100": (79.64, 80.25, 80.99, 81.42, 83.23),
-    "Food-101": (83.56, 81.36, 84.18, 84.75, 87.45), "ImageNet": (75.04, 73.23, 75.09, 75.62, 79.54),
-    "SVHN": (96.48, 96.15, 96.93, 96.80, 97.36), "FMNIST": (95.22, 92.09, 95.07, 95.50, 95.89),
-    "Birdsnap": (64.23, 63.26, 65.76, 66.59, 71.37), "Aircraft": (74.71, 68.95, 75.28, 79.72, 82.40),
-    "Cars": (78.73, 77.61, 76.98, 81.48, 86.26),
-}
 L_ = figures.label
 
 
@@ -37,7 +33,7 @@ def _cell(r: dict, bold_if_beats: bool = True) -> str:
     if not r or not r.get("n"):
         return "—"
     text = f"{interval(r)} ({r['wins']}/{r['n']})"
-    v = reading.verdict(r["low"], r["high"], r.get("higher", True))
+    v = reading.verdict(r["low"], r["high"], r.get("higher", True), r["n"])
     return f"**{text}**" if v == "beats" else (f"*{text}*" if v == "trails" else text)
 
 
@@ -396,7 +392,7 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
           "The paper trains deep networks for hundreds of epochs on CIFAR/ImageNet-scale data; these are 8×8 "
           "digits and MNIST-1D with small networks. Only the ordering and the size of the gaps compare.", "",
           "| paper dataset | Random (SGD) | SPL | MCL | DoCL-NR | DoCL | DoCL − Random |", "|---|---:|---:|---:|---:|---:|---:|"]
-    L += [f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {v[4] - v[0]:+.2f} |" for k, v in PAPER.items()]
+    L += [f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {v[4] - v[0]:+.2f} |" for k, v in table1.by_dataset().items()]
     rt = run_times(out)
     L += ["", "## How this was made", "", f"- Command: `{command}` (from the repository root)."]
     if rt:
@@ -667,7 +663,7 @@ def partial_note(missing: list, out: Path) -> str:
         rel = Path(d).relative_to(out) if Path(d).is_relative_to(out) else Path(d)
         parts = rel.parts
         where = parts[0] if parts[0] not in ("tuning", "ablation", "fidelity") else f"{parts[0]}/{parts[1]}"
-        groups[(where, parts[-1].rsplit("-s", 1)[0] if parts[0] not in ("tuning",) else "grid")] += 1
+        groups[(where, arm_of(parts[-1]) if parts[0] not in ("tuning",) else "grid")] += 1
     listed = "; ".join(f"{w}: {a} ×{n}" for (w, a), n in sorted(groups.items()))
     return (f"**Partial report**: {len(missing)} planned runs were not complete when this was written (the tables "
             f"show what is; n counts the seeds each number rests on). Missing: {listed}.")
@@ -781,7 +777,7 @@ def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
         if r:
             s = reading.compare(la, lb, r)
             rb = best.get((a, b))
-            v = reading.verdict(rb["low"], rb["high"]) if rb and rb.get("n") else None
+            v = reading.verdict(rb["low"], rb["high"], True, rb["n"]) if rb and rb.get("n") else None
             if v is not None and v != r.get("verdict"):
                 s += f" On the best epoch of max(student, teacher) the verdict is *{v}* ({interval(rb)})."
             out.append(s[0].upper() + s[1:])
@@ -845,7 +841,6 @@ def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
                        f"{interval(r)} points).")
         rho = g["rho"].dropna()
         if len(rho) >= 2:
-            from .stats import paired_ci
             m, lo, hi, n = paired_ci(rho.to_numpy())
             way = ("high scores come first" if hi < 0 else "high scores come last" if lo > 0
                    else "no consistent direction")

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from ..names import arm_of
 from .suites import ARMS, TUNED_AS, Suite, grid_points, knob_tag
 
 Job = tuple[dict, str]
@@ -197,7 +198,7 @@ def _order(job: Job) -> tuple:
     """Report runs of the core arms first (so an interrupted study has its main comparisons), then
     the other report runs, then ablation and fidelity runs; the longest first within each group."""
     where = Path(job[1])
-    arm = where.name.rsplit("-s", 1)[0]
+    arm = arm_of(where.name)
     group = 2 if where.parent.parent.name in ("ablation", "fidelity") else (0 if arm in CORE_ARMS else 1)
     return group, -_cost(job)
 

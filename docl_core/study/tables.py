@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..names import arm_of
 from .stats import convergence, paired, share_vs_base
 from .suites import Setting, Suite
 
@@ -28,7 +29,7 @@ def read_rounds(folder: Path, arms: bool = False) -> pd.DataFrame:
     df = exp.rounds()
     df = df[df["run"].isin(ok)].copy()
     if arms and len(df):
-        df["curriculum"] = df["run"].str.rsplit("-s", n=1).str[0]
+        df["curriculum"] = df["run"].map(arm_of)
     if "epoch" not in df:
         df["epoch"] = df["round"]
     return df
@@ -132,7 +133,7 @@ def ablation(suite: Suite, out: Path, s: Setting, variants, curricula, main_fina
     if not len(main_final) or "test_acc" not in main_final:  # a partial study: no report runs yet
         main_final = pd.DataFrame(columns=["run", "curriculum", "seed", "test_acc", "epoch_equiv"])
     if len(f):
-        f["variant"] = [run.rsplit("-s", 1)[0][len(c) + 1:] for run, c in zip(f["run"], f["curriculum"])]
+        f["variant"] = [arm_of(run)[len(c) + 1:] for run, c in zip(f["run"], f["curriculum"])]
     full = main_final[main_final["curriculum"].isin(curricula)].assign(variant="full recipe")
     both = pd.concat([full, f], ignore_index=True) if len(f) else full
     rows, vs_random = [], {}
@@ -173,7 +174,7 @@ def fidelity_frames(suite: Suite, out: Path) -> tuple[pd.DataFrame, pd.DataFrame
             if len(f):
                 f = f[f["protocol"] == fr.protocol]
                 f = f.assign(setting=fr.setting,
-                             variant=[r.rsplit("-s", 1)[0][len(c) + 1:] for r, c in zip(f["run"], f["curriculum"])])
+                             variant=[arm_of(r)[len(c) + 1:] for r, c in zip(f["run"], f["curriculum"])])
                 ded.append(f.assign(group=[f"{suite.setting(fr.setting).title} ({fr.protocol}): {v}"
                                            for v in f["variant"]]))
     cat = lambda xs: pd.concat(xs, ignore_index=True) if xs else pd.DataFrame()  # noqa: E731
@@ -207,10 +208,8 @@ def with_best(final: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     report (the last epoch's student, `test_acc`, is ours)."""
     if not len(final) or "test_acc" not in rounds:
         return final
-    both = rounds[["run", "test_acc"]].copy()
-    if "teacher_test_acc" in rounds:
-        both["test_acc"] = np.fmax(rounds["test_acc"], rounds["teacher_test_acc"])
-    best = both.groupby("run")["test_acc"].max()
+    from ..store import best_of_student_and_teacher
+    best = best_of_student_and_teacher(rounds, "test").groupby(rounds["run"]).max()
     return final.assign(best_acc=final["run"].map(best))
 
 

@@ -2,12 +2,13 @@
 with t-intervals, the verdicts and the headline built from them, and the paper's Table 1 beside them."""
 from __future__ import annotations
 
-import functools
-import math
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .. import table1
+from ..stats import MIN_SEEDS, VERDICTS, paired_ci, t_quantile, verdict  # noqa: F401 (views re-exports MIN_SEEDS, t_quantile)
 
 def accuracy_curves(rounds: pd.DataFrame, metric: str = "test_acc", x: str = "round") -> pd.DataFrame:
     """Mean and std of `metric` over seeds, per curriculum and round.
@@ -103,65 +104,6 @@ def timing_table(rounds: pd.DataFrame) -> pd.DataFrame:
     return out[out_cols]
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz's method)."""
-    if x <= 0.0 or x >= 1.0:
-        return 0.0 if x <= 0.0 else 1.0
-    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast below the mean: use the symmetry
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny = 1e-300
-    f, c, d = 1.0, 1.0, 0.0
-    for i in range(400):
-        m = i // 2
-        if i == 0:
-            num = 1.0
-        elif i % 2 == 0:
-            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        else:
-            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        d = 1.0 + num * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + num / c
-        c = c if abs(c) > tiny else tiny
-        f *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * (f - 1.0)
-
-
-@functools.lru_cache(maxsize=256)  # a few (level, seeds − 1) pairs per experiment
-def t_quantile(p: float, df: float) -> float:
-    """Student's t quantile (the inverse CDF at p, df > 0 degrees of freedom), by bisection on the CDF
-    1 − ½ I_{df/(df+t²)}(df/2, ½); tests/test_app.py checks it against scipy. Ours so that Compare, the
-    dashboard's first page, does not import scipy (about half a second) for one number."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"p must lie in (0, 1), got {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    tail = 1.0 - p  # upper tail: ½ I_{df/(df+t²)}(df/2, ½) must equal it
-    lo, hi = 0.0, 1.0
-    while 0.5 * _betainc(df / 2, 0.5, df / (df + hi * hi)) > tail:
-        hi *= 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 0.5 * _betainc(df / 2, 0.5, df / (df + mid * mid)) > tail:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
-
-
-def _t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval of paired differences d (n ≥ 2)."""
-    n = len(d)
-    mean = float(np.mean(d))
-    half = float(t_quantile(0.5 + level / 2, n - 1) * np.std(d, ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half
-
-
 def reference_curriculum(curricula: Sequence[str], protocol: str = "steps") -> Optional[str]:
     """The curriculum every other one is paired against: the paper's Random (sgd) under the paper
     protocol when present, else random, else the first."""
@@ -172,9 +114,6 @@ def reference_curriculum(curricula: Sequence[str], protocol: str = "steps") -> O
     return names[0] if names else None
 
 
-MIN_SEEDS = 3  # a t-interval from 2 seeds has 1 degree of freedom: too wide to mean anything
-
-
 def paired_differences(rounds: pd.DataFrame, metric: str, reference: str, final: bool = False,
                        level: float = 0.95, complete: Optional[Iterable[str]] = None,
                        sign: float = 1.0) -> pd.DataFrame:
@@ -183,8 +122,9 @@ def paired_differences(rounds: pd.DataFrame, metric: str, reference: str, final:
 
     final=False: one row per curriculum and round (seeds that have both runs at that round);
     final=True: one row per curriculum, from each run's last committed round (only runs in
-    `complete`, when given). The `verdict` column says "better", "worse", "no clear difference"
-    or "too few seeds" (fewer than MIN_SEEDS pairs): a winner only when the interval excludes 0.
+    `complete`, when given). The `verdict` column says "beats", "trails", "no clear difference"
+    or "too few seeds" (fewer than MIN_SEEDS pairs): stats.verdict, the words the study report and
+    `docl summary` use, so a winner only when the interval excludes 0 over ≥ MIN_SEEDS seeds.
     Columns: curriculum, round, seeds, mean, lo, hi, verdict.
     """
     cols = ["curriculum", "round", "seeds", "mean", "lo", "hi", "verdict"]
@@ -206,22 +146,9 @@ def paired_differences(rounds: pd.DataFrame, metric: str, reference: str, final:
             continue
         diff = (sign * (wide[cur] - wide[reference])).dropna()
         for t, d in diff.groupby(level="round"):
-            d = d.to_numpy(np.float64)
-            n = len(d)
-            if n >= 2:
-                mean, lo, hi = _t_interval(d, level)
-            else:
-                mean, lo, hi = float(d.mean()), np.nan, np.nan
-            if n < MIN_SEEDS:
-                verdict = "too few seeds"
-            elif lo > 0:
-                verdict = "better"
-            elif hi < 0:
-                verdict = "worse"
-            else:
-                verdict = "no clear difference"
+            mean, lo, hi, n = paired_ci(d.to_numpy(np.float64), level)
             rows.append({"curriculum": cur, "round": int(t), "seeds": n, "mean": mean, "lo": lo, "hi": hi,
-                         "verdict": verdict})
+                         "verdict": verdict(lo, hi, True, n)})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -231,21 +158,16 @@ def winner(final: pd.DataFrame, means: dict, reference: str) -> Optional[str]:
     than the reference; the reference itself when every other one is clearly worse."""
     if not len(final):
         return None
-    better = final[final["verdict"] == "better"]["curriculum"].tolist()
+    better = final[final["verdict"] == "beats"]["curriculum"].tolist()
     if better:
         return max(better, key=lambda c: means.get(c, -np.inf))
-    if (final["verdict"] == "worse").all():
+    if (final["verdict"] == "trails").all():
         return reference
     return None
 
 
-# The seed's Table 1 (Zhou, Wang and Bilmes, AISTATS 2021): test accuracy (%), 9 datasets, no pre-training
-TABLE1_DATASETS = ("CIFAR10", "CIFAR100", "Food-101", "ImageNet", "SVHN", "FMNIST", "Birdsnap", "Aircraft", "Cars")
-TABLE1 = {"random": (96.18, 79.64, 83.56, 75.04, 96.48, 95.22, 64.23, 74.71, 78.73),
-          "spl": (93.55, 80.25, 81.36, 73.23, 96.15, 92.09, 63.26, 68.95, 77.61),
-          "mcl": (96.60, 80.99, 84.18, 75.09, 96.93, 95.07, 65.76, 75.28, 76.98),
-          "docl-nr": (96.40, 81.42, 84.75, 75.62, 96.80, 95.50, 66.59, 79.72, 81.48),
-          "docl": (97.43, 83.23, 87.45, 79.54, 97.36, 95.89, 71.37, 82.40, 86.26)}
+# The seed's Table 1, typed once in docl_core/table1.py (views re-exports both names)
+TABLE1_DATASETS, TABLE1 = table1.DATASETS, table1.ACCURACY
 
 
 def paper_claim(final: pd.DataFrame, means: dict, reference: str, label: Callable[[str], str],
@@ -271,13 +193,13 @@ def paper_claim(final: pd.DataFrame, means: dict, reference: str, label: Callabl
                                         "paired against it.", "agrees": None}
     r = rows.loc["docl"]
     n = int(r["seeds"])
-    verdict = {"better": "beats", "worse": "trails", "no clear difference": "shows no clear difference to",
-               "too few seeds": "cannot yet be compared with"}[r["verdict"]]
+    verb = {"beats": "beats", "trails": "trails", "no clear difference": "shows no clear difference to",
+            "too few seeds": "cannot yet be compared with"}[r["verdict"]]
     interval = (f" (95 % interval {scale * r['lo']:+.2f} to {scale * r['hi']:+.2f}, {n} seeds)"
                 if r["verdict"] != "too few seeds" else f" ({n} paired seed{'s' if n != 1 else ''})")
-    here = (f"This experiment: DoCL {verdict} {label(reference)}, {scale * r['mean']:+.2f} {unit}{interval}, "
+    here = (f"This experiment: DoCL {verb} {label(reference)}, {scale * r['mean']:+.2f} {unit}{interval}, "
             f"and is {place}.")
-    agrees = None if r["verdict"] == "too few seeds" else (r["verdict"] == "better" and order[0] == "docl")
+    agrees = None if r["verdict"] == "too few seeds" else (r["verdict"] == "beats" and order[0] == "docl")
     return {"claim": claim, "here": here, "agrees": agrees}
 
 
@@ -299,7 +221,7 @@ def compare_headline(final: pd.DataFrame, star: Optional[str], label: Callable[[
     if not len(final):
         return ""
     by = {v: [label(c) for c in final.loc[final["verdict"] == v, "curriculum"]]
-          for v in ("better", "worse", "no clear difference", "too few seeds")}
+          for v in VERDICTS}
     ref = label(reference)
     if len(by["too few seeds"]) == len(final):
         return f"**No verdict yet**: too few paired seeds against {ref} (need ≥ {MIN_SEEDS})."
@@ -308,18 +230,18 @@ def compare_headline(final: pd.DataFrame, star: Optional[str], label: Callable[[
     if star is not None and star != reference:
         head = (f"**{label(star)} is best**: the highest final mean among the curricula whose 95 % interval "
                 f"against {ref} lies above zero")
-        also = [n for n in by["better"] if n != label(star)]
+        also = [n for n in by["beats"] if n != label(star)]
         if also:
             details.append(f"{_and(also)} also beat{s(also)} {ref} (the curricula are not paired against each other)")
     elif star == reference:
         head = f"**{ref} is best**: every other curriculum's 95 % interval against it lies below zero"
-    elif by["worse"]:
+    elif by["trails"]:
         head = f"**No curriculum beats {ref}**"
     else:
         head = f"**No clear winner**: no curriculum's paired interval against {ref} excludes zero"
-    if by["worse"] and star != reference:
-        details.append(f"{_and(by['worse'])} trail{s(by['worse'])} it (interval below zero)")
-    if by["no clear difference"] and (by["worse"] or star is not None):
+    if by["trails"] and star != reference:
+        details.append(f"{_and(by['trails'])} trail{s(by['trails'])} it (interval below zero)")
+    if by["no clear difference"] and (by["trails"] or star is not None):
         details.append(f"{_and(by['no clear difference'])}: no clear difference")
     if by["too few seeds"]:
         details.append(f"{_and(by['too few seeds'])}: too few seeds")
@@ -336,7 +258,7 @@ def verdict_sentence(row: dict, label: Callable[[str], str], reference: str, uni
         return (f"{head} with {n} paired seed{'s' if n != 1 else ''}: too few seeds to call a winner "
                 f"(need ≥ {MIN_SEEDS}).")
     ci = f"95 % interval {scale * row['lo']:+.2f} to {scale * row['hi']:+.2f}, {n} seeds"
-    word = {"better": f"{name} is better", "worse": f"{name} is worse",
+    word = {"beats": f"{name} is better", "trails": f"{name} is worse",
             "no clear difference": "no clear difference"}[row["verdict"]]
     return f"{head} ({ci}): {word}."
 

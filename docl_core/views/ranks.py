@@ -7,6 +7,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..stats import spearman
+
+
 def heatmap_bins(M: np.ndarray, order: str = "last", max_rows: int = 400) -> tuple[np.ndarray, pd.DataFrame]:
     """Samples × rounds heatmap, sorted and reduced to at most max_rows rows.
 
@@ -76,12 +79,6 @@ def default_trajectory_samples(M: np.ndarray, count: int = 6) -> list[int]:
     order = np.argsort(-last, kind="stable")
     picks = np.linspace(0, len(order) - 1, count).round().astype(int)
     return list(dict.fromkeys(int(order[p]) for p in picks))
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    r = np.empty(len(x), dtype=np.float64)
-    r[np.argsort(x, kind="stable")] = np.arange(len(x))
-    return r
 
 
 def row_ranks(M: np.ndarray) -> np.ndarray:
@@ -160,6 +157,6 @@ def estimator_agreement(A: np.ndarray, B: np.ndarray, rounds: Sequence[int]) -> 
             continue
         a, b = A[r][ok].astype(np.float64), B[r][ok].astype(np.float64)
         pear = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else np.nan
-        rho = spear[r] if full[r] else float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+        rho = spear[r] if full[r] else spearman(a, b)  # tie-aware, like the full rows
         rows.append({"round": t, "pearson": pear, "spearman": float(rho)})
     return pd.DataFrame(rows, columns=["round", "pearson", "spearman"])

@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..stats import spearman
 from ..store import RunReader, feature_columns
 
 SELECTION_SAMPLE_COLUMNS = ("sample_id", "label", "selected", "score", "score_exact", "loss", "p_true", "output0",
@@ -249,18 +250,14 @@ def pass_order(sel: pd.DataFrame, batch_size: int, score: str = "score") -> pd.D
 def pass_order_rho(sel: pd.DataFrame, score: str = "score") -> float:
     """Spearman's rank correlation (−1 … 1) between a sample's position in the pass and its score,
     over the samples in the pass (pass_position ≥ 0) with a score: the Pearson correlation of their
-    tie-aware ranks (pandas rank(method="average")). Negative: high scores come early in the pass.
+    tie-aware ranks (docl_core.stats.spearman). Negative: high scores come early in the pass.
     NaN with fewer than 3 such samples, without a pass_position or score column, or when all
     scores (or positions) are equal."""
     rows = _in_pass(sel)
-    if score not in rows:
+    if score not in rows or "pass_position" not in rows:
         return float("nan")
     vals = pd.to_numeric(rows[score], errors="coerce")
-    rows = rows[vals.notna()]
-    if len(rows) < 3:
-        return float("nan")
-    rho = rows["pass_position"].astype(np.float64).rank().corr(vals[vals.notna()].rank())
-    return float(rho) if np.isfinite(rho) else float("nan")
+    return spearman(rows["pass_position"], vals)  # NaN below 3 scored samples or a constant score
 
 
 def pass_order_name(meta: dict) -> Optional[str]:
