@@ -494,6 +494,12 @@ api("load-dataset-unknown-option", lambda root: __import__("docl_core.data", fro
     "moons", colour="red"), r"unknown option\(s\) colour", r"use ")
 
 
+# issue 32, item 6: a CSV's bad value is named by its column, its line and its data row (source_row's numbering)
+cli("csv-nan-feature-names-row-and-column", ["--dataset", D + "/nan_feature.csv"], r"column 'a' is not a finite number",
+    r"at line 4 \(data row 2, counted from 0 after the header, as source_row counts\)", r"fill or impute")
+cli("csv-missing-label-names-its-row", ["--dataset", D + "/missing_label.csv"],
+    r"1 missing value\(s\), the first at line 7 \(data row 5, counted from 0", r"fill or drop")
+
 # ----------------------------------------------------------------------------- the test
 
 

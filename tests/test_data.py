@@ -641,3 +641,33 @@ def test_a_user_files_digest_follows_its_contents(tmp_path):
     pd.DataFrame({"a": x[:, 0], "label": names}).to_csv(tmp_path / "s.csv", index=False)
     assert load_dataset(str(tmp_path / "s.csv")).digest != first_s
     assert load_dataset("digits").digest is None
+
+
+@pytest.mark.parametrize("text, column, line, row, later", [
+    ("a,b,label\n1,2,0\n3,,1\n4,5,0\n6,7,1\n", "b", 3, 1, 0),                  # an empty cell
+    ("a,b,label\n1,2,0\n3,4,1\n\nnan,5,0\n6,inf,1\n", "a", 5, 2, 1),            # NaN after a blank line
+    ('a,b,label\n1,2,"x\ny"\n3,4,z\n5,1e300,x\n6,7,z\n', "b", 5, 2, 0),        # a record spanning lines; beyond float32
+])
+def test_a_csv_feature_that_is_not_a_number_is_named_by_line_row_and_column(tmp_path, text, column, line, row, later):
+    """The CSV loader names the first bad value's column, its line in the file (as an editor or a
+    spreadsheet numbers it) and its data row counted from 0 after the header, which is what
+    dataset.parquet's source_row calls it: pandas.read_csv(path).iloc[row] is that row."""
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        load_dataset(str(path))
+    message = str(info.value)
+    assert message.startswith(f"bad.csv: column {column!r} is not a finite number")
+    assert f"at line {line} (data row {row}, counted from 0 after the header, as source_row counts)" in message
+    assert "NaN or inf" in message and "\n" not in message
+    bad = pd.read_csv(path).iloc[row][column]
+    assert not abs(float(bad)) <= float(np.finfo(np.float32).max)  # the row named is the bad one, by source_row's numbering
+    assert (f"; {later} later row(s) have such values too" in message) == (later > 0)
+
+
+def test_a_csv_label_that_is_missing_is_named_by_line_and_row(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("a,label\n1,0\n2,1\n3,\n4,\n5,0\n")
+    with pytest.raises(ValueError, match=r"lab.csv: label column 'label' has 2 missing value\(s\), the first at "
+                                         r"line 4 \(data row 2, counted from 0 after the header"):
+        load_dataset(str(path))

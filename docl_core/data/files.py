@@ -3,6 +3,7 @@
 `source_digest` hashes what was read. Nothing here executes code from a file."""
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import math
@@ -84,7 +85,8 @@ def _npz(path: Path, options: dict) -> _Source:
 def _csv(path: Path, options: dict) -> _Source:
     """A user's table: one sample per row, a label column, numeric feature columns (named as in
     the header). Source row: the 0-based position among the data rows as pandas reads them, the
-    header not counted (row r is the file's line r + 2 when no record spans lines)."""
+    header not counted (row r is the file's line r + 2 when no record spans lines and no line is
+    blank); a message about one row gives both, the line found by `_csv_row`."""
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -105,15 +107,45 @@ def _csv(path: Path, options: dict) -> _Source:
     if text:
         raise ValueError(f"{path.name}: feature column(s) {', '.join(text[:5])} are not numeric: "
                          "encode them as numbers or drop them")
+    X = features.to_numpy(dtype=np.float64)  # (n, d)
+    bad = ~np.isfinite(X) | (np.abs(X) > np.finfo(np.float32).max)  # beyond float32: inf once trained on
+    if bad.any():
+        r, j = np.argwhere(bad)[0]  # the first bad row, its first bad column
+        rows = int(bad.any(axis=1).sum())
+        raise ValueError(f"{path.name}: column {str(features.columns[j])!r} is not a finite number (empty, NaN or "
+                         f"inf, or beyond float32) at {_csv_row(path, int(r), len(table))}"
+                         + (f"; {rows - 1} later row(s) have such values too" if rows > 1 else "")
+                         + ": fill or impute the value, or drop the row")
     labels = table[label_column]
     if labels.isna().any():
+        first = int(np.flatnonzero(labels.isna().to_numpy())[0])
         raise ValueError(f"{path.name}: label column {label_column!r} has {int(labels.isna().sum())} "
-                         "missing value(s): fill or drop those rows")
+                         f"missing value(s), the first at {_csv_row(path, first, len(table))}: fill or drop "
+                         "those rows")
     y = labels.to_numpy()
     if y.dtype == object:  # class names as text
         y = y.astype(str)
-    return _Source(path.stem, "tabular", features.to_numpy(dtype=np.float64), y, options.get("task"),
+    return _Source(path.stem, "tabular", X, y, options.get("task"),
                    origin=path.name, feature_names=[str(c) for c in features.columns])
+
+
+def _csv_row(path: Path, row: int, rows: int) -> str:
+    """Where data row `row` (0-based, header not counted: source_row's numbering) is in the file, for
+    a message: "line 5 (data row 3, counted from 0 after the header, as source_row counts)". The
+    line is found by reading the file's records as pandas does (blank lines skipped, a quoted field
+    may span lines); when that count disagrees with pandas' `rows`, only the data row is given."""
+    where = f"data row {row}, counted from 0 after the header, as source_row counts"
+    starts, before = [], 0  # the line each non-blank record starts on, the header's first
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            for record in reader:
+                if record:
+                    starts.append(before + 1)
+                before = reader.line_num
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return where
+    return f"line {starts[row + 1]} ({where})" if len(starts) == rows + 1 else where
 
 
 def _check_label_column(path: Path, columns, label_column: Optional[str]) -> str:
