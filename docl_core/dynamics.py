@@ -17,8 +17,9 @@ from typing import Iterator, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call, jacrev, jvp, vmap
+
+from .outputs import per_sample_loss, residual_and_loss, toward_target
 
 TASKS = ("classification", "regression")
 
@@ -83,32 +84,6 @@ def _check_batch_size(batch_size: int) -> int:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return batch_size
-
-
-# ----------------------------------------------------------------------------- losses
-
-
-def residual_and_loss(output: torch.Tensor, y: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Residual r = ∂ℓ/∂f (B, C) and per-sample loss ℓ (B,) for one batch of outputs (B, C).
-
-    classification: ℓ = softmax cross-entropy, r = softmax(f) − onehot(y).
-    regression:     ℓ = ½‖f − y‖²,            r = f − y.
-    """
-    if task == "classification":
-        logp = torch.log_softmax(output, dim=1)
-        loss = -logp.gather(1, y.view(-1, 1)).squeeze(1)
-        residual = logp.exp()
-        residual[torch.arange(len(y), device=y.device), y] -= 1.0
-        return residual, loss
-    diff = output - y
-    return diff, 0.5 * (diff * diff).sum(1)
-
-
-def per_sample_loss(output: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    """Per-sample loss ℓ (B,), differentiable (used for ḡ and by the trainer)."""
-    if task == "classification":
-        return F.cross_entropy(output, y, reduction="none")
-    return 0.5 * ((output - y) ** 2).sum(1)
 
 
 # ----------------------------------------------------------------------------- model state
@@ -487,12 +462,7 @@ class ByproductEstimator:
         ids = ids.to(self.y.device)
         out = outputs.detach().to(self.last_output.device, torch.float32)  # (B, C)
         y = self.y[ids]
-        if self.task == "classification":
-            p = torch.softmax(out / self.temperature, dim=1)
-            toward = -p
-            toward[torch.arange(len(ids), device=out.device), y] += 1.0  # onehot − p
-        else:
-            toward = y.to(out.dtype) - out
+        toward = toward_target(out, y, self.task, temperature=self.temperature)  # (B, C) onehot − p, or y − f
         again = self.seen[ids] & (self.lr_since[ids] > 0)
         if bool(again.any()):
             i = ids[again]

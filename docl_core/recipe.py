@@ -4,7 +4,7 @@
 - `MeanTeacher`: an exponential moving average of the student's weights.
 - `mixup_batch`: mixup of one mini-batch (inputs mixed, the loss mixed over the two label sets).
 - `paper_centrality`: the authors' stand-in for facility location, on preprocessed features.
-- `probability_square_loss`: the loss of the episode's large-batch full pass.
+- `probability_square_loss`: the loss of the episode's large-batch full pass (defined in outputs.py).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from .dynamics import check_task
+from .outputs import probability_square_loss, toward_target  # noqa: F401 (the full pass's loss lives there, named here too)
 
 
 class PaperByproduct:
@@ -73,7 +74,7 @@ class PaperByproduct:
         known = self.has_logits[ids]
         if bool(known.any()):
             i, zi = ids[known], z[known]
-            r = self._residual(zi, self.y[i])
+            r = toward_target(zi, self.y[i], self.task, scale=self.logit_scale, centre=True)  # (m, C)
             raw = (r * (zi - self.last_logits[i])).sum(1)                 # (m,)
             rc = self.pace[i].clamp_min(0) ** self.pace_power             # (m,)
             total = float(rc.sum())
@@ -85,14 +86,6 @@ class PaperByproduct:
         self.has_logits[ids] = True
         self.pace[ids] = 0.0
         self._ids, self._logits, self._pass_lr = [], [], 0.0
-
-    def _residual(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "classification":
-            p = torch.softmax(self.logit_scale * (z - z.max(1, keepdim=True).values), dim=1)
-            r = -p
-            r[torch.arange(len(y), device=z.device), y] += 1.0
-            return r
-        return y.to(z.dtype) - z
 
     def state_dict(self) -> dict:
         self.end_pass()
@@ -177,12 +170,6 @@ def mixup_batch(x: torch.Tensor, alpha: float, generator: torch.Generator
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     perm = torch.randperm(len(x), generator=generator, device=generator.device).to(x.device)
     return lam * x + (1 - lam) * x[perm], perm, lam
-
-
-def probability_square_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """½‖softmax(f) − onehot(y)‖² = ½(Σ_c p_c² + 1) − p_y per sample (B,): the full pass's loss."""
-    p = torch.softmax(output, dim=1)
-    return 0.5 * ((p * p).sum(1) + 1.0) - p.gather(1, y.view(-1, 1)).squeeze(1)
 
 
 def swarp(v: torch.Tensor, alpha: float = 2.0, beta: float = 0.75) -> torch.Tensor:

@@ -35,8 +35,8 @@ from .distributed import SINGLE, DistContext
 from .embedding import PCABasis, embedding_frame, has_features
 from .config import ESTIMATORS, SELECTION_SCORES
 from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode, kernel_block,
-                       kernel_eigenvalues, mean_gradient, per_sample_loss, residual_and_loss,
-                       score_contributions)
+                       kernel_eigenvalues, mean_gradient, score_contributions)
+from .outputs import at_label, margin, output_scores, per_sample_loss, probabilities, residual_and_loss
 from .envinfo import versions
 from .recipe import PaperByproduct
 from .store import RunWriter, read_run_json
@@ -59,27 +59,6 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
     sample: dict[str, torch.Tensor] = field(default_factory=dict)  # name → (N,): output_scores, forgetting,
                                         # aum, presentations, grand (SAMPLE_SCORES but the data map's)
-
-
-def output_scores(output: torch.Tensor, y: torch.Tensor, task: str) -> dict[str, torch.Tensor]:
-    """Per-sample scores read off outputs (B, C) alone, each (B,): el2n = ‖softmax(f) − onehot(y)‖
-    (regression: ‖f − y‖), margin = f_y − max_{c≠y} f_c and the prediction's entropy −Σ p log p
-    (classification; NaN for regression, and margin NaN with one output)."""
-    out = output.detach()
-    if task != "classification":
-        nan = torch.full((out.shape[0],), float("nan"), dtype=out.dtype, device=out.device)
-        return {"el2n": (out - y.to(out.dtype)).norm(dim=1), "margin": nan, "entropy": nan.clone()}
-    logp = torch.log_softmax(out, dim=1)  # (B, C)
-    p = logp.exp()
-    rows = torch.arange(out.shape[0], device=out.device)
-    yl = y.to(out.device).long()
-    r = p.clone()
-    r[rows, yl] -= 1.0  # softmax − onehot
-    others = out.clone()
-    others[rows, yl] = float("-inf")
-    margin = out[rows, yl] - others.max(dim=1).values if out.shape[1] > 1 \
-        else torch.full_like(out[:, 0], float("nan"))
-    return {"el2n": r.norm(dim=1), "margin": margin, "entropy": -(p * logp).sum(1)}
 
 
 class PresentationLog:
@@ -113,7 +92,7 @@ class PresentationLog:
             self.forgetting[ids] += ((self.count[ids] > 0) & self.last_correct[ids] & ~correct).long()
             self.last_correct[ids] = correct
             self.learned[ids] |= correct
-            self.margin_sum[ids] += output_scores(out, y, self.task)["margin"].double()
+            self.margin_sum[ids] += margin(out, y).double()
         self.count[ids] += 1
 
     def scores(self) -> dict[str, torch.Tensor]:
@@ -506,9 +485,8 @@ class DynamicsTracker:
 
     def _p_and_correct(self, m: Measurement) -> tuple[torch.Tensor, torch.Tensor]:
         out = m.output.detach().double()
-        yl = self.y.long().view(-1, 1).to(out.device)
-        p = torch.softmax(out, 1).gather(1, yl).squeeze(1).cpu()
-        return p, (out.argmax(1) == yl.squeeze(1)).double().cpu()
+        yl = self.y.long().to(out.device)
+        return at_label(probabilities(out), yl).cpu(), (out.argmax(1) == yl).double().cpu()
 
     def _commit_data_map(self, m: Measurement) -> None:
         if self.task != "classification":
@@ -606,13 +584,13 @@ class DynamicsTracker:
         cpu = lambda t: t.detach().float().cpu().numpy()  # noqa: E731
         df = {"sample_id": np.arange(self.N, dtype=np.int64)}
         if self.task == "classification":
-            p = torch.softmax(m.output, 1)
+            p = probabilities(m.output)
             yl = self.y.long()
             df["label"] = self.y.cpu().numpy().astype(np.int64)
             df["correct"] = (m.output.argmax(1) == yl).cpu().numpy()
-            df["p_true"] = cpu(p.gather(1, yl.view(-1, 1)).squeeze(1))
+            df["p_true"] = cpu(at_label(p, yl))
             if self.clean is not None:
-                df["p_clean"] = cpu(p.gather(1, self.clean.view(-1, 1)).squeeze(1))
+                df["p_clean"] = cpu(at_label(p, self.clean))
         else:
             df["label"] = np.full(self.N, -1, dtype=np.int64)
             df["correct"] = np.zeros(self.N, dtype=bool)
