@@ -16,6 +16,7 @@ _EXPORTS = {  # public name → the submodule that defines it
     "DynamicsTracker": "tracker", "RunConfig": "config", "Schedule": "config",
     "Dataset": "data", "load_dataset": "data", "build_model": "models", "make_curriculum": "curricula",
     "Trainer": "trainer", "train_run": "trainer",
+    "scores": "api", "sample_scores": "api", "features": "api", "select": "api",
 }
 
 __version__ = "0.1.0"
