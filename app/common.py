@@ -354,6 +354,8 @@ def sidebar() -> Optional[Context]:
         st.session_state["root"] = str(start)
     if "_root_next" in st.session_state:  # set by the New run page when it writes elsewhere
         st.session_state["root"] = st.session_state.pop("_root_next")
+    # set by the New run page once a run it started has written run.json: its folder and itself
+    want_exp, want_run = st.session_state.pop("_experiment_next", None), st.session_state.pop("_focus_next", None)
     presentation_toggle()
     sb.text_input("Runs folder", key="root", help=f"An experiment folder (a folder of runs), a folder of "
                   f"experiments, or one run. Opened first: {source}.")
@@ -365,6 +367,8 @@ def sidebar() -> Optional[Context]:
         return None
     if len(exps) > 1:
         names = [str(p.relative_to(root)) if p != root else p.name for p in exps]
+        if want_exp in names:
+            st.session_state["experiment"] = want_exp
         purposes = {n: experiment_about(p) for n, p in zip(names, exps)}
         listed = "\n".join(f"- **{n}**: {a}" for n, a in purposes.items() if a)
         pick = sb.selectbox("Experiment", names, key="experiment",
@@ -427,11 +431,19 @@ def sidebar() -> Optional[Context]:
         if wanted in names and st.session_state.get("_qp_run") != wanted:
             st.session_state["focus_run"] = wanted
             st.session_state["_qp_run"] = wanted
+        if want_run in names:
+            st.session_state["focus_run"] = want_run
         if st.session_state.get("focus_run") not in names:
             prefer = [r for r in runs if r.curriculum == "docl" and r.status == "complete"]
             st.session_state["focus_run"] = (prefer[0] if prefer else runs[0]).dir.name
         by_name = {r.dir.name: r for r in runs}
-        sb.selectbox("Run to inspect", names, key="focus_run", format_func=lambda n: run_label(by_name[n]),
+        # a run seen live in this session, or started from New run, says when it has completed
+        seen = st.session_state.setdefault("_seen_live", set())
+        seen.update(str(r.dir.resolve()) for r in runs if r.is_live)
+        seen.update(j["run_dir"] for j in st.session_state.get("jobs", []))
+        done = lambda r: r.status == "complete" and str(r.dir.resolve()) in seen  # noqa: E731
+        sb.selectbox("Run to inspect", names, key="focus_run",
+                     format_func=lambda n: run_label(by_name[n]) + (" · ✓ complete" if done(by_name[n]) else ""),
                      help="The run shown on the single-run pages (Scores, Tangent kernel, Sample, Data map).")
         focus = by_name[st.session_state["focus_run"]]
     live = [r for r in runs if r.is_live]
@@ -727,14 +739,26 @@ def download(df: pd.DataFrame, name: str, label: str = "Download CSV", key: Opti
 
 
 def live_area(body: Callable[[], None], live: bool) -> None:
-    """Run `body` inside a fragment that reruns every LIVE_REFRESH_S seconds while a run trains."""
+    """Run `body` inside a fragment that reruns every LIVE_REFRESH_S seconds while a run trains;
+    once no run on screen trains any more, the whole app reruns (the sidebar still says ● live)."""
     def guarded():
         with error_box():
             body()
+        ctx = st.session_state.get("_ctx_obj")
+        if live and ctx is not None and not any(still_live(r) for r in ctx.runs):
+            st.rerun()
     if live:
         st.fragment(run_every=LIVE_REFRESH_S)(guarded)()
     else:
         guarded()
+
+
+def still_live(run: RunReader) -> bool:
+    """Whether the run trains, from its run.json as it is now (unreadable mid-write: yes, ask again)."""
+    try:
+        return run.refresh().is_live
+    except RunStoreError:
+        return True
 
 
 def first_view(live: bool = False) -> bool:

@@ -5,6 +5,7 @@ spawns a process, so tests check the command without running the trainer.
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from docl_core.config import CURRICULA, ESTIMATORS, PREFER, PROTOCOLS, SCORE_CURRICULUM, SELECTION_SCORES
 from docl_core.names import run_curriculum
-from docl_core.data import DATASETS, check_dataset
+from docl_core.data import DATASETS, check_dataset, load_dataset
 from docl_core.store import is_run_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -99,15 +100,27 @@ def dataset_arg(text: str, cwd: Path = REPO) -> str:
     return str(Path(cwd) / path) if looks_like_a_path else text  # else: a mistyped name, said so
 
 
-def problems(req: RunRequest, exp_dir: Path, busy: tuple = ()) -> list[str]:
+def problems(req: RunRequest, exp_dir: Path, busy: tuple = (), load: bool = False) -> list[str]:
     """Everything that stops the request from starting, one message each: `validate`'s checks,
     then whether the dataset resolves (a .csv's label column included) and the run folder is free
-    (not on disk, and not in `busy`, the run folders of jobs this page started that still run)."""
+    (not on disk, and not in `busy`, the run folders of jobs this page started that still run).
+
+    load: also read a .csv or .npz file whole through the loader the run uses (`load_file_problem`),
+    so what it would refuse once started (a text feature, one class, a NaN, too few samples to
+    split) is said before a process starts; without it only the header is read, cheap enough to
+    check as the user types."""
     errs = validate(req)
     if req.dataset.strip():
         try:
-            check_dataset(dataset_arg(req.dataset), label_column=req.label_column.strip() or None)
-        except ValueError as e:
+            arg, label_column = dataset_arg(req.dataset), req.label_column.strip() or None
+            kind = check_dataset(arg, label_column=label_column)
+            if load and kind in ("csv", "npz"):
+                stat = Path(arg).stat()
+                why = load_file_problem(arg, (stat.st_mtime_ns, stat.st_size), label_column, int(req.seed),
+                                        float(req.label_noise))
+                if why:
+                    raise ValueError(why)
+        except (ValueError, OSError) as e:
             errs.append(f"Dataset: {e}.")
     if not any(e.startswith("Run name") for e in errs):
         try:
@@ -121,6 +134,20 @@ def problems(req: RunRequest, exp_dir: Path, busy: tuple = ()) -> list[str]:
                 errs.append(f"{run_dir.name} already exists in {Path(exp_dir).name}: choose another run "
                             f"name or seed{hint}.")
     return errs
+
+
+@functools.lru_cache(maxsize=8)
+def load_file_problem(path: str, stamp: tuple, label_column, seed: int, label_noise: float) -> str:
+    """Why the run would refuse the data file at `path` ("" when it loads): the trainer's own call,
+    load_dataset(path, seed, label_noise, label_column=...), so every check the run makes is made
+    here, once per file version (`stamp`: its mtime and size) and settings. Folders (CIFAR-10,
+    Fashion-MNIST) are not read whole here: that would hold the dataset in the dashboard's memory."""
+    try:
+        load_dataset(path, seed=seed, label_noise=label_noise,
+                     **({"label_column": label_column} if label_column else {}))
+    except ValueError as e:
+        return str(e)
+    return ""
 
 
 def resolve_run_dir(exp_dir: Path, name: str) -> Path:
@@ -137,9 +164,10 @@ def resolve_run_dir(exp_dir: Path, name: str) -> Path:
 def build_command(req: RunRequest, exp_dir: Path, python: str = sys.executable) -> tuple[list[str], Path, Path]:
     """The CLI command for the request, the run folder it will write, and its log file.
 
-    Raises ValueError (all messages joined) when the request is invalid or the run exists.
+    Raises ValueError (all messages joined) when the request is invalid, its data file would be
+    refused by the run (read whole: problems' load), or the run exists.
     """
-    errs = problems(req, exp_dir)
+    errs = problems(req, exp_dir, load=True)
     if errs:
         raise ValueError(" ".join(errs))
     run_dir = resolve_run_dir(exp_dir, req.run_name)

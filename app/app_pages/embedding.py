@@ -312,6 +312,8 @@ if playing or run.is_live:
     def area():
         with common.error_box():
             round_view()
+        if not playing and not common.still_live(run):  # it has ended: redraw the sidebar too (● live)
+            st.rerun()
     st.fragment(run_every=1.0 if playing else common.LIVE_REFRESH_S)(area)()
 else:
     with common.error_box():

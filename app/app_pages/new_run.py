@@ -4,7 +4,10 @@ Two ways to start: the quick live run, a preset that goes into a fresh experimen
 (quick-digits-<n>, beside the experiment on screen, never among the user's runs), and the form, into
 the experiment on screen. The form's problems show once Start is pressed with bad values and go once
 they are fixed or a run started: nothing that happens by itself (a run finishing, a folder appearing)
-puts an error box under a form the user has not submitted.
+puts an error box under a form the user has not submitted. Start reads a data file whole through the
+run's own loader first, so a file the run would refuse starts no process. Once a started run has
+written its run.json the sidebar follows it (its experiment folder, the run to inspect), and the
+app reruns once more when it ends, so the sidebar shows it complete instead of live.
 """
 import time
 from pathlib import Path
@@ -78,12 +81,13 @@ def _start(req: "launch.RunRequest", into: Path, quick: bool = False) -> bool:
         st.error(f"Could not start the run ({e}): check that {into} is writable.")
         return False
     planned = int(req.epochs if req.protocol == "paper" else req.rounds)
+    unit = "epochs" if req.protocol == "paper" else "rounds"  # the protocol's unit, before and after run.json
     name = f"{into.name}/{run_dir.name}" if quick else run_dir.name
     # one card per run folder: this attempt replaces earlier, finished ones (their logs stay on disk)
     earlier = [j for j in st.session_state.get("jobs", []) if j["run_dir"] != str(run_dir)
                or (j.get("proc") is not None and j["proc"].poll() is None)]
     st.session_state["jobs"] = earlier + [
-        {"name": name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned,
+        {"name": name, "run_dir": str(run_dir), "log": str(log), "proc": proc, "rounds": planned, "unit": unit,
          "exp_dir": str(into), "quick": quick}]
     st.success(f"Started {name} (pid {proc.pid}); progress below.")
     return True
@@ -100,6 +104,21 @@ def _open(folder: str) -> None:
     else:
         st.session_state["root"] = str(folder)
     st.session_state["nr_open"] = True
+
+
+def _follow(job: dict) -> None:
+    """Have the sidebar show the job's run: its experiment folder (picked in the experiment list when
+    the runs folder on screen holds it, else opened as the runs folder) and the run itself. Called
+    from progress(), often a fragment, where the sidebar's widgets cannot be set: common.sidebar
+    takes these before it draws them, on the full rerun that follows."""
+    folder = Path(job["exp_dir"])
+    root = ctx.root if ctx is not None else None
+    if not _on_screen(job["exp_dir"]):
+        if root is not None and not is_run_dir(root) and folder.resolve().parent == root.resolve():
+            st.session_state["_experiment_next"] = folder.name
+        else:
+            st.session_state["_root_next"] = str(folder)
+    st.session_state["_focus_next"] = Path(job["run_dir"]).name
 
 
 def _on_screen(folder: str) -> bool:
@@ -120,7 +139,7 @@ with st.container(border=True):
                                     format_func=common.curriculum_label)
     clicked = q2.button("Start the quick run", key="nr_quick", icon=":material/bolt:")
     q2.caption(f"Goes into `{quick_exp}`, a new experiment folder of its own: the runs of your experiments stay "
-               "as they are. Its card below opens the folder once the run has started.")
+               "as they are. The sidebar switches to it once the run has started.")
     if clicked:
         _start(launch.quick_request(quick_curriculum), quick_exp, quick=True)
 
@@ -189,7 +208,8 @@ request = launch.RunRequest(dataset=dataset, curriculum=curriculum, rounds=int(r
                             label_noise=float(label_noise), estimator=estimator, k_start=float(k_start),
                             lr=float(lr), name=name, device=device, protocol=protocol, epochs=int(epochs),
                             label_column=label_column, score=score, prefer=prefer)
-problems = launch.problems(request, exp_dir, busy=busy)
+# after a Start, the data file is read whole by the run's own loader (cached per file version)
+problems = launch.problems(request, exp_dir, busy=busy, load=bool(st.session_state.get("nr_check")))
 if problems and st.session_state.get("nr_check"):
     st.error("Fix this to start the run:\n\n" + "\n".join(f"- {p}" for p in problems), icon=":material/error:")
 if st.button("Start training", key="nr_submit", type="primary", icon=":material/rocket_launch:",
@@ -220,11 +240,13 @@ def progress():
         own = state["own"]
         if own and not job.get("listed"):
             job["listed"] = True  # its run.json exists: rerun the whole app so the sidebar lists it
-            if not job.get("quick") and not _on_screen(job["exp_dir"]):
-                st.session_state["_root_next"] = job["exp_dir"]  # and opens the folder it writes into
-            st.rerun()  # (a quick run's folder is only offered, on its card: the user's experiment stays on screen)
+            _follow(job)  # and shows it: its folder, and it as the run to inspect
+            st.rerun()
+        if code is not None and not job.get("ended"):
+            job["ended"] = True  # it has ended: a full rerun redraws the sidebar, which still says ● live
+            st.rerun()
         done, planned = state["done"], state["planned"] or job["rounds"]
-        unit = "epochs" if (meta if own else {}).get("round_unit") == "epoch" else "rounds"
+        unit = job.get("unit", "rounds")  # the protocol's, from the start: not "rounds" until run.json says epochs
         eta = launch.eta_text(meta, time.time()) if own and state["status"] == "running" else ""
         with st.container(border=True):
             st.markdown(f"**{job['name']}** — {state['status']}, {done}/{planned} {unit}" + (f"; {eta}" if eta else ""))
@@ -234,8 +256,7 @@ def progress():
                 st.error(f"{job['name']} stopped: {reason}. Last lines of its log, `{job['log']}`:")
                 st.code(launch.log_tail(Path(job["log"])), language="text", wrap_lines=True)
             elif code == 0:
-                where = "" if job.get("quick") else ": pick it in the sidebar's run list"
-                st.success(f"{job['name']} finished{where}.")
+                st.success(f"{job['name']} finished.")
             if job.get("quick") and own and state["error"] is None and state["status"] != "interrupted":
                 folder = Path(job["exp_dir"])
                 if _on_screen(job["exp_dir"]):
