@@ -4,6 +4,7 @@
     docl compare --dataset digits --curricula random,spl,mcl,docl-nr,docl --seeds 0,1 --out runs/cmp
     docl demo                       # regenerates assets/demo, the experiment the app opens
     docl export runs/digits --to tensorboard tb/digits   # then: tensorboard --logdir tb/digits
+    docl export runs/digits --to npz tables/digits       # N × T arrays, numpy alone reads them
 """
 from __future__ import annotations
 
@@ -435,7 +436,12 @@ def cmd_study(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .export import export_tensorboard
+    from .export import export_tables, export_tensorboard
+    if a.to != "tensorboard":
+        written = export_tables(Path(a.source), Path(a.out), a.to)
+        print(f"{len(written)} run{'s' if len(written) != 1 else ''} exported to {a.out} as {a.to} "
+              f"({sum(written.values())} rounds): <run>/samples.{a.to} and <run>/rounds.csv")
+        return 0
     written = export_tensorboard(Path(a.source), Path(a.out))
     bare = sorted(p.name for p, mapped in written.items() if not mapped)
     print(f"{len(written)} run{'s' if len(written) != 1 else ''} exported to {a.out}: "
@@ -490,10 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--against", default="sgd,random", help="baseline arms, comma list (default: sgd,random)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="the split to report")
     p.set_defaults(func=cmd_summary)
-    p = sub.add_parser("export", help="write a run or experiment for another tool (TensorBoard)")
+    p = sub.add_parser("export", help="write a run or experiment as plain tables (npz, parquet, csv) or for "
+                       "TensorBoard")
     p.add_argument("source", metavar="RUN_OR_EXPERIMENT", help="a run folder or an experiment folder")
-    p.add_argument("--to", required=True, choices=("tensorboard",), help="the format (required; only tensorboard)")
-    p.add_argument("out", metavar="OUT", help="a new folder: one sub-folder of event files per run")
+    p.add_argument("--to", required=True, choices=("npz", "parquet", "csv", "tensorboard"),
+                   help="npz: N × T arrays per logged score, loss and the selected mask; parquet / csv: one row "
+                   "per sample and round; tensorboard: event files (required)")
+    p.add_argument("out", metavar="OUT", help="a new folder: one sub-folder per run")
     p.set_defaults(func=cmd_export)
     return parser
 

@@ -161,6 +161,10 @@ def test_scores_widgets(exp, monkeypatch):
     assert any("vs" in t for t in titles)  # estimator agreement
     at.number_input(key="sc_add").set_value(7).run()
     ok(at)
+    # the downloads: one round as CSV (the last by default) and the whole run as npz, built on click
+    box = at.selectbox(key="sc_dl_round")
+    assert str(box.value) == box.options[-1]
+    assert {b.key for b in at.get("download_button")} >= {"sc_dl_csv", "sc_dl_npz"}
 
 
 def test_scores_heatmap_downsamples_large_n(tmp_path, monkeypatch):

@@ -263,6 +263,28 @@ def body():
     common.download(agree, f"{run.dir.name}-estimator-agreement", key="dl_agree")
     if "score_paper" in logged and "score_exact" in logged:
         _fidelity()
+    _downloads(ids)
+
+
+def _downloads(ids: list) -> None:
+    """Every logged per-sample column, with sample ids, source rows and labels: one round as CSV, or
+    the whole run as N × T arrays (the files `docl export --to csv|npz` writes); built on click."""
+    if common.presenting() or not ids:
+        return
+    from docl_core import export
+    st.subheader("Download the scores")
+    c1, c2 = st.columns([1, 2])
+    t = c1.selectbox(WORD.capitalize(), ids, index=len(ids) - 1, key="sc_dl_round")
+    c1.download_button(f"⬇ {WORD} {t} (CSV)", key="sc_dl_csv", file_name=f"{run.dir.name}-{WORD}{t}.csv",
+                       mime="text/csv", on_click="ignore",
+                       data=lambda: export.round_table(run, int(t)).to_csv(index=False).encode())
+    c2.download_button(f"⬇ whole run, {common.plural(len(ids), WORD)} (npz)", key="sc_dl_npz",
+                       file_name=f"{run.dir.name}.npz", mime="application/octet-stream", on_click="ignore",
+                       data=lambda: export.run_npz_bytes(run))
+    c2.caption("One row per sample: sample_id, source_row (its row in your file), label, clean_label, noisy, then "
+               "every score, loss and the selected mask the run logged. The npz holds each as an (N, T) array, "
+               "row i = sample_id[i], column j = rounds[j]; numpy alone reads it (np.load). "
+               "`docl export --to npz|parquet|csv` writes the same for whole experiments.")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
