@@ -309,10 +309,9 @@ def test_every_page_in_chromium(server, tmp_path):
             _settle(page)
             _shoot(page, shots / f"{len(PAGES) + 1:02d}-new-run-quick.png")
             _check(page, "New run after the quick run", chart=False)  # a finished run leaves no error box
-            page.get_by_role("button", name="Open quick-digits-1").click()
-            _settle(page)
-            side = page.locator('[data-testid="stSidebar"]').inner_text()
-            assert "quick-digits-1: 1 run" in side, f"Open did not show the quick run's folder: {side[-300:]}"
+            side = page.locator('[data-testid="stSidebar"]').inner_text()  # the sidebar follows the started run
+            assert "quick-digits-1: 1 run" in side, f"the sidebar did not follow the quick run: {side[-300:]}"
+            assert "✓ complete" in side, f"the sidebar does not say the quick run is complete: {side[-300:]}"
             page.get_by_role("link", name="Scores").first.click()
             _settle(page, chart=True)
             body = _check(page, "scores after the quick run")
