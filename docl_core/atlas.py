@@ -21,17 +21,14 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .config import ESTIMATORS, SAMPLE_SCORES, SCORE_CURRICULUM
-from .names import SCORE_LABELS
+from .config import ESTIMATORS, SCORE_CURRICULUM
+from .names import SCORE_LABELS, SCORES
 from .stats import spearman  # noqa: F401 (atlas.spearman: the pages and tests read it here)
 from .store import RunReader
 
-# column → (short label, the direction in which it means "hard"); estimators' a: large is "hard"
+# column → (short label, the direction in which it means "hard"), from names.SCORES (estimators' a: large is hard)
 ESTIMATOR_LABELS = {e: SCORE_LABELS[e] for e in ("exact", "paper", "byproduct", "fast")}
-ATLAS_SCORES: dict[str, tuple[str, str]] = {
-    **{f"score_{e}": (label, "high") for e, label in ESTIMATOR_LABELS.items()},
-    **{name: (SCORE_LABELS.get(name, name), direction) for name, direction in SAMPLE_SCORES.items()},
-}
+ATLAS_SCORES: dict[str, tuple[str, str]] = {s.column: (s.short, s.hard) for n, s in SCORES.items() if n != "none"}
 DATA_MAP = ("confidence", "variability", "correctness")
 
 

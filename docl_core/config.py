@@ -7,25 +7,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 # the one list of curricula (torch-free; plus SCORE_CURRICULUM below) and the order a paper pass defaults to
-from .names import CURRICULA, LEGACY_ORDER, default_order
+from .names import CURRICULA, ESTIMATOR_NAMES, LEGACY_ORDER, SAMPLE_SCORE_NAMES, SCORES, default_order
 from .protocol import PaperSchedule
 
-ESTIMATORS = ("exact", "byproduct", "fast", "paper", "none")  # none: no score (uniform draw), an ablation
+ESTIMATORS = ESTIMATOR_NAMES  # exact, byproduct, fast, paper, none (no score: a uniform draw, an ablation)
 # Per-sample scores the tracker logs beside the estimators (samples-frame columns of the same name),
-# each with the direction in which it means "hard": "high" (a large value is hard) or "low".
-SAMPLE_SCORES = {
-    "loss": "high",         # ℓ_i at the round's weights
-    "el2n": "high",         # ‖softmax(f) − onehot(y)‖ (regression ‖f − y‖), Paul et al. 2021
-    "grand": "high",        # ‖g_i‖ = ‖∇θ ℓ_i‖, the per-sample gradient norm (GraNd; --log-grad-norms)
-    "margin": "low",        # f_y − max_{c≠y} f_c, the given-label logit minus the largest other
-    "entropy": "high",      # −Σ_c p_c log p_c of the prediction
-    "forgetting": "high",   # correct → wrong transitions between consecutive presentations (Toneva et al. 2019);
-                            # never predicted right: presentations + the most any sample had, above every learned one
-    "aum": "low",           # the margin averaged over presentations (area under the margin, Pleiss et al. 2020)
-    "confidence": "low",    # mean of p(given label) over the rounds so far (data maps, Swayamdipta et al. 2020)
-    "variability": "high",  # its standard deviation over the rounds so far
-    "correctness": "low",   # share of the rounds so far at which the sample was predicted right
-}
+# each with the direction in which it means "hard" (names.SCORES, the one registry: what each is,
+# its labels, and whether it needs the model).
+SAMPLE_SCORES = {n: SCORES[n].hard for n in SAMPLE_SCORE_NAMES}
 # what drives the `score` curriculum: a sample score, or an estimator's DoCL score a (large a: "hard")
 SELECTION_SCORES = (*SAMPLE_SCORES, *ESTIMATORS)
 SCORE_CURRICULUM = "score"   # selects by any of SELECTION_SCORES, through DoCL's machinery

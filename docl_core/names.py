@@ -3,6 +3,7 @@
 Kept apart from curricula.py (which needs torch) so that the dashboard can name and colour runs
 without importing torch.
 """
+from dataclasses import dataclass
 from typing import Optional
 
 CURRICULA = ("sgd", "random", "spl", "mcl", "docl-nr", "docl")
@@ -23,11 +24,55 @@ CURRICULUM_LABELS = {"sgd": "SGD", "random": "Random", "spl": "SPL", "mcl": "MCL
 SELECTS_BY_SCORE = frozenset({"docl-nr", "docl"})
 
 
+@dataclass(frozen=True)
+class Score:
+    """One per-sample score: its samples-frame column, how pages name it, which end means "hard"."""
+
+    name: str          # as the CLI and the API take it (--score, --estimator, scores(method=...))
+    column: str        # its column in samples/round=NNNN.parquet
+    short: str         # in legends, axes, pickers
+    long: str          # in titles and captions
+    hard: str          # "high": a large value is a hard sample; "low": a small one
+    needs_model: bool  # measured on the model at the round's weights (False: read off training's log)
+    kind: str          # "estimator" (a DoCL score a_i), "sample" (a per-sample statistic) or "data map"
+
+
+# THE registry of scores: every list, label and direction in the package and the app derives from it
+# (config.ESTIMATORS and SAMPLE_SCORES, the Scores / Sample / atlas / Embedding / New-run labels).
+SCORES = {s.name: s for s in (
+    Score("exact", "score_exact", "exact score", "exact score a_i = r_i·v_i", "high", True, "estimator"),
+    Score("byproduct", "score_byproduct", "our byproduct score",
+          "byproduct score (our estimate from training's outputs)", "high", False, "estimator"),
+    Score("fast", "score_fast", "fast score", "fast score (finite differences, an approximation)", "high", True,
+          "estimator"),
+    Score("paper", "score_paper", "authors' byproduct score",
+          "authors' byproduct score (teacher logits recorded in training)", "high", False, "estimator"),
+    Score("none", "score_none", "no score", "no score (a uniform draw: the score's ablation)", "high", False,
+          "estimator"),
+    Score("loss", "loss", "loss", "loss ℓ_i at the round's weights", "high", True, "sample"),
+    Score("el2n", "el2n", "EL2N", "EL2N ‖softmax(f) − onehot(y)‖ (Paul et al. 2021)", "high", True, "sample"),
+    Score("grand", "grand", "GraNd", "GraNd ‖∇θ ℓ_i‖, the per-sample gradient norm (Paul et al. 2021)", "high",
+          True, "sample"),
+    Score("margin", "margin", "margin", "margin f_y − max_{c≠y} f_c (low: hard)", "low", True, "sample"),
+    Score("entropy", "entropy", "entropy", "entropy −Σ_c p_c log p_c of the prediction", "high", True, "sample"),
+    Score("forgetting", "forgetting", "forgetting", "forgetting events, correct → wrong (Toneva et al. 2019)",
+          "high", False, "sample"),
+    Score("aum", "aum", "AUM", "area under the margin over presentations (Pleiss et al. 2020; low: hard)", "low",
+          False, "sample"),
+    Score("confidence", "confidence", "confidence", "confidence: mean p(given label) over the rounds so far "
+          "(data maps)", "low", False, "data map"),
+    Score("variability", "variability", "variability", "variability: std of p(given label) over the rounds so far "
+          "(data maps)", "high", False, "data map"),
+    Score("correctness", "correctness", "correctness", "correctness: share of the rounds so far predicted right "
+          "(data maps)", "low", False, "data map"),
+)}
+ESTIMATOR_NAMES = tuple(n for n, s in SCORES.items() if s.kind == "estimator")
+SAMPLE_SCORE_NAMES = tuple(n for n, s in SCORES.items() if s.kind != "estimator")
+BY_COLUMN = {s.column: s for s in SCORES.values()}
+
 # The `score` curriculum selects by any logged score, easy or hard first: each (score, direction) is
 # its own curriculum in tables and legends ("score-el2n-hard"), so two such runs are never pooled.
-# Short labels of the scores a run can select by (the atlas uses the same ones); other names read as they are.
-SCORE_LABELS = {"el2n": "EL2N", "grand": "GraNd", "aum": "AUM", "exact": "a (exact)", "paper": "a (paper)",
-                "byproduct": "a (byproduct)", "fast": "a (fast)", "none": "no score"}
+SCORE_LABELS = {n: s.short for n, s in SCORES.items()}
 
 
 # Under the paper protocol a subset pass trains in the selection's own order ("draw", the default;

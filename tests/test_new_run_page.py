@@ -238,9 +238,11 @@ def test_estimator_options_say_what_each_is(runs, started, monkeypatch):
     at = open_new_run(runs / "images", monkeypatch)
     box = at.selectbox(key="nr_estimator")
     labels = list(box.proto.options)
-    assert labels == ["exact — a_i = r_i·v_i", "byproduct — our free estimate",
-                      "fast — finite differences (approximate)", "paper — the authors' byproduct",
-                      "none — no score (ablation)"]
+    assert labels == ["exact — exact score a_i = r_i·v_i",
+                      "byproduct — byproduct score (our estimate from training's outputs)",
+                      "fast — fast score (finite differences, an approximation)",
+                      "paper — authors' byproduct score (teacher logits recorded in training)",
+                      "none — no score (a uniform draw: the score's ablation)"]
     for words in ("a_i = r_i·v_i", "finite differences", "approximation", "our free estimate",
                   "the authors' byproduct", "uniform draw", "ablation"):
         assert words in box.proto.help

@@ -27,7 +27,7 @@ if not common.presenting():  # presenting, the chart's caption names the axes; t
 FIXED, REFIT_SHOWN, REFIT_LAST, TSNE = ("PCA (fixed axes)", "PCA (refit on this round)", "PCA (refit on the last round)",
                                         "t-SNE (this round)")
 METHODS = (REFIT_SHOWN, FIXED, REFIT_LAST, TSNE)
-COLOR_LABELS = {"score": "score", "selected": "selected", "times_selected": "times selected", "loss": "loss",
+COLOR_LABELS = {"score": views.score_label("score", views.driving_estimator(run), short=True), "selected": "selected", "times_selected": "times selected", "loss": "loss",
                 "class": "class", "noisy": "noisy target" if run.task == "regression" else "noisy label"}
 
 

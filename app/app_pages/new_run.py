@@ -16,18 +16,12 @@ import streamlit as st
 
 from app import common, launch
 from docl_core.config import CURRICULA, ESTIMATORS, PREFER, SCORE_CURRICULUM, SELECTION_SCORES
-from docl_core.names import SCORE_LABELS
+from docl_core.names import SCORE_LABELS, SCORES
 from docl_core.data import DATASETS
 from docl_core.store import RunReader, RunStoreError, is_run_dir
 
 # the score that ranks samples for selection, one line each (docl_core/config.py ESTIMATORS)
-ESTIMATOR_LABELS = {
-    "exact": "exact — a_i = r_i·v_i",
-    "fast": "fast — finite differences (approximate)",
-    "byproduct": "byproduct — our free estimate",
-    "paper": "paper — the authors' byproduct",
-    "none": "none — no score (ablation)",
-}
+ESTIMATOR_LABELS = {e: f"{e} — {SCORES[e].long}" for e in ESTIMATORS}  # names.SCORES, the one registry
 ESTIMATOR_HELP = (
     "The score a_i that ranks samples for selection.\n\n"
     "- **exact**: a_i = r_i·v_i, the residual times the output speed, computed exactly.\n"

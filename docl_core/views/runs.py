@@ -7,19 +7,16 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..names import ESTIMATOR_NAMES, SCORES
 from ..store import RunReader
 
-SCORE_COLUMNS = ("score", "score_exact", "score_byproduct", "score_fast", "score_paper")
-ESTIMATOR_LABELS = {"score": "score (drove selection)", "score_exact": "exact",
-                    "score_byproduct": "byproduct (our estimate)", "score_fast": "fast (approximation)",
-                    "score_paper": "paper (the authors' byproduct)"}
-# what each estimator is, for titles and captions: the formula only beside the exact score
-SCORE_NAMES = {"exact": "exact score a_i = r_i·v_i", "fast": "fast score (finite differences, an approximation)",
-               "byproduct": "byproduct score (our estimate from training's outputs)",
-               "paper": "authors' byproduct score (teacher logits recorded in training)",
-               "none": "no score (a uniform draw: the score's ablation)"}
-SHORT_NAMES = {"exact": "exact score", "fast": "fast score", "byproduct": "our byproduct score",
-               "paper": "authors' byproduct score", "none": "no score"}
+# the score columns a run can hold: `score` (the driving estimator's) and each estimator's own; every
+# label comes from names.SCORES, the one registry, so a score has the same name on every page
+SCORE_COLUMNS = ("score", *(SCORES[e].column for e in ESTIMATOR_NAMES if e != "none"))
+ESTIMATOR_LABELS = {"score": "score (drove selection)",
+                    **{SCORES[e].column: SCORES[e].short for e in ESTIMATOR_NAMES}}
+SCORE_NAMES = {n: s.long for n, s in SCORES.items()}     # titles and captions (the formula beside the exact one)
+SHORT_NAMES = {n: s.short for n, s in SCORES.items()}    # legends, axes, pickers
 
 
 def driving_estimator(reader: RunReader) -> str:
