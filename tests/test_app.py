@@ -223,11 +223,15 @@ def test_kernel_contributions(exp, monkeypatch):
     assert any(t.startswith("Trace kernel K on 24 probe samples, round 2") for t in chart_titles(at))
     assert "Top eigenvalues of K over rounds" in chart_titles(at)
     assert any(t.startswith("Top contributors c_ij") for t in chart_titles(at))
+    # the score shown is r_i · (1/m) Σ_j H_ij r_j, recomputed in float64 from the stored kernel blocks
+    # and residuals (not from the contributions array the page sums)
     K = RunReader(exp / "docl-s0").kernel(2)
     sid = at.selectbox(key="k_sample").value
     pos = int(np.flatnonzero(K["probe_ids"] == sid)[0])
+    H, r = K["full"].astype(np.float64), K["residual"].astype(np.float64)   # (m, m, C, C), (m, C)
+    want = float(sum(r[pos] @ H[pos, j] @ r[j] for j in range(len(r))) / len(r))
     shown = [m for m in at.metric if m.label.startswith("kernel score")][0].value
-    assert float(shown) == pytest.approx(float(K["contributions"][pos].sum()), rel=1e-3, abs=1e-6)
+    assert float(shown) == pytest.approx(want, rel=1e-3, abs=1e-6)
 
 
 def test_sample_page(exp, monkeypatch):
