@@ -12,11 +12,12 @@ pass over a newly selected subset — and which learning rate each mini-batch ge
 recipe's ingredients (mean teacher, mixup, centrality, the authors' score) are switches.
 
 Either way the samples frame and kernel of round t are the state the selection of round t
-saw, measured at one set of weights, and curricula only choose samples.
+saw, measured at one set of weights, and curricula only choose samples. Every pass of both
+protocols is a `PassSpec` (train_pass.py: which ids in which order, the learning rates, the
+loss, mixup, accumulation) trained by one `TrainPass` through `Trainer.train_pass`.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import time
@@ -29,18 +30,14 @@ import torch
 from .config import RunConfig, config_differences
 from .curricula import RoundState, make_curriculum
 from .protocol import PaperProtocol
-from .recipe import (MeanTeacher, mixup_batch, optional_logits, paper_centrality, probability_square_loss,
-                     sampling_spread)
+from .recipe import MeanTeacher, paper_centrality, sampling_spread
 from .data import Dataset, load_dataset
 from .distributed import SINGLE, DistContext, autocast, prepare_model, set_deterministic, sync_buffers, to_device
-from .dynamics import eval_mode, per_sample_loss
+from .dynamics import eval_mode
 from .models import build_model
 from .store import RunStoreError, RunWriter, read_run_json
 from .tracker import DynamicsTracker, Measurement, checkpoint_bytes
-
-
-class TrainingDiverged(RuntimeError):
-    """Non-finite losses or scores: the run is marked failed with the reason."""
+from .train_pass import PassSpec, TrainingDiverged, TrainPass, paper_pass, steps_pass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,9 +99,7 @@ class Trainer:
         if self.channels_last and self.X.dim() == 4:
             self.X = self.X.contiguous(memory_format=torch.channels_last)
         self.autocast = lambda: autocast(dev, config.precision)  # training forwards only: scores stay fp32
-        # fp16 needs loss scaling; `_grads_scaled` says whether .grad still holds scaled units
-        self.scaler = torch.amp.GradScaler(dev.type) if config.precision == "fp16" else None
-        self._grads_scaled = False
+        self.scaler = torch.amp.GradScaler(dev.type) if config.precision == "fp16" else None  # fp16's loss scaling
         self.N = len(self.X)
         self.protocol = PaperProtocol(ps, self.N, config.batch_size, self.curriculum.full_data,
                                       prunes=config.diversity != "none") if self.paper else None  # same sizes for all
@@ -138,6 +133,8 @@ class Trainer:
             if extended:
                 self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
                                                 extended=[*self.tracker.writer.meta.get("extended", []), extended])
+            self.passes = TrainPass(self.net, self.model, self.opt, self.X, self.y, self.gen, self.tracker, dist,
+                                    self.autocast, self.scaler, self.teacher, self.batchnorm_sync)
             self.start_round = 0
             if resume:
                 self._restore(state)
@@ -314,11 +311,12 @@ class Trainer:
             sel = self.curriculum.select(state)
             t_select = time.perf_counter() - t0
             t0 = time.perf_counter()
-            self._train(sel.indices.to(self.device), sel.weights.to(self.device),
-                        math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size))
+            # the round's training is one pass (for the paper estimator)
+            steps = math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size)
+            self.train_pass(steps_pass(cfg, sel.indices.to(self.device), sel.weights.to(self.device), steps,
+                                       self.gen, self.ds.task))
             t_train = time.perf_counter() - t0
             last = t + 1 == cfg.rounds
-            self.tracker.end_pass()  # the round's training is one pass for the paper estimator
             # the next round's state, measured once; after the last round only the train metric
             after = self._measure(kernel=True) if not last else self._measure(scores=False)
             metrics = self._train_metrics(after)
@@ -345,8 +343,7 @@ class Trainer:
             t_episode = time.perf_counter() - t0
             t0 = time.perf_counter()
             if plan.full_pass:  # before the selection: it updates every sample's score
-                self._paper_pass(torch.arange(self.N, device=self.device), plan, plan.step_offset,
-                                 full=True, losses=[], order="shuffle")
+                self.train_pass(self._paper_spec(torch.arange(self.N, device=self.device), plan, True, "shuffle"))
             t_full = time.perf_counter() - t0
             log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
             driving = [cfg.selection_score] if cfg.selection_score in ("exact", "fast", "grand") else []
@@ -374,8 +371,7 @@ class Trainer:
                 spread = sampling_spread(None, self.N) if plan.select else {}
             t_select = time.perf_counter() - t0
             t0 = time.perf_counter()
-            losses: list = []
-            trained = self._paper_pass(ids, plan, plan.subset_offset, full=False, losses=losses, order=order)
+            trained, losses = self.train_pass(self._paper_spec(ids, plan, False, order))
             t_train = time.perf_counter() - t0 + t_full
             metrics = {"train_loss": sum(losses) / max(1, len(losses))}
             if self.teacher is not None:
@@ -456,182 +452,18 @@ class Trainer:
         sched, bs = self.cfg.schedule, self.cfg.batch_size
         for _ in range(sched.warmup_epochs):
             ids = torch.arange(self.N, device=self.device)
-            self._train(ids, torch.ones(self.N, device=self.device), math.ceil(self.N / bs))
-            self.tracker.end_pass()  # each warm-up epoch is a pass of its own
+            # each warm-up epoch is a pass of its own
+            self.train_pass(steps_pass(self.cfg, ids, torch.ones(self.N, device=self.device), math.ceil(self.N / bs),
+                                       self.gen, self.ds.task))
 
-    def _train(self, ids: torch.Tensor, weights: torch.Tensor, steps: int) -> None:
-        """`steps` SGD steps over the selected ids in reshuffled passes, cosine lr within the round."""
-        sched, bs = self.cfg.schedule, self.cfg.batch_size
-        self.model.train()
-        order = torch.empty(0, dtype=torch.long, device=ids.device)
-        for step in range(steps):
-            if len(order) < min(bs, len(ids)):
-                perm = torch.randperm(len(ids), generator=self.gen).to(ids.device)
-                order = torch.cat([order, perm])
-            take, order = order[:min(bs, len(ids))], order[min(bs, len(ids)):]
-            batch, w = ids[take], weights[take]
-            wsum = w.sum()
-            if self.dist.active:
-                # each rank takes its share of the global batch; DDP averages gradients over
-                # ranks, so scaling by world size gives the global weighted mean's gradient
-                batch, w = batch[self.dist.rank::self.dist.world], w[self.dist.rank::self.dist.world]
-                wsum = wsum / self.dist.world
-            lr = sched.lr_at(step, steps)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            with self.autocast():
-                out = self.net(self.X[batch])
-                loss = (per_sample_loss(out, self.y[batch], self.ds.task) * w).sum() / wsum
-            self._check_loss(loss, step)
-            self.opt.zero_grad(set_to_none=True)
-            self._backward(loss)
-            self._optimizer_step()
-            self.tracker.on_batch(batch, out.detach().float(), lr)
+    def train_pass(self, spec: PassSpec) -> tuple[torch.Tensor, list[float]]:
+        """Train one pass (`TrainPass.run`): every pass of both protocols goes through here, so
+        wrapping it observes them. → (the ids in the order trained, the kept mini-batch losses)."""
+        return self.passes.run(spec)
 
-    def _paper_pass(self, ids: torch.Tensor, plan, counter: int, full: bool, losses: list,
-                    order: str) -> torch.Tensor:
-        """One pass over ids under the paper recipe, its mini-batches consecutive slices of ids in
-        `order`: "draw" as given (the selection's own order, the authors'), "reversed", or
-        "shuffle" (a fresh random order from the run's generator: the full pass, the warm start
-        and sgd); returns the ids in the order trained. A full pass accumulates
-        `full_pass_accumulate` mini-batches' mean losses (summed) per optimizer step on the
-        probability-space square loss, with the warm start's mixup α, and counts accumulate × lr
-        of pace per mini-batch for the score, as the authors' does.
-
-        Steps: a subset pass zeroes the gradient before each backward and leaves it after its
-        step; the full pass steps at the start of each group (`full_pass_step_first`, the
-        authors': its first step applies the gradient the previous pass left, at the learning
-        rate last set, and the last group's gradient is left unapplied) or at each group's end.
-        The teacher is updated after every step with the counter of the group's first mini-batch."""
-        ps, bs, task = self.cfg.paper, self.cfg.batch_size, self.ds.task
-        dist, world = self.dist, self.dist.world
-        accumulate = ps.full_pass_accumulate if full else 1
-        first_step = full and accumulate > 1 and ps.full_pass_step_first
-        if not ps.mixup:
-            alpha = 0.0
-        elif full:
-            alpha = ps.mixup_alpha_min
-        else:
-            alpha = plan.episode.baseline_alpha if self.curriculum.full_data else plan.episode.mixup_alpha
-        square = full and task == "classification"
-        lossf = probability_square_loss if square else (lambda o, t: per_sample_loss(o, t, task))
-        batch_stats = plan.epoch == 0  # the authors' teacher is in train mode until the first evaluation
-        self.model.train()
-        if order == "shuffle":
-            ids = ids[torch.randperm(len(ids), generator=self.gen).to(ids.device)]
-        elif order == "reversed":
-            ids = ids.flip(0)
-        batches = [ids[s:s + bs] for s in range(0, len(ids), bs)]
-        if not full:
-            batches = batches[:plan.batches_per_epoch]
-        if accumulate > 1 and not first_step:
-            self.opt.zero_grad(set_to_none=True)  # groups start from a zero gradient
-        shard_losses = []  # torchrun: each batch's loss summed over this rank's rows / global batch size
-        for b, batch in enumerate(batches):
-            if first_step and b % accumulate == 0:
-                self._step(clip=True, teacher_counter=counter, zero=True)
-            lr = plan.lr(counter)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-            # the group's last backward (and the pass's last) reduces gradients across ranks; the
-            # others accumulate locally under DDP's no_sync, so a group sums the global batches'
-            # gradients exactly as one process does
-            syncs = accumulate == 1 or (b + 1) % accumulate == 0 or b + 1 == len(batches)
-            x, y = self.X[batch], self.y[batch]
-            # mixup's λ and permutation are drawn for the global batch from the shared generator,
-            # identically on every rank; each rank then trains its rows rank::world of the mix
-            x_in, perm, lam = mixup_batch(x, alpha, self.gen)
-            y_mix = y[perm]
-            if dist.active:
-                rows = torch.arange(len(batch), device=batch.device)[dist.rank::world]  # may be empty
-                batch, x, y, x_in, y_mix = batch[rows], x[rows], y[rows], x_in[rows], y_mix[rows]
-            with self.autocast():
-                clean = optional_logits(self.teacher, self.model, x, batch_stats) \
-                    if (self.teacher is not None or alpha > 0) else None
-            with (self.net.no_sync() if dist.active and not syncs else contextlib.nullcontext()):
-                with self.autocast():
-                    out = self.net(x_in)
-                    if dist.active:  # DDP averages over ranks: Σ over rows × world / B is the global mean
-                        scale = world / len(batches[b])
-                        loss = lossf(out, y).sum() * scale if lam >= 1 else \
-                            (lam * lossf(out, y).sum() + (1 - lam) * lossf(out, y_mix).sum()) * scale
-                    else:
-                        loss = lam * lossf(out, y).mean() + (1 - lam) * lossf(out, y_mix).mean() if lam < 1 \
-                            else lossf(out, y).mean()
-                self._check_loss(loss, counter)
-                if accumulate == 1:
-                    self.opt.zero_grad(set_to_none=True)
-                self._backward(loss)  # under no_sync too: DDP's reduction hooks fire in backward
-            step = accumulate == 1 or (not first_step and ((b + 1) % accumulate == 0 or b + 1 == len(batches)))
-            if step:
-                self._step(clip=accumulate > 1, teacher_counter=counter - (b % accumulate), zero=accumulate > 1)
-            if not full:
-                if dist.active:
-                    shard_losses.append(loss.detach() / world)
-                else:
-                    losses.append(float(loss.detach()))
-            self.tracker.on_batch(batch, (clean if clean is not None else out).detach().float(), lr,
-                                  count=step or (first_step and b % accumulate == 0), pace=lr * accumulate)
-            counter += 1
-        if shard_losses:  # one reduction per pass: each batch's global mean loss
-            per_batch = torch.stack(shard_losses).to(torch.float64)
-            dist.all_reduce_sum_([per_batch])
-            losses.extend(per_batch.tolist())
-        self._sync_batchnorm()
-        self.tracker.end_pass()
-        return torch.cat(batches) if batches else ids[:0]
-
-    def _step(self, clip: bool, teacher_counter: int, zero: bool) -> None:
-        """One optimizer step on the gradient accumulated so far (zeroed after it when `zero`),
-        then the teacher's update."""
-        ps = self.cfg.paper
-        self._optimizer_step(clip=ps.clip_grad if clip else 0.0)
-        if zero:
-            self.opt.zero_grad(set_to_none=True)
-        if self.teacher is not None:
-            self._sync_batchnorm()
-            self.teacher.update(self.model, teacher_counter)
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        """loss.backward(), scaled under fp16 (the gradient then holds scaled units until the next step)."""
-        if self.scaler is None:
-            loss.backward()
-            return
-        self.scaler.scale(loss).backward()
-        self._grads_scaled = True
-
-    def _optimizer_step(self, clip: float = 0.0) -> None:
-        """The optimizer's step on the gradient held (clipped to norm `clip` when > 0). Under fp16 a
-        scaled gradient is unscaled first and the step skipped on inf/NaN (GradScaler); a gradient
-        already unscaled (what a pass leaves for the full pass's first step) is stepped as is."""
-        scaled = self.scaler is not None and self._grads_scaled
-        if scaled:
-            self.scaler.unscale_(self.opt)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-        if scaled:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self._grads_scaled = False
-        else:
-            self.opt.step()
-
-    def _sync_batchnorm(self) -> None:
-        """torchrun on CPU ("buffers-broadcast"): every rank takes rank 0's BatchNorm statistics, the
-        student's and the teacher's (in epoch 0 the teacher's batch-statistics forwards move them
-        on each rank's shard), so the teacher's average covers the same state on every rank.
-        Parameters need nothing (DDP's averaged gradients keep them identical); with SyncBatchNorm
-        (CUDA) the statistics are already global and identical, and one process has nothing to do."""
-        if self.batchnorm_sync != "buffers-broadcast":
-            return
-        sync_buffers(self.model, self.dist)
-        if self.teacher is not None:
-            sync_buffers(self.teacher.model, self.dist)
-
-    def _check_loss(self, loss: torch.Tensor, step: int) -> None:
-        if not bool(torch.isfinite(loss)):
-            raise TrainingDiverged(f"non-finite training loss at round {self.tracker.round}, step "
-                                   f"{step}: lower the learning rate (--lr) and rerun")
+    def _paper_spec(self, ids: torch.Tensor, plan, full: bool, order: str) -> PassSpec:
+        return paper_pass(self.cfg, plan, ids, full=full, order=order, gen=self.gen, task=self.ds.task,
+                          full_data=self.curriculum.full_data)
 
 
 def _postfix(bar, row: dict) -> None:

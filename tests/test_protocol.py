@@ -14,6 +14,7 @@ from docl_core.data import load_dataset
 from docl_core.models import build_model
 from docl_core.protocol import PaperProtocol, PaperSchedule, scaled_boundaries
 from docl_core.store import RunReader
+from docl_core.train_pass import paper_pass
 from docl_core.trainer import Trainer, train_run
 
 # ----------------------------------------------------------------------------- schedule arithmetic
@@ -266,7 +267,7 @@ def _switched(tmp_path, *flags):
 def test_switch_no_mixup(tmp_path, default_run, monkeypatch):
     alphas = []
     real = recipe.mixup_batch
-    monkeypatch.setattr("docl_core.trainer.mixup_batch", lambda x, a, g: (alphas.append(a), real(x, a, g))[1])
+    monkeypatch.setattr("docl_core.train_pass.mixup_batch", lambda x, a, g: (alphas.append(a), real(x, a, g))[1])
     r = _switched(tmp_path, "--no-mixup")
     a, b = default_run.rounds(), r.rounds()
     assert set(alphas) == {0.0} and (b["mixup_alpha"] == 0).all() and (a["mixup_alpha"] > 0).all()
@@ -384,7 +385,8 @@ def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
     gen.set_state(tr.gen.get_state())
     plan = tr.protocol.plan(1)
     assert plan.full_pass and plan.step_offset == 0
-    tr._paper_pass(torch.arange(n), plan, plan.step_offset, full=True, losses=[], order="shuffle")
+    tr.train_pass(paper_pass(cfg, plan, torch.arange(n), full=True, order="shuffle", gen=tr.gen, task=tr.ds.task,
+                             full_data=tr.curriculum.full_data))
 
     # by hand: episode 1 has lr_max 0.1/0.9, lr_min 5e-4 over ceil(N/B) + per mini-batches
     k0 = math.floor(0.2 * 1.1 * n)

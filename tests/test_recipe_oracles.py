@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-import docl_core.trainer as trainer_module
+import docl_core.train_pass as train_pass_module
 from docl_core.config import RunConfig
 from docl_core.curricula import RoundState, make_curriculum
 from docl_core.protocol import PaperSchedule
@@ -361,12 +361,12 @@ def _instrument(trainer, events):
         events.append(("epoch", e))
         return real_plan(e)
 
-    real_pass = trainer._paper_pass
+    real_pass = trainer.train_pass
 
-    def paper_pass(ids, plan_, counter, full, losses, **kw):
-        events.append(("pass", plan_.epoch, full))
-        out = real_pass(ids, plan_, counter, full, losses, **kw)
-        events.append(("pass_end", plan_.epoch, full))
+    def train_pass(spec):
+        events.append(("pass", state["epoch"], spec.full))
+        out = real_pass(spec)
+        events.append(("pass_end", state["epoch"], spec.full))
         return out
 
     real_select = trainer.curriculum.select
@@ -398,7 +398,7 @@ def _instrument(trainer, events):
         return real_on_batch(batch, outputs, lr, **kw)
 
     trainer.protocol.plan = plan
-    trainer._paper_pass = paper_pass
+    trainer.train_pass = train_pass
     trainer.curriculum.select = select
     paper.end_pass = end_pass
     trainer.tracker.on_batch = on_batch
@@ -406,14 +406,14 @@ def _instrument(trainer, events):
 
 def _run_instrumented(cfg, run_dir):
     events = []
-    real_mixup = trainer_module.mixup_batch
+    real_mixup = train_pass_module.mixup_batch
 
     def mixup(x, alpha, gen):
         events.append(("mixup", alpha))
         return real_mixup(x, alpha, gen)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(trainer_module, "mixup_batch", mixup)
+        mp.setattr(train_pass_module, "mixup_batch", mixup)
         trainer = Trainer(cfg, run_dir)
         _instrument(trainer, events)
         trainer.run()
