@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
-from torch.func import functional_call, grad, vmap
 
 from .distributed import SINGLE, DistContext
 from .embedding import PCABasis, embedding_frame, has_features
@@ -38,6 +37,7 @@ from .dynamics import (ByproductEstimator, check_inputs, docl_scores, eval_mode,
                        kernel_eigenvalues, mean_gradient, score_contributions)
 from .outputs import at_label, margin, output_scores, per_sample_loss, probabilities, residual_and_loss
 from .envinfo import versions
+from .grand import grad_norms, vmap_grad_norms  # noqa: F401 (vmap_grad_norms: the reference route)
 from .recipe import PaperByproduct
 from .store import RunWriter, read_run_json
 
@@ -120,26 +120,11 @@ class PresentationLog:
 
 def per_sample_grad_norms(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
                           batch_size: int = 512, memory_budget_bytes: int = 1 << 28) -> torch.Tensor:
-    """GraNd: ‖g_i‖ = ‖∇θ ℓ_i‖ over the trainable parameters for every sample, (N,), by per-sample
-    gradients (`vmap(grad)`) in eval mode, in chunks holding at most `memory_budget_bytes` of
-    gradients. Leaves the model's parameters, buffers, mode and .grad untouched."""
-    trainable = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
-    frozen = {k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}
-    buffers = {k: b.detach() for k, b in model.named_buffers()}
-    P = sum(p.numel() for p in trainable.values())
-    chunk = max(1, min(batch_size, memory_budget_bytes // max(1, P * X.element_size())))
-
-    def loss_one(params, x, t):
-        out = functional_call(model, ({**frozen, **params}, buffers), (x.unsqueeze(0),))
-        return per_sample_loss(out, t.unsqueeze(0), task).sum()
-
-    norms = []
-    with eval_mode(model), torch.enable_grad():
-        for s in range(0, len(X), chunk):
-            g = vmap(grad(loss_one), in_dims=(None, 0, 0))(trainable, X[s:s + chunk], y[s:s + chunk])
-            sq = sum(v.reshape(v.shape[0], -1).pow(2).sum(1) for v in g.values())  # (B,)
-            norms.append(sq.sqrt().detach())
-    return torch.cat(norms) if norms else torch.zeros(0, dtype=X.dtype, device=X.device)
+    """GraNd: ‖g_i‖ = ‖∇θ ℓ_i‖ over the trainable parameters for every sample, (N,), in eval mode,
+    from per-layer hooks (`grand.grad_norms`; `grand.vmap_grad_norms`, per-sample gradients in
+    chunks of at most `memory_budget_bytes`, for models with modules it has no rule for).
+    Leaves the model's parameters, buffers, mode and .grad untouched."""
+    return grad_norms(model, X, y, task, batch_size, memory_budget_bytes)
 
 
 def stratified_probe(y: torch.Tensor, m: int, seed: int, task: str) -> torch.Tensor:
