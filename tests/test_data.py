@@ -205,6 +205,27 @@ def test_mnist1d_generation_is_offline_deterministic_and_leaves_global_rngs(monk
         data_module._mnist1d_arrays.cache_clear()
 
 
+def test_mnist1d_at_any_size_draws_from_the_same_generator():
+    """n_samples draws more (or fewer) signals from the generator, split 80/20 like its default; the
+    first signals are not the default set's (the generator shuffles its draw), but the distribution is:
+    10 classes in about equal shares. "mnist1d-100k" is the named 125,000-signal size."""
+    ds = load_dataset("mnist1d", seed=0, n_samples=1000)
+    x, y, xt, yt = data_module._mnist1d_arrays(data_module.MNIST1D_SEED, 1000)
+    assert (len(x), len(xt)) == (800, 200) and x.shape[1:] == (1, 40)
+    assert len(ds.y_train) + len(ds.y_val) == 800 and len(ds.y_test) == 200
+    counts = np.bincount(y, minlength=10)
+    assert len(counts) == 10 and counts.min() > 40                    # every digit drawn, none missing
+    again = load_dataset("mnist1d", seed=0, n_samples=1000)                     # deterministic
+    assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.y_train, ds.y_train)
+    assert len(load_dataset("mnist1d", seed=0, n_samples=1200).y_test) == 240
+    assert data_module._BUILTINS["mnist1d-100k"].__doc__ and "mnist1d-100k" in data_module.DATASETS
+    assert data_module.MNIST1D_100K_SAMPLES * 4 // 5 == 100_000
+    with pytest.raises(ValueError, match="n_samples = 10 is too few"):
+        load_dataset("mnist1d", n_samples=10)
+    with pytest.raises(ValueError, match="n_samples"):
+        load_dataset("mnist1d-100k", n_samples=10)                    # the named size is fixed
+
+
 def test_mnist1d_without_the_package_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
     with pytest.raises(ValueError, match="pip install mnist1d") as info:
