@@ -1537,3 +1537,24 @@ def test_order_demo_compares_every_order_in_one_setting(monkeypatch):
     table = at.table[0].value.reset_index()
     assert sorted(table["curriculum"]) == sorted(["SGD", "SGD in DoCL's draw order", "DoCL", "DoCL, shuffled",
                                                   "DoCL, reversed order"]), list(table["curriculum"])
+
+
+def test_compare_gives_its_budget_and_the_studys_answer_to_the_same_question(tmp_path, monkeypatch):
+    """Compare on the noisy-digits demo (16 epochs, 3 seeds) quotes the study's digits-20%-flipped
+    setting from a RESULTS.json (issue 32, item 4); without one it says nothing about the study."""
+    import docl_core.views.compare as vc
+    pair = {"a": "docl", "b": "sgd", "report": "last", "mean": -0.5, "low": -1.4, "high": 0.4, "n": 5, "wins": 2,
+            "verdict": "no clear difference"}
+    setting = {"name": "digits-noise20", "title": "digits, 20% flipped", "dataset": "digits", "label_noise": 0.2,
+               "protocol": "paper", "epochs": 100, "seeds": {"docl": 5}, "unit": "points", "pairs": [pair]}
+    (tmp_path / "RESULTS.json").write_text(json.dumps({"report": "RESULTS.md", "settings": [setting]}))
+    monkeypatch.setattr(vc, "DOCS", tmp_path)
+    at = open_app(DEMO / "noisy-digits", monkeypatch)
+    ok(at)
+    said = [c.value for c in at.caption if "The study asks the same question" in c.value]
+    assert said and said[0].startswith("This experiment: 16 epochs, 3 seeds.")
+    assert "at 100 epochs over 5 seeds (docs/RESULTS.md, digits, 20% flipped" in said[0]
+    assert "DoCL − SGD (the paper's Random) = -0.50 [-1.40, +0.40] points, no clear difference" in said[0]
+    monkeypatch.setattr(vc, "DOCS", tmp_path / "none")
+    at = open_app(DEMO / "noisy-digits", monkeypatch)
+    assert not any("The study asks" in c.value for c in at.caption)

@@ -118,3 +118,25 @@ def test_study_dashboard_and_summary_give_the_same_verdict(tmp_path, diffs, expe
     assert summ["verdict"] == expected and int(summ["n"]) == len(d)
     assert (summ["mean"], summ["low"], summ["high"]) == (pytest.approx(m), pytest.approx(lo, nan_ok=True),
                                                          pytest.approx(hi, nan_ok=True))
+
+
+def test_compare_quotes_the_studys_answer_to_the_same_question(tmp_path):
+    """views.study_answer picks the study's setting with the experiment's dataset, noise and protocol
+    (the main report first) from RESULTS*.json; study_sentence quotes its DoCL pairs with intervals."""
+    import json
+    pair = {"a": "docl", "b": "sgd", "report": "last", "mean": 0.21, "low": -0.4, "high": 0.82, "n": 5, "wins": 3,
+            "verdict": "no clear difference"}
+    setting = {"name": "digits-noise20", "title": "digits, 20% flipped", "dataset": "digits", "label_noise": 0.2,
+               "protocol": "paper", "epochs": 100, "seeds": {"docl": 5, "sgd": 5}, "unit": "points", "pairs": [pair]}
+    (tmp_path / "RESULTS.json").write_text(json.dumps({"report": "RESULTS.md", "settings": [setting]}))
+    other = {**setting, "seeds": {"docl": 10}, "pairs": [{**pair, "mean": 9.0}]}
+    (tmp_path / "RESULTS-order.json").write_text(json.dumps({"report": "RESULTS-order.md", "settings": [other]}))
+    (tmp_path / "RESULTS-broken.json").write_text("{")
+    ans = views.study_answer("digits", 0.2, "paper", docs=tmp_path)
+    assert ans["report"] == "RESULTS.md" and ans["setting"]["pairs"][0]["mean"] == 0.21
+    assert views.study_answer("digits", 0.0, "paper", docs=tmp_path) is None
+    assert views.study_answer("digits", 0.2, "steps", docs=tmp_path) is None
+    text = views.study_sentence(ans, {"docl": "DoCL", "sgd": "SGD"}.get, 16, 3)
+    assert text.startswith("This experiment: 16 epochs, 3 seeds. The study asks the same question at 100 epochs "
+                           "over 5 seeds (docs/RESULTS.md, digits, 20% flipped")
+    assert "DoCL − SGD = +0.21 [-0.40, +0.82] points, no clear difference" in text

@@ -51,8 +51,9 @@ def test_report_has_both_protocols_ablation_and_fidelity(quick):
     # the numbers, not only the layout: the DoCL and SGD cells of both tables recomputed from the run
     # folders with plain pandas (the last epoch's student; the best epoch of max(student, teacher))
     last_t, best_t = table.split("**Best epoch of max(student, teacher)**")
+    lasts = {}
     for arm, label in (("docl", "DoCL"), ("sgd", "SGD")):
-        last, best = [], []
+        last, best = lasts.setdefault(arm, []), []
         for run in sorted((out / "blobs-noise20").glob(f"{arm}-s*")):
             r = pd.read_parquet(run / "rounds.parquet").sort_values("round")
             last.append(100 * r["test_acc"].iloc[-1])
@@ -61,6 +62,13 @@ def test_report_has_both_protocols_ablation_and_fidelity(quick):
             row = next(ln for ln in part.splitlines() if ln.startswith(f"| {label} |"))
             cell = row.split("|")[2].strip().strip("*")
             assert cell.startswith(f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}"), (label, cell, vals)
+    # the same comparison in the JSON beside the report (what Compare quotes): 2 seeds give no verdict
+    import json
+    doc = json.loads((docs / "RESULTS-quick.json").read_text())
+    setting = next(st for st in doc["settings"] if st["name"] == "blobs-noise20")
+    pair = next(p for p in setting["pairs"] if (p["a"], p["b"], p["report"]) == ("docl", "sgd", "last"))
+    assert pair["mean"] == pytest.approx(np.mean(np.subtract(lasts["docl"], lasts["sgd"])))
+    assert pair["n"] == 2 and pair["verdict"] == "too few seeds"
     # DoCL against both baselines, with an interval and wins out of 2
     assert re.search(r"\| − SGD \| .*[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\] \(\d/2\)", text)
     assert re.search(r"\| − Random \| last \| ·", text)

@@ -31,6 +31,12 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
                      + (" (the paper's protocol)" if ctx.protocol == "paper" else ""))
     about = common.experiment_about(ctx.exp_dir)  # what the experiment is for (the demos say it)
     st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts) + (f"  \n*For:* {about}" if about else ""))
+    # its budget and seeds, beside the study's answer to the same question (docs/RESULTS*.json)
+    answer = views.study_answer(cfg.get("dataset", ""), float(cfg.get("label_noise") or 0), ctx.protocol)
+    said = views.study_sentence(answer, common.legend_label, meta.get("rounds_planned"), n_seeds,
+                                common.round_word(ctx=ctx))
+    if answer:
+        st.caption(said)
 
 
 def curves():

@@ -420,7 +420,42 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(L) + "\n")
     tmp.replace(path)
+    write_verdicts(suite, D, path)
     return path
+
+
+def _plain(v):
+    """A JSON value: numpy numbers as Python ones, NaN as null."""
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v) if np.isfinite(v) else None
+    return v
+
+
+def write_verdicts(suite: Suite, D: dict, md: Path) -> Path:
+    """The report's paired comparisons as JSON beside it (RESULTS.md → RESULTS.json), for the
+    dashboard: Compare finds the study's setting for its experiment's question (dataset, label
+    noise, protocol) and quotes its verdicts. Per setting: what it is, its seeds per arm, and every
+    pair a − b under both reports (last epoch's student; best epoch of max(student, teacher))."""
+    import json
+    settings = []
+    for st in suite.settings:
+        d = D.get(st.name) or {}
+        pairs = [{"a": a, "b": b, "report": report, **{k: _plain(r.get(k)) for k in ("mean", "low", "high", "n",
+                                                                                      "wins", "verdict")}}
+                 for report, key in (("last", "diffs"), ("best", "diffs_best"))
+                 for (a, b), r in (d.get(key) or {}).items() if r and r.get("n")]
+        settings.append({"name": st.name, "title": st.title, "dataset": st.dataset, "label_noise": st.label_noise,
+                         "protocol": st.protocol, "epochs": st.epochs if st.protocol == "paper" else None,
+                         "seeds": {c: int(n) for c, (_, _, n) in (d.get("stats") or {}).items()},
+                         "unit": "points" if d.get("col", "test_acc") == "test_acc" else "MSE", "pairs": pairs})
+    out = md.with_suffix(".json")
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"report": md.name, "suite": suite.name, "settings": settings}, indent=1,
+                              allow_nan=False))
+    tmp.replace(out)
+    return out
 
 
 def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, median_rho: dict, figure) -> list[str]:

@@ -33,5 +33,5 @@ from .kernel import (  # noqa: F401
 from .compare import (  # noqa: F401
     accuracy_curves, final_accuracy_table, TIMING_PHASES, timing_table, reference_curriculum, MIN_SEEDS,
     paired_differences, winner, TABLE1_DATASETS, TABLE1, paper_claim, compare_headline, verdict_sentence,
-    lead_sentence, and_list, t_quantile)
+    lead_sentence, and_list, t_quantile, study_answer, study_sentence)
 from .maps import project, refit_axes  # noqa: F401

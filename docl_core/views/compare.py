@@ -2,6 +2,7 @@
 with t-intervals, the verdicts and the headline built from them, and the paper's Table 1 beside them."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -293,3 +294,49 @@ def lead_sentence(per_round: pd.DataFrame, curriculum: str, label: Callable[[str
     if len(ahead):
         parts.append(f"leads in {where(ahead)} (by up to {scale * ahead['mean'].max():.1f} {unit})")
     return f"Over {word}s (mean over paired seeds), {name} " + " and ".join(parts) + "." if parts else ""
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"  # where the study writes RESULTS*.md and .json
+
+
+def study_answer(dataset: str, label_noise: float, protocol: str, docs: Optional[Path] = None) -> Optional[dict]:
+    """The study's setting that asks an experiment's question (same dataset, label noise and
+    protocol), from the RESULTS*.json the study writes beside its reports: the main report first,
+    then the one with the most seeds. → {report, setting (its JSON entry)} or None."""
+    import json
+    found = []
+    for f in sorted(Path(DOCS if docs is None else docs).glob("RESULTS*.json")):
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue  # a report being rewritten, or not ours: no answer from it
+        for s in doc.get("settings", []):
+            if (s.get("dataset") == dataset and s.get("protocol") == protocol
+                    and abs(float(s.get("label_noise") or 0) - float(label_noise or 0)) < 1e-9 and s.get("pairs")):
+                found.append({"report": doc.get("report", f.with_suffix(".md").name), "setting": s})
+    if not found:
+        return None
+    main_first = lambda a: (a["report"] != "RESULTS.md", -max((a["setting"].get("seeds") or {"": 0}).values()))  # noqa: E731
+    return sorted(found, key=main_first)[0]
+
+
+def study_sentence(answer: Optional[dict], label: Callable[[str], str], epochs: Optional[int], seeds: int,
+                   word: str = "epoch") -> str:
+    """'This experiment: 16 epochs, 3 seeds. The study asks the same question at 100 epochs over 5
+    seeds (docs/RESULTS.md, digits, 20% flipped): DoCL − SGD = +0.21 [−0.40, +0.82] points, no clear
+    difference; ...' (the last epoch's student, as the study's first table)."""
+    here = f"This experiment: {epochs} {word}s, {seeds} seed{'s' if seeds != 1 else ''}." if epochs else ""
+    if not answer:
+        return here
+    s = answer["setting"]
+    pairs = [p for p in s["pairs"] if p["report"] == "last" and p["a"] == "docl" and p["b"] in ("sgd", "random")]
+    if not pairs:
+        return here
+    n = max(p["n"] for p in pairs)
+    budget = f"{s['epochs']} {word}s" if s.get("epochs") else "equal gradient steps"
+    said = "; ".join(
+        f"{label(p['a'])} − {label(p['b'])} = {p['mean']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}] {s.get('unit', 'points')}"
+        f", {p['verdict']}" if p.get("low") is not None else
+        f"{label(p['a'])} − {label(p['b'])} = {p['mean']:+.2f} {s.get('unit', 'points')}, {p['verdict']}" for p in pairs)
+    return (f"{here} The study asks the same question at {budget} over {n} seeds "
+            f"(docs/{answer['report']}, {s['title']}; the last epoch's student, paired by seed): {said}.").strip()
