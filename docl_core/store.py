@@ -222,6 +222,83 @@ class RunWriter:
 # ----------------------------------------------------------------------------- readers
 
 
+class MemoryRun:
+    """A run kept in memory: RunWriter's calls, nothing written, and a reader's look-ups on what was
+    logged (DynamicsTracker(None, ...) makes one; `tracker.run` returns it). Frames are kept as
+    logged, so memory grows by one samples frame per round (N rows)."""
+
+    dir = Path("<in memory>")  # never created: the tracker's file checks see nothing there
+
+    def __init__(self):
+        self.meta: dict[str, Any] = {}
+        self._rounds: list[dict[str, Any]] = []
+        self._samples: dict[int, pd.DataFrame] = {}
+        self._kernels: dict[int, dict[str, np.ndarray]] = {}
+        self._embeddings: dict[int, pd.DataFrame] = {}
+        self._dataset: Optional[pd.DataFrame] = None
+
+    # --- the writer's calls
+    def start(self, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+        if resume:
+            raise RunStoreError("resume needs a run folder: a run kept in memory ends with its process")
+        self.meta = {"format": FORMAT, "status": "running", "last_complete_round": -1, "error": None,
+                     "created": time.time(), **meta}
+        return self.meta
+
+    def write_dataset(self, df: pd.DataFrame) -> None:
+        self._dataset = df.copy()
+
+    def write_round(self, t: int, round_row: dict[str, Any], samples: pd.DataFrame,
+                    kernel: Optional[dict[str, np.ndarray]] = None, checkpoint: Optional[bytes] = None,
+                    embedding: Optional[pd.DataFrame] = None) -> None:
+        self._samples[t] = samples.assign(round=np.int32(t))
+        if kernel is not None:
+            self._kernels[t] = dict(kernel)
+        if embedding is not None:
+            self._embeddings[t] = embedding.copy()
+        self._rounds = [r for r in self._rounds if r["round"] != t] + [{"round": t, **round_row}]
+        self.meta["last_complete_round"] = max(int(t), int(self.meta.get("last_complete_round", -1)))
+
+    def write_embedding_basis(self, arrays: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+        self.meta["embedding"] = info
+
+    def finish(self, status: str = "complete") -> None:
+        self.meta["status"] = status
+
+    def fail(self, reason: str) -> None:
+        self.meta.update(status="failed", error=reason)
+
+    def update_meta(self, **fields) -> None:
+        self.meta.update(fields)
+
+    # --- a reader's look-ups (the names RunReader uses)
+    @property
+    def status(self) -> str:
+        return self.meta.get("status", "unknown")
+
+    @property
+    def round_ids(self) -> list[int]:
+        return sorted(self._samples)
+
+    def rounds(self) -> pd.DataFrame:
+        """One row per committed round, as rounds.parquet would hold it."""
+        return pd.DataFrame(sorted(self._rounds, key=lambda r: r["round"]))
+
+    def samples(self, t: int, columns: Optional[list[str]] = None) -> pd.DataFrame:
+        if t not in self._samples:
+            raise RunStoreError(f"round {t} was not logged: logged rounds are {self.round_ids}")
+        df = self._samples[t]
+        return df[columns].copy() if columns is not None else df.copy()
+
+    def kernel(self, t: int) -> dict[str, np.ndarray]:
+        if t not in self._kernels:
+            raise RunStoreError(f"round {t} has no kernel: kernels were logged at {sorted(self._kernels)}")
+        return dict(self._kernels[t])
+
+    def dataset(self) -> pd.DataFrame:
+        return pd.DataFrame() if self._dataset is None else self._dataset.copy()
+
+
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not Path(run_dir).is_dir():

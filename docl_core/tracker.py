@@ -39,7 +39,7 @@ from .outputs import at_label, margin, output_scores, per_sample_loss, probabili
 from .envinfo import versions
 from .grand import grad_norms, vmap_grad_norms  # noqa: F401 (vmap_grad_norms: the reference route)
 from .recipe import PaperByproduct
-from .store import RunWriter, read_run_json
+from .store import MemoryRun, RunWriter, read_run_json
 
 
 
@@ -158,7 +158,8 @@ class DynamicsTracker:
     """Logs per-sample dynamics of a training loop into a docl run folder.
 
     Args:
-        out_dir: the run folder (created; its parent is the experiment folder).
+        out_dir: the run folder (created; its parent is the experiment folder), or None to keep the
+            run in memory only (`tracker.run` reads it back: rounds(), samples(t), kernel(t); no resume).
         model: the model being trained (read only).
         X: (N, ...) training inputs the loop draws from; sample ids index into X.
         y: (N,) int labels or (N, C) float targets.
@@ -250,7 +251,10 @@ class DynamicsTracker:
         self._round_start = time.perf_counter()
         self.last_row: dict[str, Any] = {}
         self.probe = stratified_probe(y, probe_size, seed, task) if probe_size > 0 else None
-        self.writer = writer or (RunWriter(out_dir) if dist.is_writer else _FollowerWriter(out_dir))
+        if out_dir is None and writer is None and dist.active:
+            raise ValueError("under torch.distributed the ranks share a run folder: give DynamicsTracker one")
+        self.writer = writer or (MemoryRun() if out_dir is None else
+                                 RunWriter(out_dir) if dist.is_writer else _FollowerWriter(out_dir))
         self.dir = Path(self.writer.dir)
         base_meta = {"name": self.dir.name, "task": task, "num_outputs": C, "num_train": self.N,
                      "world_size": dist.world, "device": str(X.device), "versions": versions(),
@@ -274,6 +278,15 @@ class DynamicsTracker:
             self.writer.meta.setdefault("embedding", self.basis.info())  # killed before its first commit
         elif embedding and not self.embeds and "embedding" not in self.writer.meta:
             self.writer.meta["embedding"] = {"method": "none", "reason": "the model has no features(x) method"}
+
+    @property
+    def run(self):
+        """What has been logged, read back: a RunReader of the run folder, or the MemoryRun itself
+        for a tracker made with out_dir=None (rounds(), samples(t), kernel(t), dataset(), meta)."""
+        if isinstance(self.writer, MemoryRun):
+            return self.writer
+        from .store import RunReader
+        return RunReader(self.dir)
 
     # ------------------------------------------------------------------ the three calls
 

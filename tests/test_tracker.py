@@ -1,6 +1,9 @@
 """DynamicsTracker: three calls in someone else's loop produce a complete docl run, and change nothing."""
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
@@ -63,6 +66,44 @@ def test_three_calls_write_a_complete_run(tmp_path):
     np.testing.assert_allclose(k["contributions"].sum(1), k["kernel_score"], rtol=1e-4, atol=1e-7)
     assert (np.diff(k["labels"]) >= 0).all()  # probe ordered by class
     assert set(r.dataset().columns) >= {"sample_id", "label", "split"}
+
+
+def test_in_memory_in_a_plain_loader_loop_logs_what_a_run_folder_holds(tmp_path):
+    """DynamicsTracker(None, ...) keeps the run in memory; fed from a `for x, y, ids in loader` loop it
+    logs exactly what the same loop logs into a folder (timings aside), and writes no file."""
+    from torch.utils.data import DataLoader, TensorDataset
+    X, y = _data()
+    logs = []
+    for out_dir in (None, tmp_path / "disk"):
+        model = _model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        tracker = DynamicsTracker(out_dir, model, X, y, probe_size=8, embedding=False)
+        loader = DataLoader(TensorDataset(X, y, torch.arange(len(X))), batch_size=16, shuffle=True,
+                            generator=torch.Generator().manual_seed(3))
+        for epoch in range(2):
+            for xb, yb, ids in loader:                       # the dataset hands back each row's id
+                out = model(xb)
+                loss = nn.functional.cross_entropy(out, yb)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tracker.on_batch(ids, out, lr=0.1)
+            tracker.end_round(metrics={"epoch": epoch})
+        tracker.close()
+        logs.append(tracker.run)
+    mem, disk = logs
+    assert mem.status == disk.status == "complete" and mem.round_ids == disk.round_ids == [0, 1]
+    timing = [c for c in disk.rounds().columns if c.endswith("_time_s")]
+    pd.testing.assert_frame_equal(mem.rounds().drop(columns=timing).reset_index(drop=True),
+                                  disk.rounds().drop(columns=timing).reset_index(drop=True), check_dtype=False)
+    for t in (0, 1):
+        pd.testing.assert_frame_equal(mem.samples(t).reset_index(drop=True), disk.samples(t).reset_index(drop=True),
+                                      check_dtype=False)
+        for k, v in disk.kernel(t).items():
+            np.testing.assert_array_equal(mem.kernel(t)[k], v)
+    assert not any(p.name == "<in memory>" for p in tmp_path.rglob("*")) and not Path("<in memory>").exists()
+    with pytest.raises(ValueError, match="resume needs a run folder"):
+        DynamicsTracker(None, _model(), X, y, resume=True)
 
 
 def test_tracker_changes_nothing_in_the_users_training(tmp_path):
