@@ -1323,6 +1323,33 @@ def test_presentation_mode_reads_from_the_back_of_the_room(exp, monkeypatch):
     assert not [b for b in at.button if b.key == "exit_presentation"]
 
 
+def test_every_contributor_bar_keeps_its_label_in_presentation_mode(monkeypatch):
+    """Tangent kernel's contributors chart names every bar, the self term ("itself") included, with a
+    row of room per bar at Presentation mode's 24 px ticks (issue 32: it labelled 6 of 12)."""
+    at = open_app(DEMO / "noisy-digits", monkeypatch, "kernel", presentation=True)
+    ok(at)
+    spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "Top contributors" in json.loads(c.proto.spec)["layout"].get("title", {}).get("text", ""))
+    bars = [y for trace in spec["data"] for y in trace["y"]]
+    ticks = spec["layout"]["yaxis"]["tickvals"]
+    assert sorted(ticks) == sorted(bars) and any("itself" in t for t in ticks)
+    assert spec["layout"]["height"] >= 140 + 48 * len(bars)
+
+
+def test_scores_says_how_far_the_byproduct_agrees_instead_of_pointing_below(monkeypatch):
+    """Scores gives the byproduct-vs-exact agreement as a number where Presentation mode hides the
+    section it used to point to ("at the bottom of the page"), the same median as that section's."""
+    from docl_core.fidelity import round_fidelity
+    want = round_fidelity(DEMO / "clean-digits" / "docl-s0")["spearman_all"].median()
+    for presenting in (True, False):
+        at = open_app(DEMO / "clean-digits", monkeypatch, "scores", presentation=presenting)
+        ok(at)
+        text = " ".join(c.value for c in at.caption) + " ".join(m.value for m in at.markdown)
+        assert "bottom of the page" not in text
+        assert f"median Spearman ρ = {want:+.2f}" in text
+        assert ("the last section of this page" in text) == (not presenting)
+
+
 # ----------------------------------------------------------------------------- issue 23 items 4 and 5
 
 

@@ -124,8 +124,11 @@ def body():
                                            "kernel similarity %{customdata[1]:.3f}<extra></extra>"))
     fig.update_layout(title=f"Top contributors c_ij to sample {sid}'s score ({WORD} {t})", barmode="relative")
     fig.update_yaxes(categoryorder="array", categoryarray=list(top["who"]))
-    fig.update_yaxes(autorange="reversed", title=None)
-    fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=420)
+    # every bar keeps its label (plotly drops category ticks that do not fit: in Presentation mode's
+    # 24 px it dropped half, "itself" among them), with room for each row at the font in use
+    fig.update_yaxes(autorange="reversed", title=None, tickmode="array", tickvals=list(top["who"]))
+    row_px = 2 * common.PRESENTATION_FONT["tick"] if common.presenting() else 26
+    fig.update_layout(xaxis_title="c_ij = r_iᵀ H_ij r_j / m", height=max(420, 140 + row_px * len(top)))
     cii = float(contrib.loc[contrib["sample_id"] == sid, "contribution"].iloc[0])  # the self term
     others = contrib[contrib["sample_id"] != sid]["contribution"]
     up, down = float(others.clip(lower=0).sum()), float(others.clip(upper=0).sum())

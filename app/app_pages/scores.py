@@ -14,12 +14,33 @@ st.title("Scores over rounds")
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
 EST = views.driving_estimator(run)  # the estimator in the run's `score` column
+@st.cache_data(max_entries=16, show_spinner=False)
+def fidelity_frame(run_dir: str, stamp: int) -> pd.DataFrame:
+    from docl_core.fidelity import round_fidelity
+    return round_fidelity(run_dir)
+
+
+def agreement_words() -> str:
+    """How far the run's driving estimate ranks samples like the exact score, as a number where both
+    were logged (the per-epoch section at the bottom, which Presentation mode hides, is only pointed to
+    outside it)."""
+    logged = views.logged_estimators(run)
+    if "score_paper" in logged and "score_exact" in logged:
+        fid = fidelity_frame(str(run.dir), common.run_stamp(run.dir))
+        if len(fid) and fid["spearman_all"].notna().any():
+            where = "" if common.presenting() else f" (per {WORD}: the last section of this page)"
+            return (f"over the {common.plural(int(fid['spearman_all'].notna().sum()), WORD)} that logged both, the two "
+                    f"rank samples alike with median Spearman ρ = {fid['spearman_all'].median():+.2f}{where}")
+    if "score_exact" in logged and not common.presenting():
+        return "pick its column below and compare the two in \"Do the estimators agree?\""
+    return "this run did not log the exact score, so how far the two agree is not measured here"
+
+
 st.caption(f"This run's selection was driven by the {views.SCORE_NAMES.get(EST, EST)}. "
            + ("The exact score a_i = r_i·v_i = g_i·ḡ is large when a sample's residual is large *and* its "
               "output moves fast (the learning frontier)." if EST == "exact" else
               "The exact score a_i = r_i·v_i (large when a sample's residual is large *and* its output moves "
-              "fast) is another quantity: pick its column below where the run logged it, and see how far the "
-              "two agree at the bottom of the page."))
+              f"fast) is another quantity: {agreement_words()}."))
 
 
 def is_exact(column: str) -> bool:
@@ -127,7 +148,7 @@ def body():
                     "the others pushes it up, white = it does not move."))
     else:
         meaning = (f"Yellow = the top of its {WORD} by the {short}, dark = the bottom. This is an estimate, not "
-                   "the exact a_i: how far the two rank alike is at the bottom of the page." if norm else
+                   f"the exact a_i: {agreement_words()}." if norm else
                    f"Red = high {short}, blue = low, white = 0. This is an estimate, not the exact a_i.")
     common.chart(fig, ((f"Read across a row to follow a group of samples ({groups}). {meaning} "
                         + ("Ranks compare samples within a column, whatever the scale." if norm else
@@ -285,12 +306,6 @@ def _downloads(ids: list) -> None:
                "every score, loss and the selected mask the run logged. The npz holds each as an (N, T) array, "
                "row i = sample_id[i], column j = rounds[j]; numpy alone reads it (np.load). "
                "`docl export --to npz|parquet|csv` writes the same for whole experiments.")
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def fidelity_frame(run_dir: str, stamp: int) -> pd.DataFrame:
-    from docl_core.fidelity import round_fidelity
-    return round_fidelity(run_dir)
 
 
 def _fidelity() -> None:
