@@ -73,17 +73,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # model init
         csv = {"label_column": config.label_column} if config.label_column is not None else {}
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
-        self.model = build_model(config.model, self.ds).to(self.device)
-        # CUDA: convolutions run in channels_last (NHWC), the layout tensor cores want
-        self.channels_last = self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d)
-                                                                 for m in self.model.modules())
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.model, self.batchnorm_sync = prepare_model(self.model, dist)  # SyncBatchNorm on CUDA
-        self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
-        if dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-            self.net = DistributedDataParallel(self.model)
+        self._build_model()  # self.model, self.net, channels_last, batchnorm_sync
         by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}
         self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity, **by_score)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
@@ -116,20 +106,7 @@ class Trainer:
             self._check_same_contents()
         writer = RunWriter(self.dir) if dist.is_writer else None  # ours, so a failure below can mark it
         try:
-            self.tracker = DynamicsTracker(
-                self.dir, self.model, self.X, self.y, self.ds.task, estimator=config.estimator,
-                log_estimators=config.log_estimators, probe_size=config.probe_size,
-                score_batch_size=config.score_batch_size,
-                eval_sets={"val": (to_device(self.ds.x_val, dev), to_device(self.ds.y_val, dev)),
-                           "test": (to_device(self.ds.x_test, dev), to_device(self.ds.y_test, dev))},
-                noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=config.to_dict(),
-                clean_labels=self.ds.clean_y_train.to(dev) if self.ds.task == "classification" else None,
-                meta={"rounds_planned": config.num_rounds, "round_unit": "epoch" if self.paper else "round",
-                      "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
-                      "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest,
-                      "channels_last": self.channels_last},
-                seed=config.seed, resume=resume, dist=dist, kernel_full=config.kernel_full, writer=writer,
-                log_grad_norms=config.logs_grad_norms)
+            self.tracker = self._open_tracker(writer, resume)
             if extended:
                 self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
                                                 extended=[*self.tracker.writer.meta.get("extended", []), extended])
@@ -141,12 +118,41 @@ class Trainer:
         except BaseException as e:
             # once reopened, the run never stays "running" with nobody training it
             if writer is not None and writer.meta.get("status") == "running":
-                if isinstance(e, KeyboardInterrupt):
-                    writer.update_meta(status="interrupted")
-                else:
-                    first = (str(e).strip().splitlines() or [""])[0][:300]
-                    writer.fail(f"{type(e).__name__} while {'resuming' if resume else 'starting'}: {first}")
+                _record_failed_start(writer, e, resume)
             raise
+
+    def _build_model(self) -> None:
+        """The model on the device (channels_last for CUDA convolutions, SyncBatchNorm on CUDA under
+        torchrun) and `net`, what training forwards call: the model itself or its DDP wrapper."""
+        self.model = build_model(self.cfg.model, self.ds).to(self.device)
+        # CUDA: convolutions run in channels_last (NHWC), the layout tensor cores want
+        self.channels_last = self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d)
+                                                                 for m in self.model.modules())
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model, self.batchnorm_sync = prepare_model(self.model, self.dist)  # SyncBatchNorm on CUDA
+        self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(self.model)
+
+    def _open_tracker(self, writer: Optional[RunWriter], resume: bool) -> DynamicsTracker:
+        """The run's tracker (reopens the run: run.json says running), on the device's data."""
+        cfg, dev, dist = self.cfg, self.device, self.dist
+        return DynamicsTracker(
+            self.dir, self.model, self.X, self.y, self.ds.task, estimator=cfg.estimator,
+            log_estimators=cfg.log_estimators, probe_size=cfg.probe_size,
+            score_batch_size=cfg.score_batch_size,
+            eval_sets={"val": (to_device(self.ds.x_val, dev), to_device(self.ds.y_val, dev)),
+                       "test": (to_device(self.ds.x_test, dev), to_device(self.ds.y_test, dev))},
+            noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=cfg.to_dict(),
+            clean_labels=self.ds.clean_y_train.to(dev) if self.ds.task == "classification" else None,
+            meta={"rounds_planned": cfg.num_rounds, "round_unit": "epoch" if self.paper else "round",
+                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
+                  "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest,
+                  "channels_last": self.channels_last},
+            seed=cfg.seed, resume=resume, dist=dist, kernel_full=cfg.kernel_full, writer=writer,
+            log_grad_norms=cfg.logs_grad_norms)
 
     # ------------------------------------------------------------------ checkpoint
 
@@ -464,6 +470,14 @@ class Trainer:
     def _paper_spec(self, ids: torch.Tensor, plan, full: bool, order: str) -> PassSpec:
         return paper_pass(self.cfg, plan, ids, full=full, order=order, gen=self.gen, task=self.ds.task,
                           full_data=self.curriculum.full_data)
+
+
+def _record_failed_start(writer: RunWriter, e: BaseException, resume: bool) -> None:
+    if isinstance(e, KeyboardInterrupt):
+        writer.update_meta(status="interrupted")
+    else:
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        writer.fail(f"{type(e).__name__} while {'resuming' if resume else 'starting'}: {first}")
 
 
 def _postfix(bar, row: dict) -> None:
