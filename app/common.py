@@ -369,6 +369,9 @@ def sidebar() -> Optional[Context]:
         names = [str(p.relative_to(root)) if p != root else p.name for p in exps]
         if want_exp in names:
             st.session_state["experiment"] = want_exp
+        if st.session_state.get("_present_pick") in names:  # switched from the presentation bar
+            st.session_state["experiment"] = st.session_state.pop("_present_pick")
+        st.session_state["_experiments"] = names  # the presentation bar offers the same list
         purposes = {n: experiment_about(p) for n, p in zip(names, exps)}
         listed = "\n".join(f"- **{n}**: {a}" for n, a in purposes.items() if a)
         pick = sb.selectbox("Experiment", names, key="experiment",
@@ -376,6 +379,7 @@ def sidebar() -> Optional[Context]:
         exp_dir = exps[names.index(pick)]
     else:
         exp_dir = exps[0]
+        st.session_state.pop("_experiments", None)
     about = experiment_about(exp_dir)
     if about:
         sb.caption(about)
@@ -612,12 +616,19 @@ PRESENTATION_CSS = (
     "[data-testid='stMainBlockContainer'] {padding-top: 4.2rem !important; padding-bottom: 2rem !important;}"
     "[data-testid='stTopNavLink'] span {font-size: 1.15rem !important;}"
     ".st-key-exit_presentation {position: fixed; top: 0.55rem; right: 1.5rem; z-index: 1000020; width: auto !important;}"
+    # the experiment switcher sits in the same bar, left of the Exit button, its text as large as the links
+    ".st-key-present_experiment {position: fixed; top: 0.45rem; right: 19rem; z-index: 1000020; width: 16rem !important;}"
+    ".st-key-present_experiment [data-baseweb='select'] div {font-size: 1.15rem !important;}"
     "</style>")
 
 
 def _leave_presentation() -> None:
     st.session_state["presentation"] = False
     st.session_state["_w_presentation"] = False
+
+
+def _switch_experiment() -> None:
+    st.session_state["_present_pick"] = st.session_state["present_experiment"]
 
 
 def exit_presentation_button() -> None:
@@ -628,6 +639,12 @@ def exit_presentation_button() -> None:
         st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
         st.button("Exit presentation mode", key="exit_presentation", on_click=_leave_presentation,
                   icon=":material/close_fullscreen:")
+        names = st.session_state.get("_experiments") or []
+        if len(names) > 1:  # a lecture goes clean → noisy → frontier without leaving the mode
+            current = st.session_state.get("experiment", names[0])
+            st.selectbox("Experiment", names, index=names.index(current) if current in names else 0,
+                         key="present_experiment", label_visibility="collapsed", on_change=_switch_experiment,
+                         help="The experiment on screen (the sidebar's Experiment box, hidden while presenting)")
 
 
 def chart(fig, caption: str, key: Optional[str] = None, height: Optional[int] = None, secondary: bool = False,

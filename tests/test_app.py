@@ -1350,6 +1350,25 @@ def test_scores_says_how_far_the_byproduct_agrees_instead_of_pointing_below(monk
         assert ("the last section of this page" in text) == (not presenting)
 
 
+def test_the_experiment_switches_from_the_presentation_bar(monkeypatch):
+    """Presentation mode hides the sidebar and its Experiment box: the bar at the top offers the same
+    experiments, and picking one switches every page to it without leaving the mode (issue 32, item 2)."""
+    at = open_app(DEMO, monkeypatch, presentation=True)
+    ok(at)
+    box = at.selectbox(key="present_experiment")
+    assert box.options == at.sidebar.selectbox(key="experiment").options and len(box.options) == 4
+    box.set_value("noisy-digits").run()
+    ok(at)
+    assert at.session_state["experiment"] == "noisy-digits" and at.session_state["presentation"] is True
+    assert any("`noisy-digits`" in m.value for m in at.markdown)           # Compare's experiment line
+    at.switch_page("app_pages/scores.py").run()
+    ok(at)
+    assert at.selectbox(key="present_experiment").value == "noisy-digits"
+    at.selectbox(key="present_experiment").set_value("order-digits").run()
+    ok(at)
+    assert at.session_state["experiment"] == "order-digits" and at.title[0].value.startswith("Scores")
+
+
 # ----------------------------------------------------------------------------- issue 23 items 4 and 5
 
 

@@ -2,6 +2,8 @@
 How-it-works page's live example; torch only inside `tiny_example`."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -91,6 +93,11 @@ def kernel_neighbours(kernel: dict[str, np.ndarray], sample_id: int, top: int = 
     return df.sort_values("kernel_sim", ascending=False).head(top).reset_index(drop=True)
 
 
+# torch's forward-mode AD keeps its dual levels per process, not per thread: two jvp's at once in two
+# threads (How it works beside the dashboard's torch.func warm-up) fail with "no level exists"
+_FORWARD_AD = threading.Lock()
+
+
 def tiny_example(n: int = 40, hidden: int = 16, steps: int = 60, seed: int = 0) -> dict:
     """A live, CPU-sized demonstration of docs/design.md §1 (well under a second).
 
@@ -117,8 +124,9 @@ def tiny_example(n: int = 40, hidden: int = 16, steps: int = 60, seed: int = 0) 
         opt.zero_grad()
         per_sample_loss(model(X), y, "classification").mean().backward()
         opt.step()
-    dyn = docl_scores(model, X, y)
-    H = kernel_block(model, X, reduce="full")  # (n, n, 3, 3)
+    with _FORWARD_AD:  # the app's warm-up thread runs this too, and forward-AD levels are process-wide
+        dyn = docl_scores(model, X, y)
+        H = kernel_block(model, X, reduce="full")  # (n, n, 3, 3)
     C = score_contributions(H, dyn.residual)  # (n, n)
     kscore = C.sum(1)
     points = pd.DataFrame({"sample_id": np.arange(n), "x0": X[:, 0].numpy(), "x1": X[:, 1].numpy(),
