@@ -6,8 +6,8 @@ keeps the training set in memory but scores only its contiguous shard: ḡ is th
 sum of shard gradients over N, per-sample results are all-gathered so every rank makes the
 same global selection from the same seeded generator, training steps split each global
 batch across ranks under DistributedDataParallel, and only rank 0 writes the run. Both
-protocols: the paper protocol's mixup, accumulation and mean teacher under DDP live in
-`Trainer._paper_pass` / `_sync_batchnorm` (docs/architecture.md, "torchrun").
+protocols: mixup, accumulation and the mean teacher under DDP live in train_pass.py
+(`TrainPass.run` / `TrainPass.sync_batchnorm`; docs/architecture.md, "torchrun").
 
 What agrees with one process (README "Scaling out"): at the same weights the sharded
 measurement equals one process's to float rounding (~1e-7 relative: shard sums and the
