@@ -1442,6 +1442,32 @@ def test_bundled_demos_say_what_they_are_for():
         assert about.is_file() and about.read_text().strip() == purpose, f"regenerate the demo: {name}"
 
 
+@pytest.mark.parametrize("name, pct, rho", [("clean-digits", (45, 46), (-0.43, -0.30)),
+                                             ("noisy-digits", (47, 48), None)])
+def test_the_recipe_demos_say_what_their_runs_show(name, pct, rho):
+    """The numbers clean-digits' and noisy-digits' about text states, recomputed from the runs: per seed,
+    the mean exact-score percentile of DoCL's subsets after the warm start, and the median Spearman ρ of
+    the authors' byproduct with the exact score."""
+    from docl_core.cli import DEMOS
+    from docl_core.fidelity import round_fidelity
+    text = DEMOS[name][0]
+    assert f"mean percentile {pct[0]}–{pct[1]} per seed" in text
+    for seed in (0, 1, 2):
+        r = RunReader(DEMO / name / f"docl-s{seed}")
+        means = []
+        for t in r.round_ids[1:]:
+            df = r.samples(t, ["score_exact", "selected"])
+            sel = df["selected"].astype(bool)
+            if df["score_exact"].notna().any() and 0 < sel.sum() < len(sel):
+                means.append((df["score_exact"].rank(pct=True) * 100)[sel].mean())
+        assert pct[0] <= round(float(np.mean(means))) <= pct[1], (name, seed, np.mean(means))
+        if rho:
+            med = round(float(round_fidelity(r.dir)["spearman_all"].median()), 2)
+            assert rho[0] <= med <= rho[1], (name, seed, med)
+    if rho:
+        assert f"median Spearman ρ −{-rho[1]:.2f} to −{-rho[0]:.2f} per seed" in text
+
+
 def test_frontier_demo_selection_follows_the_exact_score():
     """frontier-digits, DoCL driven by the exact score: in the epochs after the warm start, on every seed,
     S_t's mean percentile by the exact score is above the middle, by a median well above the subsets
