@@ -144,7 +144,7 @@ def round_view():
     columns = ["score", "selected", "times_selected", "loss"] + ([] if regression else ["class"]) + ["noisy"]
     options = [COLOR_LABELS[c] for c in columns]  # the labels are the values (AppTest sets them as shown)
     if st.session_state.get("emb_color") not in options:
-        st.session_state["emb_color"] = "score"
+        st.session_state["emb_color"] = COLOR_LABELS["score"]
     c1, c2, c3 = st.columns([5, 3, 5])
     color_by = columns[options.index(c1.radio("Colour by", options, horizontal=True, key="emb_color"))]
     emphasis = c2.radio("Score as", ["uniform", "size", "opacity"], horizontal=True, key="emb_emph",
