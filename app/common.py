@@ -618,7 +618,10 @@ PRESENTATION_CSS = (
     ".st-key-exit_presentation {position: fixed; top: 0.55rem; right: 1.5rem; z-index: 1000020; width: auto !important;}"
     # the experiment switcher sits in the same bar, left of the Exit button, its text as large as the links
     ".st-key-present_experiment {position: fixed; top: 0.45rem; right: 19rem; z-index: 1000020; width: 16rem !important;}"
-    ".st-key-present_experiment [data-baseweb='select'] div {font-size: 1.15rem !important;}"
+    ".st-key-present_experiment input {font-size: 1.25rem !important;}"
+    # inputs read from the back too: selectbox, number and text inputs (and a selectbox's open list) ≥ 20 px
+    "[data-testid='stMain'] input, [data-testid='stMain'] textarea {font-size: 1.3rem !important;}"
+    "[role='listbox'] [role='option'], [role='listbox'] [role='option'] * {font-size: 1.3rem !important;}"
     "</style>")
 
 
@@ -725,8 +728,10 @@ def picked_samples(event, trace_sample_ids: list) -> list[int]:
 def takeaway(text: str) -> None:
     """A page's takeaway, computed from the data: a bold callout in Presentation mode, else normal
     dark text (never a small grey caption)."""
-    if presenting():
-        st.info(f"**{text}**" if "**" not in text else text, icon=":material/lightbulb:")
+    if presenting():  # keyed (class st-key-takeaway_…): the browser test measures where it ends
+        import hashlib
+        with st.container(key="takeaway_" + hashlib.md5(text.encode()).hexdigest()[:12]):
+            st.info(f"**{text}**" if "**" not in text else text, icon=":material/lightbulb:")
     else:
         st.markdown(text)
 

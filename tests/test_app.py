@@ -1630,3 +1630,15 @@ def test_compare_gives_its_budget_and_the_studys_answer_to_the_same_question(tmp
     monkeypatch.setattr(vc, "DOCS", tmp_path / "none")
     at = open_app(DEMO / "noisy-digits", monkeypatch)
     assert not any("The study asks" in c.value for c in at.caption)
+
+
+def test_data_map_and_embedding_take_away_on_every_demo(monkeypatch):
+    """Issue 32 item 1: Data map and Embedding show a computed takeaway callout in Presentation mode on
+    every bundled experiment (Data map's said only where labels were flipped): numbers from the page's data."""
+    for which in ("clean-digits", "noisy-digits"):
+        for page, want in (("datamap", "flipped label" if which == "noisy-digits" else "No label was flipped here"),
+                           ("embedding", "lie nearest their own class's centre")):
+            at = open_app(DEMO / which, monkeypatch, page, presentation=True)
+            ok(at)
+            said = [i.value for i in at.info]
+            assert any(want in s for s in said), (which, page, said)

@@ -1,5 +1,7 @@
 """Score atlas: the selection beside the per-sample scores researchers already use (EL2N, GraNd,
 forgetting, AUM, data maps, the loss) and the DoCL score a; the numbers come from docl_core.atlas."""
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -37,7 +39,10 @@ def presentation_text() -> dict:
 
 def correlation_heatmap(frame: pd.DataFrame, cols: list[str], t: int) -> None:
     rho = atlas.rank_correlations(frame, cols)
-    names = [atlas.label(c) for c in cols]
+    presenting = common.presenting()
+    # presenting, short names (the long ones ran the column labels off the screen) on one screen with the takeaway
+    names = [atlas.label(c).replace("authors' byproduct score", "byproduct").replace("exact score", "exact a_i")
+             if presenting else atlas.label(c) for c in cols]
     fig = go.Figure(go.Heatmap(z=rho.to_numpy(), x=names, y=names, zmin=-1, zmax=1, zmid=0, colorscale="RdBu_r",
                                text=np.round(rho.to_numpy(), 2), texttemplate="%{text:.2f}",
                                textfont=presentation_text(), colorbar=dict(title="ρ"),
@@ -45,16 +50,28 @@ def correlation_heatmap(frame: pd.DataFrame, cols: list[str], t: int) -> None:
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=f"Spearman rank correlation between scores, {WORD} {t}",
                       height=max(380, 46 * len(cols) + 140))
-    common.chart(fig, "Each cell: how alike two scores rank the training samples (+1: the same order, −1: "
-                      "reversed, 0: unrelated). Margin, AUM, confidence and correctness are large for easy "
-                      "samples, the others for hard ones, so a negative ρ between the two groups means they agree.",
-                 key="at_rho")
-    if DRIVING in cols:
-        others = rho[DRIVING].drop(DRIVING)
-        if len(others) and others.notna().any():
-            near = others.abs().idxmax()
+    if presenting:
+        fig.update_xaxes(tickangle=-40)
+    chart_box, note_box = st.columns([2, 1], gap="medium") if presenting else (nullcontext(), nullcontext())
+    with chart_box:
+        common.chart(fig, "Each cell: how alike two scores rank the training samples (+1: the same order, −1: "
+                          "reversed, 0: unrelated). Margin, AUM, confidence and correctness are large for easy "
+                          "samples, the others for hard ones, so a negative ρ between the two groups means they agree.",
+                         key="at_rho", present_height=min(600, 40 * len(cols) + 200))
+    others = rho[DRIVING].drop(DRIVING) if DRIVING in cols else None
+    if others is not None and len(others) and others.notna().any():
+        near = others.abs().idxmax()
+        with note_box:
             common.takeaway(f"In {WORD} {t} the selection's own score, {atlas.label(DRIVING)}, ranks samples most "
                             f"like {atlas.label(near)} (ρ = {others[near]:+.2f}).")
+    elif presenting:  # no score drove the selection: the two scores that rank the samples most alike
+        R = rho.to_numpy(dtype=float).copy()
+        np.fill_diagonal(R, np.nan)
+        if np.isfinite(R).any():
+            i, j = np.unravel_index(np.nanargmax(np.abs(R)), R.shape)
+            with note_box:
+                common.takeaway(f"In {WORD} {t} the two scores that rank samples most alike are "
+                                f"{atlas.label(cols[i])} and {atlas.label(cols[j])} (ρ = {R[i, j]:+.2f}).")
 
 
 def overlap_bars(frame: pd.DataFrame, cols: list[str], t: int) -> None:
@@ -171,7 +188,8 @@ def body():
     if absent and run.task != "regression":
         st.caption(f"This run was made before {', '.join(absent)} were logged: they are absent here "
                    "(EL2N and the data map are derived from its residual norms and p(given label)).")
-    st.subheader("How the scores rank the samples")
+    if not common.presenting():  # presenting, the chart's title says it (one screen: the heatmap and its takeaway)
+        st.subheader("How the scores rank the samples")
     correlation_heatmap(frame, cols, t)
     st.subheader("Where the selection sits on each score")
     overlap_bars(frame, cols, t)

@@ -1,4 +1,6 @@
 """Compare: accuracy of every curriculum against rounds and gradient steps, final table, timings."""
+from contextlib import nullcontext
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -94,14 +96,20 @@ def curves():
               "samples_seen": "samples seen (cumulative samples trained on)"}[x]
     fig.update_layout(title=f"{label.split(' (')[0].capitalize()} per curriculum",
                       xaxis_title=xtitle, yaxis_title=label, height=430, hovermode="x unified")
-    common.chart(fig, ("Lower is better: look for the curve that falls earliest and ends lowest"
-                       if regression else "Look for the curve that climbs earliest and ends highest")
-                 + "; overlapping bands (± 1 std over seeds) mean the seeds cannot tell the curricula apart. "
-                 + ("Against samples seen, a curve to the left reached its accuracy with less computation. "
-                    if x != "round" else "")
-                 + f"Every curriculum but SGD trains on k_t samples per {word}: one that picks a narrow slice early "
-                 f"(see the class balance on Selected subsets) can trail {common.legend_label(ref)} until k_t grows.",
-                 key="cmp_curve")
+    # presenting, one 1920×1080 screen: the verdict callout beside the curves, the legend above them
+    chart_box, note_box = st.columns([11, 9], gap="medium") if common.presenting() else (nullcontext(), nullcontext())
+    if common.presenting():
+        fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, xanchor="left"),
+                          title=None)
+    with chart_box:
+        common.chart(fig, ("Lower is better: look for the curve that falls earliest and ends lowest"
+                           if regression else "Look for the curve that climbs earliest and ends highest")
+                     + "; overlapping bands (± 1 std over seeds) mean the seeds cannot tell the curricula apart. "
+                     + ("Against samples seen, a curve to the left reached its accuracy with less computation. "
+                        if x != "round" else "")
+                     + f"Every curriculum but SGD trains on k_t samples per {word}: one that picks a narrow slice early "
+                     f"(see the class balance on Selected subsets) can trail {common.legend_label(ref)} until k_t grows.",
+                     key="cmp_curve", present_height=560)
     if first_view:  # a new visitor sees this chart before the rest of the page is sent
         common.rest_follows()
         return
@@ -126,8 +134,9 @@ def curves():
     if lines:
         head = views.compare_headline(final.set_index("curriculum").loc[common.sort_curricula(verdicts)].reset_index(),
                                       star, common.legend_label, ref)
-        common.takeaway(head + " At the last " + word + ", paired by seed:\n\n"
-                        + "\n".join(f"- {t}" for t in lines) + (f"\n\n{lead}" if lead else ""))
+        with note_box:
+            common.takeaway(head + " At the last " + word + ", paired by seed:\n\n"
+                            + "\n".join(f"- {t}" for t in lines) + (f"\n\n{lead}" if lead else ""))
 
     st.subheader("Final test MSE (Table-1 style)" if regression else "Final accuracy (Table-1 style)")
     if len(table) and table[mean_col].notna().any():

@@ -1,5 +1,8 @@
 """Data map: confidence vs variability of p(given label) over rounds (dataset cartography)."""
+from contextlib import nullcontext
+
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -62,6 +65,31 @@ def show_pick(df, picked: list[int], word: str, regression: bool) -> None:
         st.switch_page("app_pages/sample.py")
 
 
+def map_takeaway(df: pd.DataFrame, word: str, regression: bool) -> str:
+    """The map in one computed sentence: with flipped labels, how many sit in the hard-to-learn region;
+    without, how many samples sit where they would gather and how often the curriculum picked them."""
+    hard = df["region"] == "hard-to-learn"
+    nz = df["noisy"].astype(bool)
+    y = "mean loss" if regression else "confidence"
+    if nz.any():
+        return (f"{int((hard & nz).sum())} of {common.plural(int(nz.sum()), 'flipped ' + word)} "
+                f"({100 * (hard & nz).sum() / nz.sum():.0f} %) sit in the hard-to-learn region, against "
+                f"{100 * hard.mean():.0f} % of all samples; their mean {y} is "
+                f"{df.loc[nz, 'confidence'].mean():.2f} against {df.loc[~nz, 'confidence'].mean():.2f} for clean ones.")
+    if regression:  # no probabilities: the y axis is the mean loss (higher is worse)
+        worst = df["confidence"] >= df["confidence"].quantile(0.9)
+        return (f"No target is noisy here: the tenth of samples with the highest mean loss (≥ "
+                f"{df.loc[worst, 'confidence'].min():.3g}, median {df['confidence'].median():.3g}) were selected "
+                f"{df.loc[worst, 'times_selected'].mean():.1f}× on average, the rest "
+                f"{df.loc[~worst, 'times_selected'].mean():.1f}×.")
+    sel = df.groupby("region")["times_selected"].mean()
+    said = ", ".join(f"{r} {sel[r]:.1f}×" for r in ("hard-to-learn", "ambiguous", "easy-to-learn") if r in sel)
+    return (f"No {word} was flipped here: the hard-to-learn region, where flipped {word}s would gather, holds "
+            f"{common.plural(int(hard.sum()), 'sample')} of {len(df):,} ({100 * hard.mean():.0f} %), "
+            f"{100 * (df['region'] == 'ambiguous').mean():.0f} % are ambiguous. Times selected on average, by "
+            f"region: {said}.")
+
+
 def body():
     run.refresh()
     regression = run.task == "regression"
@@ -106,21 +134,19 @@ def body():
         + f", {common.round_word(run)}s 0–{run.last_complete_round}",
                       xaxis_title=("std of loss over rounds" if regression else "variability: std of p(given label) over rounds"),
                       yaxis_title=("mean loss over rounds" if regression else "confidence: mean p(given label) over rounds"))
-    event = common.chart(fig, ("Lower is better learned; to the right, samples whose loss swung over the rounds. "
-                          if regression else
-                          "High: learned confidently; low and left: never learned — flipped labels gather here, "
-                          "since the network cannot fit a wrong label without memorising it; right: ambiguous "
-                          "samples whose p(given label) swung over the rounds, where curricula differ most. ")
-                         + "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
-                         selection_mode="points")
-    show_pick(df, common.picked_samples(event, trace_ids), word, regression)
-    if df["noisy"].any():
-        hard = df["region"] == "hard-to-learn"
-        nz = df["noisy"]
-        common.takeaway(f"{int((hard & nz).sum())} of {common.plural(int(nz.sum()), 'flipped ' + word)} "
-                        f"({100 * (hard & nz).sum() / nz.sum():.0f} %) sit in the hard-to-learn region, against "
-                        f"{100 * hard.mean():.0f} % of all samples; their mean confidence is "
-                        f"{df.loc[nz, 'confidence'].mean():.2f} against {df.loc[~nz, 'confidence'].mean():.2f} for clean ones.")
+    # presenting, one 1920×1080 screen: the takeaway (and a clicked point) beside the map
+    chart_box, note_box = st.columns([3, 2], gap="medium") if common.presenting() else (nullcontext(), nullcontext())
+    with chart_box:
+        event = common.chart(fig, ("Lower is better learned; to the right, samples whose loss swung over the rounds. "
+                              if regression else
+                              "High: learned confidently; low and left: never learned — flipped labels gather here, "
+                              "since the network cannot fit a wrong label without memorising it; right: ambiguous "
+                              "samples whose p(given label) swung over the rounds, where curricula differ most. ")
+                             + "Click a point to open that sample.", key="dm_scatter", on_select="rerun",
+                             selection_mode="points")
+    with note_box:
+        common.takeaway(map_takeaway(df, word, regression))
+        show_pick(df, common.picked_samples(event, trace_ids), word, regression)
     if common.presenting():
         return
     regions = df.groupby("region").agg(samples=("sample_id", "size"), noisy=("noisy", "sum"),

@@ -1,4 +1,6 @@
 """Embedding: every training sample as a point in the model's own feature space, round by round."""
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -213,17 +215,58 @@ def round_view():
         fig.update_layout(xaxis=dict(range=M["xrange"], title=f"PC1 of {UNIT} {fit0}{pct(0)}"),
                           yaxis=dict(range=M["yrange"], title=f"PC2 of {UNIT} {fit0}{pct(1)}"))
     fig.update_layout(title=title, height=580, legend=dict(itemsizing="constant"), dragmode="lasso")
-    event = common.chart(fig, axes_note + " What to look for: whether samples of one class gather as training goes "
-                         "on; where the selected samples sit against the clusters (their cores, their edges, between "
-                         "them); whether flipped labels sit with their given class or their true one; which "
-                         "points still move late. Box- or lasso-select points to list them.",
-                         key="emb_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"),
-                         present_height=540)
+    # presenting, one 1920×1080 screen: the computed takeaway beside the map
+    chart_box, note_box = st.columns([3, 2], gap="medium") if common.presenting() else (nullcontext(), nullcontext())
+    with chart_box:
+        event = common.chart(fig, axes_note + " What to look for: whether samples of one class gather as training goes "
+                             "on; where the selected samples sit against the clusters (their cores, their edges, between "
+                             "them); whether flipped labels sit with their given class or their true one; which "
+                             "points still move late. Box- or lasso-select points to list them.",
+                             key="emb_scatter", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                             present_height=540)
+    with note_box:
+        common.takeaway(map_takeaway(df, t))
     if method == FIXED:
         var_note(t)
     picked = picked_ids(event)
     if picked:
         listing(df[df["sample_id"].isin(picked)], t)
+
+
+def map_takeaway(df: pd.DataFrame, t: int) -> str:
+    """The map in numbers, on the axes shown: how many samples lie nearest their own (given) class's centre,
+    and whether the selected ones sit nearer their class's centre than the rest (its core) or farther (its edges)."""
+    xy = df[["x", "y"]].to_numpy(dtype=float)
+    ok = np.isfinite(xy).all(axis=1)
+    lab = df["label"].to_numpy()
+    classes = [c for c in np.unique(lab[ok]) if c >= 0]
+    parts = []
+    if len(classes) >= 2:
+        centres = np.stack([xy[ok & (lab == c)].mean(axis=0) for c in classes])
+        dist = np.linalg.norm(xy[:, None, :] - centres[None, :, :], axis=2)  # (n, classes)
+        has = ok & (lab >= 0)
+        nearest = np.asarray(classes)[np.argmin(dist[has], axis=1)]
+        share, chance = float(np.mean(nearest == lab[has])), 1 / len(classes)
+        gathered = ("the classes have separated" if share >= 0.8 else "the classes still overlap"
+                    if share <= 2 * chance else "the classes are partly separated")
+        parts.append(f"In {UNIT} {t}, {100 * share:.0f} % of the samples lie nearest their own class's centre on "
+                     f"this map (by chance {100 * chance:.0f} %): {gathered}.")
+        own = np.full(len(df), np.nan)
+        own[has] = dist[has, [classes.index(c) for c in lab[has]]]
+        what = "their class's centre"
+    else:  # no classes (a regression): distances to the centre of the map
+        own = np.where(ok, np.linalg.norm(xy - np.nanmean(xy[ok], axis=0), axis=1), np.nan)
+        what = "the map's centre"
+        parts.append(f"In {UNIT} {t}:")
+    sel = df["selected"].to_numpy(bool)
+    if sel.any() and (~sel).any() and np.isfinite(own[sel]).any() and np.isfinite(own[~sel]).any():
+        ratio = float(np.nanmedian(own[sel]) / max(np.nanmedian(own[~sel]), 1e-30))
+        where = "their edges" if ratio > 1.1 else "their cores" if ratio < 0.9 else "neither core nor edge"
+        parts.append(f"The {common.plural(int(sel.sum()), 'selected sample')} lie {ratio:.2f}× as far from {what} "
+                     f"as the others (median distance): {where}.")
+    else:
+        parts.append(f"{'Every' if sel.all() else 'No'} sample shown is selected in this {UNIT}.")
+    return " ".join(parts)
 
 
 def scatter(df: pd.DataFrame, color_by: str, emphasis: str) -> go.Figure:

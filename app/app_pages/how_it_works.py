@@ -41,7 +41,13 @@ def the_math():
                 "the score splits into contributions")
     st.latex(r"c_{ij}=\frac{r_i^\top H_{ij} r_j}{m},\qquad \sum_j c_{ij}=a_i\ \ (\text{when the probe set is all of }D)")
     st.markdown("A sample scores high when its residual is large **and** its gradient agrees with many others that "
-                "have large residuals: the *learning frontier*. DoCL selects it; SPL picks small losses, MCL large ones.")
+                "have large residuals: the *learning frontier*. Selecting by this exact score selects that frontier "
+                "(`--estimator exact`; the frontier-digits demo shows it). The authors' recipe selects by their own "
+                "**byproduct** score instead, read off the outputs training already computes, and it need not agree: "
+                "Scores gives, on each run that logged both, how far the two rank samples alike (on the clean-digits "
+                "demo they rank them *against* each other). Under that recipe each subset is also trained in the "
+                "order its weighted draw returns it, which the order-digits demo and docs/RESULTS-order.md take "
+                "apart. SPL picks small losses, MCL large ones.")
 
 
 def live():
@@ -61,6 +67,12 @@ def live():
     m[2].metric("computed in", f"{ex['seconds']:.2f} s", help="Training, docl_scores (exact), kernel_block (full) and "
                 "score_contributions on the CPU, cached afterwards. The first call in a fresh server also pays "
                 "torch.func's one-time set-up.")
+    align = views.alignment_summary(pts)
+    said = (f"A large residual and a fast output are not enough: the score is their product times the cosine "
+            f"between them. Here the highest score has cos = {align['top_cos']:.2f}, while the points with the "
+            f"largest ‖r‖‖v‖ have cos between {align['big_cos_min']:.2f} and {align['big_cos_max']:.2f}.")
+    if common.presenting():  # one 1920×1080 screen: the takeaway above the two charts, not under their captions
+        common.takeaway(said)
     left, right = st.columns(2)  # side by side when presenting too: both in one screen
     with left:
         fig = px.scatter(pts, x="x0", y="x1", color="score", symbol=pts["label"].astype(str),
@@ -73,9 +85,9 @@ def live():
                           legend=dict(orientation="h", yanchor="top", y=-0.18, x=0, title="class"))
         common.chart(fig, "Red points drive the loss down fastest right now, blue ones are pushed up by training on the "
                      f"others (a_i from {pts['score'].min():.3g} to {pts['score'].max():.3g}; "
-                     f"{int((pts['score'] < 0).sum())} of {len(pts)} below zero).", key="hw_points")
+                     f"{int((pts['score'] < 0).sum())} of {len(pts)} below zero).", key="hw_points",
+                     present_height=440)
     with right:
-        align = views.alignment_summary(pts)
         top = float(pts["rv_norm"].max()) * 1.05
         fig = px.scatter(pts, x="rv_norm", y="score", color="cos_rv", color_continuous_scale="RdBu_r",
                          range_color=(-1, 1), hover_data=["sample_id", "residual_norm", "speed_norm"],
@@ -90,10 +102,9 @@ def live():
                           xaxis_range=[0, top], coloraxis_colorbar=dict(title=dict(text="cos", side="top")))
         common.chart(fig, "a_i = ‖r_i‖ ‖v_i‖ cos(r_i, v_i): every point lies between the dashed lines a = ±‖r‖‖v‖, "
                      "on the upper one when the output moves exactly along the residual (red), on the lower one when "
-                     "it moves against it (blue). " + align["sentence"], key="hw_rv")
-    common.takeaway(f"A large residual and a fast output are not enough: the score is their product times the cosine "
-                    f"between them. Here the highest score has cos = {align['top_cos']:.2f}, while the points with the "
-                    f"largest ‖r‖‖v‖ have cos between {align['big_cos_min']:.2f} and {align['big_cos_max']:.2f}.")
+                     "it moves against it (blue). " + align["sentence"], key="hw_rv", present_height=440)
+    if not common.presenting():
+        common.takeaway(said)
     fig = px.scatter(pts, x="score", y="sum_j_c_ij", title="The identity, numerically: a_i against Σ_j c_ij",
                      hover_data=["sample_id"])
     lo, hi = float(pts["score"].min()), float(pts["score"].max())

@@ -17,6 +17,28 @@ run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
 
 
+def class_blocks(kv: dict, cname, t: int) -> str:
+    """What the heatmap shows, in numbers: the mean gradient similarity of two probe samples of one class
+    against two of different classes, and the pair of classes whose block is brightest."""
+    S, lab = np.asarray(kv["similarity"], dtype=float), np.asarray(kv["labels"])
+    m = len(lab)
+    same = (lab[:, None] == lab[None, :]) & ~np.eye(m, dtype=bool)
+    across = lab[:, None] != lab[None, :]
+    if not same.any() or not across.any():
+        return (f"In {WORD} {t} the probe set holds {'one class' if not across.any() else 'one sample per class'}: "
+                "no class blocks to compare.")
+    within, between = float(np.nanmean(S[same])), float(np.nanmean(S[across]))
+    classes = np.unique(lab)
+    blocks = {(a, b): float(np.nanmean(S[np.ix_(lab == a, lab == b)])) for i, a in enumerate(classes)
+              for b in classes[i + 1:]}
+    (a, b), top = max(blocks.items(), key=lambda kv_: kv_[1])
+    verdict = ("the class blocks stand out: training on a sample moves its own class most" if within > between
+               else "no class structure yet: a step on one sample moves other classes as much as its own")
+    return (f"In {WORD} {t}, two probe samples of one class have mean gradient similarity {within:.2f}, of two "
+            f"classes {between:.2f}: {verdict}. The most alike pair of classes, the one the network still "
+            f"confuses most, is {cname(a)} and {cname(b)} ({top:.2f}).")
+
+
 def body():
     run.refresh()
     stamp = common.run_stamp(run.dir)
@@ -39,7 +61,7 @@ def body():
     def cname(v):
         return names[int(v)] if 0 <= int(v) < len(names) else str(int(v))
 
-    left, right = (st.container(), st.container()) if common.presenting() else st.columns([3, 2])
+    left, right = st.columns([3, 2], gap="medium")  # presenting, the right holds the takeaway (no eigenvalues)
     with left:
         scale = st.radio("Colour", ["similarity", "trace"], horizontal=True, key="k_scale",
                          format_func={"similarity": "gradient similarity K_ij/√(K_ii K_jj)",
@@ -73,7 +95,11 @@ def body():
                      "bright off-diagonal blocks are classes the network still confuses. Colours span the 1st–99th "
                      "percentile of the off-diagonal entries (given labels; white lines separate classes).",
                      key="k_heat", present_height=620)
+        if not common.presenting():
+            common.takeaway(class_blocks(kv, cname, t))
     with right:
+        if common.presenting():  # beside the heatmap, on the first screen
+            common.takeaway(class_blocks(kv, cname, t))
         ev = views.eigenvalue_frame(common.run_eigenvalues(str(run.dir), stamp), top=8)
         ev["rank"] = ev["rank"].astype(str)
         fig = common.lines(ev, "round", "eigenvalue", "rank", title=f"Top eigenvalues of K over {WORD}s",

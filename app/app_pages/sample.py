@@ -1,4 +1,6 @@
 """Sample: one training sample's history (loss, p(given label), residual, speed, score, selection)."""
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -124,6 +126,9 @@ def body():
         elif {"x0", "target"} <= set(ds.columns) and len(row):
             st.metric("x", f"{float(row['x0'].iloc[0]):.3f}")
             st.metric("target y", f"{float(row['target'].iloc[0]):.3f}")
+        # presenting, the takeaway (drawn with the chart, below) sits here, under the picture, on the first
+        # screen; it says what the two metrics say, so they are left out
+        note = st.container() if common.presenting() else nullcontext()
         if len(row) and run.task == "classification":
             r0 = row.iloc[0]
             st.markdown(f"**given label:** {cname(r0['label'])}")
@@ -145,9 +150,10 @@ def body():
         if feats:  # tabular data: the feature values as read from the file
             st.dataframe(row[feats].T.set_axis(["value"], axis=1), key="smp_features")
         sel_rounds = hist.loc[hist["selected"], "round"].tolist()
-        st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
-        st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
-                  delta_color="inverse")
+        if not common.presenting():
+            st.metric("times selected", f"{len(sel_rounds)} / {common.plural(len(hist), WORD)}")
+            st.metric("last loss", f"{hist['loss'].iloc[-1]:.3f}", f"{hist['loss'].iloc[-1] - hist['loss'].iloc[0]:+.3f} since {WORD} 0",
+                      delta_color="inverse")
     with right:
         panels = [("loss", "loss ℓ_i"), ("p_true", "p(given label)"), ("p_clean", "p(clean label)"),
                   ("residual_norm", "‖r_i‖ residual"),
@@ -181,13 +187,14 @@ def body():
         peak, exact_peak = peak_of("score"), peak_of("score_exact")
         common.chart(fig, score_story(hist, run.task == "regression"), key="smp_hist",
                      present_height=min(690, 105 * len(panels) + 100))  # within 1080 px, under the page's header
-        common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
-                        f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
-                        + (f", and its {SCORE} peaked in {WORD} {peak}"
-                           + (" (selected then)" if peak in sel_rounds else " (not selected then)")
-                           if peak is not None else "")
-                        + (f"; its exact score peaked in {WORD} {exact_peak}" if exact_peak is not None else "")
-                        + ".")
+        with note:
+            common.takeaway(f"Sample {sid} was selected in {len(sel_rounds)} of {common.plural(len(hist), WORD)}; its loss went from "
+                            f"{hist['loss'].iloc[0]:.3f} to {hist['loss'].iloc[-1]:.3f}"
+                            + (f", and its {SCORE} peaked in {WORD} {peak}"
+                               + (" (selected then)" if peak in sel_rounds else " (not selected then)")
+                               if peak is not None else "")
+                            + (f"; its exact score peaked in {WORD} {exact_peak}" if exact_peak is not None else "")
+                            + ".")
         common.download(hist, f"{run.dir.name}-sample-{sid}", key="dl_smp")
 
     if common.presenting():

@@ -1,4 +1,6 @@
 """Scores: how the DoCL score a_t(i) of every sample evolves over rounds."""
+from contextlib import nullcontext
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -150,16 +152,20 @@ def body():
         meaning = (f"Yellow = the top of its {WORD} by the {short}, dark = the bottom. This is an estimate, not "
                    f"the exact a_i: {agreement_words()}." if norm else
                    f"Red = high {short}, blue = low, white = 0. This is an estimate, not the exact a_i.")
-    common.chart(fig, ((f"Read across a row to follow a group of samples ({groups}). {meaning} "
-                        + ("Ranks compare samples within a column, whatever the scale." if norm else
-                           f"Colours are clipped at the 98th percentile of |value| over all {WORD}s, so {WORD}s "
-                           "with small values look white.")) + spread
-                       + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
-                          "value is exactly 0 (the run logged no movement there)"
-                          + (", so there is no ranking: drawn grey." if norm else ".") if flat else "")),
-                 key="sc_heat", present_height=440)
     bands, churn = bands_and_churn(str(run.dir), stamp, value, tuple(ids))
-    common.takeaway(_takeaway(churn))
+    # presenting, one 1920×1080 screen: the takeaway beside the heatmap, not under its long caption
+    chart_box, note_box = st.columns([3, 2], gap="medium") if common.presenting() else (nullcontext(), nullcontext())
+    with chart_box:
+        common.chart(fig, ((f"Read across a row to follow a group of samples ({groups}). {meaning} "
+                            + ("Ranks compare samples within a column, whatever the scale." if norm else
+                               f"Colours are clipped at the 98th percentile of |value| over all {WORD}s, so {WORD}s "
+                               "with small values look white.")) + spread
+                           + (f" {WORD.capitalize()}{'s' if len(flat) > 1 else ''} {', '.join(map(str, flat))}: every "
+                              "value is exactly 0 (the run logged no movement there)"
+                              + (", so there is no ranking: drawn grey." if norm else ".") if flat else "")),
+                     key="sc_heat", present_height=440)
+    with note_box:
+        common.takeaway(_takeaway(churn))
     common.download(pd.DataFrame(Z, columns=[f"round {t}" for t in ids]).assign(**info), f"{run.dir.name}-score-heatmap",
                     key="dl_heat")
 
