@@ -35,8 +35,8 @@ def class_blocks(kv: dict, cname, t: int) -> str:
     verdict = ("the class blocks stand out: training on a sample moves its own class most" if within > between
                else "no class structure yet: a step on one sample moves other classes as much as its own")
     return (f"In {WORD} {t}, two probe samples of one class have mean gradient similarity {within:.2f}, of two "
-            f"classes {between:.2f}: {verdict}. The most alike pair of classes, the one the network still "
-            f"confuses most, is {cname(a)} and {cname(b)} ({top:.2f}).")
+            f"classes {between:.2f}: {verdict}. The most alike pair of classes (a step on one moves the other's "
+            f"outputs most) is {cname(a)} and {cname(b)} ({top:.2f}).")
 
 
 def body():
@@ -92,7 +92,7 @@ def body():
         fig.update_xaxes(showgrid=False, constrain="domain")
         fig.update_yaxes(showgrid=False, scaleanchor="x", constrain="domain")
         common.chart(fig, "Bright blocks on the diagonal: samples of one class push each other's outputs together; "
-                     "bright off-diagonal blocks are classes the network still confuses. Colours span the 1st–99th "
+                     "bright off-diagonal blocks are classes whose gradients still point alike. Colours span the 1st–99th "
                      "percentile of the off-diagonal entries (given labels; white lines separate classes).",
                      key="k_heat", present_height=620)
         if not common.presenting():
