@@ -27,21 +27,20 @@ def three(exp):
     print(f"  dashboard: {100*dash['mean']:+.2f} [{100*dash['lo']:+.2f}, {100*dash['hi']:+.2f}] n={dash['seeds']} {dash['verdict']}")
     print(f"  summary:   {summ['mean']:+.2f} [{summ['low']:+.2f}, {summ['high']:+.2f}] n={summ['n']} {summ['verdict']}")
 
-src = Path(sys.argv[1])
-for seeds in (2, 3):
+
+
+def first_seeds(exp: Path, seeds: int) -> Path:
+    """DoCL's and SGD's runs of seeds 0 .. seeds−1 of `exp`, copied into a scratch experiment."""
     tmp = Path(tempfile.mkdtemp()) / "exp"
     tmp.mkdir()
     for arm in ("docl", "sgd"):
         for s in range(seeds):
-            shutil.copytree(src / f"{arm}-s{s}", tmp / f"{arm}-s{s}")
-    print(f"{src.name}, DoCL − SGD, last epoch, {seeds} seeds:")
-    three(tmp)
-big = Path(sys.argv[2])
-for seeds in (2, 5):
-    tmp = Path(tempfile.mkdtemp()) / "exp"
-    tmp.mkdir()
-    for arm in ("docl", "sgd"):
-        for s in range(seeds):
-            shutil.copytree(big / f"{arm}-s{s}", tmp / f"{arm}-s{s}")
-    print(f"{big}, DoCL − SGD, last epoch, seeds 0-{seeds - 1}:")
-    three(tmp)
+            shutil.copytree(exp / f"{arm}-s{s}", tmp / f"{arm}-s{s}")
+    return tmp
+
+
+if __name__ == "__main__":
+    for arg, counts in ((sys.argv[1], (2, 3)), (sys.argv[2], (2, 5))):
+        for seeds in counts:
+            print(f"{arg}, DoCL − SGD, last epoch, seeds 0-{seeds - 1}:")
+            three(first_seeds(Path(arg), seeds))
