@@ -35,10 +35,10 @@ if ctx.runs:  # what this experiment is, in one line, before any chart
     st.markdown(f"**Experiment** `{ctx.exp_dir.name}`: " + ", ".join(parts) + (f"  \n*For:* {about}" if about else ""))
     # its budget and seeds, beside the study's answer to the same question (docs/RESULTS*.json)
     answer = views.study_answer(cfg.get("dataset", ""), float(cfg.get("label_noise") or 0), ctx.protocol)
-    said = views.study_sentence(answer, common.legend_label, meta.get("rounds_planned"), n_seeds,
-                                common.round_word(ctx=ctx))
-    if answer:
-        st.caption(said)
+    study_said = views.study_sentence(answer, common.legend_label, meta.get("rounds_planned"), n_seeds,
+                                      common.round_word(ctx=ctx)) if answer else ""
+    if study_said and not common.presenting():  # presenting: under the chart, which keeps the first screen
+        st.caption(study_said)
 
 
 def curves():
@@ -251,6 +251,8 @@ def time_chart(timing, rounds, word: str) -> None:
 
 
 common.live_area(curves, live)
+if ctx.runs and study_said and common.presenting():
+    st.caption(study_said)
 
 def runs_table():
     st.subheader("Runs in this experiment")
