@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .embedding import component_columns
-from .store import ExperimentReader, RunReader, RunStoreError, is_run_dir
+from .store import ExperimentReader, RunReader, RunStoreError, is_run_dir, round_name
 
 PREFIX = "docl"
 HIST_COLUMNS = ("score", "loss")  # plus every score_<estimator> column a run logged
@@ -144,7 +144,7 @@ def _quantities(run: RunReader) -> list[str]:
     import pyarrow.parquet as pq
     cols: dict[str, None] = {}
     for t in run.round_ids:
-        f = run.dir / "samples" / f"round={t:04d}.parquet"
+        f = run.dir / "samples" / f"{round_name(t)}.parquet"
         for c in pq.read_schema(f).names:
             if c not in _NOT_PER_ROUND:
                 cols.setdefault(c)
@@ -154,7 +154,7 @@ def _quantities(run: RunReader) -> list[str]:
 def _round_frame(run: RunReader, t: int, info: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """Round t's per-sample columns aligned to info's sample order (absent columns: NaN)."""
     import pyarrow.parquet as pq
-    f = run.dir / "samples" / f"round={t:04d}.parquet"
+    f = run.dir / "samples" / f"{round_name(t)}.parquet"
     have = [c for c in cols if c in pq.read_schema(f).names]
     df = run.samples(t, ["sample_id", *have]).drop_duplicates("sample_id").set_index("sample_id")
     df = df.reindex(info["sample_id"].to_numpy())

@@ -16,17 +16,24 @@ st.title("Scores over rounds")
 run = common.need_focus(ctx)
 WORD = common.round_word(run)  # "epoch" under the paper protocol
 EST = views.driving_estimator(run)  # the estimator in the run's `score` column
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def fidelity_frame(run_dir: str, stamp: int) -> pd.DataFrame:
     from docl_core.fidelity import round_fidelity
     return round_fidelity(run_dir)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def logged_columns(run_dir: str, stamp: int) -> list:
+    return views.logged_estimators(common.RunReader(run_dir))
+
+
 def agreement_words() -> str:
     """How far the run's driving estimate ranks samples like the exact score, as a number where both
     were logged (the per-epoch section at the bottom, which Presentation mode hides, is only pointed to
     outside it)."""
-    logged = views.logged_estimators(run)
+    logged = logged_columns(str(run.dir), common.run_stamp(run.dir))  # cached: the page asks twice
     if "score_paper" in logged and "score_exact" in logged:
         fid = fidelity_frame(str(run.dir), common.run_stamp(run.dir))
         if len(fid) and fid["spearman_all"].notna().any():
@@ -84,11 +91,6 @@ def bands_and_churn(run_dir: str, stamp: int, column: str, rounds: tuple):
 @st.cache_data(max_entries=16, show_spinner=False)
 def agreement(run_dir: str, stamp: int, a: str, b: str, rounds: tuple):
     return views.estimator_agreement(common.run_matrix(run_dir, stamp, a), common.run_matrix(run_dir, stamp, b), rounds)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def logged_columns(run_dir: str, stamp: int) -> list:
-    return views.logged_estimators(common.RunReader(run_dir))
 
 
 def body():

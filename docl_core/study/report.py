@@ -438,7 +438,6 @@ def write_verdicts(suite: Suite, D: dict, md: Path) -> Path:
     dashboard: Compare finds the study's setting for its experiment's question (dataset, label
     noise, protocol) and quotes its verdicts. Per setting: what it is, its seeds per arm, and every
     pair a − b under both reports (last epoch's student; best epoch of max(student, teacher))."""
-    import json
     settings = []
     for st in suite.settings:
         d = D.get(st.name) or {}
@@ -450,11 +449,9 @@ def write_verdicts(suite: Suite, D: dict, md: Path) -> Path:
                          "protocol": st.protocol, "epochs": st.epochs if st.protocol == "paper" else None,
                          "seeds": {c: int(n) for c, (_, _, n) in (d.get("stats") or {}).items()},
                          "unit": "points" if d.get("col", "test_acc") == "test_acc" else "MSE", "pairs": pairs})
+    from ..store import atomic_write_json
     out = md.with_suffix(".json")
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"report": md.name, "suite": suite.name, "settings": settings}, indent=1,
-                              allow_nan=False))
-    tmp.replace(out)
+    atomic_write_json(out, {"report": md.name, "suite": suite.name, "settings": settings})  # NaN already null
     return out
 
 
