@@ -131,6 +131,23 @@ def prepare_model(model: nn.Module, ctx: DistContext) -> tuple[nn.Module, str]:
     return model, "buffers-broadcast"
 
 
+def place_model(model: nn.Module, device: torch.device, ctx: DistContext) -> tuple[nn.Module, nn.Module, bool, str]:
+    """The model on the device, ready to train under `ctx`: → (model, net, channels_last,
+    batchnorm_sync). CUDA convolutions run in channels_last (NHWC, the layout tensor cores want);
+    under torchrun BatchNorm is kept in step (`prepare_model`) and `net`, what training forwards
+    call, is the DDP wrapper (else the model itself)."""
+    model = model.to(device)
+    channels_last = device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model, batchnorm_sync = prepare_model(model, ctx)
+    net = model
+    if ctx.active:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model)
+    return model, net, channels_last, batchnorm_sync
+
+
 def sync_buffers(model: nn.Module, ctx: DistContext) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics): call before scoring and eval.
 

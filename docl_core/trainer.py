@@ -18,26 +18,24 @@ loss, mixup, accumulation) trained by one `TrainPass` through `Trainer.train_pas
 """
 from __future__ import annotations
 
-import io
-import math
 import time
-import warnings
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from .config import RunConfig, config_differences
+from . import checkpoint
+from .config import RunConfig
 from .curricula import RoundState, make_curriculum
-from .protocol import PaperProtocol
 from .recipe import MeanTeacher, paper_centrality, sampling_spread
 from .data import Dataset, load_dataset
-from .distributed import SINGLE, DistContext, autocast, prepare_model, set_deterministic, sync_buffers, to_device
+from .distributed import SINGLE, DistContext, autocast, place_model, set_deterministic, sync_buffers, to_device
 from .dynamics import eval_mode
 from .models import build_model
-from .store import RunStoreError, RunWriter, read_run_json
+from .store import RunStoreError, RunWriter
+from .rounds import Choice, RoundPlan, make_rounds
 from .tracker import DynamicsTracker, Measurement, checkpoint_bytes
-from .train_pass import PassSpec, TrainingDiverged, TrainPass, paper_pass, steps_pass
+from .train_pass import PassSpec, TrainingDiverged, TrainPass
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,20 +67,16 @@ class Trainer:
         if not resume and dist.is_writer and (self.dir / "run.json").exists():
             raise RunStoreError(f"{self.dir} already holds a run: pass --resume to continue it, "
                                 "or choose another --name")
-        extended = self._check_resumed_config() if resume else None
+        extended = checkpoint.check_same_options(self.dir, config, dist) if resume else None
         torch.manual_seed(config.seed)  # model init
         csv = {"label_column": config.label_column} if config.label_column is not None else {}
         self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
-        self._build_model()  # self.model, self.net, channels_last, batchnorm_sync
+        self.model, self.net, self.channels_last, self.batchnorm_sync = place_model(
+            build_model(config.model, self.ds), self.device, dist)  # net: the model or its DDP wrapper
         by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}
         self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity, **by_score)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
-        ps = config.paper
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=config.schedule.lr, momentum=0.9,
-                                   weight_decay=config.weight_decay, nesterov=self.paper and ps.momentum > 0)
-        if self.paper:
-            for group in self.opt.param_groups:
-                group["momentum"] = ps.momentum
+        self.opt, ps = _optimizer(self.model, config), config.paper
         dev = self.device
         # the data lives on the device for the whole run: one pinned, non-blocking copy each
         self.X, self.y = to_device(self.ds.x_train, dev), to_device(self.ds.y_train, dev)
@@ -91,19 +85,18 @@ class Trainer:
         self.autocast = lambda: autocast(dev, config.precision)  # training forwards only: scores stay fp32
         self.scaler = torch.amp.GradScaler(dev.type) if config.precision == "fp16" else None  # fp16's loss scaling
         self.N = len(self.X)
-        self.protocol = PaperProtocol(ps, self.N, config.batch_size, self.curriculum.full_data,
-                                      prunes=config.diversity != "none") if self.paper else None  # same sizes for all
+        self.protocol = make_rounds(config, self.N, self.gen, self.ds.task, dev, self.curriculum.full_data)
         self.teacher = MeanTeacher(self.model, ps.teacher_decay) if self.paper and ps.mean_teacher else None
         self.centrality: Optional[torch.Tensor] = None  # (N,) the authors' centrality, paper protocol
         self.mod_ratio = 1.0  # Σ centrality / Σ p over the last subset: rescales the score's weight
         # everything that can refuse a resume runs before the run is reopened (which marks it
         # running): the checkpoint is read and applied to the model first, so a checkpoint that
         # does not fit leaves run.json exactly as it was
-        state = self._load_checkpoint() if resume else None
+        state = checkpoint.load(self.dir, self.device) if resume else None
         if resume:
-            self._check_same_data()
-            self._apply_checkpoint(state)
-            self._check_same_contents()
+            checkpoint.check_same_data(self.dir, config, self.ds, dist)
+            checkpoint.apply(self, state)
+            checkpoint.check_same_contents(self.dir, config, self.ds, dist)
         writer = RunWriter(self.dir) if dist.is_writer else None  # ours, so a failure below can mark it
         try:
             self.tracker = self._open_tracker(writer, resume)
@@ -114,27 +107,12 @@ class Trainer:
                                     self.autocast, self.scaler, self.teacher, self.batchnorm_sync)
             self.start_round = 0
             if resume:
-                self._restore(state)
+                self.start_round = checkpoint.restore(self, state)
         except BaseException as e:
             # once reopened, the run never stays "running" with nobody training it
             if writer is not None and writer.meta.get("status") == "running":
                 _record_failed_start(writer, e, resume)
             raise
-
-    def _build_model(self) -> None:
-        """The model on the device (channels_last for CUDA convolutions, SyncBatchNorm on CUDA under
-        torchrun) and `net`, what training forwards call: the model itself or its DDP wrapper."""
-        self.model = build_model(self.cfg.model, self.ds).to(self.device)
-        # CUDA: convolutions run in channels_last (NHWC), the layout tensor cores want
-        self.channels_last = self.device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d)
-                                                                 for m in self.model.modules())
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.model, self.batchnorm_sync = prepare_model(self.model, self.dist)  # SyncBatchNorm on CUDA
-        self.net = self.model  # what training steps call: the model itself, or its DDP wrapper
-        if self.dist.active:
-            from torch.nn.parallel import DistributedDataParallel
-            self.net = DistributedDataParallel(self.model)
 
     def _open_tracker(self, writer: Optional[RunWriter], resume: bool) -> DynamicsTracker:
         """The run's tracker (reopens the run: run.json says running), on the device's data."""
@@ -154,123 +132,12 @@ class Trainer:
             seed=cfg.seed, resume=resume, dist=dist, kernel_full=cfg.kernel_full, writer=writer,
             log_grad_norms=cfg.logs_grad_norms)
 
-    # ------------------------------------------------------------------ checkpoint
-
-    def _check_resumed_config(self) -> Optional[dict]:
-        """Refuse to resume under other options; returns the extension record when only the
-        number of rounds grew (allowed, and recorded in run.json)."""
-        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
-            return None
-        old = read_run_json(self.dir).get("config") or {}
-        diffs = config_differences(old, self.cfg.to_dict())
-        grew = [d for d in diffs if d[0] == "rounds" and isinstance(d[1], int) and d[2] > d[1]]
-        bad = [d for d in diffs if d not in grew]
-        if bad:
-            listed = "; ".join(f"{k} {a!r} (now {b!r})" for k, a, b in bad)
-            raise RunStoreError(f"{self.dir} was made with other options: {listed}: resume with the same "
-                                "options, or choose another --out/--name")
-        return {"rounds": grew[0][2], "from": grew[0][1]} if grew else None
-
-    def _state(self, t: int) -> dict:
-        state = {"round": t, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "generator": self.gen.get_state(), "tracker": self.tracker.state_dict()}
-        if self.paper:
-            state["mod_ratio"] = self.mod_ratio
-            # the gradient a pass leaves is applied by the next full pass's first step (the authors')
-            state["grads"] = [p.grad for p in self.model.parameters()]
-            if self.teacher is not None:
-                state["teacher"] = self.teacher.model.state_dict()
-            if self.centrality is not None:
-                state["centrality"] = self.centrality.cpu()
-        if self.scaler is not None:
-            state["grad_scaler"] = self.scaler.state_dict()
-        return state
-
-    def _load_checkpoint(self) -> Optional[dict]:
-        path = self.dir / "checkpoint.pt"
-        if not path.exists():
-            return None
-        try:
-            with warnings.catch_warnings():  # a foreign pickle also warns: the error below says it all
-                warnings.simplefilter("ignore")
-                return torch.load(io.BytesIO(path.read_bytes()), map_location=self.device, weights_only=True)
-        except Exception as e:  # truncated/corrupted file: many exception types
-            raise RunStoreError(f"{path} is corrupted ({e.__class__.__name__}): delete it to "
-                                "restart the run from round 0") from None
-
-    def _check_same_data(self) -> None:
-        """Refuse to resume on data of another size than the run was made with (a file edited
-        since): its per-sample state and rounds would no longer line up."""
-        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
-            return
-        before = read_run_json(self.dir).get("num_train")
-        if before is not None and int(before) != self.N:
-            raise RunStoreError(f"{self.dir} was trained on {before} samples but {self.cfg.dataset} now gives "
-                                f"{self.N}: the data changed since the run was made; resume with the same "
-                                "data, or start a new run under another --name")
-
-    def _check_same_contents(self) -> None:
-        """Refuse to resume on a user's file or folder whose contents changed since the run was made
-        (same size and shapes, other values): run.json's data_digest, the hash of the arrays read
-        (`data.source_digest`), against this read's. Runs from before digests are not checked."""
-        if not (self.dir / "run.json").exists() or not self.dist.is_writer:
-            return
-        digest = read_run_json(self.dir).get("data_digest")
-        if digest and self.ds.digest and digest != self.ds.digest:
-            raise RunStoreError(f"{self.dir} was trained on other contents of {self.cfg.dataset} (same size, "
-                                "other values): the data changed since the run was made; resume with the "
-                                "same data, or start a new run under another --name")
-
-    def _apply_checkpoint(self, state: Optional[dict]) -> None:
-        """Load the checkpoint's weights, optimiser and generator; RunStoreError when they do not fit
-        the model these options build."""
-        if state is None:
-            return
-        try:
-            self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["optimizer"])
-            self.gen.set_state(state["generator"])
-            if self.teacher is not None and "teacher" in state:
-                self.teacher.model.load_state_dict(state["teacher"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            first = " ".join(str(e).split())[:160]
-            raise RunStoreError(f"{self.dir / 'checkpoint.pt'} does not fit the model these options build "
-                                f"({type(e).__name__}: {first}): was the data at {self.cfg.dataset} changed? "
-                                "Resume with the same data and options, or start a new run under another "
-                                "--name") from None
-        self.mod_ratio = float(state.get("mod_ratio", 1.0))
-        for p, g in zip(self.model.parameters(), state.get("grads") or []):
-            p.grad = None if g is None else g.to(p.device)
-        if "centrality" in state:
-            self.centrality = state["centrality"].to(self.device)
-        if self.scaler is not None and state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
-
-    def _restore(self, state: Optional[dict]) -> None:
-        """The tracker's part of the checkpoint and the round to continue from (weights are
-        already loaded by _apply_checkpoint)."""
-        meta = read_run_json(self.dir)
-        if state is None:
-            if meta["last_complete_round"] >= 0:
-                # rounds exist but no weights to continue from: start over, rewriting them
-                self.tracker.round = 0
-            return
-        self.tracker.load_state_dict(state["tracker"])
-        t = int(state["round"])
-        if t > meta["last_complete_round"]:
-            # killed after the checkpoint but before run.json: every file of round t is written
-            self.tracker.writer.meta["last_complete_round"] = t
-            self.tracker.writer.update_meta()
-        self.start_round = t + 1
-        self.tracker.round = t + 1
-
     def _checkpoint(self, t: int) -> Optional[bytes]:
-        if not self.dist.is_writer:
-            return None
+        """Round t's checkpoint bytes when one is due (every `checkpoint_every` rounds and the last)."""
         every = max(1, self.cfg.checkpoint_every)
-        if (t + 1) % every and t + 1 != self.cfg.num_rounds:
+        if not self.dist.is_writer or ((t + 1) % every and t + 1 != self.cfg.num_rounds):
             return None
-        return checkpoint_bytes(self._state(t))
+        return checkpoint_bytes(checkpoint.trainer_state(self, t))
 
     # ------------------------------------------------------------------ loop
 
@@ -278,7 +145,7 @@ class Trainer:
         recorded = None
         try:
             try:
-                self._run_paper() if self.paper else self._run_steps()
+                self._loop()
                 self.tracker.close("complete")
             except BaseException as e:
                 self._record_stop(e)
@@ -305,92 +172,70 @@ class Trainer:
             self.tracker.fail(f"{type(e).__name__} at round {self.tracker.round}: {first}; "
                               "fix the cause, then rerun with --resume")
 
-    def _run_steps(self) -> None:
-        cfg, sched = self.cfg, self.cfg.schedule
-        if self.start_round == 0:
-            self._warm_start()
-        measured = self._measure(kernel=True)
-        bar = _progress(range(self.start_round, cfg.rounds), self.progress, f"{cfg.curriculum} s{cfg.seed}")
-        for t in bar:
-            state = self._round_state(t, sched.k(t, self.N), measured)
-            t0 = time.perf_counter()
-            sel = self.curriculum.select(state)
-            t_select = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            # the round's training is one pass (for the paper estimator)
-            steps = math.ceil(len(sel.indices) * sched.epochs_per_round / cfg.batch_size)
-            self.train_pass(steps_pass(cfg, sel.indices.to(self.device), sel.weights.to(self.device), steps,
-                                       self.gen, self.ds.task))
-            t_train = time.perf_counter() - t0
-            last = t + 1 == cfg.rounds
-            # the next round's state, measured once; after the last round only the train metric
-            after = self._measure(kernel=True) if not last else self._measure(scores=False)
-            metrics = self._train_metrics(after)
-            self.tracker.end_round(metrics=metrics, measured=measured, selected=sel.indices,
-                                   weights=sel.weights,
-                                   timings={"select_time_s": t_select, "train_time_s": t_train},
-                                   checkpoint=self._checkpoint(t))
-            measured = after
-            _postfix(bar, self.tracker.last_row)
-
-    def _run_paper(self) -> None:
-        """Each epoch: at an episode start (index ≥ 1), centrality and the teacher/student restart,
-        then the full large-batch pass; then the state is measured (the score the full pass just
-        updated), the subset selected from it, and trained on in the run's `order`: the
-        selection's own order (draw, the authors'), a fresh random one (shuffle) or draw reversed."""
+    def _loop(self) -> None:
+        """Every round of either protocol, as its plan says (rounds.py): episode start → passes before
+        measuring → measure (or take what the previous round measured after its pass) → choose →
+        the round's pass → measure after it → end the round."""
         cfg, proto = self.cfg, self.protocol
-        bar = _progress(range(self.start_round, proto.epochs), self.progress, f"{cfg.curriculum} s{cfg.seed}")
-        for e in bar:
-            plan = proto.plan(e)
-            ep = plan.episode
+        carried: Optional[Measurement] = None  # the state the previous round measured after its pass
+        bar = _progress(range(self.start_round, proto.rounds), self.progress, f"{cfg.curriculum} s{cfg.seed}")
+        for t in bar:
+            plan = proto.plan(t)
             t0 = time.perf_counter()
-            if plan.episode_start and ep.index >= 1:
-                self._start_episode(ep.index)
+            if plan.episode_start and plan.episode >= 1:
+                self._start_episode(plan.episode)
             t_episode = time.perf_counter() - t0
             t0 = time.perf_counter()
-            if plan.full_pass:  # before the selection: it updates every sample's score
-                self.train_pass(self._paper_spec(torch.arange(self.N, device=self.device), plan, True, "shuffle"))
-            t_full = time.perf_counter() - t0
-            log_now = cfg.log_every == "epoch" or plan.episode_start  # exact/fast scores and kernel
-            driving = [cfg.selection_score] if cfg.selection_score in ("exact", "fast", "grand") else []
-            measured = self._measure(kernel=log_now, estimators=None if log_now else driving)
+            for spec in proto.passes_before(plan):
+                self.train_pass(spec)
+            t_before = time.perf_counter() - t0
+            measured = carried if carried is not None else self._measure(
+                kernel=plan.kernel, estimators=None if plan.estimators is None else list(plan.estimators))
             t0 = time.perf_counter()
-            spread, order = {}, "shuffle"
-            if plan.select and not self.curriculum.full_data:
-                state = self._round_state(ep.index, plan.subset_size, measured, pool=plan.pool_size,
-                                          mod=ep.mod * self.mod_ratio)
-                sel = self.curriculum.select(state)
-                ids, order = sel.indices.to(self.device), cfg.order
-                p = sel.probability
-                if p is not None:
-                    spread = sampling_spread(p)
-                    if self.centrality is not None:
-                        p = p.to(self.centrality.device)
-                        self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-300))
-            elif plan.select and cfg.order != "shuffle":  # sgd ordered by DoCL's draw: the order-only arm
-                state = self._round_state(ep.index, self.N, measured, with_score=True)
-                sel = self.curriculum.order(state)
-                ids, order = sel.indices.to(self.device), cfg.order
-                spread = sampling_spread(sel.probability)
-            else:  # the warm start and the baseline: every sample
-                ids = torch.arange(self.N, device=self.device)
-                spread = sampling_spread(None, self.N) if plan.select else {}
+            choice = self._choose(plan, measured)
             t_select = time.perf_counter() - t0
             t0 = time.perf_counter()
-            trained, losses = self.train_pass(self._paper_spec(ids, plan, False, order))
-            t_train = time.perf_counter() - t0 + t_full
-            metrics = {"train_loss": sum(losses) / max(1, len(losses))}
-            if self.teacher is not None:
-                metrics.update({f"teacher_{k}": v for k, v in self.tracker.evaluate(self.teacher.model).items()
-                                if k.endswith("_acc") or k.endswith("_mse")})
-            alpha = ep.baseline_alpha if self.curriculum.full_data else ep.mixup_alpha
+            trained, losses = self.train_pass(proto.round_pass(plan, choice))
+            timings = {"select_time_s": t_select, "train_time_s": time.perf_counter() - t0 + t_before}
+            if plan.episode is not None:
+                timings["episode_time_s"] = t_episode
+            after = None if plan.after is None else self._measure(kernel=True, scores=plan.after == "state")
             self.tracker.end_round(
-                metrics=metrics, measured=measured, selected=ids, order=trained,
-                timings={"select_time_s": t_select, "train_time_s": t_train, "episode_time_s": t_episode},
-                extra_round={"epoch": e, "episode": ep.index, "full_pass": plan.full_pass,
-                             "mixup_alpha": alpha, "pool_size": plan.pool_size, **spread},
-                checkpoint=self._checkpoint(e))
+                metrics=self._round_metrics(after, losses), measured=measured, selected=choice.ids,
+                weights=choice.weights, order=trained if plan.order is not None else None, timings=timings,
+                extra_round={**plan.record, **choice.spread}, checkpoint=self._checkpoint(t))
+            carried = after if plan.after == "state" else None
             _postfix(bar, self.tracker.last_row)
+
+    def _choose(self, plan: RoundPlan, measured: Measurement) -> Choice:
+        """What round t trains on (RoundPlan.choose), with the spread of the draw behind it; under the
+        paper protocol the authors' centrality weight follows the subset (mod_ratio)."""
+        if plan.choose in ("all", "warm"):  # the warm start and the baseline: every sample
+            return Choice(torch.arange(self.N, device=self.device),
+                          spread=sampling_spread(None, self.N) if plan.choose == "all" else {})
+        if plan.choose == "order":  # sgd ordered by DoCL's draw: the order-only arm
+            sel = self.curriculum.order(self._round_state(plan.stage, self.N, measured, with_score=True))
+            return Choice(sel.indices.to(self.device), spread=sampling_spread(sel.probability))
+        state = self._round_state(plan.stage, plan.k, measured, pool=plan.pool, mod=plan.mod * self.mod_ratio)
+        sel = self.curriculum.select(state)
+        ids, p, spread = sel.indices.to(self.device), sel.probability, {}
+        if p is not None:
+            spread = sampling_spread(p)
+            if self.centrality is not None:
+                p = p.to(self.centrality.device)
+                self.mod_ratio = float(self.centrality[ids].sum() / p[ids].sum().clamp_min(1e-300))
+        return Choice(ids, sel.weights.to(self.device), spread)
+
+    def _round_metrics(self, after: Optional[Measurement], losses: list[float]) -> dict:
+        """The round's training metrics: from the measurement after its pass (steps), else the pass's
+        mean mini-batch loss and the mean teacher's accuracy (paper)."""
+        if after is not None:
+            return self._train_metrics(after)
+        metrics = {"train_loss": sum(losses) / max(1, len(losses))}
+        if self.teacher is not None:
+            metrics.update({f"teacher_{k}": v for k, v in self.tracker.evaluate(self.teacher.model).items()
+                            if k.endswith("_acc") or k.endswith("_mse")})
+        return metrics
 
     def _round_state(self, t: int, k: int, measured: Measurement, pool: Optional[int] = None,
                      mod: float = 1.0, with_score: bool = False) -> RoundState:
@@ -454,22 +299,21 @@ class Trainer:
                                    "lower the learning rate (--lr) and rerun")
         return m
 
-    def _warm_start(self) -> None:
-        sched, bs = self.cfg.schedule, self.cfg.batch_size
-        for _ in range(sched.warmup_epochs):
-            ids = torch.arange(self.N, device=self.device)
-            # each warm-up epoch is a pass of its own
-            self.train_pass(steps_pass(self.cfg, ids, torch.ones(self.N, device=self.device), math.ceil(self.N / bs),
-                                       self.gen, self.ds.task))
-
     def train_pass(self, spec: PassSpec) -> tuple[torch.Tensor, list[float]]:
         """Train one pass (`TrainPass.run`): every pass of both protocols goes through here, so
         wrapping it observes them. → (the ids in the order trained, the kept mini-batch losses)."""
         return self.passes.run(spec)
 
-    def _paper_spec(self, ids: torch.Tensor, plan, full: bool, order: str) -> PassSpec:
-        return paper_pass(self.cfg, plan, ids, full=full, order=order, gen=self.gen, task=self.ds.task,
-                          full_data=self.curriculum.full_data)
+
+def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
+    """SGD with weight decay: momentum 0.9 (steps), or the paper schedule's Nesterov momentum."""
+    paper = cfg.protocol == "paper"
+    momentum = cfg.paper.momentum if paper else 0.9
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.schedule.lr, momentum=0.9, weight_decay=cfg.weight_decay,
+                          nesterov=paper and momentum > 0)
+    for group in opt.param_groups:
+        group["momentum"] = momentum
+    return opt
 
 
 def _record_failed_start(writer: RunWriter, e: BaseException, resume: bool) -> None:

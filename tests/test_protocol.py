@@ -383,7 +383,7 @@ def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
         p.grad = q.grad.clone()
     gen = torch.Generator()
     gen.set_state(tr.gen.get_state())
-    plan = tr.protocol.plan(1)
+    plan = tr.protocol.plan(1).epoch_plan
     assert plan.full_pass and plan.step_offset == 0
     tr.train_pass(paper_pass(cfg, plan, torch.arange(n), full=True, order="shuffle", gen=tr.gen, task=tr.ds.task,
                              full_data=tr.curriculum.full_data))
