@@ -83,7 +83,7 @@ def docl_epoch(name, path, dev, precision, batch, tiny, root: Path) -> float:
     """images/s of epoch 1 of a paper run (an episode start: centrality, full pass, selection, subset)."""
     cfg = RunConfig(dataset=str(path), model="mlp" if tiny else name, protocol="paper", probe_size=0, device=str(dev),
                     log_estimators=[], precision=precision, batch_size=batch, score_batch_size=2 * batch,
-                    paper=PaperSchedule(epochs=2))
+                    schedule=PaperSchedule(epochs=2))
     trainer = Trainer(cfg, root / f"{name}-{precision}")
     if tiny:  # the tiny stand-in replaces the model Trainer built (an MLP: cheap to build)
         torch.manual_seed(0)
@@ -100,7 +100,7 @@ def _swap_model(trainer: Trainer, model) -> None:
     trainer.model = trainer.net = trainer.tracker.model = model
     trainer.opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=2e-4)
     if trainer.teacher is not None:
-        trainer.teacher = MeanTeacher(model, trainer.cfg.paper.teacher_decay)
+        trainer.teacher = MeanTeacher(model, trainer.cfg.schedule.teacher_decay)
 
 
 def exact_score(name, ds, dev, batch, tiny) -> float:

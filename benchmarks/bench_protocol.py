@@ -37,7 +37,7 @@ PARTS = {"training": "train_time_s", "measuring": "score_time_s", "selection": "
 
 def one_run(curriculum: str, model: str, dataset: str, epochs: int, seed: int, out: Path) -> dict:
     cfg = RunConfig(dataset=dataset, curriculum=curriculum, protocol="paper", model=model, seed=seed,
-                    probe_size=0, log_estimators=[], device="cpu", paper=PaperSchedule(epochs=epochs))
+                    probe_size=0, log_estimators=[], device="cpu", schedule=PaperSchedule(epochs=epochs))
     t0 = time.perf_counter()
     run_dir = train_run(cfg, out / f"{curriculum}-{model}-s{seed}")
     wall = time.perf_counter() - t0

@@ -27,9 +27,10 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 # flags shared by both protocols, mapped to each protocol's field
 _SHARED = {"k_start": ("k_start", "k_start"), "k_growth": ("k_growth", "k_growth"), "k_cap": ("k_cap", "k_cap"),
-           "lr": ("lr", "lr_max"), "lr_min": ("lr_min", "lr_min")}
+           "lr": ("lr", "lr_max"), "lr_min": ("lr_min", "lr_min"), "lam": ("lam_start", "lam_start"),
+           "lam_decay": ("lam_decay", "lam_decay")}
 _STEPS_ONLY = ("rounds", "temperature", "pool_factor", "warmup_epochs", "epochs_per_round")
-_PAPER_MAPPED = {"k_start", "k_growth", "k_cap", "lr_max", "lr_min"}
+_PAPER_MAPPED = {"k_start", "k_growth", "k_cap", "lr_max", "lr_min", "lam_start", "lam_decay"}
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -74,8 +75,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         f"default: {s.k_growth} under steps, {ps.k_growth} under paper")
     p.add_argument("--k-cap", type=float, default=None, help=f"largest k as a fraction of N; default: {s.k_cap} under steps, "
                    f"{ps.k_cap} under paper")
-    p.add_argument("--lam", type=float, default=s.lam_start, help="diversity weight λ_0")
-    p.add_argument("--lam-decay", type=float, default=s.lam_decay, help="λ_t = λ_0 · decay^t")
+    p.add_argument("--lam", type=float, default=None,
+                   help=f"diversity weight λ_0 of --diversity facility (default: {s.lam_start})")
+    p.add_argument("--lam-decay", type=float, default=None,
+                   help=f"λ_t = λ_0 · decay^t, t the round (steps) or episode (paper) (default: {s.lam_decay})")
     p.add_argument("--lr", type=float, default=None,
                    help=f"peak learning rate per round (steps) or of the first episodes (paper); "
                         f"default: {s.lr} under steps, {ps.lr_max} under paper")
@@ -156,15 +159,15 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                          f"{'drop it' if len(wrong) == 1 else 'drop them'}, or use --protocol "
                          f"{'steps' if paper else 'paper'}")
     shared = {k: getattr(a, k) for k in _SHARED if getattr(a, k) is not None}
-    sched = Schedule(lam_start=a.lam, lam_decay=a.lam_decay,
-                     **{k: getattr(a, k) for k in _STEPS_ONLY if k != "rounds" and getattr(a, k) is not None},
-                     **({_SHARED[k][0]: v for k, v in shared.items()} if not paper else {}))
-    pkw = {n: getattr(a, n) for n in paper_only if n not in ("log_every", "episodes", "order")
-           and getattr(a, n) is not None}
-    if a.episodes is not None:
-        pkw["episodes"] = _parse_list(a.episodes, int)
     if paper:
-        pkw.update({_SHARED[k][1]: v for k, v in shared.items()})
+        pkw = {n: getattr(a, n) for n in paper_only if n not in ("log_every", "episodes", "order")
+               and getattr(a, n) is not None}
+        if a.episodes is not None:
+            pkw["episodes"] = _parse_list(a.episodes, int)
+        sched = PaperSchedule(**pkw, **{_SHARED[k][1]: v for k, v in shared.items()})
+    else:
+        sched = Schedule(**{k: getattr(a, k) for k in _STEPS_ONLY if k != "rounds" and getattr(a, k) is not None},
+                         **{_SHARED[k][0]: v for k, v in shared.items()})
     logged = None if a.log_estimators is None else [e.strip() for e in a.log_estimators.split(",") if e.strip()]
     estimator, score, prefer = a.estimator, a.score_name, a.prefer
     if score in ESTIMATORS:  # --score NAME with an estimator's name is --estimator NAME
@@ -184,7 +187,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     score=score, prefer=prefer, log_grad_norms=a.log_grad_norms,
                     diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
-                    device=a.device, schedule=sched, paper=PaperSchedule(**pkw), deterministic=a.deterministic,
+                    device=a.device, schedule=sched, deterministic=a.deterministic,
                     precision=getattr(a, "precision", RunConfig.precision))
     cfg.validate()
     return cfg
@@ -198,7 +201,8 @@ _RUN_FLAGS = {"dataset": "--dataset", "label_column": "--label-column", "score":
               "batch_size": "--batch-size", "probe_size": "--probe-size", "kernel_full": "--kernel-full",
               "weight_decay": "--weight-decay", "device": "--device", "deterministic": "--deterministic",
               "precision": "--precision", "schedule.lam_start": "--lam", "schedule.lam_decay": "--lam-decay",
-              "schedule.lr": "--lr", "schedule.lr_min": "--lr-min", "paper.lr_max": "--lr", "paper.lr_min": "--lr-min"}
+              "schedule.lr": "--lr", "schedule.lr_min": "--lr-min", "paper.lr_max": "--lr", "paper.lr_min": "--lr-min",
+              "paper.lam_start": "--lam", "paper.lam_decay": "--lam-decay"}
 
 
 def run_command(cfg: RunConfig, out: str = "runs/reproduce", name: Optional[str] = None) -> str:
@@ -212,8 +216,6 @@ def run_command(cfg: RunConfig, out: str = "runs/reproduce", name: Optional[str]
     args = list(head)
     shown = {"dataset", "seed", "label_noise", *(("order", "paper.epochs") if cfg.protocol == "paper" else ("rounds",))}
     for key, value in want.items():
-        if key.split(".")[0] == ("schedule" if cfg.protocol == "paper" else "paper"):
-            continue  # the other protocol's schedule: left at its defaults
         if plain.get(key) == value and key not in shown:
             continue
         flag = _RUN_FLAGS.get(key) or ("--" + key.split(".", 1)[1].replace("_", "-")

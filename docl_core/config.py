@@ -125,10 +125,15 @@ class RunConfig:
     deterministic: bool = False      # deterministic CUDA kernels (cuDNN, cuBLAS); CPU runs repeat bit for bit without it
     precision: str = "fp32"          # fp32 | bf16 | fp16: autocast on training forwards (fp16 with a gradient
                                      # scaler); scores, features and evaluation stay in fp32
-    schedule: Schedule = field(default_factory=Schedule)      # the steps protocol's rounds
-    paper: PaperSchedule = field(default_factory=PaperSchedule)  # the paper protocol's episodes
+    schedule: Schedule | PaperSchedule = field(default_factory=Schedule)  # the protocol's one schedule: Schedule
+                                     # (steps: equal-step rounds) or PaperSchedule (paper: the authors' episodes);
+                                     # run.json stores it as "schedule" or "paper", the names runs always used
 
     def __post_init__(self) -> None:
+        if isinstance(self.schedule, PaperSchedule):  # the schedule names its protocol
+            self.protocol = "paper"
+        elif self.protocol == "paper" and self.schedule == Schedule():  # the default: the paper's own
+            self.schedule = PaperSchedule()
         paper = self.protocol == "paper"
         if self.estimator is None:
             self.estimator = "paper" if paper else "exact"
@@ -161,7 +166,7 @@ class RunConfig:
     @property
     def num_rounds(self) -> int:
         """Rows of rounds.parquet the run will write: rounds (steps) or epochs (paper)."""
-        return self.paper.epochs if self.protocol == "paper" else self.rounds
+        return self.schedule.epochs if isinstance(self.schedule, PaperSchedule) else self.rounds
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -192,10 +197,13 @@ class RunConfig:
             raise ValueError("probe_size must be ≥ 0 (0 turns kernel logging off)")
         if not isinstance(self.weight_decay, numbers.Real) or not 0 <= self.weight_decay < math.inf:
             raise ValueError(f"weight_decay must be a finite number ≥ 0, got {self.weight_decay!r}")
+        wanted = PaperSchedule if self.protocol == "paper" else Schedule
+        if not isinstance(self.schedule, wanted):
+            raise ValueError(f"--protocol {self.protocol} runs on a {wanted.__name__}, and this config holds a "
+                             f"{type(self.schedule).__name__}: pass schedule={wanted.__name__}(...)")
         self.schedule.validate()
         if self.protocol == "steps":
-            changed = [f.name for f in fields(PaperSchedule)
-                       if getattr(self.paper, f.name) != getattr(PaperSchedule(), f.name)]
+            changed = []
             if self.log_every is not None:
                 changed.append("log_every")
             if self.order is not None:
@@ -212,7 +220,6 @@ class RunConfig:
             if self.order != "shuffle" and self.curriculum == "sgd" and self.estimator == "none":
                 raise ValueError(f"--order {self.order} orders sgd's epochs by a draw from the score, and "
                                  "--estimator none gives no score: pick an estimator, or --order shuffle")
-            self.paper.validate()
 
     def _validate_score(self) -> None:
         if self.curriculum != SCORE_CURRICULUM:
@@ -233,19 +240,31 @@ class RunConfig:
                              f"does not log: add it to --log-estimators, or pass --estimator {self.score}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as run.json stores it: the schedule under "schedule" (steps) or "paper" (paper)."""
+        d = asdict(self)
+        if isinstance(self.schedule, PaperSchedule):
+            d["paper"] = d.pop("schedule")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        """A config from run.json. Runs made before a config held one schedule stored both, and a paper
+        run's λ (`--lam`, `--lam-decay`) under "schedule": it is read from there."""
         known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        if d.get("protocol") == "paper" and "order" not in d:
+        paper = d.get("protocol") == "paper"
+        steps_d, paper_d = d.get("schedule") or {}, d.get("paper") or {}
+        d = {k: v for k, v in d.items() if k in known and k != "schedule"}
+        if paper and "order" not in d:
             d["order"] = LEGACY_ORDER  # a run made before the order was a choice
-        sched = d.pop("schedule", {}) or {}
-        paper = d.pop("paper", {}) or {}
-        sk, pk = {f.name for f in fields(Schedule)}, {f.name for f in fields(PaperSchedule)}
-        return cls(**d, schedule=Schedule(**{k: v for k, v in sched.items() if k in sk}),
-                   paper=PaperSchedule(**{k: v for k, v in paper.items() if k in pk}))
+        if paper:
+            lam = {k: steps_d[k] for k in ("lam_start", "lam_decay") if k in steps_d}
+            return cls(**d, schedule=PaperSchedule(**{**lam, **_known(paper_d, PaperSchedule)}))
+        return cls(**d, schedule=Schedule(**_known(steps_d, Schedule)))
+
+
+def _known(d: dict[str, Any], cls) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 def paper_flag(name: str) -> str:
@@ -260,20 +279,21 @@ def paper_flag(name: str) -> str:
 _RESUME_FREE = {"device", "checkpoint_every", "deterministic"}
 
 
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """(field, old value, new value) for every field of two config dicts that differs, nested
-    fields as "schedule.lr". Fields missing from an older run's config count as their default."""
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, old value, new value) for every field of two run.json config dicts that differs, nested
+    fields as "schedule.lr". Both are read as `RunConfig.from_dict` reads them: fields missing from an
+    older run's config count as their default, and a config that stored both schedules counts by its
+    protocol's. Fields of where a run computes (device, checkpoints, determinism) are left out."""
+    a, b = RunConfig.from_dict(old).to_dict(), RunConfig.from_dict(new).to_dict()
+    return [d for d in _differences(a, b, "") if d[0] not in _RESUME_FREE]
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str) -> list[tuple[str, Any, Any]]:
     out = []
-    defaults = RunConfig().to_dict() if not prefix else {}
-    if not prefix and old.get("protocol") == "paper" and "order" not in old:
-        defaults["order"] = LEGACY_ORDER
-    for key in sorted(set(old) | set(new)):
-        if not prefix and key in _RESUME_FREE:
-            continue
-        a = old.get(key, defaults.get(key) if not prefix else new.get(key))
-        b = new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_differences(a, b, prefix=f"{prefix}{key}.")
-        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-            out.append((f"{prefix}{key}", a, b))
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, f"{prefix}{key}.")
+        elif x != y and not (isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)) and list(x) == list(y)):
+            out.append((f"{prefix}{key}", x, y))
     return out

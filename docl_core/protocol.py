@@ -73,6 +73,11 @@ class PaperSchedule:
     clip_grad: float = 10.0            # gradient-norm clip on the large-batch steps
     baseline_alpha_decay: bool = False  # sgd's mixup α decays like the curriculum's (our earlier baseline);
                                        # off: held at mixup_alpha after the warm start (the authors' baseline)
+    lam_start: float = 1.0             # λ of --diversity facility (not the authors': their prune is centrality's),
+    lam_decay: float = 0.9             # λ_i = lam_start · lam_decay^i in episode i, as under steps (config.Schedule)
+
+    def lam(self, episode: int) -> float:
+        return self.lam_start * self.lam_decay ** episode
 
     def boundaries(self) -> list[int]:
         """Episode boundaries b_0 = 0 < ... < b_m = E (m episodes)."""

@@ -69,7 +69,7 @@ def paper_pass(cfg, plan, ids: torch.Tensor, *, full: bool, order: str, gen: tor
     warm start's α and steps at each group's start (`full_pass_step_first`, the authors': its first
     step applies the gradient the previous pass left, and the last group's stays unapplied) or end.
     `full_data`: the curriculum trains on every sample (the baseline's α)."""
-    ps, bs, ep = cfg.paper, cfg.batch_size, plan.episode
+    ps, bs, ep = cfg.schedule, cfg.batch_size, plan.episode
     accumulate = ps.full_pass_accumulate if full else 1
     alpha = 0.0 if not ps.mixup else ps.mixup_alpha_min if full else \
         ep.baseline_alpha if full_data else ep.mixup_alpha

@@ -76,7 +76,7 @@ class Trainer:
         by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}
         self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity, **by_score)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
-        self.opt, ps = _optimizer(self.model, config), config.paper
+        self.opt, ps = _optimizer(self.model, config), config.schedule
         dev = self.device
         # the data lives on the device for the whole run: one pinned, non-blocking copy each
         self.X, self.y = to_device(self.ds.x_train, dev), to_device(self.ds.y_train, dev)
@@ -239,23 +239,21 @@ class Trainer:
 
     def _round_state(self, t: int, k: int, measured: Measurement, pool: Optional[int] = None,
                      mod: float = 1.0, with_score: bool = False) -> RoundState:
-        cfg, sched = self.cfg, self.cfg.schedule
-        paper = self.paper
+        cfg, sched, proto = self.cfg, self.cfg.schedule, self.protocol
         scored = self.curriculum.needs_scores or with_score
         return RoundState(
-            t=t, k=k, lam=sched.lam(t), temperature=1.0 / cfg.paper.score_scale if paper else sched.temperature,
-            pool_factor=sched.pool_factor, loss=measured.loss,
+            t=t, k=k, lam=sched.lam(t), temperature=proto.temperature, pool_factor=proto.pool_factor,
+            loss=measured.loss,
             score=self.tracker.score_values(measured, cfg.selection_score) if scored else None,
             features=measured.features, generator=self.gen, pool=pool,
-            sampling="paper" if paper else "standardized", centrality=self.centrality, mod=mod,
-            random_subsample=cfg.paper.random_subsample,
+            sampling=proto.sampling, centrality=self.centrality, mod=mod, random_subsample=proto.random_subsample,
             labels=self.y if self.ds.task == "classification" else None)
 
     def _start_episode(self, index: int) -> None:
         """An episode's start (index ≥ 1): centrality from the teacher's features while exploring,
         then the teacher takes the student's parameters (episode 1) or the student restarts from
         the teacher's, × (1 + noise·ε) (later episodes; the student keeps its own statistics)."""
-        ps = self.cfg.paper
+        ps = self.cfg.schedule
         if self.curriculum.diversity == "centrality" and index <= ps.explore_episodes:
             source = self.teacher.model if self.teacher is not None else self.model
             self.centrality = paper_centrality(self._features(source))
@@ -308,8 +306,8 @@ class Trainer:
 def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
     """SGD with weight decay: momentum 0.9 (steps), or the paper schedule's Nesterov momentum."""
     paper = cfg.protocol == "paper"
-    momentum = cfg.paper.momentum if paper else 0.9
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.schedule.lr, momentum=0.9, weight_decay=cfg.weight_decay,
+    momentum = cfg.schedule.momentum if paper else 0.9
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.schedule.lr_max if paper else cfg.schedule.lr, momentum=0.9, weight_decay=cfg.weight_decay,
                           nesterov=paper and momentum > 0)
     for group in opt.param_groups:
         group["momentum"] = momentum

@@ -852,7 +852,7 @@ def real_paper(tmp_path_factory):
         for c in ("sgd", "random", "docl"):
             cfg = RunConfig(dataset="digits", curriculum=c, protocol="paper", seed=seed, probe_size=8,
                             model="mlp", device="cpu", log_every="epoch",
-                            paper=PaperSchedule(epochs=4, episodes=[0, 1, 3]))
+                            schedule=PaperSchedule(epochs=4, episodes=[0, 1, 3]))
             train_run(cfg, out / f"{c}-s{seed}")
     return out
 
@@ -1521,7 +1521,7 @@ def test_subsets_order_of_the_pass_states_its_rho(tmp_path, monkeypatch):
     from docl_core.trainer import train_run
     root = tmp_path / "order"
     train_run(RunConfig(dataset="blobs", curriculum="docl", protocol="paper", label_noise=0.2, probe_size=0,
-                        device="cpu", log_estimators=[], paper=PaperSchedule(epochs=4)), root / "docl-s0")
+                        device="cpu", log_estimators=[], schedule=PaperSchedule(epochs=4)), root / "docl-s0")
     run = RunReader(root / "docl-s0")
     at = open_app(root, monkeypatch, "subsets")
     ok(at)

@@ -193,7 +193,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     out["steps"] = train_run(RunConfig(dataset="moons", curriculum="docl", rounds=3, seed=1, probe_size=4, device="cpu",
                                        schedule=Schedule(k_start=0.3, warmup_epochs=1)), root / "steps" / "docl-s1")
     out["paper"] = train_run(RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=1, probe_size=4,
-                                       device="cpu", paper=PaperSchedule(epochs=3, episodes=[0, 1])),
+                                       device="cpu", schedule=PaperSchedule(epochs=3, episodes=[0, 1])),
                              root / "paper" / "docl-s1")
     out["regression"] = train_run(RunConfig(dataset="sine", curriculum="docl", rounds=3, seed=1, probe_size=4,
                                             device="cpu", schedule=Schedule(k_start=0.3, warmup_epochs=1)),

@@ -57,7 +57,7 @@ def test_topk_overlap_matches_sets(seed):
 
 def test_round_fidelity_on_a_run_that_logs_both_every_epoch(tmp_path):
     cfg = RunConfig(dataset="blobs", curriculum="docl", protocol="paper", seed=0, probe_size=0, device="cpu",
-                    log_every="epoch", log_estimators=["exact"], paper=PaperSchedule(epochs=4))
+                    log_every="epoch", log_estimators=["exact"], schedule=PaperSchedule(epochs=4))
     run = train_run(cfg, tmp_path / "docl-s0")
     f = fidelity.round_fidelity(run)
     assert list(f["round"]) == [0, 1, 2, 3]  # every epoch has both scores

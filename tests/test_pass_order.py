@@ -167,7 +167,7 @@ SCHEDULE = dict(epochs=12, score_scale=40.0)   # a peaked p: the order visibly f
 def _run(tmp_path, curriculum="docl", order=None, name="r", diversity=None, **kw):
     cfg = RunConfig(dataset="digits", curriculum=curriculum, protocol="paper", seed=1, probe_size=0, device="cpu",
                     log_estimators=[], label_noise=0.2, order=order, diversity=diversity,
-                    paper=PaperSchedule(**{**SCHEDULE, **kw}))
+                    schedule=PaperSchedule(**{**SCHEDULE, **kw}))
     tr = Trainer(cfg, tmp_path / name)
     events = _recorder(tr)
     tr.run()
@@ -213,7 +213,7 @@ def test_the_trained_order_follows_the_score_as_the_authors_numpy_draw_does(docl
     rng = np.random.default_rng(23)
     z, strong = [], 0
     for state, ids, trained, _ in passes:
-        p = _np_p(state.score.double().numpy(), tr.cfg.paper.score_scale)
+        p = _np_p(state.score.double().numpy(), tr.cfg.schedule.score_scale)
         c = None if state.centrality is None else state.centrality.double().numpy()
         k0 = min(len(p), max(state.k, state.pool))
         oracle = np.array([_spearman(np.arange(state.k), p[_np_authors_order(rng, p, c, state.mod, k0, state.k)])
@@ -249,7 +249,7 @@ def test_sgd_drawn_in_docls_order_is_the_order_only_arm(tmp_path):
     rng = np.random.default_rng(5)
     for state, ids, trained, _ in passes:
         assert trained.tolist() == ids.tolist() and sorted(ids.tolist()) == list(range(tr.N))
-        p = _np_p(state.score.double().numpy(), tr.cfg.paper.score_scale)
+        p = _np_p(state.score.double().numpy(), tr.cfg.schedule.score_scale)
         oracle = np.array([_spearman(np.arange(tr.N), p[rng.choice(tr.N, tr.N, replace=False, p=p)])
                            for _ in range(200)])
         rho = _spearman(np.arange(tr.N), p[trained])
@@ -263,7 +263,7 @@ def test_sgd_drawn_in_docls_order_is_the_order_only_arm(tmp_path):
 
 def test_order_is_recorded_and_a_resume_may_not_change_it(tmp_path):
     cfg = RunConfig(dataset="blobs", curriculum="random", protocol="paper", probe_size=0, device="cpu",
-                    log_estimators=[], order="reversed", paper=PaperSchedule(epochs=4))
+                    log_estimators=[], order="reversed", schedule=PaperSchedule(epochs=4))
     train_run(cfg, tmp_path / "r")
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["config"]["order"] == "reversed"

@@ -55,7 +55,7 @@ def test_low_precision_runs_train_in_it_and_score_in_fp32(tmp_path):
     with finite float32 scores, recording its precision."""
     for precision in ("bf16", "fp16"):
         cfg = RunConfig(dataset="digits", model="cnn", protocol="paper", probe_size=0, device="cpu",
-                        log_estimators=["exact"], precision=precision, paper=PaperSchedule(epochs=3))
+                        log_estimators=["exact"], precision=precision, schedule=PaperSchedule(epochs=3))
         trainer = Trainer(cfg, tmp_path / precision)
         seen = {"train": [], "measure": []}
         trainer.model.register_forward_hook(

@@ -176,7 +176,7 @@ def test_paper_score_matches_an_independent_recomputation(tmp_path, monkeypatch)
     monkeypatch.setattr(recipe.PaperByproduct, "record", record)
     monkeypatch.setattr(recipe.PaperByproduct, "end_pass", end_pass)
     cfg = RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=1, probe_size=0, device="cpu",
-                    log_estimators=[], paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
+                    log_estimators=[], schedule=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
     run = RunReader(train_run(cfg, tmp_path / "r"))
     ds = load_dataset("moons", seed=1)
     y = ds.y_train.numpy()
@@ -201,7 +201,7 @@ def test_sgd_is_plain_minibatch_sgd_under_the_episode_learning_rates(tmp_path):
     E, bounds, bs, seed = 4, [0, 1, 2], 64, 5
     cfg = RunConfig(dataset="moons", curriculum="sgd", protocol="paper", seed=seed, probe_size=0, device="cpu",
                     batch_size=bs, log_estimators=[], weight_decay=2e-4,
-                    paper=PaperSchedule(epochs=E, episodes=bounds, mixup=False, mean_teacher=False))
+                    schedule=PaperSchedule(epochs=E, episodes=bounds, mixup=False, mean_teacher=False))
     run = RunReader(train_run(cfg, tmp_path / "sgd"))
     ds = load_dataset("moons", seed=seed)
     torch.manual_seed(seed)
@@ -329,7 +329,7 @@ def test_paper_switches_under_steps_are_refused(tmp_path, capsys):
 
 def test_paper_runs_record_epochs_and_resume_mid_episode(tmp_path, monkeypatch):
     cfg = RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=4, probe_size=4, device="cpu",
-                    paper=PaperSchedule(epochs=6, episodes=[0, 1, 4]))
+                    schedule=PaperSchedule(epochs=6, episodes=[0, 1, 4]))
     full = RunReader(train_run(cfg, tmp_path / "full"))
     rounds = full.rounds()
     assert list(rounds["epoch"]) == list(range(6)) and list(rounds["episode"]) == [0, 1, 1, 1, 2, 2]
@@ -370,7 +370,7 @@ def test_large_batch_pass_steps_at_each_groups_start_as_a_hand_loop(tmp_path):
     import copy
     cfg = RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=3, probe_size=0, device="cpu",
                     log_estimators=[], batch_size=64,
-                    paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3], mixup=False, mean_teacher=False))
+                    schedule=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3], mixup=False, mean_teacher=False))
     tr = Trainer(cfg, tmp_path / "r")
     n, bs = tr.N, 64
     g = torch.Generator().manual_seed(11)

@@ -428,7 +428,7 @@ DOCL_SCHEDULE = dict(epochs=6, episodes=[0, 1, 4, 5], explore_episodes=2)
 @pytest.fixture(scope="module")
 def docl_events(tmp_path_factory):
     cfg = RunConfig(dataset="moons", curriculum="docl", protocol="paper", seed=3, probe_size=0, device="cpu",
-                    log_estimators=[], paper=PaperSchedule(**DOCL_SCHEDULE))
+                    log_estimators=[], schedule=PaperSchedule(**DOCL_SCHEDULE))
     return _run_instrumented(cfg, tmp_path_factory.mktemp("docl") / "r")
 
 
@@ -516,7 +516,7 @@ def test_shuffled_subset_passes_train_in_an_order_unrelated_to_any_key(tmp_path)
     and its losses are not monotone. (The default, "draw", is tested in test_pass_order.py.)"""
     cfg = RunConfig(dataset="digits", curriculum="spl", protocol="paper", seed=2, probe_size=0, device="cpu",
                     log_estimators=[], label_noise=0.2, order="shuffle",
-                    paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
+                    schedule=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3]))
     events = _run_instrumented(cfg, tmp_path / "r")
     checked = 0
     for i, ev in enumerate(events):
@@ -623,7 +623,7 @@ def test_baseline_alpha_after_the_warm_start(tmp_path, decay):
         sched = PaperSchedule(epochs=4, episodes=[0, 2, 3])
         want = {0: 0.2, 1: 0.2, 2: 1.0, 3: 1.0}
     cfg = RunConfig(dataset="moons", curriculum="sgd", protocol="paper", seed=1, probe_size=0, device="cpu",
-                    log_estimators=[], paper=sched)
+                    log_estimators=[], schedule=sched)
     got = _alpha_by_pass(_run_instrumented(cfg, tmp_path / "r"))
     assert set(got) == {(e, False) for e in want}          # no extra full pass for the baseline
     for e, a in want.items():

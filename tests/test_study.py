@@ -168,8 +168,8 @@ def test_arms_are_a_curriculum_with_switches_and_core_arms_run_first():
     none, decay, docl = s.config("docl-none", 0), s.config("sgd-decay", 0), s.config("docl", 0)
     assert (none.curriculum, none.estimator, none.log_estimators) == ("docl", "none", [])
     assert docl.log_estimators == ["exact"] and docl.estimator != "none"
-    assert (decay.curriculum, decay.paper.baseline_alpha_decay) == ("sgd", True)
-    assert s.config("sgd", 0).paper.baseline_alpha_decay is False
+    assert (decay.curriculum, decay.schedule.baseline_alpha_decay) == ("sgd", True)
+    assert s.config("sgd", 0).schedule.baseline_alpha_decay is False
     jobs = [({"dataset": "mnist1d", "protocol": "paper", "paper": {"epochs": 100}}, f"/o/{d}")
             for d in ("ablation/x/docl-no-mixup-s0", "x/spl-s0", "x/docl-none-s1", "x/sgd-s0")]
     assert [j[1] for j in sorted(jobs, key=runner._order)][:2] == ["/o/x/docl-none-s1", "/o/x/sgd-s0"]
@@ -179,8 +179,8 @@ def test_arms_are_a_curriculum_with_switches_and_core_arms_run_first():
 def test_a_setting_expresses_either_protocol():
     paper = Setting("x", "x", "blobs", label_noise=0.2, epochs=6, overrides={"mixup": False})
     cfg = paper.config("docl", 3, {"score_scale": 1.0, "diversity": "none", "k_start": 0.3})
-    assert (cfg.protocol, cfg.paper.epochs, cfg.paper.mixup, cfg.paper.score_scale) == ("paper", 6, False, 1.0)
-    assert cfg.diversity == "none" and cfg.paper.k_start == 0.3 and cfg.seed == 3
+    assert (cfg.protocol, cfg.schedule.epochs, cfg.schedule.mixup, cfg.schedule.score_scale) == ("paper", 6, False, 1.0)
+    assert cfg.diversity == "none" and cfg.schedule.k_start == 0.3 and cfg.seed == 3
     steps = Setting("y", "y", "blobs", protocol="steps", rounds=4, overrides={"k_start": 0.3})
     cfg = steps.config("mcl", 0, {"lam_start": 0.1})
     assert (cfg.protocol, cfg.rounds, cfg.schedule.k_start, cfg.schedule.lam_start) == ("steps", 4, 0.3, 0.1)

@@ -144,7 +144,7 @@ def test_compare_into_a_folder_of_other_runs_says_so(tmp_path, capsys):
 
 def test_kernel_and_samples_of_a_round_share_one_set_of_weights(tmp_path):
     for protocol in ("steps", "paper"):
-        kw = dict(protocol="paper", paper=PaperSchedule(epochs=3, episodes=[0, 1])) if protocol == "paper" \
+        kw = dict(protocol="paper", schedule=PaperSchedule(epochs=3, episodes=[0, 1])) if protocol == "paper" \
             else dict(rounds=3)
         cfg = RunConfig(dataset="moons", curriculum="docl", seed=1, probe_size=6, device="cpu", **kw)
         r = RunReader(train_run(cfg, tmp_path / protocol))
@@ -249,7 +249,7 @@ def test_no_pass_is_sorted_by_loss_or_id(tmp_path, monkeypatch, protocol):
         return real(self, ids, outputs, lr, **kw)
 
     monkeypatch.setattr(DynamicsTracker, "on_batch", spy)
-    opts = dict(paper=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3])) if protocol == "paper" else \
+    opts = dict(schedule=PaperSchedule(epochs=4, episodes=[0, 1, 2, 3])) if protocol == "paper" else \
         dict(rounds=3, schedule=Schedule(warmup_epochs=0, k_start=0.5))
     cfg = RunConfig(dataset="digits", curriculum="spl", protocol=protocol, seed=3, label_noise=0.2,
                     probe_size=0, log_estimators=[], device="cpu", **opts)

@@ -148,7 +148,7 @@ def test_selection_frame_reads_the_column_of_a_real_run(tmp_path):
     from docl_core.trainer import train_run
     from docl_core.store import RunReader
     cfg = RunConfig(dataset="blobs", curriculum="docl", protocol="paper", label_noise=0.2, probe_size=0,
-                    device="cpu", log_estimators=[], paper=PaperSchedule(epochs=3))
+                    device="cpu", log_estimators=[], schedule=PaperSchedule(epochs=3))
     train_run(cfg, tmp_path / "docl-s0")
     run = RunReader(tmp_path / "docl-s0")
     bs = run.meta["config"]["batch_size"]

@@ -51,7 +51,7 @@ class Setting:
                 run[key] = list(value) if key == "log_estimators" else value
             elif paper and key in _PAPER:
                 pap[key] = value
-            elif key in _SCHEDULE:
+            elif not paper and key in _SCHEDULE:
                 sched[key] = value
             else:
                 raise ValueError(f"setting {self.name}: unknown knob {key!r} for protocol {self.protocol}: use a "
@@ -61,8 +61,7 @@ class Setting:
             run["log_estimators"] = (["exact"] if scored else []) if paper else []
         cfg = RunConfig(dataset=self.dataset, curriculum=curriculum, protocol=self.protocol, seed=seed,
                         rounds=self.rounds, label_noise=self.label_noise, probe_size=0, device="cpu",
-                        schedule=Schedule(**sched),
-                        paper=PaperSchedule(epochs=self.epochs, **pap) if paper else PaperSchedule(), **run)
+                        schedule=PaperSchedule(epochs=self.epochs, **pap) if paper else Schedule(**sched), **run)
         cfg.validate()
         return cfg
 
