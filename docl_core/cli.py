@@ -34,7 +34,17 @@ _PAPER_MAPPED = {"k_start", "k_growth", "k_cap", "lr_max", "lr_min", "lam_start"
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    d, s, ps = RunConfig(), Schedule(), PaperSchedule()
+    """Every flag of `docl run` (and `docl new`), in the order --help lists them."""
+    _add_data_options(p)
+    _add_schedule_options(p)
+    _add_steps_options(p)
+    _add_paper_options(p)
+    _add_machine_options(p)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """Data, model, scores and what is logged."""
+    d = RunConfig()
     p.add_argument("--dataset", default=d.dataset,
                    help="digits, mnist1d, moons, blobs, sine, or a path (.npz, .csv, CIFAR-10 or Fashion-MNIST folder)")
     p.add_argument("--label-column", default=None, metavar="NAME",
@@ -67,6 +77,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")
     p.add_argument("--kernel-full", action="store_true", help="also store full (m, m, C, C) kernel blocks")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+
+
+def _add_schedule_options(p: argparse.ArgumentParser) -> None:
+    """The flags both protocols share; each maps to its own protocol's field (_SHARED)."""
+    s, ps = Schedule(), PaperSchedule()
     p.add_argument("--k-start", type=float, default=None,
                    help=f"fraction of N in the first round (steps) or pool budget (paper); "
                         f"default: {s.k_start} under steps, {ps.k_start} under paper")
@@ -84,6 +99,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         f"default: {s.lr} under steps, {ps.lr_max} under paper")
     p.add_argument("--lr-min", type=float, default=None, help=f"cosine floor; default: {s.lr_min} under steps, "
                    f"{ps.lr_min} under paper")
+
+
+def _add_steps_options(p: argparse.ArgumentParser) -> None:
+    d, s = RunConfig(), Schedule()
     g = p.add_argument_group("steps protocol")
     g.add_argument("--rounds", type=int, default=None, help=f"curriculum rounds (default: {d.rounds})")
     g.add_argument("--temperature", type=float, default=None, help=f"τ of the DoCL pool draw (default: {s.temperature})")
@@ -91,6 +110,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=int, default=None, help=f"plain epochs before round 0 (default: {s.warmup_epochs})")
     g.add_argument("--epochs-per-round", type=float, default=None,
                    help=f"passes over the selected subset per round (default: {s.epochs_per_round})")
+
+
+def _add_paper_options(p: argparse.ArgumentParser) -> None:
+    """The paper protocol's flags: each PaperSchedule field not shared is a switch or a value."""
+    ps = PaperSchedule()
     g = p.add_argument_group("paper protocol (each ingredient a switch, the authors' value by default)")
     g.add_argument("--epochs", type=int, default=None, help=f"total epochs E (default: {ps.epochs})")
     g.add_argument("--episodes", default=None,
@@ -115,6 +139,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         else:
             g.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=type(default), default=None,
                            help=f"the recipe's {f.name.replace('_', ' ')} (default: {default})")
+
+
+def _add_machine_options(p: argparse.ArgumentParser) -> None:
+    """Determinism, precision, presets and progress bars."""
+    d = RunConfig()
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels (slower); recorded in run.json")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,

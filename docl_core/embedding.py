@@ -17,10 +17,13 @@ t-SNE (scikit-learn) is offered on demand by the app on the K stored components 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
 
 COMPONENTS = 8  # principal components stored per sample and round: x, y, then pc2 … pc7 for t-SNE and the projector
 

@@ -218,6 +218,48 @@ def _read(source_type: str, path: Optional[Path], options: dict) -> _Source:
         raise ValueError(f"cannot read {path}: {_why(e)}: check that the file is readable") from None
 
 
+def _check_split_options(seed, label_noise, val_fraction, test_fraction) -> tuple[float, float, float]:
+    """load_dataset's seed and fractions checked: → (label_noise, val_fraction, test_fraction) as floats."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    label_noise = _check_fraction(label_noise, "label_noise")
+    val_fraction = _check_fraction(val_fraction, "val_fraction")
+    test_fraction = _check_fraction(test_fraction, "test_fraction", low_open=True)
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
+                         "training data: keep their sum below 1")
+    return label_noise, val_fraction, test_fraction
+
+
+def _cap_pools(pool: tuple, test: tuple, classes: bool, seed: int, options: dict) -> tuple[tuple, tuple]:
+    """(x, y, rows) of the pool and of the source's own test set (all None without one), capped to
+    options' limit and test_limit, stratified so classes keep their shares. Done before the
+    conversion to float32 (a full CIFAR-10 in float32 is 600 MB)."""
+    x, y, rows = pool
+    if options.get("limit") is not None:
+        keep = _cap(y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
+        if keep is not None:
+            pool = (x[keep], y[keep], rows[keep])
+    x_test, y_test, rows_test = test
+    if x_test is not None and options.get("test_limit") is not None:
+        keep = _cap(y_test, classes, _positive_int(options["test_limit"], "test_limit"), [seed, _STREAM_TEST_LIMIT])
+        if keep is not None:
+            test = (x_test[keep], y_test[keep], rows_test[keep])
+    return pool, test
+
+
+def _corrupt(y_train: np.ndarray, num_outputs: int, label_noise: float, outliers: float,
+             seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flipped labels (classification) or outlier targets (regression), train only, so validation and
+    test measure the clean curve: → (y_train as trained on, (N,) bool mask of the corrupted samples)."""
+    noisy = np.zeros(len(y_train), dtype=bool)
+    if label_noise > 0:
+        y_train, noisy = flip_labels(y_train, num_outputs, label_noise, np.random.default_rng([seed, _STREAM_NOISE]))
+    if outliers > 0:
+        y_train, noisy = add_outliers(y_train, outliers, np.random.default_rng([seed, _STREAM_OUTLIERS]))
+    return y_train, noisy
+
+
 def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val_fraction: float = 0.15,
                  test_fraction: float = 0.2, **options) -> Dataset:
     """Load a built-in dataset (see DATASETS) or a user's file/folder, split and standardise it.
@@ -245,14 +287,7 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     `Dataset.source_row` records each sample's row in its source (each loader's docstring says
     what a row is): train sample i is the i-th training row of the file, not row i.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    label_noise = _check_fraction(label_noise, "label_noise")
-    val_fraction = _check_fraction(val_fraction, "val_fraction")
-    test_fraction = _check_fraction(test_fraction, "test_fraction", low_open=True)
-    if val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction + test_fraction = {val_fraction + test_fraction:g} leaves no "
-                         "training data: keep their sum below 1")
+    label_noise, val_fraction, test_fraction = _check_split_options(seed, label_noise, val_fraction, test_fraction)
     source_type, path = _detect(name_or_path)
     src = _read(source_type, path, options)
     where = src.origin or src.name
@@ -271,16 +306,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     rows_test = None if x_test is None else np.arange(len(x_test))  # the source's own test set
     x_read, x_test_read = x, x_test
 
-    # Cap the pools before converting to float32 (a full CIFAR-10 in float32 is 600 MB);
-    # stratified, so classes keep their shares.
-    if options.get("limit") is not None:
-        keep = _cap(y, classes, _positive_int(options["limit"], "limit"), [seed, _STREAM_LIMIT])
-        if keep is not None:
-            x, y, rows = x[keep], y[keep], rows[keep]
-    if x_test is not None and options.get("test_limit") is not None:
-        keep = _cap(y_test, classes, _positive_int(options["test_limit"], "test_limit"), [seed, _STREAM_TEST_LIMIT])
-        if keep is not None:
-            x_test, y_test, rows_test = x_test[keep], y_test[keep], rows_test[keep]
+    (x, y, rows), (x_test, y_test, rows_test) = _cap_pools((x, y, rows), (x_test, y_test, rows_test), classes,
+                                                          seed, options)
     x = _check_features(x, f"x in {where}")
     own_test = x_test is not None
     if x_test is None:
@@ -296,13 +323,8 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
         raise ValueError(f"{where}: the training split has fewer than 2 classes: "
                          "provide more samples per class")
 
-    clean, noisy = y_train, np.zeros(len(y_train), dtype=bool)
-    if label_noise > 0:
-        y_train, noisy = flip_labels(y_train, num_outputs, label_noise,
-                                     np.random.default_rng([seed, _STREAM_NOISE]))
-    if src.outliers > 0:  # train only, so validation and test measure the clean curve
-        y_train, noisy = add_outliers(y_train, src.outliers, np.random.default_rng([seed, _STREAM_OUTLIERS]))
-
+    clean = y_train
+    y_train, noisy = _corrupt(y_train, num_outputs, label_noise, src.outliers, seed)
     mean, std = _standardise(x_train, src.kind)
 
     def as_x(a: np.ndarray) -> torch.Tensor:  # a is a fresh float32 copy (fancy indexing): scale in place

@@ -111,7 +111,7 @@ def _check_split_sizes(sizes: tuple[int, int, int], num_classes: Optional[int], 
                         if ok(*_split_sizes(m, val_fraction, test_fraction, test if own_test else None)))
         fix = (f"with val_fraction {val_fraction:g} and test_fraction {test_fraction:g} that takes at least "
                f"{smallest} samples{' besides the test set' if own_test else ''}: provide more data")
-    per_class = f" (one per class)" if num_classes else ""
+    per_class = " (one per class)" if num_classes else ""
     raise ValueError(f"{where} has too few samples ({n}{f' + {test} test' if own_test else ''}) to split "
                      f"into train, validation and test ({train}/{val}/{test}): training needs at least "
                      f"{need_train}{per_class}, validation and test at least {MIN_EVAL} each; {fix}")

@@ -159,7 +159,6 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     # ---------------------------------------------------------------- main table
     if paper_settings:
         cur = suite.curricula["paper"]
-        n_seeds = sorted({suite.seeds_of(s) for s in paper_settings})
         arm_n = {c: suite.seeds_of(paper_settings[0], c) for c in cur}
         L += ["## Paper protocol: final test accuracy", "",
               f"Mean ± std over seeds ({', '.join(f'{L_(c)} {n}' for c, n in arm_n.items())}; n after each cell "
