@@ -82,6 +82,44 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         return path.name
 
     paper_settings, steps_settings = suite.by_protocol("paper"), suite.by_protocol("steps")
+    D = read_settings(suite, out)
+    fid_main, fid = tables.fidelity_frames(suite, out)
+    median_rho = {s.name: float(fid_main.loc[(fid_main.setting == s.name) & (fid_main.curriculum == "docl"),
+                                             "spearman_all"].median()) if len(fid_main) else np.nan
+                  for s in paper_settings}
+    L = _header(suite, paper_settings, steps_settings, command, missing, Path(out_root or out))
+    L += _glance(paper_settings, D, median_rho)
+    if paper_settings:
+        cur = suite.curricula["paper"]
+        L += _paper_tables(suite, paper_settings, D)
+        L += commands_section(suite, paper_settings, chosen, out)
+        L += order_section(paper_settings, D, out)
+        L += budget_section(suite, paper_settings, D, figure)
+        L += score_section(paper_settings, D)
+        L += resemblance_section(paper_settings, D, out)
+        L += _convergence_section(paper_settings, D, figure)
+        L += _curves_section(paper_settings, D, cur, figure)
+        L += _computation_section(paper_settings, D, cur)
+        L += _noisy_section(paper_settings, D, cur)
+        L += _balance_section(paper_settings, D, cur, out)
+        L += _hardness_section(paper_settings, D, cur, out)
+    L += _ablation_section(suite, D, out)
+    L += fidelity_section(suite, fid_main, fid, median_rho, figure)
+    L += _steps_section(suite, steps_settings, D)
+    L += _tuning_section(suite, chosen, cand)
+    L += _table1_section()
+    L += _made_section(out, command, timing, fig_errors)
+    path = docs / (suite.results_name or f"RESULTS-{suite.name}.md")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(L) + "\n")
+    tmp.replace(path)
+    write_verdicts(suite, D, path)
+    return path
+
+
+def read_settings(suite: Suite, out: Path) -> dict:
+    """Per setting name: its rounds, final rows, metric, summaries and paired differences under
+    both reports (last epoch's student; best epoch of max(student, teacher)), failed and running runs."""
     D = {}
     for s in suite.settings:
         r = tables.read_rounds(out / s.name, arms=True)
@@ -97,11 +135,14 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                      "diffs_best": tables.differences(f, cur, bases, "best_acc", 100.0, True) if best else {},
                      "failed": tables.failed_runs(out / s.name),
                      "running": tables.failed_runs(out / s.name, running=True)}
-    fid_main, fid = tables.fidelity_frames(suite, out)
-    median_rho = {s.name: float(fid_main.loc[(fid_main.setting == s.name) & (fid_main.curriculum == "docl"),
-                                             "spearman_all"].median()) if len(fid_main) else np.nan
-                  for s in paper_settings}
+    return D
 
+
+
+
+def _header(suite: Suite, paper_settings, steps_settings, command: str, missing: Optional[list],
+            out: Path) -> list[str]:
+    """The title, the generated-by line, what each protocol is, a partial suite's note and how it was tuned."""
     arms = list(dict.fromkeys(c for st in suite.settings for c in suite.curricula_of(st)))
     from .suites import TUNED_AS
     ordered = [c for c in arms if c in TUNED_AS and c != "sgd-draw"]  # the ordering ablation: named as a family
@@ -131,13 +172,17 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
     if steps_settings:
         L += ["**Steps protocol**: equal gradient steps for every curriculum.", ""]
     if missing:
-        L += [partial_note(missing, Path(out_root or out)), ""]
+        L += [partial_note(missing, out), ""]
     L += [f"Knobs were tuned on the validation split on tuning seed(s) {', '.join(map(str, suite.tuning_seeds))}, "
           "then frozen; numbers are test accuracy on the report seeds. Intervals are 95% t-intervals of paired "
           "(same seed: same split, noise draw and initialisation) differences; a verdict says *beats*/*trails* "
           "only when the interval excludes 0.", ""]
+    return L
 
-    # ---------------------------------------------------------------- at a glance
+
+def _glance(paper_settings, D: dict, median_rho: dict) -> list[str]:
+    """At a glance: Table 1's cells and each setting's computed sentences."""
+    L: list[str] = []
     if paper_settings:  # (a steps-only suite reads its verdicts from the steps table below)
         L += ["## At a glance (computed)", ""] + glance_table1(paper_settings, D) + [""]
     for s in paper_settings:
@@ -155,167 +200,196 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
                  f"The byproduct score {reading.agreement(median_rho[s.name])} at DoCL's episode starts."]
         L.append(f"- **{s.title}**: " + " ".join(p[0].upper() + p[1:] for p in parts if p))
     L += [""]
+    return L
 
-    # ---------------------------------------------------------------- main table
-    if paper_settings:
-        cur = suite.curricula["paper"]
-        arm_n = {c: suite.seeds_of(paper_settings[0], c) for c in cur}
-        L += ["## Paper protocol: final test accuracy", "",
-              f"Mean ± std over seeds ({', '.join(f'{L_(c)} {n}' for c, n in arm_n.items())}; n after each cell "
-              "where fewer ran); best mean per column in bold. First the last epoch's student model (ours), then "
-              "the best epoch of max(student, teacher) (the authors' report).", ""]
-        for key, what in (("stats", "Last epoch, student"), ("stats_best", "Best epoch of max(student, teacher)")):
-            if not any(D[s.name][key] for s in paper_settings):
-                continue
-            L += [f"**{what}**", "", "| curriculum | " + " | ".join(f"{s.title} ({s.epochs} ep.)"
-                                                                    for s in paper_settings) + " |",
-                  "|---|" + "---:|" * len(paper_settings)]
-            for c in cur:
-                cells = []
-                for s in paper_settings:
-                    st = D[s.name][key]
-                    m, sd, n = st.get(c, (np.nan, np.nan, 0))
-                    best = max((v[0] for v in st.values() if np.isfinite(v[0])), default=np.nan)
-                    cell = (f"{m:.2f} ± {sd:.2f}" + (f" (n={n})" if n < suite.seeds_of(s, c) else "")) if n else "—"
-                    cells.append(f"**{cell}**" if n and f"{m:.2f}" == f"{best:.2f}" else cell)
-                L.append(f"| {L_(c)} | " + " | ".join(cells) + " |")
-            L += [""]
-        failed = {s.name: D[s.name]["failed"] for s in suite.settings if D[s.name]["failed"]}
-        if failed:
-            L += ["", "Failed runs (left out): " + "; ".join(f"{k}: {', '.join(v)}" for k, v in failed.items())]
-        running = {s.name: D[s.name]["running"] for s in suite.settings if D[s.name]["running"]}
-        if running:
-            L += ["", "Still running when this was written (left out): "
-                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in running.items())]
-        L += ["", "## Paired differences against SGD and against Random", "",
-              "Curriculum − baseline in accuracy points, mean [95% t-interval] (seeds where the curriculum was "
-              "better / seeds), on both reports: *last* (the last epoch's student) and *best* (the best epoch of "
-              "max(student, teacher)). Bold: the interval excludes 0 in the curriculum's favour; italic: against "
-              "it.", "",
-              "| setting | baseline | report | " + " | ".join(L_(c) for c in cur if c != "sgd") + " |",
-              "|---|---|---|" + "---|" * len([c for c in cur if c != "sgd"])]
-        for s in paper_settings:
-            for b in ("sgd", "random"):
-                for key, what in (("diffs", "last"), ("diffs_best", "best")):
-                    if D[s.name][key]:
-                        L.append(f"| {s.title} | − {L_(b)} | {what} | " + " | ".join(
-                            _cell(D[s.name][key].get((c, b), {})) if c != b else "·" for c in cur if c != "sgd")
-                            + " |")
-        differ = [f"{L_(c)} − {L_(b)} on {s.title} ({v1} on the last epoch's student, {v2} on the best epoch)"
-                  for s in paper_settings for (c, b), r in D[s.name]["diffs"].items() if b in ("sgd", "random")
-                  for v1, v2 in [(r.get("verdict"), D[s.name]["diffs_best"].get((c, b), {}).get("verdict"))]
-                  if v2 is not None and v1 != v2]
-        L += ["", "Verdicts that differ between the two reports: " + ("; ".join(differ) + "." if differ else
-                                                                      "none; every verdict holds on both.")]
-        L += [""]
-        L += commands_section(suite, paper_settings, chosen, out)
-        L += order_section(paper_settings, D, out)
-        L += budget_section(suite, paper_settings, D, figure)
-        L += score_section(paper_settings, D)
-        L += resemblance_section(paper_settings, D, out)
 
-        # ---------------------------------------------------------------- convergence
-        panels = [(s.title, D[s.name]["rounds"][D[s.name]["rounds"]["curriculum"] == "sgd"],
-                   tables.sgd_convergence(D[s.name]["rounds"])) for s in paper_settings]
-        panels = [p for p in panels if len(p[1])]
-        L += ["## Has SGD converged?", "",
-              "The budgets are meant to be long enough for the baseline to flatten. Check: the mean over seeds of "
-              "(final test accuracy − the best test accuracy reached in the first 75% of epochs); the best-so-far, "
-              "because the cosine restarts make the curve saw-toothed.", ""]
-        L += [f"- {reading.convergence('SGD', t, c)}" for t, _, c in panels] + [""]
-        name = figure(figures.convergence(panels), "sgd_convergence", 1100, 330 * -(-len(panels) // 3) + 120) \
-            if panels else None
-        if name:
-            L += [f"![SGD convergence]({name})", ""]
-
-        # ---------------------------------------------------------------- curves
-        L += ["## Accuracy against epochs and against samples seen", ""]
-        for s in paper_settings:
-            r = D[s.name]["rounds"]
-            if len(r):
-                n_train = int(r["k"].max())
-                name = figure(figures.curves(s.title, r, cur, n_train), s.name, 1100, 480 + 30 * (len(cur) // 6))
-                if name:
-                    L += [f"![{s.title}]({name})", ""]
-
-        # ---------------------------------------------------------------- computation
-        L += ["## Computation each curriculum used", "",
-              "Means over seeds. *Samples seen*: training samples forwarded, full passes and warm start included, "
-              "in units of N. *Own time*: training, selection and episode-start work (centrality, teacher restart) "
-              "in seconds of one CPU thread; *wall*: the whole epochs, including the study's logging (losses of all "
-              "N each epoch, and for DoCL/DoCL-NR the exact score at episode starts, which the method does not "
-              "need). Ratios are to SGD. Timings come from a machine shared with other jobs: compare within a "
-              "setting, not across.", "",
-              "| setting | " + " | ".join(L_(c) for c in cur) + " |", "|---|" + "---:|" * len(cur)]
-        for s in paper_settings:
-            comp = tables.computation(D[s.name]["rounds"], cur).set_index("curriculum") \
-                if len(D[s.name]["rounds"]) else pd.DataFrame()
-            if not len(comp):
-                continue
-            ref = comp.loc["sgd"] if "sgd" in comp.index else None
+def _paper_tables(suite: Suite, paper_settings, D: dict) -> list[str]:
+    """The paper protocol's accuracy tables (both reports), failed and running runs, paired differences."""
+    L: list[str] = []
+    cur = suite.curricula["paper"]
+    arm_n = {c: suite.seeds_of(paper_settings[0], c) for c in cur}
+    L += ["## Paper protocol: final test accuracy", "",
+          f"Mean ± std over seeds ({', '.join(f'{L_(c)} {n}' for c, n in arm_n.items())}; n after each cell "
+          "where fewer ran); best mean per column in bold. First the last epoch's student model (ours), then "
+          "the best epoch of max(student, teacher) (the authors' report).", ""]
+    for key, what in (("stats", "Last epoch, student"), ("stats_best", "Best epoch of max(student, teacher)")):
+        if not any(D[s.name][key] for s in paper_settings):
+            continue
+        L += [f"**{what}**", "", "| curriculum | " + " | ".join(f"{s.title} ({s.epochs} ep.)"
+                                                                for s in paper_settings) + " |",
+              "|---|" + "---:|" * len(paper_settings)]
+        for c in cur:
             cells = []
-            for c in cur:
-                if c not in comp.index:
-                    cells.append("—")
-                    continue
-                x = comp.loc[c]
-                ratio = f" ({x.seen / ref.seen:.2f}×, {x.own_s / ref.own_s:.2f}×)" if ref is not None else ""
-                cells.append(f"{x.seen:.1f} N, {x.own_s:.1f} s own, {x.wall_s:.1f} s wall{ratio}")
-            L.append(f"| {s.title} | " + " | ".join(cells) + " |")
-        L += ["", "In brackets: samples seen and own time relative to SGD.", ""]
-        for s in paper_settings:
-            comp = tables.computation(D[s.name]["rounds"], cur).set_index("curriculum") \
-                if len(D[s.name]["rounds"]) else pd.DataFrame()
-            if "docl" not in comp.index:
+            for s in paper_settings:
+                st = D[s.name][key]
+                m, sd, n = st.get(c, (np.nan, np.nan, 0))
+                best = max((v[0] for v in st.values() if np.isfinite(v[0])), default=np.nan)
+                cell = (f"{m:.2f} ± {sd:.2f}" + (f" (n={n})" if n < suite.seeds_of(s, c) else "")) if n else "—"
+                cells.append(f"**{cell}**" if n and f"{m:.2f}" == f"{best:.2f}" else cell)
+            L.append(f"| {L_(c)} | " + " | ".join(cells) + " |")
+        L += [""]
+    failed = {s.name: D[s.name]["failed"] for s in suite.settings if D[s.name]["failed"]}
+    if failed:
+        L += ["", "Failed runs (left out): " + "; ".join(f"{k}: {', '.join(v)}" for k, v in failed.items())]
+    running = {s.name: D[s.name]["running"] for s in suite.settings if D[s.name]["running"]}
+    if running:
+        L += ["", "Still running when this was written (left out): "
+              + "; ".join(f"{k}: {', '.join(v)}" for k, v in running.items())]
+    L += ["", "## Paired differences against SGD and against Random", "",
+          "Curriculum − baseline in accuracy points, mean [95% t-interval] (seeds where the curriculum was "
+          "better / seeds), on both reports: *last* (the last epoch's student) and *best* (the best epoch of "
+          "max(student, teacher)). Bold: the interval excludes 0 in the curriculum's favour; italic: against "
+          "it.", "",
+          "| setting | baseline | report | " + " | ".join(L_(c) for c in cur if c != "sgd") + " |",
+          "|---|---|---|" + "---|" * len([c for c in cur if c != "sgd"])]
+    for s in paper_settings:
+        for b in ("sgd", "random"):
+            for key, what in (("diffs", "last"), ("diffs_best", "best")):
+                if D[s.name][key]:
+                    L.append(f"| {s.title} | − {L_(b)} | {what} | " + " | ".join(
+                        _cell(D[s.name][key].get((c, b), {})) if c != b else "·" for c in cur if c != "sgd")
+                        + " |")
+    differ = [f"{L_(c)} − {L_(b)} on {s.title} ({v1} on the last epoch's student, {v2} on the best epoch)"
+              for s in paper_settings for (c, b), r in D[s.name]["diffs"].items() if b in ("sgd", "random")
+              for v1, v2 in [(r.get("verdict"), D[s.name]["diffs_best"].get((c, b), {}).get("verdict"))]
+              if v2 is not None and v1 != v2]
+    L += ["", "Verdicts that differ between the two reports: " + ("; ".join(differ) + "." if differ else
+                                                                  "none; every verdict holds on both.")]
+    L += [""]
+    return L
+
+
+def _convergence_section(paper_settings, D: dict, figure) -> list[str]:
+    """Has SGD converged: the sentences and the figure."""
+    L: list[str] = []
+    panels = [(s.title, D[s.name]["rounds"][D[s.name]["rounds"]["curriculum"] == "sgd"],
+               tables.sgd_convergence(D[s.name]["rounds"])) for s in paper_settings]
+    panels = [p for p in panels if len(p[1])]
+    L += ["## Has SGD converged?", "",
+          "The budgets are meant to be long enough for the baseline to flatten. Check: the mean over seeds of "
+          "(final test accuracy − the best test accuracy reached in the first 75% of epochs); the best-so-far, "
+          "because the cosine restarts make the curve saw-toothed.", ""]
+    L += [f"- {reading.convergence('SGD', t, c)}" for t, _, c in panels] + [""]
+    name = figure(figures.convergence(panels), "sgd_convergence", 1100, 330 * -(-len(panels) // 3) + 120) \
+        if panels else None
+    if name:
+        L += [f"![SGD convergence]({name})", ""]
+    return L
+
+
+def _curves_section(paper_settings, D: dict, cur, figure) -> list[str]:
+    """Accuracy against epochs and samples seen, one figure per setting."""
+    L: list[str] = []
+    L += ["## Accuracy against epochs and against samples seen", ""]
+    for s in paper_settings:
+        r = D[s.name]["rounds"]
+        if len(r):
+            n_train = int(r["k"].max())
+            name = figure(figures.curves(s.title, r, cur, n_train), s.name, 1100, 480 + 30 * (len(cur) // 6))
+            if name:
+                L += [f"![{s.title}]({name})", ""]
+    return L
+
+
+def _computation_section(paper_settings, D: dict, cur) -> list[str]:
+    """Samples seen and own time per curriculum, with ratios to SGD and Random."""
+    L: list[str] = []
+    L += ["## Computation each curriculum used", "",
+          "Means over seeds. *Samples seen*: training samples forwarded, full passes and warm start included, "
+          "in units of N. *Own time*: training, selection and episode-start work (centrality, teacher restart) "
+          "in seconds of one CPU thread; *wall*: the whole epochs, including the study's logging (losses of all "
+          "N each epoch, and for DoCL/DoCL-NR the exact score at episode starts, which the method does not "
+          "need). Ratios are to SGD. Timings come from a machine shared with other jobs: compare within a "
+          "setting, not across.", "",
+          "| setting | " + " | ".join(L_(c) for c in cur) + " |", "|---|" + "---:|" * len(cur)]
+    for s in paper_settings:
+        comp = tables.computation(D[s.name]["rounds"], cur).set_index("curriculum") \
+            if len(D[s.name]["rounds"]) else pd.DataFrame()
+        if not len(comp):
+            continue
+        ref = comp.loc["sgd"] if "sgd" in comp.index else None
+        cells = []
+        for c in cur:
+            if c not in comp.index:
+                cells.append("—")
                 continue
-            x = comp.loc["docl"]
-            parts = [reading.ratio("DoCL", L_(b), x[k], comp.loc[b, k], w) for b in ("sgd", "random")
-                     if b in comp.index for k, w in (("seen", "samples"), ("own_s", "own time"))]
-            L.append(f"- {s.title}: " + "; ".join(p for p in parts if p) + ".")
-        L += ["", "Under this recipe Random keeps the whole pool k0 each epoch while DoCL (and MCL, DoCL-NR) keep "
-              "select_ratio·k0 of it when a diversity term prunes, so Random trains on more samples per epoch; the "
-              "ratios above are measured, not assumed.", ""]
+            x = comp.loc[c]
+            ratio = f" ({x.seen / ref.seen:.2f}×, {x.own_s / ref.own_s:.2f}×)" if ref is not None else ""
+            cells.append(f"{x.seen:.1f} N, {x.own_s:.1f} s own, {x.wall_s:.1f} s wall{ratio}")
+        L.append(f"| {s.title} | " + " | ".join(cells) + " |")
+    L += ["", "In brackets: samples seen and own time relative to SGD.", ""]
+    for s in paper_settings:
+        comp = tables.computation(D[s.name]["rounds"], cur).set_index("curriculum") \
+            if len(D[s.name]["rounds"]) else pd.DataFrame()
+        if "docl" not in comp.index:
+            continue
+        x = comp.loc["docl"]
+        parts = [reading.ratio("DoCL", L_(b), x[k], comp.loc[b, k], w) for b in ("sgd", "random")
+                 if b in comp.index for k, w in (("seen", "samples"), ("own_s", "own time"))]
+        L.append(f"- {s.title}: " + "; ".join(p for p in parts if p) + ".")
+    L += ["", "Under this recipe Random keeps the whole pool k0 each epoch while DoCL (and MCL, DoCL-NR) keep "
+          "select_ratio·k0 of it when a diversity term prunes, so Random trains on more samples per epoch; the "
+          "ratios above are measured, not assumed.", ""]
+    return L
 
-        # ---------------------------------------------------------------- noisy labels
-        noisy = [s for s in paper_settings if s.label_noise > 0]
-        if noisy:
-            L += ["## What the curricula select when labels are flipped", "",
-                  "Share of flipped labels among the samples each curriculum trained on in the epochs that select "
-                  "(k < N), against their share of the training set, paired by seed; the verdict comes from the "
-                  "interval of the difference.", ""]
-            for s in noisy:
-                sh = tables.noisy_shares(D[s.name]["rounds"], [c for c in cur if c != "sgd"])
-                if sh:
-                    L += [f"- **{s.title}**: " + " ".join(reading.noisy_share(L_(c), sh[c]) for c in sh)]
-            L += [""]
 
-        L += ["## How class-balanced the last epoch's subset is", "",
-              "The largest class's share of the samples trained on in the last epoch, and in brackets the "
-              "total-variation distance between that subset's class histogram and the training set's (0: same "
-              "proportions, 1: disjoint); means over seeds, given labels; read beside the accuracy table above.", "",
-              "| setting | " + " | ".join(L_(c) for c in cur) + " |", "|---|" + "---:|" * len(cur)]
-        for s in paper_settings:
-            cb = tables.class_balance(out / s.name, D[s.name]["rounds"], cur) if len(D[s.name]["rounds"]) else {}
-            L.append(f"| {s.title} | " + " | ".join(f"{cb[c][0] * 100:.0f}% (TV {cb[c][1]:.2f})" if c in cb else "—"
-                                                    for c in cur) + " |")
+def _noisy_section(paper_settings, D: dict, cur) -> list[str]:
+    """The share of flipped labels each curriculum trained on."""
+    L: list[str] = []
+    noisy = [s for s in paper_settings if s.label_noise > 0]
+    if noisy:
+        L += ["## What the curricula select when labels are flipped", "",
+              "Share of flipped labels among the samples each curriculum trained on in the epochs that select "
+              "(k < N), against their share of the training set, paired by seed; the verdict comes from the "
+              "interval of the difference.", ""]
+        for s in noisy:
+            sh = tables.noisy_shares(D[s.name]["rounds"], [c for c in cur if c != "sgd"])
+            if sh:
+                L += [f"- **{s.title}**: " + " ".join(reading.noisy_share(L_(c), sh[c]) for c in sh)]
         L += [""]
-        from ..views import EASIER, HARDER  # the dashboard's rule for "harder" / "easier" (views.subset_summary)
-        picks = [c for c in cur if not c.startswith("sgd")]
-        L += ["## How hard the selected samples are", "",
-              "The mean percentile, among all N training samples, of the loss (and of the exact score a_i, where "
-              "it was logged: DoCL and DoCL-NR at episode starts) of the samples each curriculum selected, over "
-              "its selecting epochs and seeds, measured when the selection was made. 50: like the training set; "
-              f"above {HARDER * 100:.0f}: harder (higher loss, larger a_i); below {EASIER * 100:.0f}: easier.", "",
-              "| setting | " + " | ".join(L_(c) for c in picks) + " |", "|---|" + "---:|" * len(picks)]
-        for s in paper_settings:
-            pc = tables.selection_percentiles(out / s.name, D[s.name]["rounds"], picks) \
-                if len(D[s.name]["rounds"]) else {}
-            L.append(f"| {s.title} | " + " | ".join(
-                (f"loss {pc[c]['loss']:.0f}" + (f", a {pc[c]['exact']:.0f}" if np.isfinite(pc[c]["exact"]) else ""))
-                if c in pc else "—" for c in picks) + " |")
-        L += [""]
+    return L
 
-    # ---------------------------------------------------------------- ablations
+
+def _balance_section(paper_settings, D: dict, cur, out: Path) -> list[str]:
+    """How class-balanced the last epoch's subset is."""
+    L: list[str] = []
+    L += ["## How class-balanced the last epoch's subset is", "",
+          "The largest class's share of the samples trained on in the last epoch, and in brackets the "
+          "total-variation distance between that subset's class histogram and the training set's (0: same "
+          "proportions, 1: disjoint); means over seeds, given labels; read beside the accuracy table above.", "",
+          "| setting | " + " | ".join(L_(c) for c in cur) + " |", "|---|" + "---:|" * len(cur)]
+    for s in paper_settings:
+        cb = tables.class_balance(out / s.name, D[s.name]["rounds"], cur) if len(D[s.name]["rounds"]) else {}
+        L.append(f"| {s.title} | " + " | ".join(f"{cb[c][0] * 100:.0f}% (TV {cb[c][1]:.2f})" if c in cb else "—"
+                                                for c in cur) + " |")
+    L += [""]
+    return L
+
+
+def _hardness_section(paper_settings, D: dict, cur, out: Path) -> list[str]:
+    """Loss and score percentiles of the selected samples."""
+    L: list[str] = []
+    from ..views import EASIER, HARDER  # the dashboard's rule for "harder" / "easier" (views.subset_summary)
+    picks = [c for c in cur if not c.startswith("sgd")]
+    L += ["## How hard the selected samples are", "",
+          "The mean percentile, among all N training samples, of the loss (and of the exact score a_i, where "
+          "it was logged: DoCL and DoCL-NR at episode starts) of the samples each curriculum selected, over "
+          "its selecting epochs and seeds, measured when the selection was made. 50: like the training set; "
+          f"above {HARDER * 100:.0f}: harder (higher loss, larger a_i); below {EASIER * 100:.0f}: easier.", "",
+          "| setting | " + " | ".join(L_(c) for c in picks) + " |", "|---|" + "---:|" * len(picks)]
+    for s in paper_settings:
+        pc = tables.selection_percentiles(out / s.name, D[s.name]["rounds"], picks) \
+            if len(D[s.name]["rounds"]) else {}
+        L.append(f"| {s.title} | " + " | ".join(
+            (f"loss {pc[c]['loss']:.0f}" + (f", a {pc[c]['exact']:.0f}" if np.isfinite(pc[c]["exact"]) else ""))
+            if c in pc else "—" for c in picks) + " |")
+    L += [""]
+    return L
+
+
+def _ablation_section(suite: Suite, D: dict, out: Path) -> list[str]:
+    """The recipe's ablations, DoCL beside Random under each switch."""
+    L: list[str] = []
     if suite.ablations:
         L += ["## Ablations of the recipe", "",
               "One ingredient of the authors' recipe turned off at a time (the tuned knobs kept), for DoCL and for "
@@ -342,11 +416,12 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
             L += [""] + [f"- Under {'the full recipe' if v == 'full recipe' else v}: "
                          f"{reading.compare('DoCL', 'Random', r)}" for v, r in ab["vs_random"].items()]
             L += [""]
+    return L
 
-    # ---------------------------------------------------------------- fidelity
-    L += fidelity_section(suite, fid_main, fid, median_rho, figure)
 
-    # ---------------------------------------------------------------- steps
+def _steps_section(suite: Suite, steps_settings, D: dict) -> list[str]:
+    """The steps protocol's table (equal gradient steps)."""
+    L: list[str] = []
     if steps_settings:
         L += ["## Steps protocol (equal gradient steps): a second, shorter table", "",
               "Rounds of score → select → train with a k_t schedule shared by every curriculum, so all take the "
@@ -366,9 +441,12 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
         L += [""] + [f"- *{s.title}* (steps): " + reading.compare("DoCL", "Random",
                                                                  D[s.name]["diffs"].get(("docl", "random"), {}))
                      for s in steps_settings] + [""]
+    return L
 
-    # ---------------------------------------------------------------- tuning
-    L += ["## Tuning (validation only, then frozen)", "",
+
+def _tuning_section(suite: Suite, chosen: dict, cand: pd.DataFrame) -> list[str]:
+    """The chosen knobs and every grid point's validation accuracy."""
+    L = ["## Tuning (validation only, then frozen)", "",
           "Each grid point ran on the tuning seed(s) and was scored by final validation accuracy; ties go to the "
           "first (default) point. Under the paper protocol with the authors' centrality, λ does not enter the "
           "selection (their rule is the top of mod·p + centrality), so MCL's knob is `mod`.", "",
@@ -387,13 +465,23 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
             v = g["val"].astype(float).mean()
             L.append(f"| {setting} | {L_(c)} | {k} | {'failed' if not np.isfinite(v) else f'{v * 100:.2f}'} |")
         L += ["", "</details>"]
-    L += ["", "## The seed's Table 1, for scale", "",
+    return L
+
+
+def _table1_section() -> list[str]:
+    """The seed's Table 1, for scale."""
+    L = ["", "## The seed's Table 1, for scale", "",
           "The paper trains deep networks for hundreds of epochs on CIFAR/ImageNet-scale data; these are 8×8 "
           "digits and MNIST-1D with small networks. Only the ordering and the size of the gaps compare.", "",
           "| paper dataset | Random (SGD) | SPL | MCL | DoCL-NR | DoCL | DoCL − Random |", "|---|---:|---:|---:|---:|---:|---:|"]
     L += [f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {v[4] - v[0]:+.2f} |" for k, v in table1.by_dataset().items()]
+    return L
+
+
+def _made_section(out: Path, command: str, timing: dict, fig_errors: list) -> list[str]:
+    """How this was made: command, run times, hardware, versions."""
     rt = run_times(out)
-    L += ["", "## How this was made", "", f"- Command: `{command}` (from the repository root)."]
+    L = ["", "## How this was made", "", f"- Command: `{command}` (from the repository root)."]
     if rt:
         L.append(f"- {rt['n']} runs, {sum(rt['run_s']) / 60:.1f} run-minutes ({sum(rt['run_s']) / 3600:.2f} "
                  f"CPU-hours: one thread per run), median {np.median(rt['run_s']):.1f} s "
@@ -415,12 +503,8 @@ def write_report(suite: Suite, out: Path, docs: Path, chosen: dict, cand: pd.Dat
           f"tuning in `{out}/tuning/`, ablations in `{out}/ablation/`, fidelity runs in `{out}/fidelity/`."]
     if fig_errors:
         L += [f"- Figures not written (PNG export failed): {'; '.join(fig_errors)}"]
-    path = docs / (suite.results_name or f"RESULTS-{suite.name}.md")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(L) + "\n")
-    tmp.replace(path)
-    write_verdicts(suite, D, path)
-    return path
+    return L
+
 
 
 def _plain(v):
@@ -454,41 +538,47 @@ def write_verdicts(suite: Suite, D: dict, md: Path) -> Path:
     return out
 
 
+def _num(v, sign="+"):
+    """A two-decimal number, or n/a for NaN."""
+    return f"{v:{sign}.2f}" if np.isfinite(v) else "n/a"
+
+
+def _med(g, col):
+    """The median of g[col], NaN when the column is missing or empty."""
+    return float(g[col].median()) if col in g and g[col].notna().any() else float("nan")
+
+
+def _fidelity_timing(same: float, start: float, pers: float) -> str:
+    """The byproduct against the exact score in time: one sentence from the medians of spearman_all,
+    spearman_start and exact_persistence."""
+    if not np.isfinite(start):
+        return "no epoch after a logged one, so the byproduct was not read against the interval's start."
+    head = (f"read against the exact score at the start of the epoch it summarises, the byproduct has median "
+            f"ρ = {start:+.2f} (same frame: {_num(same)})")
+    if not np.isfinite(pers):
+        if np.isfinite(same) and abs(start - same) >= 0.1:
+            way = "agrees better" if start > same else "agrees worse"
+            return f"{head}: it {way} with the score it looks back to than with the score of its own frame."
+        return f"{head}: the timing changes little; the exact score was not logged in consecutive epochs."
+    if start < -0.1 and pers > 0.1:
+        return (f"{head}, opposite to it, while the exact ranking persists over the epoch (median ρ = "
+                f"{pers:+.2f}): the estimator, not the score's own drift, is at fault.")
+    follows = "; the byproduct does follow the score at the interval's start" if start > 0.1 else ""
+    if pers < -0.1:
+        return (f"{head}, but the exact ranking itself reverses over one epoch (median persistence "
+                f"{pers:+.2f}), so any estimator that looks back one epoch ranks against the current score: "
+                f"the score's own drift, not the estimator, is at fault{follows}.")
+    if pers < 0.1:
+        return (f"{head}, but the exact ranking itself barely survives one epoch (median persistence "
+                f"{pers:+.2f}), so no estimator that looks back one epoch can rank well{follows}.")
+    if start >= pers - 0.1:
+        return (f"{head}, within 0.1 of the exact score's own persistence ({pers:+.2f}): about as good as a "
+                "one-epoch-old score can be.")
+    return (f"{head}, {pers - start:.2f} below the exact score's own persistence ({pers:+.2f}), the ceiling "
+            "for a look-back estimator: the estimator loses more than the epoch's drift.")
+
+
 def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, median_rho: dict, figure) -> list[str]:
-    def num(v, sign="+"):
-        return f"{v:{sign}.2f}" if np.isfinite(v) else "n/a"
-
-    def med(g, col):
-        return float(g[col].median()) if col in g and g[col].notna().any() else float("nan")
-
-    def timing(same: float, start: float, pers: float) -> str:
-        """One sentence from the medians of spearman_all, spearman_start and exact_persistence."""
-        if not np.isfinite(start):
-            return "no epoch after a logged one, so the byproduct was not read against the interval's start."
-        head = (f"read against the exact score at the start of the epoch it summarises, the byproduct has median "
-                f"ρ = {start:+.2f} (same frame: {num(same)})")
-        if not np.isfinite(pers):
-            if np.isfinite(same) and abs(start - same) >= 0.1:
-                way = "agrees better" if start > same else "agrees worse"
-                return f"{head}: it {way} with the score it looks back to than with the score of its own frame."
-            return f"{head}: the timing changes little; the exact score was not logged in consecutive epochs."
-        if start < -0.1 and pers > 0.1:
-            return (f"{head}, opposite to it, while the exact ranking persists over the epoch (median ρ = "
-                    f"{pers:+.2f}): the estimator, not the score's own drift, is at fault.")
-        follows = "; the byproduct does follow the score at the interval's start" if start > 0.1 else ""
-        if pers < -0.1:
-            return (f"{head}, but the exact ranking itself reverses over one epoch (median persistence "
-                    f"{pers:+.2f}), so any estimator that looks back one epoch ranks against the current score: "
-                    f"the score's own drift, not the estimator, is at fault{follows}.")
-        if pers < 0.1:
-            return (f"{head}, but the exact ranking itself barely survives one epoch (median persistence "
-                    f"{pers:+.2f}), so no estimator that looks back one epoch can rank well{follows}.")
-        if start >= pers - 0.1:
-            return (f"{head}, within 0.1 of the exact score's own persistence ({pers:+.2f}): about as good as a "
-                    "one-epoch-old score can be.")
-        return (f"{head}, {pers - start:.2f} below the exact score's own persistence ({pers:+.2f}), the ceiling "
-                "for a look-back estimator: the estimator loses more than the epoch's drift.")
-
     L = ["## How far the byproduct is from the exact score", "",
          "Per logged epoch: Spearman's ρ between the authors' byproduct (`score_paper`) and the exact score "
          "a_i = g_i · ḡ (`score_exact`) over all N and over the samples selected that epoch, and the overlap "
@@ -503,23 +593,29 @@ def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, me
         for s in suite.by_protocol("paper"):
             sub = fid_main[(fid_main.setting == s.name) & (fid_main.curriculum == "docl")]
             if len(sub):
-                same, start, pers = med(sub, "spearman_all"), med(sub, "spearman_start"), med(sub, "exact_persistence")
+                same, start = _med(sub, "spearman_all"), _med(sub, "spearman_start")
+                pers = _med(sub, "exact_persistence")
                 L.append(f"- {s.title}: median ρ = {sub['spearman_all'].median():+.2f} (all N), "
                          f"{sub['spearman_selected'].median():+.2f} (selected), top-k overlap "
-                         f"{sub['overlap_topk'].median():.2f} ({len(sub)} epochs); ρ_start = {num(start)}, "
-                         f"exact persistence {num(pers)}; the byproduct "
-                         f"{reading.agreement(median_rho[s.name])}. In time, {timing(same, start, pers)}")
+                         f"{sub['overlap_topk'].median():.2f} ({len(sub)} epochs); ρ_start = {_num(start)}, "
+                         f"exact persistence {_num(pers)}; the byproduct "
+                         f"{reading.agreement(median_rho[s.name])}. In time, {_fidelity_timing(same, start, pers)}")
         L += [""]
+    return L + _dedicated_fidelity(suite, fid, figure)
+
+
+def _dedicated_fidelity(suite: Suite, fid: pd.DataFrame, figure) -> list[str]:
+    """The dedicated fidelity runs: their table, sentences and figure (nothing without runs)."""
     if not len(fid):
-        return L
-    L += ["**Dedicated runs** (exact score every epoch; paper protocol: a sweep of the peak learning rate and "
-          "momentum 0; steps protocol: the byproduct logged beside the exact score that drives selection). "
-          "Medians over seeds × epochs; ρ_start is the byproduct after an epoch against the exact score at its "
-          "start, persistence the exact score against itself one epoch later; the last column is the variant's ρ "
-          "minus the default's, paired by seed and epoch, with its 95% interval.", "",
-          "| runs | epochs | median ρ, all N | median ρ, selected | median top-k overlap | median Jaccard | "
-          "median ρ_start | median exact persistence | ρ − default |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        return []
+    L = ["**Dedicated runs** (exact score every epoch; paper protocol: a sweep of the peak learning rate and "
+         "momentum 0; steps protocol: the byproduct logged beside the exact score that drives selection). "
+         "Medians over seeds × epochs; ρ_start is the byproduct after an epoch against the exact score at its "
+         "start, persistence the exact score against itself one epoch later; the last column is the variant's ρ "
+         "minus the default's, paired by seed and epoch, with its 95% interval.", "",
+         "| runs | epochs | median ρ, all N | median ρ, selected | median top-k overlap | median Jaccard | "
+         "median ρ_start | median exact persistence | ρ − default |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     from .stats import paired
     for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
         base = fid[(fid.setting == setting) & (fid.variant == "default") & (fid.protocol == g["protocol"].iloc[0])]
@@ -528,13 +624,13 @@ def fidelity_section(suite: Suite, fid_main: pd.DataFrame, fid: pd.DataFrame, me
             w = pd.DataFrame({"v": g.set_index(["seed", "round"])["spearman_all"],
                               "d": base.set_index(["seed", "round"])["spearman_all"]})
             diff = _cell({**paired(w, "v", "d"), "higher": True})
-        L.append(f"| {group} | {len(g)} | {num(med(g, 'spearman_all'))} | {num(med(g, 'spearman_selected'))} | "
-                 f"{num(med(g, 'overlap_topk'), '')} | {num(med(g, 'jaccard_topk'), '')} | "
-                 f"{num(med(g, 'spearman_start'))} | {num(med(g, 'exact_persistence'))} | {diff} |")
+        L.append(f"| {group} | {len(g)} | {_num(_med(g, 'spearman_all'))} | {_num(_med(g, 'spearman_selected'))} | "
+                 f"{_num(_med(g, 'overlap_topk'), '')} | {_num(_med(g, 'jaccard_topk'), '')} | "
+                 f"{_num(_med(g, 'spearman_start'))} | {_num(_med(g, 'exact_persistence'))} | {diff} |")
     L += [""]
     for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
-        L.append(f"- {group}: in time, " + timing(med(g, "spearman_all"), med(g, "spearman_start"),
-                                                   med(g, "exact_persistence")))
+        L.append(f"- {group}: in time, " + _fidelity_timing(_med(g, "spearman_all"), _med(g, "spearman_start"),
+                                                            _med(g, "exact_persistence")))
     for (setting, group), g in fid.groupby(["setting", "group"], sort=False):
         base = fid[(fid.setting == setting) & (fid.variant == "default") & (fid.protocol == g["protocol"].iloc[0])]
         if g["variant"].iloc[0] != "default" and len(base):
@@ -725,6 +821,30 @@ def commands_section(suite: Suite, settings, chosen: dict, out: Path) -> list[st
     return L
 
 
+def _order_table(st: dict, diffs: dict, what: str, cur) -> list[str]:
+    """One report's table of the ordering ablation: each selection in draw, shuffled and reversed order
+    with the paired differences, then SGD beside SGD in DoCL's order where that arm ran."""
+    from .suites import ORDER_VARIANTS
+    L = [f"**{what.capitalize()}**", "",
+         "| selection | draw (the authors') | shuffled | reversed | draw − shuffled | draw − reversed |",
+         "|---|---:|---:|---:|---|---|"]
+    for b, label in ORDER_BASES:
+        cells = []
+        for arm in (b, f"{b}-shuffle", f"{b}-reversed"):
+            m, sd, n = st.get(arm, (np.nan, np.nan, 0))
+            cells.append(f"{m:.2f} ± {sd:.2f} (n={n})" if n else "—")
+        L.append(f"| {label} | " + " | ".join(cells) + " | "
+                 + " | ".join(_cell(diffs.get((b, f"{b}-{o}"), {})) for o in ORDER_VARIANTS) + " |")
+    if "sgd-draw" in cur:
+        def ms(arm):
+            m, sd, n = st.get(arm, (np.nan, np.nan, 0))
+            return f"{m:.2f} ± {sd:.2f} (n={n})" if n else "— (no complete runs)"
+        L += ["", f"SGD {ms('sgd')}; SGD in DoCL's order {ms('sgd-draw')}: SGD in DoCL's order − SGD "
+              f"{_cell(diffs.get(('sgd-draw', 'sgd'), {}))}, DoCL − SGD in DoCL's order "
+              f"{_cell(diffs.get(('docl', 'sgd-draw'), {}))}."]
+    return L + [""]
+
+
 def order_section(paper_settings, D: dict, out: Path) -> list[str]:
     """The ordering ablation: each subset curriculum in draw (the authors'), shuffled and reversed order,
     the order-only arm (SGD ordered by DoCL's draw), where the flipped labels sit along a pass, and a
@@ -756,27 +876,8 @@ def order_section(paper_settings, D: dict, out: Path) -> list[str]:
         L += [f"### {s.title}, E = {s.epochs}", ""]
         for key, what, diffs in (("stats", "last epoch, student", last), ("stats_best", "best epoch of max(student, "
                                                                                      "teacher)", best)):
-            st = d[key]
-            if not st:
-                continue
-            L += [f"**{what.capitalize()}**", "",
-                  "| selection | draw (the authors') | shuffled | reversed | draw − shuffled | draw − reversed |",
-                  "|---|---:|---:|---:|---|---|"]
-            for b, label in ORDER_BASES:
-                cells = []
-                for arm in (b, f"{b}-shuffle", f"{b}-reversed"):
-                    m, sd, n = st.get(arm, (np.nan, np.nan, 0))
-                    cells.append(f"{m:.2f} ± {sd:.2f} (n={n})" if n else "—")
-                L.append(f"| {label} | " + " | ".join(cells) + " | "
-                         + " | ".join(_cell(diffs.get((b, f"{b}-{o}"), {})) for o in ORDER_VARIANTS) + " |")
-            if "sgd-draw" in cur:
-                def ms(arm):
-                    m, sd, n = st.get(arm, (np.nan, np.nan, 0))
-                    return f"{m:.2f} ± {sd:.2f} (n={n})" if n else "— (no complete runs)"
-                L += ["", f"SGD {ms('sgd')}; SGD in DoCL's order {ms('sgd-draw')}: SGD in DoCL's order − SGD "
-                      f"{_cell(diffs.get(('sgd-draw', 'sgd'), {}))}, DoCL − SGD in DoCL's order "
-                      f"{_cell(diffs.get(('docl', 'sgd-draw'), {}))}."]
-            L += [""]
+            if d[key]:
+                L += _order_table(d[key], diffs, what, cur)
         prof = tables.pass_profile(out / s.name, d["rounds"], [b for b, _ in ORDER_BASES] + ["sgd-draw"],
                                    _noisy(out / s.name)) if len(d["rounds"]) else pd.DataFrame()
         if len(prof):
@@ -797,6 +898,29 @@ def order_section(paper_settings, D: dict, out: Path) -> list[str]:
         said = order_reading(last, best, prof)
         L += [f"- **{s.title}**" + ("" if said else ": no paired runs yet.")] + [f"  - {x}" for x in said]
     return L + [""]
+
+
+def _pass_position_sentences(prof: pd.DataFrame) -> list[str]:
+    """Where DoCL's passes put the flipped labels and the high scores, each worded by its interval."""
+    out: list[str] = []
+    if len(prof) and "docl" in set(prof["arm"]):
+        g = prof[prof["arm"] == "docl"]
+        r = _paired_cols(g, "last_noisy", "first_noisy")
+        if r.get("n"):
+            where = ("fewer flipped labels than" if r["high"] < 0 else "more flipped labels than" if r["low"] > 0
+                     else "about as many flipped labels as")
+            out.append(f"In DoCL's draw order the last quarter of a pass holds {where} the first "
+                       f"({g['last_noisy'].mean():.1f}% against {g['first_noisy'].mean():.1f}%, last − first "
+                       f"{interval(r)} points).")
+        rho = g["rho"].dropna()
+        if len(rho) >= 2:
+            m, lo, hi, n = paired_ci(rho.to_numpy())
+            way = ("high scores come first" if hi < 0 else "high scores come last" if lo > 0
+                   else "no consistent direction")
+            out.append(f"Along DoCL's passes, position and score correlate at ρ = {m:+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                       f"(mean over seeds of each run's mean over epochs): {way}. The draw alone puts high scores "
+                       "first; numpy's argpartition then rearranges the survivors of the prune (docs/architecture.md).")
+    return out
 
 
 def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
@@ -861,23 +985,7 @@ def order_reading(last: dict, best: dict, prof: pd.DataFrame) -> list[str]:
     elif v(only) is not None and (over_shuffle or over_reverse):
         out.append("Ordering every epoch of SGD by DoCL's draw does not lift it: whatever the order does, it does "
                    "through the selected subsets.")
-    if len(prof) and "docl" in set(prof["arm"]):
-        g = prof[prof["arm"] == "docl"]
-        r = _paired_cols(g, "last_noisy", "first_noisy")
-        if r.get("n"):
-            where = ("fewer flipped labels than" if r["high"] < 0 else "more flipped labels than" if r["low"] > 0
-                     else "about as many flipped labels as")
-            out.append(f"In DoCL's draw order the last quarter of a pass holds {where} the first "
-                       f"({g['last_noisy'].mean():.1f}% against {g['first_noisy'].mean():.1f}%, last − first "
-                       f"{interval(r)} points).")
-        rho = g["rho"].dropna()
-        if len(rho) >= 2:
-            m, lo, hi, n = paired_ci(rho.to_numpy())
-            way = ("high scores come first" if hi < 0 else "high scores come last" if lo > 0
-                   else "no consistent direction")
-            out.append(f"Along DoCL's passes, position and score correlate at ρ = {m:+.2f} [{lo:+.2f}, {hi:+.2f}] "
-                       f"(mean over seeds of each run's mean over epochs): {way}. The draw alone puts high scores "
-                       "first; numpy's argpartition then rearranges the survivors of the prune (docs/architecture.md).")
+    out += _pass_position_sentences(prof)
     if v(gain) is not None and v(score_drawn) not in ("beats",) and v(order) == "beats":
         out.append("Which samples DoCL picks matters less than the order it trains them in.")
     if v(gain) == "beats" and v(uniform) == "beats" and v(vs_random) != "beats":
