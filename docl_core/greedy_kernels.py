@@ -140,7 +140,7 @@ def stochastic_greedy(q, wk, c, k, targets, s):
     """Stochastic greedy with lazy evaluation inside each step (see selection.stochastic_greedy).
 
     q (n, n) integer similarity, wk (n,), c as in `exact_greedy`; targets (steps, s) int64: step t's
-    partial Fisher–Yates partners over the samples not yet picked (`selection._swap_target_array`), one row
+    partial Fisher–Yates partners over the samples not yet picked (`selection.swap_targets`), one row
     per step that samples (s < n − t), later steps take every remaining sample. → (k,) int64.
     Candidates are evaluated in decreasing order of their last value (an upper bound, stable: ties
     in sampled order) until a bound falls below the best fresh value: the pick is the one that

@@ -79,9 +79,8 @@ class StepsRounds:
     def __init__(self, cfg, n: int, gen: torch.Generator, task: str, device: torch.device):
         self.cfg, self.s, self.n, self.gen, self.task, self.device = cfg, cfg.schedule, n, gen, task, device
         self.rounds = cfg.rounds
-        # what the curriculum's RoundState says of the draw (curricula.py)
-        self.temperature, self.pool_factor, self.sampling, self.random_subsample = \
-            self.s.temperature, self.s.pool_factor, "standardized", True
+        # what the curriculum's RoundState says of the draw (its sampler, samplers.StepsSampler)
+        self.temperature, self.pool_factor, self.random_subsample = self.s.temperature, self.s.pool_factor, True
 
     def plan(self, t: int) -> RoundPlan:
         return RoundPlan(t=t, stage=t, k=self.s.k(t, self.n), choose="curriculum",
@@ -110,9 +109,10 @@ class PaperRounds:
         self.cfg, self.n, self.gen, self.task, self.device, self.full_data = cfg, n, gen, task, device, full_data
         self.epochs = PaperProtocol(cfg.schedule, n, cfg.batch_size, full_data, prunes=cfg.diversity != "none")
         self.rounds = self.epochs.epochs
-        # what the curriculum's RoundState says of the draw (curricula.py): the pool is the plan's
-        self.temperature, self.pool_factor, self.sampling, self.random_subsample = \
-            1.0 / cfg.schedule.score_scale, 1.0, "paper", cfg.schedule.random_subsample
+        # what the curriculum's RoundState says of the draw (its sampler, samplers.PaperSampler): the pool
+        # is the plan's
+        self.temperature, self.pool_factor, self.random_subsample = \
+            1.0 / cfg.schedule.score_scale, 1.0, cfg.schedule.random_subsample
         # the estimators measured between the kernel's epochs: the one driving the selection
         driving = cfg.selection_score
         self.driving = (driving,) if driving in ("exact", "fast", "grand") else ()

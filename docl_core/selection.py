@@ -37,8 +37,14 @@ row is computed when needed (a step's rows in one product, blocks of at most `CH
 all are, an LRU cache of rows within the same budget), the loops run in Python (each gain by the
 compiled `row_gain`), and n = 50,000 runs in bounded memory. Both routes compute the same integers
 (exactly by construction for float32 features: `_operand`; for float64 through products of
-≥ MIN_PRODUCT_ROWS rows: `_cos`), so every maximiser returns the same indices on either route. The generator passed in is the only randomness; all functions return int64 indices,
-distinct, in [0, n), on the device of their inputs.
+≥ MIN_PRODUCT_ROWS rows: `_cos`), so every maximiser returns the same indices on either route. The
+generator passed in is the only randomness; all functions return int64 indices, distinct, in [0, n),
+on the device of their inputs.
+
+Hooks for tests and benchmarks: `block_sizes(chunk_elements, col_block)` runs a block of code with
+other block sizes and logs what it computed (`BlockLog`: the largest block, matrices formed);
+`spare_buffer_bytes()` says what memory is kept for the next precomputed call; `Similarity` is the
+rows and gains every maximiser reads.
 """
 from __future__ import annotations
 
@@ -48,7 +54,9 @@ import math
 import operator
 import threading
 from collections import OrderedDict
-from typing import Optional
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -59,6 +67,37 @@ MEMORY_BUDGET_BYTES = 1 << 30   # precompute the (n, n) similarity when it fits:
 UNIT_BITS = {torch.float32: 24, torch.float64: 40}   # similarity units 2^-b by feature dtype (`quantize`)
 _INT = {torch.float32: torch.int32, torch.float64: torch.int64}
 METHODS = ("stochastic", "lazy", "greedy")   # facility-location maximisers (`maximize_facility`)
+
+
+@dataclass
+class BlockLog:
+    """What similarities were computed while `block_sizes` was active (the chunked route's memory bound)."""
+
+    largest: int = 0                # entries of the largest block of similarity rows computed (chunked route)
+    matrices: int = 0               # (n, n) integer similarities formed (`similarity_units`: precomputed route)
+
+
+_block_log: Optional[BlockLog] = None
+
+
+@contextmanager
+def block_sizes(chunk_elements: Optional[int] = None, col_block: Optional[int] = None) -> Iterator[BlockLog]:
+    """Compute similarities in blocks of at most `chunk_elements` entries (default CHUNK_ELEMENTS) and
+    `col_block` columns (default COL_BLOCK) inside the block, and yield a `BlockLog` of what was
+    computed there. Answers never depend on the block sizes (tests use tiny ones for many ragged
+    blocks on small inputs). The sizes are module-wide: not for concurrent callers."""
+    global CHUNK_ELEMENTS, COL_BLOCK, _block_log
+    saved = CHUNK_ELEMENTS, COL_BLOCK, _block_log
+    for name, v in (("chunk_elements", chunk_elements), ("col_block", col_block)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+    CHUNK_ELEMENTS = chunk_elements or CHUNK_ELEMENTS
+    COL_BLOCK = col_block or COL_BLOCK
+    _block_log = BlockLog()
+    try:
+        yield _block_log
+    finally:
+        CHUNK_ELEMENTS, COL_BLOCK, _block_log = saved
 
 # ----------------------------------------------------------------------------- checks
 
@@ -270,7 +309,10 @@ def _units_(p: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def _unit_product(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Similarity units of `_operand` rows a against rows b, for `dtype` features. (r, D), (c, D) → (r, c)"""
-    return _units_(a @ b.T if dtype == torch.float32 else _cos(a, b), dtype)
+    out = _units_(a @ b.T if dtype == torch.float32 else _cos(a, b), dtype)
+    if _block_log is not None:
+        _block_log.largest = max(_block_log.largest, out.numel())
+    return out
 
 
 SPARE_BYTES = 256 << 20         # largest similarity buffer kept for the next call (`_take_buffer`)
@@ -294,6 +336,12 @@ def _give_back(buf: Optional[torch.Tensor]) -> None:
             _spare[:] = [buf]
 
 
+def spare_buffer_bytes() -> int:
+    """Bytes of the similarity buffer kept for the next precomputed call: 0 or one buffer's, ≤ SPARE_BYTES."""
+    with _spare_lock:
+        return sum(b.numel() * b.element_size() for b in _spare)
+
+
 def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> np.ndarray:
     """The integer similarity q ≈ round(max(cos, 0)·2^b) of all pairs of normalised rows, symmetric
     by construction: the lower triangle from row slabs (half the flops), mirrored by tiles.
@@ -303,6 +351,8 @@ def similarity_units(x: torch.Tensor, buffer: Optional[torch.Tensor] = None) -> 
     """
     n = x.shape[0]
     dtype = _INT[x.dtype]
+    if _block_log is not None:
+        _block_log.matrices += 1
     q = (buffer if buffer is not None else torch.empty(n * n, dtype=dtype))[:n * n].view(n, n)
     op = _operand(x)
     rows = max(64, min(256, (4 * CHUNK_ELEMENTS) // max(1, n)))         # slabs of ≤ 8 MiB in float64
@@ -329,7 +379,7 @@ def _kernels():
     return greedy_kernels
 
 
-class _Similarity:
+class Similarity:
     """Integer rows of the similarity on the host, and the gains read from them: the one place the
     two routes differ is where a row comes from.
 
@@ -357,6 +407,15 @@ class _Similarity:
         # chunked: keep as many recent rows as the budget holds (rows are reread by later steps)
         self._cap = max(2 * MIN_PRODUCT_ROWS, CHUNK_ELEMENTS // self.n, memory_budget_bytes // (self.n * itemsize))
 
+    @property
+    def buffer_bytes(self) -> int:
+        """Bytes of the buffer holding the matrix (≥ n² entries: a reused one may be larger); 0 chunked."""
+        return 0 if self._buffer is None else self._buffer.numel() * self._buffer.element_size()
+
+    def cached(self, j: int) -> bool:
+        """Whether row j is at hand without a product (always when precomputed)."""
+        return self.matrix is not None or j in self._cache
+
     def release(self) -> None:
         """Done with the matrix: its memory goes to the next call (`_give_back`)."""
         self.matrix = None
@@ -367,7 +426,7 @@ class _Similarity:
         """An empty cover (S = ∅) in this similarity's integer units. (n,)"""
         return np.zeros(self.n, dtype=self.dtype)
 
-    def _rows(self, idx: torch.Tensor) -> np.ndarray:
+    def rows(self, idx: torch.Tensor) -> np.ndarray:
         """Chunked route: q for the rows idx, computed now, as integral floats of the features'
         dtype (exact: ≤ 2^24 in float32, 2^40 in float64). (m,) → (m, n)"""
         if self._op is None:
@@ -410,7 +469,7 @@ class _Similarity:
             new += list(itertools.islice(fill, min(cap, MIN_PRODUCT_ROWS) - len(new)))
         for _ in range(len(self._cache) + len(new) - cap):               # room first: never above cap rows
             self._cache.popitem(last=False)
-        block = self._rows(torch.tensor(new, dtype=torch.int64, device=self.x.device))   # (m, n)
+        block = self.rows(torch.tensor(new, dtype=torch.int64, device=self.x.device))   # (m, n)
         for j, r in zip(new, block):
             self._cache[j] = r.copy()                                    # own memory: a dropped row frees it
 
@@ -425,7 +484,7 @@ class _Similarity:
         for r0 in range(0, self.n, rb):
             r1 = min(self.n, r0 + rb)
             blk = (self.matrix[r0:r1] if self.matrix is not None
-                   else self._rows(torch.arange(r0, r1, device=self.x.device)))   # (rb, n)
+                   else self.rows(torch.arange(r0, r1, device=self.x.device)))   # (rb, n)
             d = blk - cover                                              # exact: integers or integral floats
             out[r0:r1] = np.maximum(d, 0, out=d).sum(axis=1, dtype=np.int64)
         return out
@@ -510,7 +569,7 @@ def greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam:
     w, x, k, lam, n = _prepare(weights, features, k, lam, memory_budget_bytes)
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
-    sim = _Similarity(x, memory_budget_bytes)
+    sim = Similarity(x, memory_budget_bytes)
     wk, c = _greedy_terms(w, k, lam, n, sim.bits)
     cover = sim.zeros()                                                  # (n,) max_{j∈S} q_ij
     taken = np.zeros(n, dtype=bool)
@@ -542,18 +601,25 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
     w, x, k, lam, n = _prepare(weights, features, k, lam, memory_budget_bytes)
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
-    sim = _Similarity(x, memory_budget_bytes)
+    sim = Similarity(x, memory_budget_bytes)
     wk, c = _greedy_terms(w, k, lam, n, sim.bits)
     if sim.matrix is not None:
         picked = _kernels().exact_greedy(sim.matrix, wk, c, k)
         sim.release()
-        return _indices(picked, w.device)
+    else:
+        picked = _lazy_chunked(sim, wk, c, k)
+    return _indices(picked, w.device)
+
+
+def _lazy_chunked(sim: Similarity, wk: np.ndarray, c: float, k: int) -> list:
+    """Minoux's lazy greedy on the chunked route: (−value, index) pairs in a heap of stale upper
+    bounds; the top is picked once its value is fresh. → k indices in pick order."""
     cover = sim.zeros()                                                  # (n,) similarity units
     values = wk + c * sim.gains_all(cover).astype(np.float64)            # (n,) exact at step 0
     heap = [(-v, j) for j, v in enumerate(values.tolist())]
     heapq.heapify(heap)
     wk = wk.tolist()
-    fresh = [0] * n                                                      # step at which a value was exact
+    fresh = [0] * sim.n                                                  # step at which a value was exact
     picked = []
     for step in range(k):
         while True:
@@ -561,17 +627,17 @@ def lazy_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k: int,
             if fresh[j] == step:
                 heapq.heappop(heap)
                 break
-            if j not in sim._cache:                                      # ≈ the next 128 re-evaluations
+            if not sim.cached(j):                                        # ≈ the next 128 re-evaluations
                 sim.prefetch([j] + [e[1] for e in heap[1:129] if fresh[e[1]] != step],
                              extra=[e[1] for e in heap[129:257]])
             heapq.heapreplace(heap, (-(wk[j] + c * sim.gain(j, cover)), j))
             fresh[j] = step
         picked.append(j)
         sim.add_to_cover(cover, j)
-    return _indices(picked, w.device)
+    return picked
 
 
-def _swap_target_array(u: torch.Tensor, n: int, s: int) -> np.ndarray:
+def swap_targets(u: torch.Tensor, n: int, s: int) -> np.ndarray:
     """Partial Fisher–Yates targets for consecutive steps, from s uniforms per step. (steps·s,) → (steps, s) int64
 
     Step t shuffles the r = n − t samples not yet picked: its i-th swap partner is
@@ -586,14 +652,9 @@ def _swap_target_array(u: torch.Tensor, n: int, s: int) -> np.ndarray:
     return p.to(torch.int64).cpu().numpy()
 
 
-def _swap_targets(u: torch.Tensor, n: int, s: int) -> list:
-    """`_swap_target_array` as steps lists of s ints."""
-    return _swap_target_array(u, n, s).tolist()
-
-
-def _partial_shuffle(pool: list, targets: list) -> None:
+def partial_shuffle(pool: list, targets: list) -> None:
     """Move a uniform len(targets)-subset of the unpicked head of pool to pool[:len(targets)], in
-    place: swap i with targets[i] (`_swap_targets`). O(len(targets))."""
+    place: swap i with targets[i] (one step's row of `swap_targets`). O(len(targets))."""
     for i, p in enumerate(targets):
         pool[i], pool[p] = pool[p], pool[i]
 
@@ -620,27 +681,33 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
     w, x, k, lam, n = _prepare(weights, features, k, lam, memory_budget_bytes)
     if lam == 0:
         return top_k(w, k)                                               # modular: top-k is exact
-    sim = _Similarity(x, memory_budget_bytes)
+    sim = Similarity(x, memory_budget_bytes)
     wk, c = _greedy_terms(w, k, lam, n, sim.bits)
     s = max(1, math.ceil(n / k * math.log(1.0 / epsilon)))              # candidates per step
     sampling_steps = min(k, max(0, n - s))                               # steps with s < remaining
-    targets = _swap_target_array(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
-                                            device=generator.device).cpu(), n, s)   # (steps, s)
+    targets = swap_targets(torch.rand(sampling_steps * s, generator=generator, dtype=torch.float64,
+                                      device=generator.device).cpu(), n, s)   # (steps, s)
     if sim.matrix is not None:
         picked = _kernels().stochastic_greedy(sim.matrix, wk, c, k, targets, s)
         sim.release()
-        return _indices(picked, w.device)
-    targets = targets.tolist()
-    wk = wk.tolist()
+    else:
+        picked = _stochastic_chunked(sim, wk, c, k, s, targets.tolist())
+    return _indices(picked, w.device)
+
+
+def _stochastic_chunked(sim: Similarity, wk: np.ndarray, c: float, k: int, s: int, targets: list) -> list:
+    """Stochastic greedy's steps on the chunked route (the compiled loop's twin, greedy_kernels): each
+    step's candidates by partial Fisher–Yates, evaluated in decreasing order of their last value until
+    a bound falls below the best fresh one. → k indices in pick order."""
+    n, wk, gain = sim.n, wk.tolist(), sim.gain
     remaining = list(range(n))                                           # samples not picked, any order
     bound = [math.inf] * n                                               # ≥ each sample's current value
     cover = sim.zeros()                                                  # (n,) similarity units
-    gain = sim.gain
     picked = []
     for step in range(k):
         r = n - step
         if s < r:
-            _partial_shuffle(remaining, targets[step])                   # candidates: remaining[:s]
+            partial_shuffle(remaining, targets[step])                    # candidates: remaining[:s]
         cand = remaining[:min(s, r)]
         best, best_pos = -math.inf, -1
         bounds = [bound[j] for j in cand]
@@ -658,7 +725,7 @@ def stochastic_greedy(weights: Optional[torch.Tensor], features: torch.Tensor, k
         remaining[best_pos] = remaining[r - 1]                           # swap-remove in O(1)
         remaining.pop()
         sim.add_to_cover(cover, j)
-    return _indices(picked, w.device)
+    return picked
 
 
 def maximize_facility(weights: Optional[torch.Tensor], features: torch.Tensor, k: int, lam: float,

@@ -74,7 +74,7 @@ class Trainer:
         self.model, self.net, self.channels_last, self.batchnorm_sync = place_model(
             build_model(config.model, self.ds), self.device, dist)  # net: the model or its DDP wrapper
         by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}
-        self.curriculum = make_curriculum(config.curriculum, diversity=config.diversity, **by_score)
+        self.curriculum = make_curriculum(config.curriculum, config.diversity, config.protocol, **by_score)
         self.gen = torch.Generator().manual_seed(config.seed)  # selection, batch order, mixup
         self.opt, ps = _optimizer(self.model, config), config.schedule
         dev = self.device
@@ -246,7 +246,7 @@ class Trainer:
             loss=measured.loss,
             score=self.tracker.score_values(measured, cfg.selection_score) if scored else None,
             features=measured.features, generator=self.gen, pool=pool,
-            sampling=proto.sampling, centrality=self.centrality, mod=mod, random_subsample=proto.random_subsample,
+            centrality=self.centrality, mod=mod, random_subsample=proto.random_subsample,
             labels=self.y if self.ds.task == "classification" else None)
 
     def _start_episode(self, index: int) -> None:

@@ -221,8 +221,7 @@ def _round_state(n, k, score, paper=False, pool=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     return RoundState(t=0, k=k, lam=0.0, temperature=10.0 if paper else 1.0, pool_factor=1e6,
                       loss=torch.rand(n, generator=g), score=score, features=None,
-                      generator=torch.Generator().manual_seed(seed), pool=pool,
-                      sampling="paper" if paper else "standardized")
+                      generator=torch.Generator().manual_seed(seed), pool=pool)
 
 
 @pytest.mark.parametrize("paper", [False, True])
@@ -236,7 +235,8 @@ def test_score_curriculum_picks_against_brute_force(name, prefer, paper):
     g = torch.Generator().manual_seed(hash((name, prefer, paper)) % 1000)
     values = torch.randn(n, generator=g, dtype=torch.float64)
     values[3] = float("nan")  # not measured yet: explored first
-    cur = make_curriculum("score", diversity="none", score=name, prefer=prefer)
+    cur = make_curriculum("score", diversity="none", protocol="paper" if paper else "steps", score=name,
+                          prefer=prefer)
     picked = cur.select(_round_state(n, k, values, paper=paper, pool=n)).indices.tolist()
     hard_high = SAMPLE_SCORES.get(name, "high") == "high"
     want_high = hard_high == (prefer == "hard")
@@ -252,9 +252,10 @@ def test_score_curriculum_is_docls_machinery(prefer):
     n, k = 40, 8
     a = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     for paper in (False, True):
-        docl = make_curriculum("docl", diversity="none").select(
+        protocol = "paper" if paper else "steps"
+        docl = make_curriculum("docl", diversity="none", protocol=protocol).select(
             _round_state(n, k, a if prefer == "hard" else -a, paper=paper, pool=20))
-        score = make_curriculum("score", diversity="none", score="exact", prefer=prefer).select(
+        score = make_curriculum("score", diversity="none", protocol=protocol, score="exact", prefer=prefer).select(
             _round_state(n, k, a, paper=paper, pool=20))
         assert docl.indices.tolist() == score.indices.tolist()
 

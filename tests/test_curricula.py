@@ -206,3 +206,34 @@ def test_every_curriculum_returns_k_distinct_valid_indices_reproducibly(inst):
             b = c.select(RoundState(**fields, generator=torch.Generator().manual_seed(seed)))
             assert_valid(a, k, n)
             assert torch.equal(a.indices, b.indices), (name, diversity)
+
+
+# ----------------------------------------------------------------------------- the composition (issue 30)
+
+
+def test_a_curriculum_is_a_score_a_pruner_and_its_protocols_sampler():
+    """The score is each curriculum's own; the sampler is the protocol's, named at construction."""
+    s = state(n=12, k=3)
+    scores = {n: make_curriculum(n).score(s) for n in CURRICULA}
+    assert scores["sgd"] is None and scores["random"] is None                 # uniform: no preference
+    assert torch.equal(scores["spl"], -s.loss.double()) and torch.equal(scores["mcl"], s.loss.double())
+    assert torch.equal(scores["docl"], s.score.double()) and torch.equal(scores["docl-nr"], s.score.double())
+    for protocol in ("steps", "paper"):
+        for n in (*CURRICULA, "score"):
+            c = make_curriculum(n, protocol=protocol)
+            assert c.protocol == c.sampler.name == protocol and protocol in repr(c)
+    assert type(make_curriculum("spl").pruner).__name__ == "LowestLoss"
+    with pytest.raises(ValueError, match="unknown protocol 'episodes': choose one of steps, paper"):
+        make_curriculum("docl", protocol="episodes")
+
+
+def test_the_protocol_not_the_class_picks_the_draw():
+    """The same curriculum and state: steps keeps the k smallest losses (no draw), paper draws the
+    recipe's pool first and returns its distribution p."""
+    s = state(n=40, k=5, pool=20, temperature=10.0)
+    steps = make_curriculum("spl", protocol="steps").select(s)
+    assert sorted(steps.indices.tolist()) == sorted(s.loss.argsort()[:5].tolist()) and steps.probability is None
+    paper = make_curriculum("spl", protocol="paper").select(s)
+    assert_valid(paper, 5, 40)
+    assert paper.probability is not None and paper.probability.dtype == torch.float64
+    assert torch.isclose(paper.probability.sum(), torch.tensor(1.0, dtype=torch.float64))

@@ -79,13 +79,13 @@ def test_the_selections_own_order_is_distributed_as_the_authors_numpy_draw(rule,
     oracle = [_spearman(np.arange(K), p[oracle_draw()]) for _ in range(1500)]
 
     name = "docl-nr" if rule == "no-subsample" else "docl"
-    cur = make_curriculum(name, diversity="none" if rule == "draw" else "centrality")
+    cur = make_curriculum(name, diversity="none" if rule == "draw" else "centrality", protocol="paper")
     gen = torch.Generator().manual_seed(3)
     ours = []
     for _ in range(1000):
         st = RoundState(t=1, k=K, lam=1.0, temperature=10.0, pool_factor=1.0, loss=torch.zeros(N),
                         score=torch.tensor(a), features=None, generator=gen,
-                        pool=K if rule == "draw" else K0, sampling="paper", centrality=torch.tensor(c),
+                        pool=K if rule == "draw" else K0, centrality=torch.tensor(c),
                         mod=MOD, random_subsample=rule != "no-subsample")
         ids = cur.select(st).indices.numpy()
         assert len(ids) == K and len(set(ids.tolist())) == K
@@ -99,17 +99,17 @@ def test_the_authors_prune_keeps_argpartitions_order_even_when_it_keeps_the_whol
     """select_ratio = 1 (k = k0): the authors still call argpartition, which rearranges the pool."""
     a, c = _problem(60.0)
     p = _np_p(a, 0.1)
-    cur = make_curriculum("docl", diversity="centrality")
+    cur = make_curriculum("docl", diversity="centrality", protocol="paper")
     gen = torch.Generator().manual_seed(8)
     twin = torch.Generator().manual_seed(8)
     st = RoundState(t=1, k=K0, lam=1.0, temperature=10.0, pool_factor=1.0, loss=torch.zeros(N),
-                    score=torch.tensor(a), features=None, generator=gen, pool=K0, sampling="paper",
+                    score=torch.tensor(a), features=None, generator=gen, pool=K0,
                     centrality=torch.tensor(c), mod=MOD)
     ids = cur.select(st).indices.numpy()
     # the same pool, drawn with the same generator state, then numpy's rule by hand
-    drawn = make_curriculum("docl", diversity="none").select(
+    drawn = make_curriculum("docl", diversity="none", protocol="paper").select(
         RoundState(t=1, k=K0, lam=1.0, temperature=10.0, pool_factor=1.0, loss=torch.zeros(N),
-                   score=torch.tensor(a), features=None, generator=twin, pool=K0, sampling="paper")).indices.numpy()
+                   score=torch.tensor(a), features=None, generator=twin, pool=K0)).indices.numpy()
     want = drawn[np.argpartition(MOD * p[drawn] + c[drawn], -K0)[-K0:]]
     assert ids.tolist() == want.tolist()
     assert sorted(ids.tolist()) == sorted(drawn.tolist())

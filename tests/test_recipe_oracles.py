@@ -298,13 +298,13 @@ def _frequencies(draw, times, n):
 
 
 def _our_draw(name, a, c, k, random_subsample, seed):
-    cur = make_curriculum(name, diversity="centrality")
+    cur = make_curriculum(name, diversity="centrality", protocol="paper")
     gen = torch.Generator().manual_seed(seed)
     probs = []
 
     def draw():
         state = RoundState(t=1, k=k, lam=1.0, temperature=10.0, pool_factor=1.0, loss=torch.zeros(N5),
-                           score=torch.tensor(a), features=None, generator=gen, pool=K0, sampling="paper",
+                           score=torch.tensor(a), features=None, generator=gen, pool=K0,
                            centrality=torch.tensor(c), mod=MOD5, random_subsample=random_subsample)
         sel = cur.select(state)
         assert sel.indices.dtype == torch.int64 and len(sel.indices) == k

@@ -113,7 +113,7 @@ def test_stochastic_greedy_is_seeded():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_chunked_values_equal_naive_n_by_n(monkeypatch):
+def test_chunked_values_equal_naive_n_by_n():
     w, x = problem(11, 57, D=5)
     S = torch.tensor([3, 17, 40, 41, 56])
     naive = float(naive_similarity(x)[:, S].amax(1).mean())
@@ -122,37 +122,28 @@ def test_chunked_values_equal_naive_n_by_n(monkeypatch):
     cover = sel.coverage(xh, xh[S])                                       # similarity units
     assert torch.allclose(cover, naive_similarity(x)[:, S].amax(1), rtol=0, atol=1e-15)
     expect = naive_gains(x, cover)
-    # tiny blocks: many row and column blocks, ragged edges
-    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 12)
-    monkeypatch.setattr(sel, "COL_BLOCK", 5)
-    assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
-    for budget in (0, 1 << 30):                                          # chunked, precomputed
-        sim = sel._Similarity(xh, budget)
-        got = torch.from_numpy(sim.gains_all(sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype))).double()
-        assert torch.allclose(got * unit(sim), expect, rtol=0, atol=57 * unit(sim))   # n half-units of rounding
-    assert math.isclose(sel.objective(w, x, S, 1.5), naive_objective(w, x, S.tolist(), 1.5), rel_tol=1e-12)
+    with sel.block_sizes(chunk_elements=12, col_block=5):                # tiny blocks: many, ragged edges
+        assert math.isclose(sel.facility_location(x, S), naive, rel_tol=1e-12)
+        for budget in (0, 1 << 30):                                      # chunked, precomputed
+            sim = sel.Similarity(xh, budget)
+            got = torch.from_numpy(sim.gains_all(sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype))).double()
+            assert torch.allclose(got * unit(sim), expect, rtol=0, atol=57 * unit(sim))   # n half-units of rounding
+        assert math.isclose(sel.objective(w, x, S, 1.5), naive_objective(w, x, S.tolist(), 1.5), rel_tol=1e-12)
 
 
-def test_blocks_bound_memory_and_do_not_change_answers(monkeypatch):
+def test_blocks_bound_memory_and_do_not_change_answers():
     """Chunked route: no similarity block larger than CHUNK_ELEMENTS or the smallest row cache
     (2·MIN_PRODUCT_ROWS rows of n), so the n×n matrix is never formed."""
     w, x = problem(5, 600, D=16, dtype=torch.float32)
     ref = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
-    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 4096)
-    monkeypatch.setattr(sel, "COL_BLOCK", 256)
-    largest = []
-    real_product = sel._unit_product
-
-    def spy(a, b, dtype):
-        out = real_product(a, b, dtype)
-        largest.append(out.numel())
-        return out
-
-    monkeypatch.setattr(sel, "_unit_product", spy)
-    monkeypatch.setattr(sel, "similarity_units", None)                   # the chunked route must not call it
-    got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
+    with sel.block_sizes(chunk_elements=4096, col_block=256) as blocks:
+        got = sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0), memory_budget_bytes=0)
     assert torch.equal(got, ref)
-    assert max(largest) <= max(4096, 2 * sel.MIN_PRODUCT_ROWS * 600) < 600 * 600
+    assert blocks.matrices == 0                                           # the chunked route never formed q
+    assert 0 < blocks.largest <= max(4096, 2 * sel.MIN_PRODUCT_ROWS * 600) < 600 * 600
+    with sel.block_sizes() as blocks:                                     # the log sees the other route too
+        sel.stochastic_greedy(w, x, 30, 1.0, torch.Generator().manual_seed(0))
+    assert blocks.matrices == 1
 
 
 def test_lambda_zero_is_top_k():
@@ -212,42 +203,40 @@ def test_both_routes_return_identical_answers_for_every_method(seed):
     assert run_method("lazy", w, x, k, lam, 0).tolist() == run_method("greedy", w, x, k, lam, 0).tolist()
 
 
-def test_routes_agree_with_tiny_blocks_and_ragged_edges(monkeypatch):
-    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 37)
-    monkeypatch.setattr(sel, "COL_BLOCK", 7)
+def test_routes_agree_with_tiny_blocks_and_ragged_edges():
     w, x = problem(21, 45, D=6)
-    for method in sel.METHODS:
-        a = run_method(method, w, x, 9, 2.0, ROUTES["chunked"], seed=3, epsilon=0.2)
-        b = run_method(method, w, x, 9, 2.0, ROUTES["precomputed"], seed=3, epsilon=0.2)
-        assert a.tolist() == b.tolist(), method
+    with sel.block_sizes(chunk_elements=37, col_block=7):
+        for method in sel.METHODS:
+            a = run_method(method, w, x, 9, 2.0, ROUTES["chunked"], seed=3, epsilon=0.2)
+            b = run_method(method, w, x, 9, 2.0, ROUTES["precomputed"], seed=3, epsilon=0.2)
+            assert a.tolist() == b.tolist(), method
 
 
 @pytest.mark.parametrize("route", ROUTES)
-def test_gains_on_each_route_equal_the_explicit_matrix(route, monkeypatch):
-    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 50)
-    monkeypatch.setattr(sel, "COL_BLOCK", 9)
-    _, x = problem(31, 40, D=5)
-    xh = sel.normalize_features(x)
-    sim = sel._Similarity(xh, ROUTES[route])
-    assert sim.route == route
-    cover = sel.coverage(xh, xh[torch.tensor([2, 11, 30])])
-    expect = naive_gains(x, cover)
-    cover = sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype)      # units 2^-bits, the route's dtype
-    all_gains = sim.gains_all(cover)
-    assert all_gains.dtype == np.int64
-    for j in (39, 0, 5, 11, 17):
-        assert math.isclose(sim.gain(j, cover) * unit(sim), float(expect[j]), rel_tol=0, abs_tol=40 * unit(sim))
-        assert sim.gain(j, cover) == all_gains[j]                         # exact integers alone or in a block
-    assert torch.allclose(torch.from_numpy(all_gains).double() * unit(sim), expect, rtol=0, atol=40 * unit(sim))
-    before = torch.from_numpy(cover.copy())
-    sim.add_to_cover(cover, 7)
-    assert torch.equal(torch.from_numpy(cover), torch.maximum(before, torch.from_numpy(sim.row(7).copy())))
-    assert torch.allclose(torch.from_numpy(cover).double() * unit(sim), torch.maximum(before.double() * unit(sim), naive_similarity(x)[:, 7]),
-                          rtol=0, atol=unit(sim))
-    if route == "precomputed":
-        q = torch.from_numpy(sim.matrix)
-        assert torch.equal(q, q.T)                                        # symmetric by construction
-        assert torch.allclose(q.double() * unit(sim), naive_similarity(x), rtol=0, atol=unit(sim))
+def test_gains_on_each_route_equal_the_explicit_matrix(route):
+    with sel.block_sizes(chunk_elements=50, col_block=9):
+        _, x = problem(31, 40, D=5)
+        xh = sel.normalize_features(x)
+        sim = sel.Similarity(xh, ROUTES[route])
+        assert sim.route == route
+        cover = sel.coverage(xh, xh[torch.tensor([2, 11, 30])])
+        expect = naive_gains(x, cover)
+        cover = sel.quantize(cover, xh.dtype).numpy().astype(sim.dtype)      # units 2^-bits, the route's dtype
+        all_gains = sim.gains_all(cover)
+        assert all_gains.dtype == np.int64
+        for j in (39, 0, 5, 11, 17):
+            assert math.isclose(sim.gain(j, cover) * unit(sim), float(expect[j]), rel_tol=0, abs_tol=40 * unit(sim))
+            assert sim.gain(j, cover) == all_gains[j]                         # exact integers alone or in a block
+        assert torch.allclose(torch.from_numpy(all_gains).double() * unit(sim), expect, rtol=0, atol=40 * unit(sim))
+        before = torch.from_numpy(cover.copy())
+        sim.add_to_cover(cover, 7)
+        assert torch.equal(torch.from_numpy(cover), torch.maximum(before, torch.from_numpy(sim.row(7).copy())))
+        assert torch.allclose(torch.from_numpy(cover).double() * unit(sim), torch.maximum(before.double() * unit(sim), naive_similarity(x)[:, 7]),
+                              rtol=0, atol=unit(sim))
+        if route == "precomputed":
+            q = torch.from_numpy(sim.matrix)
+            assert torch.equal(q, q.T)                                        # symmetric by construction
+            assert torch.allclose(q.double() * unit(sim), naive_similarity(x), rtol=0, atol=unit(sim))
 
 
 def test_lazy_equals_greedy_under_exact_ties_on_both_routes():
@@ -284,23 +273,23 @@ def test_compiled_exact_greedy_equals_plain_greedy_to_the_last_pick(seed):
     assert sorted(fast.tolist()) == list(range(n))
 
 
-def test_integer_similarity_is_symmetric_and_equals_the_chunked_rows(monkeypatch):
+def test_integer_similarity_is_symmetric_and_equals_the_chunked_rows():
     """similarity_units builds the lower triangle in slabs and mirrors it; every row equals the row
     the chunked route computes on its own, bit for bit (small slabs: many of them, ragged)."""
-    monkeypatch.setattr(sel, "CHUNK_ELEMENTS", 300)                      # slabs of 64 rows at n = 150
-    for dtype in (torch.float32, torch.float64):
-        x = sel.normalize_features(torch.randn(150, 9, generator=torch.Generator().manual_seed(8), dtype=dtype).relu() + 0.01)
-        q = sel.similarity_units(x)
-        assert q.dtype == (np.int32 if dtype == torch.float32 else np.int64)
-        assert (q == q.T).all()
-        chunked = sel._Similarity(x, 0)
-        rows = chunked._rows(torch.arange(150))
-        assert (rows == q).all() and (rows == np.round(rows)).all()      # the same integers
-        one = 1 << sel.UNIT_BITS[dtype]
-        assert (np.abs(np.diag(q) - one) <= 1 + 8 * one * torch.finfo(dtype).eps).all()   # s_ii = 1 up to rounding
-        assert torch.allclose(torch.from_numpy(q).double() * 2.0 ** -sel.UNIT_BITS[dtype],
-                              naive_similarity(x.double()), rtol=0,
-                              atol=2.0 ** -sel.UNIT_BITS[dtype] + 8 * torch.finfo(dtype).eps)   # unit + rounding
+    with sel.block_sizes(chunk_elements=300):                            # slabs of 64 rows at n = 150
+        for dtype in (torch.float32, torch.float64):
+            x = sel.normalize_features(torch.randn(150, 9, generator=torch.Generator().manual_seed(8), dtype=dtype).relu() + 0.01)
+            q = sel.similarity_units(x)
+            assert q.dtype == (np.int32 if dtype == torch.float32 else np.int64)
+            assert (q == q.T).all()
+            chunked = sel.Similarity(x, 0)
+            rows = chunked.rows(torch.arange(150))
+            assert (rows == q).all() and (rows == np.round(rows)).all()      # the same integers
+            one = 1 << sel.UNIT_BITS[dtype]
+            assert (np.abs(np.diag(q) - one) <= 1 + 8 * one * torch.finfo(dtype).eps).all()   # s_ii = 1 up to rounding
+            assert torch.allclose(torch.from_numpy(q).double() * 2.0 ** -sel.UNIT_BITS[dtype],
+                                  naive_similarity(x.double()), rtol=0,
+                                  atol=2.0 ** -sel.UNIT_BITS[dtype] + 8 * torch.finfo(dtype).eps)   # unit + rounding
 
 
 @pytest.mark.parametrize("D, n", [(64, 258), (128, 257), (128, 70), (256, 513)])
@@ -315,9 +304,9 @@ def test_routes_agree_at_model_feature_sizes_with_exact_ties(D, n):
     x = torch.cat([base, base[:n // 2]])                                  # float32 (n, D): row h + i duplicates row i
     xh = sel.normalize_features(x)
     q = sel.similarity_units(xh)
-    chunked = sel._Similarity(xh, 0)
+    chunked = sel.Similarity(xh, 0)
     for j in (0, 5, h + 5, n - 1, n - 2):
-        assert (chunked._rows(torch.tensor([j])) == q[j]).all(), j        # a single-row product
+        assert (chunked.rows(torch.tensor([j])) == q[j]).all(), j        # a single-row product
     assert (q[h:h + 3] == q[:3]).all()                                    # duplicates: identical rows
     for method in sel.METHODS:
         a = run_method(method, None, x, 25, 1.0, ROUTES["chunked"], seed=1)
@@ -346,7 +335,7 @@ def test_float32_similarity_is_exact_whatever_computes_the_products():
     assert op.dtype == torch.float64 and torch.equal(op, op.round()) and float(op.abs().max()) <= 2 ** 26
     assert float((op * op).sum(1).max()) < 2 ** 53                       # every partial sum is exact
     full = sel._units_(op @ op.T, torch.float32).numpy()
-    rows = sel._Similarity(x, 0)._rows(torch.tensor([0, 7, 299]))
+    rows = sel.Similarity(x, 0).rows(torch.tensor([0, 7, 299]))
     assert (one == two).all() and (one == full).all() and (rows == one[[0, 7, 299]]).all()
     cos = sel.quantize(x.double() @ x.double().T, torch.float64).double() * 2.0 ** -40 * 2 ** 24
     assert float((torch.from_numpy(one).double() - cos).abs().max()) <= 128 ** 0.5   # √D units of 2^-24
@@ -365,19 +354,19 @@ def test_a_released_matrix_is_reused_and_never_shared():
     live similarities never share it."""
     x = sel.normalize_features(torch.rand(40, 3, generator=torch.Generator().manual_seed(1)))
     y = sel.normalize_features(torch.rand(30, 3, generator=torch.Generator().manual_seed(2)))
-    a = sel._Similarity(x, ROUTES["precomputed"])
-    b = sel._Similarity(y, ROUTES["precomputed"])
+    a = sel.Similarity(x, ROUTES["precomputed"])
+    b = sel.Similarity(y, ROUTES["precomputed"])
     assert not np.shares_memory(a.matrix, b.matrix)
     qa, qb = a.matrix.copy(), b.matrix.copy()
-    a_memory = a._buffer.data_ptr()
+    a_memory, b_bytes = a.matrix.ctypes.data, b.buffer_bytes
     a.release()
-    c = sel._Similarity(y, ROUTES["precomputed"])                        # takes a's memory
-    assert c._buffer.data_ptr() == a_memory
+    c = sel.Similarity(y, ROUTES["precomputed"])                         # takes a's memory
+    assert c.matrix.ctypes.data == a_memory
     assert (c.matrix == qb).all() and (b.matrix == qb).all()
     assert (sel.similarity_units(x) == qa).all()
     c.release()
     b.release()
-    assert len(sel._spare) == 1
+    assert sel.spare_buffer_bytes() == b_bytes                           # one buffer kept: the last given back
 
 
 # ----------------------------------------------------------------------------- similarity and λ (issue 13.9)
@@ -441,11 +430,11 @@ def test_candidate_sampling_is_partial_fisher_yates_on_the_uniforms():
     r, s = 50, 7
     pool = list(range(100, 100 + r)) + [-1, -2]
     u = torch.rand(3 * s, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
-    targets = sel._swap_targets(u, r, s)                                  # steps with r, r − 1, r − 2 left
+    targets = sel.swap_targets(u, r, s).tolist()                         # steps with r, r − 1, r − 2 left
     for step, uu in enumerate(u.reshape(3, s).tolist()):
         assert targets[step] == [i + int(ui * (r - step - i)) for i, ui in enumerate(uu)]
     u = u[:s].tolist()
-    sel._partial_shuffle(pool, targets[0])
+    sel.partial_shuffle(pool, targets[0])
     expect = list(range(100, 100 + r))
     for i, ui in enumerate(u):
         p = i + int(ui * (r - i))
@@ -503,7 +492,7 @@ def test_candidate_sampling_is_uniform_without_replacement():
     counts = torch.zeros(r)
     pool = list(range(r))
     for _ in range(trials):
-        sel._partial_shuffle(pool, sel._swap_targets(torch.rand(s, generator=g, dtype=torch.float64), r, s)[0])
+        sel.partial_shuffle(pool, sel.swap_targets(torch.rand(s, generator=g, dtype=torch.float64), r, s)[0].tolist())
         assert len(set(pool[:s])) == s and sorted(pool) == list(range(r))
         counts[pool[:s]] += 1
     assert torch.allclose(counts / trials, torch.full((r,), s / r), atol=0.03)  # each in with p = s/r
