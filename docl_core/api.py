@@ -153,7 +153,8 @@ def sample_scores(model: nn.Module, data: Data, *, names: Sequence[str] = ("exac
         raise ValueError("ask for 'exact' or 'fast', not both: they estimate the same score")
     gbar, n_total = _mean_gradient_over(model, data, task, batch_size) if two_pass else (None, 0)
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    scorers = make_scorers([n for n in names if n != "loss"], None, 0, task, eps=eps)  # the tracker's scorers
+    # the tracker's scorers; these keep no per-sample state across batches, so they need no labels up front
+    scorers = make_scorers([n for n in names if n != "loss"], None, 0, task, eps=eps)
     n_seen = 0
     for x, y in _batches(data, batch_size, device, dtype, need_labels=True):
         got = _measure_batch(model, x, y, task, scorers, gbar)

@@ -40,10 +40,10 @@ class Measuring:
     batch_size: int = 512                 # samples per scoring forward
     dist: DistContext = field(default_factory=lambda: SINGLE)
     gbar: Optional[dict[str, torch.Tensor]] = None  # ḡ over all N, computed once on first use
-    output: Optional[torch.Tensor] = None  # (N, C) at these weights, once known
-    speed: Optional[torch.Tensor] = None   # (N, C) v_i from the exact (else the fast) estimator
+    output: Optional[torch.Tensor] = None  # (N, C) at these weights once the estimators are done (while
+                                           # they run: this rank's rows, all-gathered by the Measurer)
+    speed: Optional[torch.Tensor] = None   # (N, C) v_i from the exact (else the fast) estimator, likewise
     grad_norm: float = float("nan")        # ‖ḡ‖
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
