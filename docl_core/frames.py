@@ -74,11 +74,21 @@ def default_dataset_frame(y: torch.Tensor, task: str, noisy: Optional[torch.Tens
                          "label": label, "clean_label": label, "noisy": flags})
 
 
-def selection_mask(ids, n: int) -> torch.Tensor:
-    """(n,) bool, True at the sample ids given."""
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.as_tensor(ids).cpu().long()] = True
-    return mask
+def selection_and_weights(selected, weights, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame's `selected` (N,) bool and `weight` (N,) float32 columns: the ids `selected` with their
+    `weights` (default 1), or, with no ids given, the samples `seen` (N,) bool in the round, weight 1."""
+    n = len(seen)
+    if selected is None:
+        sel = seen.clone()
+    else:
+        sel = torch.zeros(n, dtype=torch.bool)
+        sel[torch.as_tensor(selected).cpu().long()] = True
+    w = torch.zeros(n)
+    if weights is not None and selected is not None:
+        w[torch.as_tensor(selected).cpu().long()] = torch.as_tensor(weights, dtype=torch.float32).cpu()
+    else:
+        w[sel] = 1.0
+    return sel, w
 
 
 def pass_positions(order: torch.Tensor, n: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from .distributed import SINGLE, DistContext
 from .dynamics import check_inputs, eval_mode
 from .embedding import embedding_frame
 from .envinfo import versions
-from .frames import default_dataset_frame, pass_positions, sample_frame, selection_mask
+from .frames import default_dataset_frame, pass_positions, sample_frame, selection_and_weights
 from .grand import grad_norms
 from .measure import EmbeddingMap, KernelProbe, Measurement, Measurer, evaluate
 from .scorers import DataMap, make_scorers
@@ -270,12 +270,7 @@ class DynamicsTracker:
             own["train_loss"] = float(measured.loss.mean())
             if self.task == "classification":
                 own["train_acc"] = float((measured.output.argmax(1) == self.y).float().mean())
-        sel = self.seen_this_round.clone() if selected is None else selection_mask(selected, self.N)
-        w = torch.zeros(self.N)
-        if weights is not None and selected is not None:
-            w[torch.as_tensor(selected).cpu().long()] = torch.as_tensor(weights, dtype=torch.float32).cpu()
-        else:
-            w[sel] = 1.0
+        sel, w = selection_and_weights(selected, weights, self.seen_this_round)
         self.times_selected += sel.long()
         data_map = self.data_map_scores(measured)  # this round's p joins the running sums after the frame
         row = self._round_row(measured, sel, own, {**(timings or {}), **(extra_round or {}), **(metrics or {})})
