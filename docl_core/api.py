@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dynamics import check_inputs, check_task, docl_scores, eval_mode, mean_gradient
-from .outputs import output_scores, per_sample_loss
+from .dynamics import check_inputs, check_task, eval_mode, mean_gradient
+from .outputs import per_sample_loss
+from .scorers import GradientScore, Measuring, Scorer, make_scorers
 
 SCORES = ("exact", "fast", "loss", "el2n", "margin", "entropy", "grand")  # what scores() computes
 RULES = ("top", "draw", "modular", "facility")                             # what select() does
@@ -150,46 +151,15 @@ def sample_scores(model: nn.Module, data: Data, *, names: Sequence[str] = ("exac
     two_pass = [n for n in names if n in _TWO_PASS]
     if len(two_pass) == 2:
         raise ValueError("ask for 'exact' or 'fast', not both: they estimate the same score")
-    gbar, n_total = None, 0
-    if two_pass:
-        _reiterable(data)
-        total: Optional[dict[str, torch.Tensor]] = None
-        C = None
-        for x, y in _batches(data, batch_size, device, dtype, need_labels=True):
-            if C is None:
-                with eval_mode(model), torch.no_grad():
-                    C = model(x[:1]).shape[1]
-            check_inputs(x, y, task, num_outputs=C)  # before the loss indexes a bad label
-            g = mean_gradient(model, x, y, task, batch_size=len(x))
-            if total is None:
-                total = {k: v * len(x) for k, v in g.items()}
-            else:
-                for k, v in g.items():
-                    total[k].add_(v, alpha=len(x))
-            n_total += len(x)
-        if not n_total:
-            raise ValueError("data is empty: pass at least one sample")
-        gbar = {k: v / n_total for k, v in total.items()}
+    gbar, n_total = _mean_gradient_over(model, data, task, batch_size) if two_pass else (None, 0)
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    # the tracker's scorers; these keep no per-sample state across batches, so they need no labels up front
+    scorers = make_scorers([n for n in names if n != "loss"], None, 0, task, eps=eps)
     n_seen = 0
     for x, y in _batches(data, batch_size, device, dtype, need_labels=True):
-        if two_pass:
-            d = docl_scores(model, x, y, task, batch_size=len(x), estimator=two_pass[0], eps=eps, gbar=gbar)
-            out[two_pass[0]].append(d.score)
-            output = d.output
-        else:
-            with eval_mode(model), torch.no_grad():
-                output = model(x)
-            check_inputs(x, y, task, num_outputs=output.shape[1])
-        per = output_scores(output, y, task)
-        for n in ("el2n", "margin", "entropy"):
-            if n in out:
-                out[n].append(per[n])
-        if "loss" in out:
-            out["loss"].append(per_sample_loss(output.detach(), y, task))
-        if "grand" in out:
-            from .tracker import per_sample_grad_norms
-            out["grand"].append(per_sample_grad_norms(model, x, y, task, batch_size=len(x)))
+        got = _measure_batch(model, x, y, task, scorers, gbar)
+        for n in names:
+            out[n].append(got[n])
         n_seen += len(x)
     if not n_seen:
         raise ValueError("data is empty: pass at least one sample")
@@ -197,6 +167,51 @@ def sample_scores(model: nn.Module, data: Data, *, names: Sequence[str] = ("exac
         raise ValueError(f"the data gave {n_total} samples on its first pass and {n_seen} on its second: "
                          "pass data that reads the same every time (a loader without shuffling or dropping)")
     return {n: torch.cat(v).detach().cpu().numpy() for n, v in out.items()}
+
+
+def _mean_gradient_over(model: nn.Module, data: Data, task: str, batch_size: int
+                        ) -> tuple[dict[str, torch.Tensor], int]:
+    """ḡ over every batch of `data` (each batch's mean weighted by its size) and the number of samples."""
+    _reiterable(data)
+    device, dtype = _model_device_dtype(model)
+    total: Optional[dict[str, torch.Tensor]] = None
+    C, n_total = None, 0
+    for x, y in _batches(data, batch_size, device, dtype, need_labels=True):
+        if C is None:
+            with eval_mode(model), torch.no_grad():
+                C = model(x[:1]).shape[1]
+        check_inputs(x, y, task, num_outputs=C)  # before the loss indexes a bad label
+        g = mean_gradient(model, x, y, task, batch_size=len(x))
+        if total is None:
+            total = {k: v * len(x) for k, v in g.items()}
+        else:
+            for k, v in g.items():
+                total[k].add_(v, alpha=len(x))
+        n_total += len(x)
+    if not n_total:
+        raise ValueError("data is empty: pass at least one sample")
+    return {k: v / n_total for k, v in total.items()}, n_total
+
+
+def _measure_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, scorers: dict[str, Scorer],
+                   gbar: Optional[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch's scores (B,) each: the exact or fast estimator first (it gives the outputs), else one
+    eval forward, then the scorers that read the outputs or run the model, and the loss."""
+    at = Measuring(model, x, y, y, task, batch_size=len(x), gbar=gbar)
+    got: dict[str, torch.Tensor] = {}
+    distinct = list({id(s): s for s in scorers.values()}.values())
+    for s in distinct:
+        if isinstance(s, GradientScore):
+            got.update(s.measure(at))
+    if at.output is None:
+        with eval_mode(model), torch.no_grad():
+            at.output = model(x)
+        check_inputs(x, y, task, num_outputs=at.output.shape[1])
+    for s in distinct:
+        if not isinstance(s, GradientScore):
+            got.update(s.measure(at))
+    got["loss"] = per_sample_loss(at.output.detach(), y, task)
+    return got
 
 
 def scores(model: nn.Module, data: Data, *, method: str = "exact", task: str = "classification",

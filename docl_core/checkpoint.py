@@ -84,6 +84,13 @@ def load(run_dir: Path, device: torch.device) -> Optional[dict]:
                             "restart the run from round 0") from None
 
 
+def checkpoint_bytes(state: dict) -> bytes:
+    """Serialise a checkpoint of tensors and plain values (loadable with weights_only=True)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
 def trainer_state(tr, t: int) -> dict:
     """What a Trainer's checkpoint after round t holds."""
     state = {"round": t, "model": tr.model.state_dict(), "optimizer": tr.opt.state_dict(),
@@ -130,17 +137,12 @@ def apply(tr, state: Optional[dict]) -> None:
 def restore(tr, state: Optional[dict]) -> int:
     """The tracker's part of the checkpoint (the weights are already loaded by `apply`); → the round
     to continue from."""
-    meta = read_run_json(tr.dir)
     if state is None:
-        if meta["last_complete_round"] >= 0:
+        if read_run_json(tr.dir)["last_complete_round"] >= 0:
             # rounds exist but no weights to continue from: start over, rewriting them
-            tr.tracker.round = 0
+            tr.tracker.resume_at(0)
         return 0
     tr.tracker.load_state_dict(state["tracker"])
     t = int(state["round"])
-    if t > meta["last_complete_round"]:
-        # killed after the checkpoint but before run.json: every file of round t is written
-        tr.tracker.writer.meta["last_complete_round"] = t
-        tr.tracker.writer.update_meta()
-    tr.tracker.round = t + 1
+    tr.tracker.resume_at(t + 1)  # killed after the checkpoint but before run.json: commits round t
     return t + 1

@@ -1,6 +1,6 @@
 """The training set in the model's own feature space: a PCA basis fitted once per run, its 2-D map.
 
-Penultimate features (models that offer `features(x)`, see tracker.model_features) are projected
+Penultimate features (models that offer `features(x)`, see measure.model_features) are projected
 onto the top principal components of the first measured round's features. The basis is kept
 for the whole run, so the axes mean the same thing in every round: a point that moves between
 rounds moved in feature space, not because the axes were refitted. Fitting on the first round

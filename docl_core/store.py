@@ -299,6 +299,48 @@ class MemoryRun:
         return pd.DataFrame() if self._dataset is None else self._dataset.copy()
 
 
+class FollowerWriter:
+    """What ranks other than 0 hold under torch.distributed instead of a writer: RunWriter's calls,
+    nothing written; `start` reads the run (when resuming) so every rank knows its commit point."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.dir = Path(run_dir)
+        self.meta: dict[str, Any] = {}
+
+    def start(self, meta: dict[str, Any], resume: bool = False) -> dict[str, Any]:
+        self.meta = read_run_json(self.dir) if resume and (self.dir / RUN_FILE).exists() \
+            else {**meta, "last_complete_round": -1}
+        return self.meta
+
+    def write_dataset(self, df: pd.DataFrame) -> None:
+        pass
+
+    def write_round(self, *args, **kwargs) -> None:
+        pass
+
+    def write_embedding_basis(self, *args, **kwargs) -> None:
+        pass
+
+    def finish(self, status: str = "complete") -> None:
+        pass
+
+    def fail(self, reason: str) -> None:
+        pass
+
+    def update_meta(self, **fields) -> None:
+        self.meta.update(fields)
+
+
+def open_writer(out, dist):
+    """What writes a run given `out`: a writer itself (anything with write_round), None (a MemoryRun),
+    or a folder: a RunWriter on the writing rank, a FollowerWriter on the others."""
+    if hasattr(out, "write_round"):
+        return out
+    if out is None and dist.active:
+        raise ValueError("under torch.distributed the ranks share a run folder: give DynamicsTracker one")
+    return MemoryRun() if out is None else RunWriter(out) if dist.is_writer else FollowerWriter(out)
+
+
 def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not Path(run_dir).is_dir():

@@ -34,7 +34,8 @@ from .dynamics import eval_mode
 from .models import build_model
 from .store import RunStoreError, RunWriter
 from .rounds import Choice, RoundPlan, make_rounds
-from .tracker import DynamicsTracker, Measurement, checkpoint_bytes
+from .measure import Measurement, model_features
+from .tracker import DynamicsTracker, RunInfo, TrackerOptions
 from .train_pass import PassSpec, TrainingDiverged, TrainPass
 
 
@@ -101,8 +102,8 @@ class Trainer:
         try:
             self.tracker = self._open_tracker(writer, resume)
             if extended:
-                self.tracker.writer.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
-                                                extended=[*self.tracker.writer.meta.get("extended", []), extended])
+                self.tracker.update_meta(config=config.to_dict(), rounds_planned=config.num_rounds,
+                                         extended=[*self.tracker.meta.get("extended", []), extended])
             self.passes = TrainPass(self.net, self.model, self.opt, self.X, self.y, self.gen, self.tracker, dist,
                                     self.autocast, self.scaler, self.teacher, self.batchnorm_sync)
             self.start_round = 0
@@ -116,28 +117,29 @@ class Trainer:
 
     def _open_tracker(self, writer: Optional[RunWriter], resume: bool) -> DynamicsTracker:
         """The run's tracker (reopens the run: run.json says running), on the device's data."""
-        cfg, dev, dist = self.cfg, self.device, self.dist
-        return DynamicsTracker(
-            self.dir, self.model, self.X, self.y, self.ds.task, estimator=cfg.estimator,
-            log_estimators=cfg.log_estimators, probe_size=cfg.probe_size,
-            score_batch_size=cfg.score_batch_size,
-            eval_sets={"val": (to_device(self.ds.x_val, dev), to_device(self.ds.y_val, dev)),
-                       "test": (to_device(self.ds.x_test, dev), to_device(self.ds.y_test, dev))},
-            noisy=self.ds.noisy, dataset_frame=self.ds.frame(), config=cfg.to_dict(),
-            clean_labels=self.ds.clean_y_train.to(dev) if self.ds.task == "classification" else None,
+        cfg, dev, ds = self.cfg, self.device, self.ds
+        options = TrackerOptions(estimator=cfg.estimator, log_estimators=tuple(cfg.log_estimators),
+                                 probe_size=cfg.probe_size, kernel_full=cfg.kernel_full,
+                                 score_batch_size=cfg.score_batch_size, seed=cfg.seed,
+                                 log_grad_norms=cfg.logs_grad_norms)
+        info = RunInfo(
+            config=cfg.to_dict(), dataset_frame=ds.frame(), noisy=ds.noisy,
+            clean_labels=ds.clean_y_train.to(dev) if ds.task == "classification" else None,
             meta={"rounds_planned": cfg.num_rounds, "round_unit": "epoch" if self.paper else "round",
-                  "class_names": self.ds.class_names, "dataset_kind": self.ds.kind, "device": str(dev),
-                  "batchnorm_sync": self.batchnorm_sync, "data_digest": self.ds.digest,
-                  "channels_last": self.channels_last},
-            seed=cfg.seed, resume=resume, dist=dist, kernel_full=cfg.kernel_full, writer=writer,
-            log_grad_norms=cfg.logs_grad_norms)
+                  "class_names": ds.class_names, "dataset_kind": ds.kind, "device": str(dev),
+                  "batchnorm_sync": self.batchnorm_sync, "data_digest": ds.digest,
+                  "channels_last": self.channels_last})
+        eval_sets = {"val": (to_device(ds.x_val, dev), to_device(ds.y_val, dev)),
+                     "test": (to_device(ds.x_test, dev), to_device(ds.y_test, dev))}
+        return DynamicsTracker(writer if writer is not None else self.dir, self.model, self.X, self.y, ds.task,
+                               options=options, info=info, eval_sets=eval_sets, resume=resume, dist=self.dist)
 
     def _checkpoint(self, t: int) -> Optional[bytes]:
         """Round t's checkpoint bytes when one is due (every `checkpoint_every` rounds and the last)."""
         every = max(1, self.cfg.checkpoint_every)
         if not self.dist.is_writer or ((t + 1) % every and t + 1 != self.cfg.num_rounds):
             return None
-        return checkpoint_bytes(checkpoint.trainer_state(self, t))
+        return checkpoint.checkpoint_bytes(checkpoint.trainer_state(self, t))
 
     # ------------------------------------------------------------------ loop
 
@@ -154,7 +156,7 @@ class Trainer:
         except KeyboardInterrupt as e:
             # SIGTERM (torchrun stopping the job because a peer died) can land while the failure
             # is being recorded; the handler raises only once, so this second try completes
-            if recorded is None and self.tracker.writer.meta.get("status") == "complete":
+            if recorded is None and self.tracker.meta.get("status") == "complete":
                 self.tracker.close("complete")  # the interrupt hit the final commit itself
             elif recorded is None:
                 self._record_stop(e)
@@ -166,7 +168,7 @@ class Trainer:
         if isinstance(e, TrainingDiverged):
             self.tracker.fail(str(e))
         elif isinstance(e, KeyboardInterrupt):
-            self.tracker.writer.update_meta(status="interrupted")
+            self.tracker.update_meta(status="interrupted")
         elif isinstance(e, Exception):  # e.g. a peer process died under torch.distributed
             first = (str(e).strip().splitlines() or [""])[0][:300]
             self.tracker.fail(f"{type(e).__name__} at round {self.tracker.round}: {first}; "
@@ -267,7 +269,6 @@ class Trainer:
 
     def _features(self, model) -> torch.Tensor:
         """Penultimate features (N, D) of `model`: each rank computes its shard, rows all-gathered."""
-        from .tracker import model_features
         bs, out = self.cfg.score_batch_size, []
         X = self.X[self.dist.shard(self.N)]
         with torch.no_grad(), eval_mode(model):

@@ -10,7 +10,9 @@ import torch
 import torch.nn as nn
 
 from docl_core import DynamicsTracker, RunReader
-from docl_core.tracker import PresentationLog, output_scores, per_sample_grad_norms
+from docl_core.outputs import output_scores
+from docl_core.scorers import PresentationLog
+from docl_core.tracker import per_sample_grad_norms
 
 
 def _data(n=60, d=5, c=3, seed=0):

@@ -1,8 +1,8 @@
 """docl_core.outputs against plain numpy written here: float64, fresh random outputs, labels and targets.
 
 No expected value calls the module under test; the last tests pin the two things numpy cannot
-see (the sign of an exact zero in onehot − p) and that dynamics, recipe and tracker use these
-functions rather than copies.
+see (the sign of an exact zero in onehot − p) and that dynamics, recipe, the scorers, the
+measurement and the frames use these functions rather than copies.
 """
 import numpy as np
 import torch
@@ -10,7 +10,9 @@ import torch
 import docl_core.dynamics as dynamics
 import docl_core.outputs as outputs
 import docl_core.recipe as recipe
-import docl_core.tracker as tracker
+import docl_core.frames as frames
+import docl_core.measure as measure
+import docl_core.scorers as scorers
 from docl_core.outputs import (at_label, margin, output_scores, per_sample_loss, probabilities,
                                probability_square_loss, residual_and_loss, toward_target)
 
@@ -99,4 +101,7 @@ def test_callers_use_this_module():
     assert dynamics.residual_and_loss is outputs.residual_and_loss
     assert dynamics.per_sample_loss is outputs.per_sample_loss
     assert recipe.probability_square_loss is outputs.probability_square_loss
-    assert tracker.output_scores is outputs.output_scores
+    assert scorers.output_scores is outputs.output_scores
+    assert scorers.probabilities is outputs.probabilities  # the data map
+    assert measure.residual_and_loss is outputs.residual_and_loss
+    assert frames.probabilities is outputs.probabilities

@@ -72,8 +72,8 @@ def test_low_precision_runs_train_in_it_and_score_in_fp32(tmp_path):
         low = torch.bfloat16 if precision == "bf16" else torch.float16
         assert seen["train"] and set(seen["train"]) == {low}, set(seen["train"])
         assert seen["measure"] and not any(seen["measure"])
-        assert trainer.tracker.writer.meta["config"]["precision"] == precision
-        assert trainer.tracker.writer.meta["status"] == "complete"
+        assert trainer.tracker.meta["config"]["precision"] == precision
+        assert trainer.tracker.meta["status"] == "complete"
         assert (trainer.scaler is not None) == (precision == "fp16")
 
 

@@ -7,7 +7,6 @@ the sampling distribution, the pool-and-prune draw (by simulation of the authors
 the mod rescale, mixup, the shuffled subset order (order="shuffle"), the score a selection reads, and mixup's α.
 """
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -381,7 +380,7 @@ def _instrument(trainer, events):
             "probability": None if sel.probability is None else sel.probability.clone()}))
         return sel
 
-    paper = trainer.tracker.paper
+    paper = trainer.tracker.scorers["paper"].estimator  # the recipe.PaperByproduct the run updates
     real_end = paper.end_pass
 
     def end_pass():

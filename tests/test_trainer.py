@@ -157,10 +157,10 @@ def test_kernel_and_samples_of_a_round_share_one_set_of_weights(tmp_path):
 
 
 def test_every_measurement_is_used_and_the_last_round_scores_nothing_extra(tmp_path, monkeypatch):
-    import docl_core.tracker as tracker_mod
+    from docl_core.scorers import GradientScore
     calls = []
-    real = tracker_mod.docl_scores
-    monkeypatch.setattr(tracker_mod, "docl_scores", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    real = GradientScore.measure
+    monkeypatch.setattr(GradientScore, "measure", lambda self, at: (calls.append(1), real(self, at))[1])
     r = RunReader(train_run(_cfg(rounds=3), tmp_path / "r"))
     assert len(calls) == 3 == len(r.round_ids)  # one exact measurement per round's frame, none thrown away
 
