@@ -2,6 +2,7 @@
 
     python benchmarks/bench_app.py --first-load [--against main] [--trials 5]
     python benchmarks/bench_app.py [--against main] [--out DIR] [--n 60000] [--rounds 50] [--trials 5] [--pages scores]
+    python benchmarks/bench_app.py --real EXPERIMENT_DIR [--trials 5] [--browser-trials 1] [--pages scores]
 
 --first-load: what `streamlit run app/main.py` on the bundled demo (assets/demo) costs before the
 first chart shows. Each trial starts a fresh server, waits for its health endpoint, then opens
@@ -19,6 +20,13 @@ R rounds × 5 curricula with tests/synthetic_runs.py — invented numbers, test 
 then opens every page with AppTest in one process: the first load (cold caches, reads from disk)
 is timed once, then the page is rerun `trials` times and the median is reported, and a few
 widget changes that read new data. Peak RSS is that of the timing process.
+
+--real DIR: the same page timings on real runs (an experiment folder, or a run folder), nothing generated;
+the widget changes move to rounds and samples that run has. Then, per page, the browser's side: a fresh
+`streamlit run app/main.py` on DIR (cold caches) and a fresh headless-Chromium context open that page's
+URL, and the time from navigation until the page's first plotly chart with data has drawn (Streamlit's
+empty opening placeholder does not count; WebGL scatters draw through Chromium's software GL), with the
+server's peak RSS (VmHWM) after it.
 
 --against REF runs the same measurements on the git revision REF (exported with `git archive`
 into a temporary folder), interleaved with this working tree trial by trial, and prints both
@@ -46,7 +54,9 @@ from urllib.parse import urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-PAGES = ["compare", "scores", "subsets", "kernel", "sample", "datamap", "embedding", "new_run", "how_it_works"]
+PAGES = ["compare", "scores", "subsets", "kernel", "sample", "datamap", "embedding", "atlas", "new_run", "how_it_works"]
+CHART_PAGES = [p for p in PAGES if p != "new_run"]  # pages that draw a chart (New run is a form)
+PAGE_GOAL_S = 2.0                   # --real: navigation → the page's first chart drawn, per page
 GOAL_S, GOAL_GB = 2.0, 1.5          # per page (first load and rerun), peak memory
 FIRST_CHART_GOAL_S = 3.0            # server start → first chart visible
 FIRST_CHART_GOAL_RATIO = 1.2        # … and at most this multiple of a bare app's (measured side by side)
@@ -315,9 +325,23 @@ def timed(fn) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def pages_worker(tree: Path, data: Path, pages: list[str], trials: int) -> None:
+def widget_values(data: Path, real: bool) -> dict:
+    """Rounds and a sample id the widget changes move to: the synthetic experiment's fixed ones, or for
+    real runs the middle of what the first run (the one the sidebar opens) holds."""
+    if not real:
+        return {"emb_round": 20, "sc_round": 10, "sub_round": 20, "k_round": 25, "smp_id": 12345}
+    from docl_core.store import ExperimentReader
+    run = ExperimentReader(data).runs[0]
+    ids, kr, er = run.round_ids, run.kernel_rounds(), run.embedding_rounds()
+    mid = lambda xs: xs[len(xs) // 2] if xs else None  # noqa: E731
+    return {"emb_round": mid(er), "sc_round": mid(ids), "sub_round": mid(ids), "k_round": mid(kr),
+            "smp_id": int(run.meta.get("num_train") or 1) // 2}
+
+
+def pages_worker(tree: Path, data: Path, pages: list[str], trials: int, real: bool = False) -> None:
     """In a fresh process, on `tree`'s code: every page's first load and reruns; prints one JSON line."""
     sys.path.insert(0, str(tree))
+    values = widget_values(data, real)
     os.environ["DOCL_RUNS"] = str(data)
     from streamlit.testing.v1 import AppTest
     t0 = time.perf_counter()
@@ -346,8 +370,8 @@ def pages_worker(tree: Path, data: Path, pages: list[str], trials: int) -> None:
         check()
         rows[page] = {"first": first, "first_cpu": first_cpu, "rerun": statistics.median(reruns), "rerun_max": max(reruns)}
 
-    def interact(page, label, action):
-        if page not in pages:
+    def interact(page, label, action, needs=None):
+        if page not in pages or (needs is not None and values.get(needs) is None):
             return None
         at.switch_page(f"app_pages/{page}.py")
         at.run()
@@ -355,16 +379,21 @@ def pages_worker(tree: Path, data: Path, pages: list[str], trials: int) -> None:
         check()
         return [f"{page}: {label}", dt]
 
+    v = values
     inter = [i for i in [
-        interact("embedding", "round slider → 20 (a slice of the cached maps)",
-                 lambda: at.select_slider(key="emb_round").set_value(20)),
+        interact("embedding", f"round slider → {v['emb_round']} (a slice of the cached maps)",
+                 lambda: at.select_slider(key="emb_round").set_value(v["emb_round"]), "emb_round"),
         interact("embedding", "colour by → class", lambda: at.radio(key="emb_color").set_value("class")),
         interact("embedding", "score as → size", lambda: at.radio(key="emb_emph").set_value("size")),
-        interact("scores", "round slider → 10", lambda: at.slider(key="sc_round").set_value(10)),
-        interact("scores", "score column → byproduct", lambda: at.radio(key="sc_col").set_value("score_byproduct")),
-        interact("subsets", "round slider → 20 (new round read)", lambda: at.slider(key="sub_round").set_value(20)),
-        interact("kernel", "kernel round → 25", lambda: at.select_slider(key="k_round").set_value(25)),
-        interact("sample", "sample id → 12345 (slice of cached matrices)", lambda: at.number_input(key="smp_id").set_value(12345)),
+        interact("scores", f"round slider → {v['sc_round']}", lambda: at.slider(key="sc_round").set_value(v["sc_round"])),
+        interact("scores", "score column → byproduct", lambda: at.radio(key="sc_col").set_value("score_byproduct"),
+                 None if "score_byproduct" in _columns(data) else "missing"),
+        interact("subsets", f"round slider → {v['sub_round']} (new round read)",
+                 lambda: at.slider(key="sub_round").set_value(v["sub_round"])),
+        interact("kernel", f"kernel round → {v['k_round']}", lambda: at.select_slider(key="k_round").set_value(v["k_round"]),
+                 "k_round"),
+        interact("sample", f"sample id → {v['smp_id']} (slice of cached matrices)",
+                 lambda: at.number_input(key="smp_id").set_value(v["smp_id"])),
         interact("datamap", "colour by → label noise", lambda: at.radio(key="dm_color").set_value("noisy")),
         interact("compare", "against → gradient steps", lambda: at.radio(key="cmp_x").set_value("steps")),
     ] if i is not None]
@@ -372,10 +401,19 @@ def pages_worker(tree: Path, data: Path, pages: list[str], trials: int) -> None:
     print(json.dumps({"startup": startup, "warm_up": warm_up, "rows": rows, "inter": inter, "peak": peak}))
 
 
-def pages_run(tree: Path, data: Path, pages: list[str], trials: int) -> dict:
+def _columns(data: Path) -> list[str]:
+    """The per-sample columns of the first run's round 0 (no docl_core needed)."""
+    import pyarrow.parquet as pq
+    runs = [data] if (data / "run.json").exists() else sorted(p for p in data.iterdir() if (p / "run.json").exists())
+    f = runs[0] / "samples" / "round=0000.parquet" if runs else None
+    return pq.read_schema(f).names if f is not None and f.exists() else []
+
+
+def pages_run(tree: Path, data: Path, pages: list[str], trials: int, real: bool = False) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     p = subprocess.run([sys.executable, __file__, "--pages-worker", str(tree), "--data", str(data),
-                        "--pages", ",".join(pages), "--trials", str(trials)], cwd=tree, env=env,
+                        "--pages", ",".join(pages), "--trials", str(trials)] + (["--real-worker"] if real else []),
+                       cwd=tree, env=env,
                        capture_output=True, text=True)
     try:
         return json.loads(p.stdout.strip().splitlines()[-1])
@@ -383,33 +421,160 @@ def pages_run(tree: Path, data: Path, pages: list[str], trials: int) -> dict:
         raise SystemExit(f"the pages worker failed on {tree}:\n{p.stdout[-1500:]}\n{p.stderr[-2500:]}")
 
 
+def describe_real(out: Path) -> str:
+    sys.path.insert(0, str(REPO))
+    from docl_core.store import ExperimentReader
+    exp = ExperimentReader(out)
+    parts = []
+    for r in exp.runs:
+        cfg = r.meta.get("config") or {}
+        parts.append(f"{r.dir.name}: {cfg.get('dataset')}, {cfg.get('protocol')} protocol, "
+                     f"N = {int(r.meta.get('num_train') or 0):,}, {r.last_complete_round + 1} rounds, {r.status}")
+    return "; ".join(parts)
+
+
+def _vm_hwm(pid: int) -> float:
+    """Peak resident memory (GB) of a process and its children so far (VmHWM of each)."""
+    total = 0.0
+    try:
+        import psutil
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        pids = [p.pid for p in procs]
+    except Exception:
+        pids = [pid]
+    for q in pids:
+        try:
+            for line in Path(f"/proc/{q}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1e6
+        except OSError:
+            pass
+    return total
+
+
+# a page's first chart has drawn: a plotly graph div with a trace holding data (the opening placeholder's
+# empty bar chart does not count) and its layout drawn
+DRAWN_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')].some(el =>
+  el._fullLayout && el.querySelector('.main-svg') && (el._fullData || []).some(t =>
+    (t._length || 0) > 0 || (t.z && t.z.length > 0) || (t.values && t.values.length > 0)))"""
+# (plotly's full traces: `_length` points per scatter/bar trace, whatever the JSON's array encoding; z for heatmaps)
+
+
+def page_chart(tree: Path, browser, data: Path, page: str) -> dict:
+    """One trial: a fresh server on `data` (cold caches), a fresh browser context opening `page`; seconds
+    to health, navigation → first chart drawn, the page's main-thread busy time, the server's peak RSS."""
+    port = _free_port()
+    env = dict(os.environ, DOCL_RUNS=str(data), PYTHONPATH=str(tree))
+    log = tempfile.TemporaryFile()
+    out = {"load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while time.perf_counter() - t0 < 120:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise SystemExit(f"streamlit exited early:\n{log.read().decode()[-2000:]}")
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        out["up"] = time.perf_counter() - t0
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        cdp = context.new_cdp_session(tab)
+        cdp.send("Performance.enable")
+        t1 = time.perf_counter()
+        tab.goto(f"{url}/{'' if page == 'compare' else page}", wait_until="domcontentloaded")
+        tab.wait_for_function(DRAWN_JS, timeout=300_000, polling=50)
+        out["chart"] = time.perf_counter() - t1
+        metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        out["renderer"] = metrics.get("TaskDuration")
+        errors = tab.locator('[data-testid="stException"]').count()
+        if errors:
+            raise SystemExit(f"page {page} showed {errors} exception(s) in the browser")
+        out["server_gb"] = _vm_hwm(proc.pid)
+        context.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+    return out
+
+
+def browser_pages(tree: Path, data: Path, pages: list[str], trials: int) -> dict[str, list[dict]]:
+    from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    res: dict[str, list[dict]] = {p: [] for p in [*pages, FLOOR]}
+    floor = floor_tree(Path(tempfile.mkdtemp(prefix="docl-bench-floor-")))
+    with sync_playwright() as pw:
+        # software WebGL (SwiftShader) so Scattergl draws without a GPU, as on a laptop without one
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        try:
+            page_chart(tree, browser, data, pages[0])  # untimed warm-up: byte-compiled code, OS file cache
+            for trial in range(trials):
+                for page in ([*pages, FLOOR] if trial % 2 == 0 else [FLOOR, *pages[::-1]]):
+                    # the floor: a bare Streamlit app drawing one small chart, the same way (browser + Streamlit alone)
+                    r = page_chart(floor, browser, data, "compare") if page == FLOOR else page_chart(tree, browser, data, page)
+                    res[page].append(r)
+                    print(f"  browser trial {trial + 1}/{trials} {page}: server up {r['up']:.2f} s, first chart "
+                          f"{r['chart']:.2f} s, server peak {r['server_gb']:.2f} GB (load {r['load']})", flush=True)
+        finally:
+            browser.close()
+    return res
+
+
 def pages_bench(trees: dict[str, Path], a) -> None:
-    out = Path(a.out) / f"synthetic-n{a.n}-r{a.rounds}"
-    meta = out / ".bench.json"
-    if meta.exists() and not any(out.glob("*/embedding/round=*.parquet")):
-        print(f"{out} predates embedding maps: generating it again", flush=True)
-        shutil.rmtree(out)
-    if not meta.exists():
-        print(f"generating {a.n:,} samples × {a.rounds} rounds × 5 curricula into {out} (once) …", flush=True)
-        subprocess.run([sys.executable, __file__, "--generate-only", "--out", a.out, "--n", str(a.n),
-                        "--rounds", str(a.rounds)], check=True)
-    gen = json.loads(meta.read_text())
+    real = a.real is not None
+    if real:
+        out = Path(a.real).resolve()
+        if not out.is_dir():
+            raise SystemExit(f"{out} is not a folder: give --real an experiment folder or a run folder")
+    else:
+        out = Path(a.out) / f"synthetic-n{a.n}-r{a.rounds}"
+        meta = out / ".bench.json"
+        if meta.exists() and not any(out.glob("*/embedding/round=*.parquet")):
+            print(f"{out} predates embedding maps: generating it again", flush=True)
+            shutil.rmtree(out)
+        if not meta.exists():
+            print(f"generating {a.n:,} samples × {a.rounds} rounds × 5 curricula into {out} (once) …", flush=True)
+            subprocess.run([sys.executable, __file__, "--generate-only", "--out", a.out, "--n", str(a.n),
+                            "--rounds", str(a.rounds)], check=True)
+        gen = json.loads(meta.read_text())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e9
     pages = [p for p in PAGES if p in a.pages.split(",")]
     names = list(trees)
     runs = {n: [] for n in names}
     for rep in range(a.repeats):  # each repeat: one fresh process per tree, the order alternating
         for name in (names if rep % 2 == 0 else names[::-1]):
-            runs[name].append(pages_run(trees[name], out, pages, a.trials))
+            runs[name].append(pages_run(trees[name], out, pages, a.trials, real))
             print(f"  repeat {rep + 1}/{a.repeats} {name}: " + ", ".join(
                 f"{p} {runs[name][-1]['rows'][p]['first']:.2f} s" for p in pages), flush=True)
 
+    browser = {}
+    if real and a.browser_trials > 0:
+        browser = browser_pages(trees[names[-1]], out, [p for p in pages if p in CHART_PAGES], a.browser_trials)
     print()
-    print("docl dashboard benchmark (SYNTHETIC experiment: invented numbers, timing only)")
+    print("docl dashboard benchmark (" + (f"REAL runs in {out}" if real else
+                                        "SYNTHETIC experiment: invented numbers, timing only") + ")")
     print(f"hardware : {hardware()}")
-    print(f"versions : {versions()}")
-    print(f"data     : {a.n:,} training samples × {a.rounds} rounds × 5 curricula (1 seed), 28×28 PNG thumbnails, "
-          f"64-sample kernel probe; {size:.2f} GB on disk; generated in {gen['seconds']:.0f} s")
+    print(f"versions : {versions()}" + (f"; {chromium_version()}" if browser else ""))
+    if real:
+        print(f"data     : {describe_real(out)}; {size:.2f} GB on disk")
+    else:
+        print(f"data     : {a.n:,} training samples × {a.rounds} rounds × 5 curricula (1 seed), 28×28 PNG thumbnails, "
+              f"64-sample kernel probe; {size:.2f} GB on disk; generated in {gen['seconds']:.0f} s")
     print(f"method   : AppTest, one fresh process per tree and repeat ({a.repeats} repeat(s), trees interleaved); "
           f"first load = first render of the page after main + Compare and the app's torch warm-up thread (cold "
           f"caches), its wall and process-CPU seconds; rerun = median of {a.trials} reruns after it. Medians over repeats.")
@@ -437,6 +602,17 @@ def pages_bench(trees: dict[str, Path], a) -> None:
     labels = [i[0] for i in runs[names[-1]][0]["inter"]]
     for k, label in enumerate(labels):
         print(f"{label:<56}" + "".join(f"{med([r['inter'][k][1] for r in runs[n]]):>{w}.2f}" for n in names))
+    if browser:
+        print(f"\nbrowser ({names[-1]}; headless Chromium, a fresh server per page and trial, cold caches; "
+              f"{a.browser_trials} trial(s), medians (min–max)):")
+        print(f"{'page':<18}{'server up s':>14}{'first chart s':>22}{'main thread busy s':>22}{'server peak GB':>16}"
+              f"{'load at start':>16}  goal ≤ {PAGE_GOAL_S:g} s")
+        for page, rs in browser.items():
+            chart = [r["chart"] for r in rs]
+            ok = "" if page == FLOOR else "ok" if med(chart) <= PAGE_GOAL_S else "SLOW"
+            print(f"{page:<18}{spread([r['up'] for r in rs]):>14}{spread(chart):>22}"
+                  f"{spread([r['renderer'] for r in rs]):>22} {spread([r['server_gb'] for r in rs]):>16}"
+                  f"{rs[0]['load']:>16}  {ok}")
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -452,6 +628,10 @@ def main(argv=None) -> int:
     ap.add_argument("--trials", type=int, default=5, help="first load: trials per tree; pages: reruns per page")
     ap.add_argument("--repeats", type=int, default=1, help="pages: fresh processes per tree (first loads)")
     ap.add_argument("--pages", default=",".join(PAGES), help="comma list of pages to time (default: all)")
+    ap.add_argument("--real", metavar="DIR", help="time every page on real runs in DIR (an experiment or run folder)")
+    ap.add_argument("--browser-trials", type=int, default=1,
+                    help="--real: browser trials per page (a fresh server each; 0: the Python side only)")
+    ap.add_argument("--real-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--pages-worker", help=argparse.SUPPRESS)
     ap.add_argument("--cold-script-worker", help=argparse.SUPPRESS)
@@ -464,7 +644,7 @@ def main(argv=None) -> int:
         cold_script_worker(Path(a.cold_script_worker))
         return 0
     if a.pages_worker:
-        pages_worker(Path(a.pages_worker), Path(a.data), a.pages.split(","), a.trials)
+        pages_worker(Path(a.pages_worker), Path(a.data), a.pages.split(","), a.trials, a.real_worker)
         return 0
     with tempfile.TemporaryDirectory(prefix="docl-bench-ref-") as tmp:
         trees = {}

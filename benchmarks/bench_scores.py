@@ -14,6 +14,11 @@ order, so load from other processes falls on all methods alike):
                    cost per sample extrapolated, reported as such
 
 Run:  python benchmarks/bench_scores.py --n 2048 --trials 3 --threads 2
+      python benchmarks/bench_scores.py --model signal --n 85000 --batch 64 --skip per_sample_grad,kernel,epoch_nhwc
+
+--model signal: the model a `docl run --dataset mnist1d-100k` trains (docl_core.models.SignalCNN, 13,754
+parameters) on inputs of MNIST-1D's shape (1, 40), trained at the run's batch size: the exact score's cost
+per epoch at the size of the 100k runs (issue 33), where the VGG-ish CNN would take hours on a CPU.
 """
 from __future__ import annotations
 
@@ -92,13 +97,19 @@ def main() -> None:
     ap.add_argument("--probe", type=int, default=32, help="probe samples m for kernel scoring")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
     ap.add_argument("--skip", default="", help="comma-separated methods to skip (e.g. kernel)")
+    ap.add_argument("--model", choices=["vgg", "signal"], default="vgg",
+                    help="vgg: the ~1M-parameter CNN on (3, 32, 32); signal: MNIST-1D's SignalCNN on (1, 40)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    model = vgg_ish()
+    if args.model == "signal":
+        from docl_core.models import SignalCNN
+        model, shape, what = SignalCNN(1, 10, 40), (1, 40), "SignalCNN (MNIST-1D's default model)"
+    else:
+        model, shape, what = vgg_ish(), (3, 32, 32), "VGG-ish CNN with BatchNorm"
     P = sum(p.numel() for p in model.parameters())
-    X = torch.randn(args.n, 3, 32, 32)
+    X = torch.randn(args.n, *shape)
     y = torch.randint(0, 10, (args.n,))
     # a few SGD steps so BatchNorm running stats and weights are not at initialisation
     model.train()
@@ -143,7 +154,7 @@ def main() -> None:
         "kernel": lambda: clock("kernel (m probes)", lambda: kernel_scores(
             model, X[:args.probe], y[:args.probe], memory_budget_bytes=4 << 30)),
     }
-    skip = {s for s in args.skip.split(",") if s}
+    skip = {s for s in args.skip.split(",") if s} | ({"epoch_nhwc"} if args.model == "signal" else set())  # 1-D
     order = [k for k in methods if k not in skip]
     for trial in range(args.trials):
         rot = order[trial % len(order):] + order[:trial % len(order)]
@@ -162,7 +173,7 @@ def main() -> None:
     print(f"hardware: {cpu} | cores: {os.cpu_count()}"
           f" | torch threads: {torch.get_num_threads()}")
     print(f"versions: torch {torch.__version__}, python {platform.python_version()}")
-    print(f"model: VGG-ish CNN with BatchNorm, P = {P:,} | input (3, 32, 32) float32 | N = {args.n} | "
+    print(f"model: {what}, P = {P:,} | input {shape} float32 | N = {args.n} | "
           f"train batch {args.batch} | score batch {args.score_batch} | per-sample-grad chunk {args.psg_chunk} | "
           f"trials {args.trials} (interleaved, order rotated)")
     print(f"{'method':<22}{'median s':>10}{'min s':>9}{'/ epoch':>9}{'cpu med s':>11}{'cpu / epoch':>13}")

@@ -40,7 +40,7 @@ def average_ranks(x) -> np.ndarray:
     if not len(keep):
         return out
     v = x[keep]
-    order = np.argsort(v, kind="stable")
+    order = np.argsort(v)  # any order within a tie group: its members share the group's mean rank
     s = v[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])   # first position of each tie group
     ends = np.r_[starts[1:], len(s)]

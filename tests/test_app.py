@@ -616,6 +616,12 @@ def test_jaccard_and_downsample():
     df = pd.DataFrame({"x": np.arange(10_000), "keep": np.arange(10_000) % 1000 == 0})
     out = views.downsample_rows(df, 500, keep=df["keep"])
     assert len(out) == 500 and out["keep"].sum() == 10
+    # groups: small groups (flipped labels, selected or not) are drawn whole, the large ones share the rest
+    sel, flip = np.arange(10_000) % 3 == 0, np.arange(10_000) % 97 == 0
+    df = pd.DataFrame({"sel": sel, "flip": flip})
+    out = views.downsample_rows(df, 600, groups=df["sel"].astype(int) * 2 + df["flip"].astype(int))
+    assert len(out) == 600 and out["flip"].sum() == flip.sum() and out.index.is_monotonic_increasing
+    assert (out["sel"] & out["flip"]).sum() == (sel & flip).sum() and out["sel"].sum() > 100
 
 
 def test_curriculum_colours_are_consistent():

@@ -146,7 +146,9 @@ def scatter(frame: pd.DataFrame, cols: list[str], t: int) -> None:
     c1, c2 = st.columns(2)
     x = c1.selectbox("x: score", cols, key="at_x", format_func=names.get)
     y = c2.selectbox("y: score", cols, key="at_y", format_func=names.get)
-    shown = views.downsample_rows(frame, MAX_POINTS, keep=frame["noisy"])
+    # drawn on the server: at most MAX_POINTS, every (selected, flipped label) group present, small ones whole
+    shown = views.downsample_rows(frame, MAX_POINTS, groups=frame["selected"].astype(int) * 2
+                                  + frame["noisy"].astype(int))
     fig = go.Figure()
     groups = ((False, False, "not selected", "#9EB9D4", "circle"), (True, False, "selected", "#1450b4", "circle"),
               (False, True, "flipped label, not selected", "#e8862a", "x"),
@@ -162,7 +164,8 @@ def scatter(frame: pd.DataFrame, cols: list[str], t: int) -> None:
                                                  f"{names[y]} %{{y:.4g}}<extra>{name}</extra>"))
     fig.update_layout(height=520, xaxis_title=names[x], yaxis_title=names[y],
                       title=f"{names[y]} against {names[x]}, {WORD} {t}" + (
-                          f" ({len(shown):,} of {len(frame):,} samples drawn, flipped labels kept)"
+                          f" ({len(shown):,} of {len(frame):,} samples drawn; selected and flipped-label groups "
+                          "kept, small ones whole)"
                           if len(shown) < len(frame) else ""))
     common.chart(fig, "Blue: selected this " + WORD + "; crosses: samples whose training label was flipped.",
                  key="at_scatter")

@@ -228,7 +228,8 @@ def _table(sel, t):
 
 
 def _points(sel, t):
-    shown = views.downsample_rows(sel, MAX_POINTS, keep=sel["selected"].astype(bool))
+    # every (selected, flipped label) group drawn, the small ones whole (a 100k run has thousands of each)
+    shown = views.downsample_rows(sel, MAX_POINTS, groups=sel["selected"].astype(int) * 2 + sel["noisy"].astype(int))
     un, ch = shown[~shown["selected"].astype(bool)], shown[shown["selected"].astype(bool)]
     names = run.meta.get("class_names") or []
     fig = go.Figure()

@@ -50,14 +50,18 @@ def signal_thumbnails(signals: np.ndarray, size: int = 48) -> list[bytes]:
     cols = margin + np.arange(length) / max(length - 1, 1) * span  # (L,)
     rows = np.clip(to_row(y), margin, size - 1 - margin)  # (N, L)
     s = np.linspace(0.0, 1.0, size)[:, None]  # (S, 1) positions along each segment
-    seg_c = cols[:-1] + s * np.diff(cols)  # (S, L−1)
-    seg_r = rows[:, None, :-1] + s * np.diff(rows, axis=1)[:, None, :]  # (N, S, L−1)
-    r = np.rint(seg_r).astype(np.int64).reshape(n, -1)
-    c = np.broadcast_to(np.rint(seg_c).astype(np.int64).reshape(-1), r.shape)
+    seg_c = np.rint(cols[:-1] + s * np.diff(cols)).astype(np.int64).reshape(-1)  # (S·(L−1),)
     pixels = np.full((n, size, size), 255, dtype=np.uint8)
     if lo < 0 < hi:
         pixels[:, int(round(to_row(0.0))), margin:size - margin] = 200
-    pixels[np.arange(n)[:, None], r, c] = 0
+    # in chunks: a signal has S·(L−1) segment points (1,872 for MNIST-1D), so 125,000 signals at once
+    # held (N, S, L−1) float64 and int64 arrays and their index copies, a 6 GB peak
+    chunk = max(1, (1 << 22) // max(1, seg_c.size))
+    for start in range(0, n, chunk):
+        part = rows[start:start + chunk]
+        seg_r = part[:, None, :-1] + s * np.diff(part, axis=1)[:, None, :]  # (B, S, L−1)
+        r = np.rint(seg_r).astype(np.int64).reshape(len(part), -1)
+        pixels[np.arange(start, start + len(part))[:, None], r, seg_c[None, :]] = 0
     out = []
     for img in pixels:
         buf = io.BytesIO()

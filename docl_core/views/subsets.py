@@ -317,15 +317,43 @@ def data_map(p_true: np.ndarray, correct: Optional[np.ndarray] = None,
 
 
 def downsample_rows(df: pd.DataFrame, max_rows: int, keep: Optional[pd.Series] = None,
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0, groups: Optional[pd.Series] = None) -> pd.DataFrame:
     """At most max_rows rows, uniformly at random (fixed seed), always keeping rows where `keep`
-    is true (e.g. noisy samples) up to the budget."""
+    is true (e.g. noisy samples) up to half the budget. With `groups` (a label per row, e.g. selected ×
+    flipped label) the budget is shared instead: a group no larger than an equal share of it is drawn
+    whole, the larger groups split the rest in proportion to their sizes, so no group vanishes from a
+    large run's scatter however small it is."""
     if len(df) <= max_rows:
         return df
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        return df.iloc[_stratified(pd.Series(groups).to_numpy(), max_rows, rng)]
     must = np.flatnonzero(keep.to_numpy()) if keep is not None else np.array([], dtype=int)
     if len(must) > max_rows // 2:
         must = rng.choice(must, max_rows // 2, replace=False)
     rest = np.setdiff1d(np.arange(len(df)), must, assume_unique=False)
     pick = rng.choice(rest, max_rows - len(must), replace=False)
     return df.iloc[np.sort(np.concatenate([must, pick]))]
+
+
+def _stratified(labels: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted row positions: small groups whole, the budget left split by size among the others."""
+    _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    take = np.zeros(len(sizes), dtype=np.int64)
+    open_ = np.ones(len(sizes), dtype=bool)
+    left = budget
+    while open_.any():  # groups that fit an equal share of what is left are drawn whole
+        share = left // int(open_.sum())
+        small = open_ & (sizes <= share)
+        if not small.any():
+            break
+        take[small] = sizes[small]
+        left -= int(sizes[small].sum())
+        open_ &= ~small
+    if open_.any():
+        big = np.flatnonzero(open_)
+        quota = np.floor(left * sizes[big] / sizes[big].sum()).astype(np.int64)
+        quota[np.argsort(-sizes[big])[:left - int(quota.sum())]] += 1  # the remainder, largest first
+        take[big] = np.minimum(quota, sizes[big])
+    rows = [rng.choice(np.flatnonzero(inverse == g), take[g], replace=False) for g in range(len(sizes)) if take[g]]
+    return np.sort(np.concatenate(rows)) if rows else np.array([], dtype=np.int64)
