@@ -28,7 +28,6 @@ the run's own numbers are only as quiet as the machine was while it trained.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform

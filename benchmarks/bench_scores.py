@@ -132,7 +132,7 @@ def main() -> None:
         cpu_times.setdefault(name, []).append(time.process_time() - c0)
         return out
 
-    def epoch(name, fmt):
+    def time_epoch(name, fmt):
         trainee = copy.deepcopy(model)  # copied outside the clock; the scored model stays put
         clock(name, lambda: train_epoch(trainee, X, y, args.batch, fmt))
 
@@ -144,8 +144,8 @@ def main() -> None:
         results["exact"] = d.score
 
     methods = {
-        "epoch": lambda: epoch("epoch", torch.contiguous_format),
-        "epoch_nhwc": lambda: epoch("epoch_nhwc", torch.channels_last),
+        "epoch": lambda: time_epoch("epoch", torch.contiguous_format),
+        "epoch_nhwc": lambda: time_epoch("epoch_nhwc", torch.channels_last),
         "exact": exact,
         "fast": lambda: results.__setitem__("fast", clock(
             "fast", lambda: docl_scores(model, X, y, batch_size=args.score_batch, estimator="fast").score)),
