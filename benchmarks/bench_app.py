@@ -36,6 +36,7 @@ interleaved medians side by side, and the CPU-time columns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -131,11 +132,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def first_chart(tree: Path, browser) -> dict:
-    """One trial: a fresh server on the demo, a fresh browser context; seconds to health and to the first chart."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DOCL_RUNS"}  # the product's default: the demo
-    env["PYTHONPATH"] = str(tree)
+@contextlib.contextmanager
+def _server(tree: Path, port: int, env: dict):
+    """A Streamlit server on app/main.py of `tree`, up once its health endpoint answers (120 s at most):
+    yields (process, url); stopped (terminate, then kill) on the way out."""
     log = tempfile.TemporaryFile()
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
@@ -143,7 +143,6 @@ def first_chart(tree: Path, browser) -> dict:
                              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
                             cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    out = {"up": None, "chart": None, "renderer": None, "outside": []}
     try:
         while time.perf_counter() - t0 < 120:
             if proc.poll() is not None:
@@ -154,6 +153,25 @@ def first_chart(tree: Path, browser) -> dict:
                     break
             except OSError:
                 time.sleep(0.05)
+        yield proc, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def first_chart(tree: Path, browser) -> dict:
+    """One trial: a fresh server on the demo, a fresh browser context; seconds to health and to the first chart."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DOCL_RUNS"}  # the product's default: the demo
+    env["PYTHONPATH"] = str(tree)
+    out = {"up": None, "chart": None, "renderer": None, "outside": []}
+    t0 = time.perf_counter()
+    with _server(tree, port, env) as (proc, url):
         out["up"] = time.perf_counter() - t0
         context = browser.new_context(viewport={"width": 1400, "height": 1000})  # empty cache: a first visit
         page = context.new_page()
@@ -169,14 +187,6 @@ def first_chart(tree: Path, browser) -> dict:
         metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         out["renderer"] = metrics.get("TaskDuration")  # s the page's main thread was busy (parse, script, layout)
         context.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
     return out
 
 
@@ -465,24 +475,9 @@ def page_chart(tree: Path, browser, data: Path, page: str) -> dict:
     to health, navigation → first chart drawn, the page's main-thread busy time, the server's peak RSS."""
     port = _free_port()
     env = dict(os.environ, DOCL_RUNS=str(data), PYTHONPATH=str(tree))
-    log = tempfile.TemporaryFile()
     out = {"load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while time.perf_counter() - t0 < 120:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise SystemExit(f"streamlit exited early:\n{log.read().decode()[-2000:]}")
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
+    with _server(tree, port, env) as (proc, url):
         out["up"] = time.perf_counter() - t0
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         tab = context.new_page()
@@ -499,14 +494,6 @@ def page_chart(tree: Path, browser, data: Path, page: str) -> dict:
             raise SystemExit(f"page {page} showed {errors} exception(s) in the browser")
         out["server_gb"] = _vm_hwm(proc.pid)
         context.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
     return out
 
 
