@@ -101,24 +101,11 @@ def jaccard_matrix(selected: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame(J, index=names, columns=names)
 
 
-def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optional[Sequence[str]] = None,
-                   kernel: Optional[dict] = None, word: str = "round") -> dict:
-    """What S_t holds this round, measured: numbers and one paragraph that states them.
-
-    sel: selection_frame (sample_id, label, selected, loss, noisy, score). kernel: that round's
-    kernel npz (optional): the self term c_ii = r_iᵀ H_ii r_i / m of flipped vs clean probe samples.
-    Returns k, n, noisy_share, base_rate (fractions), noise_vs_base ("above" / "below" / "at"),
-    top_class, top_share, low_class, low_share, uniform, loss_sel, loss_all, score_noisy,
-    score_clean, self_noisy, self_clean and `sentence` (markdown).
-    """
-    chosen = sel[sel["selected"].astype(bool)]
+def _noise_clauses(sel: pd.DataFrame, chosen: pd.DataFrame, noisy_all: pd.Series, base: float, share: float,
+                   curriculum: str, kernel: Optional[dict], word: str, out: dict) -> list[str]:
+    """subset_summary's flipped-label clauses: S_t's share against chance and, for DoCL, why (fills `out`)."""
+    parts: list[str] = []
     k, n = len(chosen), len(sel)
-    out: dict = {"k": k, "n": n}
-    parts = [f"S_t holds **{k:,} of {n:,}** samples ({100 * k / max(n, 1):.0f} % of N) this {word}."]
-    noisy_all = sel["noisy"].astype(bool) if "noisy" in sel else pd.Series(False, index=sel.index)
-    base = float(noisy_all.mean()) if n else 0.0
-    share = float(chosen["noisy"].astype(bool).mean()) if k and "noisy" in chosen else 0.0
-    out.update(noisy_share=share, base_rate=base, noisy_count=int(chosen["noisy"].sum()) if k else 0)
     if base > 0 and k:
         se = np.sqrt(base * (1 - base) / k) * np.sqrt(max(n - k, 0) / max(n - 1, 1))  # finite population
         rel = "above" if share > base + 2 * se else "below" if share < base - 2 * se else "at"
@@ -151,6 +138,13 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
         elif rel == "below" and curriculum.startswith("docl") and "score_noisy" in out:
             parts.append(f"Flipped labels score lower here (mean a_i {out['score_noisy']:.3g} against "
                          f"{out['score_clean']:.3g} for clean ones): the network does not move them.")
+    return parts
+
+
+def _class_clauses(sel: pd.DataFrame, chosen: pd.DataFrame, class_names: Optional[Sequence[str]], out: dict) -> list[str]:
+    """subset_summary's class clauses: the most and least represented class, the total-variation distance."""
+    parts: list[str] = []
+    k = len(chosen)
     if "label" in sel and k and sel["label"].nunique() > 1:
         shares = chosen["label"].value_counts(normalize=True).reindex(sorted(sel["label"].unique()), fill_value=0.0)
         uniform = 1.0 / len(shares)
@@ -171,6 +165,13 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
         parts.append(f"Class balance: S_t's class shares are at total-variation distance **{tv:.2f}** from the "
                      f"training set's: {'balanced' if tv < BALANCED_TV else 'skewed'} (balanced below "
                      f"{BALANCED_TV:.2f}).")
+    return parts
+
+
+def _percentile_clauses(sel: pd.DataFrame, chosen: pd.DataFrame, out: dict) -> list[str]:
+    """subset_summary's hardness clauses: S_t's mean percentile of the loss and of the exact score."""
+    parts: list[str] = []
+    k = len(chosen)
     for col, what, high, low in (("loss", "loss", "harder", "easier"),
                                  ("score_exact", "exact score a_i = r_i·v_i", "nearer the learning frontier",
                                   "further from the learning frontier")):
@@ -187,6 +188,30 @@ def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optiona
         verdict = "**about average**" if word == "about average" else f"**{word}** than the training set"
         parts.append(f"By {what}: S_t's mean percentile among all samples is **{100 * mean_pct:.1f}**{extra}: "
                      f"{verdict} (the rule: above {100 * HARDER:.0f}, {high}; below {100 * EASIER:.0f}, {low}).")
+    return parts
+
+
+def subset_summary(sel: pd.DataFrame, curriculum: str = "", class_names: Optional[Sequence[str]] = None,
+                   kernel: Optional[dict] = None, word: str = "round") -> dict:
+    """What S_t holds this round, measured: numbers and one paragraph that states them.
+
+    sel: selection_frame (sample_id, label, selected, loss, noisy, score). kernel: that round's
+    kernel npz (optional): the self term c_ii = r_iᵀ H_ii r_i / m of flipped vs clean probe samples.
+    Returns k, n, noisy_share, base_rate (fractions), noise_vs_base ("above" / "below" / "at"),
+    top_class, top_share, low_class, low_share, uniform, loss_sel, loss_all, score_noisy,
+    score_clean, self_noisy, self_clean and `sentence` (markdown).
+    """
+    chosen = sel[sel["selected"].astype(bool)]
+    k, n = len(chosen), len(sel)
+    out: dict = {"k": k, "n": n}
+    parts = [f"S_t holds **{k:,} of {n:,}** samples ({100 * k / max(n, 1):.0f} % of N) this {word}."]
+    noisy_all = sel["noisy"].astype(bool) if "noisy" in sel else pd.Series(False, index=sel.index)
+    base = float(noisy_all.mean()) if n else 0.0
+    share = float(chosen["noisy"].astype(bool).mean()) if k and "noisy" in chosen else 0.0
+    out.update(noisy_share=share, base_rate=base, noisy_count=int(chosen["noisy"].sum()) if k else 0)
+    parts += _noise_clauses(sel, chosen, noisy_all, base, share, curriculum, kernel, word, out)
+    parts += _class_clauses(sel, chosen, class_names, out)
+    parts += _percentile_clauses(sel, chosen, out)
     out["parts"] = parts
     out["sentence"] = " ".join(parts)
     return out
