@@ -72,6 +72,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                    help="F(S): facility location, centrality, none (default: facility under steps, "
                         "the authors' centrality under paper)")
     p.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of train labels flipped")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="share of the training pool held out for validation, stratified (e.g. 0.01 keeps "
+                        "99,000 of mnist1d-100k's 100,000 for training)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training mini-batch size")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay of SGD")
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")
@@ -214,7 +217,8 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
                     model=a.model, estimator=estimator, log_estimators=logged, log_every=a.log_every,
                     order=getattr(a, "order", None),
                     score=score, prefer=prefer, log_grad_norms=a.log_grad_norms,
-                    diversity=a.diversity, label_noise=a.label_noise, batch_size=a.batch_size,
+                    diversity=a.diversity, label_noise=a.label_noise,
+                    val_fraction=getattr(a, "val_fraction", RunConfig.val_fraction), batch_size=a.batch_size,
                     weight_decay=a.weight_decay, probe_size=a.probe_size, kernel_full=a.kernel_full,
                     device=a.device, schedule=sched, deterministic=a.deterministic,
                     precision=getattr(a, "precision", RunConfig.precision))
@@ -226,7 +230,7 @@ def config_from_args(a: argparse.Namespace, curriculum: str, seed: int) -> RunCo
 _RUN_FLAGS = {"dataset": "--dataset", "label_column": "--label-column", "score": "--score", "prefer": "--prefer",
               "log_grad_norms": "--log-grad-norms", "rounds": "--rounds", "seed": "--seed", "model": "--model",
               "estimator": "--estimator", "log_estimators": "--log-estimators", "log_every": "--log-every",
-              "order": "--order", "diversity": "--diversity", "label_noise": "--label-noise",
+              "order": "--order", "diversity": "--diversity", "label_noise": "--label-noise", "val_fraction": "--val-fraction",
               "batch_size": "--batch-size", "probe_size": "--probe-size", "kernel_full": "--kernel-full",
               "weight_decay": "--weight-decay", "device": "--device", "deterministic": "--deterministic",
               "precision": "--precision", "schedule.lam_start": "--lam", "schedule.lam_decay": "--lam-decay",

@@ -115,6 +115,7 @@ class RunConfig:
     diversity: Optional[str] = None  # facility (stochastic greedy) | centrality | none; None: facility
                                      # (steps), centrality (paper: the authors' per-column preprocessed proxy)
     label_noise: float = 0.0         # fraction of train labels flipped (classification)
+    val_fraction: float = 0.15       # share of the training pool held out for validation (stratified)
     batch_size: int = 64             # training mini-batch
     score_batch_size: int = 512      # scoring batch
     probe_size: int = 64             # kernel probe samples (stratified); 0 turns kernel logging off
@@ -193,6 +194,9 @@ class RunConfig:
             raise ValueError("batch sizes must be positive integers")
         if not 0 <= self.label_noise < 1:
             raise ValueError(f"label_noise is a fraction in [0, 1), got {self.label_noise}")
+        if not isinstance(self.val_fraction, numbers.Real) or not 0 < self.val_fraction < 1:
+            raise ValueError(f"val_fraction is a fraction in (0, 1), got {self.val_fraction!r}: the validation "
+                             "split needs samples (tuning and val accuracy read it)")
         if self.probe_size < 0:
             raise ValueError("probe_size must be ≥ 0 (0 turns kernel logging off)")
         if not isinstance(self.weight_decay, numbers.Real) or not 0 <= self.weight_decay < math.inf:

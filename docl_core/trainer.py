@@ -71,7 +71,8 @@ class Trainer:
         extended = checkpoint.check_same_options(self.dir, config, dist) if resume else None
         torch.manual_seed(config.seed)  # model init
         csv = {"label_column": config.label_column} if config.label_column is not None else {}
-        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise, **csv)
+        self.ds = dataset or load_dataset(config.dataset, seed=config.seed, label_noise=config.label_noise,
+                                          val_fraction=config.val_fraction, **csv)
         self.model, self.net, self.channels_last, self.batchnorm_sync = place_model(
             build_model(config.model, self.ds), self.device, dist)  # net: the model or its DDP wrapper
         by_score = {"score": config.score, "prefer": config.prefer} if config.curriculum == "score" else {}

@@ -238,6 +238,8 @@ cli("rounds-negative", ["--rounds", "-2"], r"rounds must be â‰¥ 1, got -2", r"â‰
 cli("rounds-not-a-number", ["--rounds", "ten"], r"invalid int value: 'ten'", r"--help")
 cli("label-noise-negative", ["--label-noise", "-0.1"], r"label_noise .* got -0.1", r"fraction in \[0, 1\)")
 cli("label-noise-oversized", ["--label-noise", "1.5"], r"label_noise .* got 1.5", r"fraction in \[0, 1\)")
+cli("val-fraction-zero", ["--val-fraction", "0"], r"val_fraction .* got 0.0", r"validation split needs samples")
+cli("val-fraction-whole", ["--val-fraction", "1"], r"val_fraction .* got 1.0", r"fraction in \(0, 1\)")
 cli("label-noise-on-regression", ["--dataset", D + "/regression.npz", "--label-noise", "0.2"],
     r"label_noise applies to classification only", r"label_noise=0")
 cli("k-start-zero", ["--k-start", "0"], r"k_start", r"choose values in \(0, 1\]")

@@ -53,3 +53,22 @@ def test_the_command_line_builds_one_schedule_and_lam_reaches_either():
     assert "--lam 0.3" in cmd and "--lr 0.2" in cmd
     with pytest.raises(ValueError, match="apply to --protocol steps only|applies to --protocol steps only"):
         config_from_args(parse(["run", "--protocol", "paper", "--pool-factor", "3"]), "docl", 0)
+
+
+def test_val_fraction_sets_the_validation_split_a_run_trains_beside(tmp_path):
+    """--val-fraction reaches load_dataset: the run's train and validation sizes are those of the
+    stratified hold-out computed here by hand, and run.json keeps the fraction."""
+    from sklearn.datasets import load_digits
+    from docl_core.trainer import Trainer
+    args = build_parser().parse_args(["run", "--dataset", "digits", "--val-fraction", "0.3", "--rounds", "1",
+                                      "--probe-size", "0", "--out", str(tmp_path)])
+    cfg = config_from_args(args, "docl", 0)
+    assert cfg.val_fraction == 0.3
+    tr = Trainer(cfg, tmp_path / "run")
+    counts = set(load_digits().target)
+    pool = len(load_digits().target) - len(tr.ds.x_test)          # digits has no test set: 20 % went first
+    assert len(tr.ds.x_val) == pytest.approx(0.3 * pool, abs=len(counts))
+    assert len(tr.ds.x_train) + len(tr.ds.x_val) == pool
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))).val_fraction == 0.3
+    assert RunConfig.from_dict({k: v for k, v in RunConfig().to_dict().items() if k != "val_fraction"}
+                               ).val_fraction == 0.15               # runs from before the flag: the old split
