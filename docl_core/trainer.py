@@ -309,7 +309,8 @@ def _optimizer(model: torch.nn.Module, cfg: RunConfig) -> torch.optim.SGD:
     """SGD with weight decay: momentum 0.9 (steps), or the paper schedule's Nesterov momentum."""
     paper = cfg.protocol == "paper"
     momentum = cfg.schedule.momentum if paper else 0.9
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.schedule.lr_max if paper else cfg.schedule.lr, momentum=0.9, weight_decay=cfg.weight_decay,
+    lr = cfg.schedule.lr_max if paper else cfg.schedule.lr
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=cfg.weight_decay,
                           nesterov=paper and momentum > 0)
     for group in opt.param_groups:
         group["momentum"] = momentum
