@@ -73,8 +73,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                         "the authors' centrality under paper)")
     p.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of train labels flipped")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction,
-                   help="share of the training pool held out for validation, stratified (e.g. 0.01 keeps "
-                        "99,000 of mnist1d-100k's 100,000 for training)")
+                   help="share of the training pool held out for validation, stratified (default 0.15: "
+                        "mnist1d-100k then trains exactly 100,000 of its 117,647)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training mini-batch size")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay of SGD")
     p.add_argument("--probe-size", type=int, default=d.probe_size, help="kernel probe samples (0: off)")

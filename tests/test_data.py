@@ -208,7 +208,7 @@ def test_mnist1d_generation_is_offline_deterministic_and_leaves_global_rngs(monk
 def test_mnist1d_at_any_size_draws_from_the_same_generator():
     """n_samples draws more (or fewer) signals from the generator, split 80/20 like its default; the
     first signals are not the default set's (the generator shuffles its draw), but the distribution is:
-    10 classes in about equal shares. "mnist1d-100k" is the named 125,000-signal size."""
+    10 classes in about equal shares. "mnist1d-100k" is the named size whose default split trains exactly 100,000 signals."""
     ds = load_dataset("mnist1d", seed=0, n_samples=1000)
     x, y, xt, yt = data_module._mnist1d_arrays(data_module.MNIST1D_SEED, 1000)
     assert (len(x), len(xt)) == (800, 200) and x.shape[1:] == (1, 40)
@@ -219,7 +219,9 @@ def test_mnist1d_at_any_size_draws_from_the_same_generator():
     assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.y_train, ds.y_train)
     assert len(load_dataset("mnist1d", seed=0, n_samples=1200).y_test) == 240
     assert data_module._BUILTINS["mnist1d-100k"].__doc__ and "mnist1d-100k" in data_module.DATASETS
-    assert data_module.MNIST1D_100K_SAMPLES * 4 // 5 == 100_000
+    from docl_core.data.splits import _split_sizes
+    pool = int(data_module.MNIST1D_100K_SAMPLES * 0.8)                # the generator's own train split
+    assert _split_sizes(pool, 0.15, 0.2, own_test=data_module.MNIST1D_100K_SAMPLES - pool) == (100_000, 17_647, 29_412)
     with pytest.raises(ValueError, match="n_samples = 10 is too few"):
         load_dataset("mnist1d", n_samples=10)
     with pytest.raises(ValueError, match="n_samples"):
