@@ -8,9 +8,9 @@
 The matrix covers both protocols and every curriculum on digits, both protocols on MNIST-1D, the
 paper protocol in each subset order, the score curriculum, DynamicsTracker in a plain loop (the
 README's own-loop example), and torchrun with 2 CPU processes under both protocols. `compare`
-retrains every entry into a scratch folder and compares rounds.parquet and every samples/*.parquet
-with the recorded ones, column by column and bit for bit (timing columns, *_time_s, excluded:
-they measure the machine). It prints one line per run and the first difference found, and exits 1
+retrains every entry into a scratch folder and compares rounds.parquet, every samples/ and
+embedding/ parquet file and every kernel/ npz array with the recorded ones, column by column and
+bit for bit (timing columns, *_time_s, excluded: they measure the machine). It prints one line per run and the first difference found, and exits 1
 when any run differs. CPU only, one thread per run; a reference is valid on the same kind of
 machine and library builds (record.json keeps the git revision and versions).
 """
@@ -88,9 +88,16 @@ def train(name: str, kind: str, args: list[str], out: Path) -> float:
 
 
 def _frames(run: Path) -> dict[str, pd.DataFrame]:
+    """rounds.parquet, every samples/ and embedding/ parquet file, and every kernel/ npz array (one
+    column per array, flattened), keyed by their path in the run."""
     out = {"rounds.parquet": pd.read_parquet(run / "rounds.parquet")}
-    for f in sorted((run / "samples").glob("*.parquet")):
-        out[f"samples/{f.name}"] = pd.read_parquet(f)
+    for sub in ("samples", "embedding"):
+        for f in sorted((run / sub).glob("*.parquet")):
+            out[f"{sub}/{f.name}"] = pd.read_parquet(f)
+    for f in sorted((run / "kernel").glob("*.npz")):
+        with np.load(f) as z:
+            for name in z.files:
+                out[f"kernel/{f.name}:{name}"] = pd.DataFrame({name: z[name].ravel()})
     return out
 
 

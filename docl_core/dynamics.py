@@ -35,6 +35,7 @@ class Dynamics:
     output: torch.Tensor    # (N, C) f(x_i)
     grad_norm: float        # ‖ḡ‖, the mean-gradient norm
     estimator: str = "exact"
+    features: Optional[torch.Tensor] = None  # (N, D) the head's inputs, when asked for and available
 
 
 # ----------------------------------------------------------------------------- checks
@@ -244,7 +245,7 @@ def _mean_gradient(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str
 
 def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = "classification",
                 batch_size: int = 256, estimator: str = "exact", eps: Optional[float] = None,
-                gbar: Optional[dict[str, torch.Tensor]] = None) -> Dynamics:
+                gbar: Optional[dict[str, torch.Tensor]] = None, features: bool = False) -> Dynamics:
     """DoCL scores a_i = r_i · v_i for every sample, with residuals and output speeds.
 
     Args:
@@ -264,9 +265,15 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
             default is smaller than the smooth optimum (cube root of machine epsilon).
         gbar: a precomputed mean gradient over the trainable parameters, name → tensor (e.g.
             all-reduced across ranks); computed if None.
+        features: also return what the model's `head` module receives, (N, D), taken inside the
+            exact estimator's pass at no extra forward (its primal values, at the same weights).
+            For models whose forward is head(features(x)) (the built-in ones) that is features(x)
+            up to float rounding (eval BatchNorm runs as one affine map in this pass, as for the
+            outputs); the caller checks. None under "fast" or without a `head` module.
 
     Returns:
-        Dynamics with score (N,), residual (N, C), speed (N, C), loss (N,), output (N, C).
+        Dynamics with score (N,), residual (N, C), speed (N, C), loss (N,), output (N, C),
+        features (N, D) or None.
         Frozen parameters (requires_grad False) do not move under gradient flow: speeds and
         scores count the trainable ones only.
     """
@@ -293,15 +300,24 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
         # frozen weights ride along as constants: no tangent work is spent on them
         return functional_call(model, ({**frozen, **p}, buffers), (xb,))
 
-    outputs, speeds = [], []
+    outputs, speeds, feats = [], [], []
+    head = getattr(model, "head", None)
+    capture = features and estimator == "exact" and isinstance(head, nn.Module)
     with eval_mode(model), torch.no_grad():
         if estimator == "exact":
-            with _lean_batchnorm_jvp(model):
+            with _lean_batchnorm_jvp(model), _head_inputs(head if capture else None) as seen:
                 for sl in _batches(len(X), batch_size):
                     xb = X[sl].contiguous(memory_format=fmt)
-                    out, dout = jvp(lambda p: f(p, xb), (params,), (tangent,))  # (B, C), (B, C)
+
+                    def f_aux(p):
+                        out = f(p, xb)
+                        return out, (seen.pop() if capture else out)  # aux: primal only, no tangent
+
+                    out, dout, aux = jvp(f_aux, (params,), (tangent,), has_aux=True)  # (B, C), (B, C)
                     outputs.append(out)
                     speeds.append(dout)
+                    if capture:
+                        feats.append(aux)  # (B, D)
         else:
             if eps is None:
                 eps = 1e-6 if X.dtype == torch.float64 else 1e-4
@@ -317,7 +333,22 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
     speed = torch.cat(speeds)  # (N, C)
     residual, loss = residual_and_loss(output, y, task)  # (N, C), (N,)
     return Dynamics(score=(residual * speed).sum(1), residual=residual, speed=speed, loss=loss,
-                    output=output, grad_norm=gnorm, estimator=estimator)
+                    output=output, grad_norm=gnorm, estimator=estimator,
+                    features=torch.cat(feats) if capture else None)
+
+
+@contextlib.contextmanager
+def _head_inputs(head: Optional[nn.Module]) -> Iterator[list]:
+    """Inside: each call of `head` appends its input to the yielded list (nothing when head is None)."""
+    seen: list = []
+    if head is None:
+        yield seen
+        return
+    handle = head.register_forward_hook(lambda _m, args, _out: seen.append(args[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()
 
 
 # ----------------------------------------------------------------------------- kernel

@@ -1,9 +1,9 @@
 """The measurement step: the model at its current weights and the training set → one `Measurement`.
 
 `Measurer.measure` runs the scorers (scorers.py) in order — the estimators first (the exact or fast
-one also gives the outputs and speeds), then one eval forward for outputs and features when no
-estimator gave them, then the residuals and losses (outputs.py) and the per-sample scores read off
-them — and the probe kernel (`KernelProbe`). `evaluate` scores held-out sets; `EmbeddingMap` keeps
+one also gives the outputs and speeds, and the exact one the features the head receives), then one
+eval forward for outputs and features when no estimator gave them, then the residuals and losses
+(outputs.py) and the per-sample scores read off them — and the probe kernel (`KernelProbe`). `evaluate` scores held-out sets; `EmbeddingMap` keeps
 the run's fixed 2-D map of the features. Nothing here writes a run or changes the model's
 parameters, buffers, mode or .grad. Under torch.distributed each rank measures its shard and the
 per-sample results are all-gathered, so every rank holds the same full measurement.
@@ -177,6 +177,7 @@ class Measurer:
         self.model, self.X, self.y, self.task = model, X, y, task
         self.scorers, self.estimators = scorers, estimators
         self.batch_size, self.dist, self.refresh, self.probe = batch_size, dist, refresh, probe
+        self.head_gives_features: Optional[bool] = None  # checked on the first measurement that maps
 
     def measure(self, features: bool = False, kernel: bool = False, estimators: Optional[list[str]] = None,
                 embed: Optional[EmbeddingMap] = None, round_: int = 0) -> Measurement:
@@ -184,9 +185,10 @@ class Measurer:
         kernel. `estimators` (default all) limits the costly scorers: one left out is NaN this time."""
         t0 = time.perf_counter()
         sh = self.dist.shard(len(self.X))
-        at = Measuring(self.model, self.X[sh], self.y[sh], self.y, self.task, self.batch_size, self.dist)
-        scores, skipped = self._estimators(at, estimators)
         want_feats = features or (embed is not None and embed.on)  # the map needs them every round
+        at = Measuring(self.model, self.X[sh], self.y[sh], self.y, self.task, self.batch_size, self.dist,
+                       want_features=want_feats and self.head_gives_features is not False)
+        scores, skipped = self._estimators(at, estimators)
         feats = self._outputs(at, want_feats, features)
         extra = embed.project(feats, round_) if want_feats and embed is not None and embed.on \
             and self.dist.is_writer else {}
@@ -222,6 +224,8 @@ class Measurer:
             at.output = self.scorers["byproduct"].last_output.to(self.X.dtype)  # what training last saw
         if not want_feats and at.output is not None:
             return None
+        if want_feats and at.output is not None and at.features is not None and self._head_gives_features(at):
+            return at.dist.all_gather_rows(at.features)  # kept by the exact pass: no features forward
         outs, fs = [], []
         with torch.no_grad(), eval_mode(self.model):
             for s in range(0, len(at.X), self.batch_size):
@@ -233,6 +237,22 @@ class Measurer:
         if at.output is None:
             at.output = at.dist.all_gather_rows(torch.cat(outs))
         return at.dist.all_gather_rows(torch.cat(fs)) if want_feats else None
+
+    def _head_gives_features(self, at: Measuring) -> bool:
+        """Whether the head's inputs the exact pass kept are the model's features: checked once, on
+        this rank's first batch, against model_features. Equal up to float rounding, not bit for bit:
+        inside the JVP an eval-mode BatchNorm runs as one affine map (dynamics._lean_batchnorm_jvp),
+        as it does for the outputs the exact pass gives. A model whose forward is not
+        head(features(x)) fails the check and keeps the separate features forward."""
+        if self.head_gives_features is None:
+            xb = at.X[:self.batch_size]
+            with torch.no_grad(), eval_mode(self.model):
+                plain = model_features(self.model, xb)
+            kept = at.features[:len(xb)]
+            tol = 1e-9 if plain.dtype == torch.float64 else 1e-4
+            self.head_gives_features = bool(plain.shape == kept.shape and torch.allclose(
+                kept, plain, rtol=tol, atol=tol * max(float(plain.abs().max()), 1.0)))
+        return self.head_gives_features
 
     def _samples(self, at: Measuring, wanted: Optional[list[str]]) -> dict[str, torch.Tensor]:
         """The per-sample scores of every scorer but the estimators and the data map (read later)."""

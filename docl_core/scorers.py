@@ -44,6 +44,8 @@ class Measuring:
                                            # they run: this rank's rows, all-gathered by the Measurer)
     speed: Optional[torch.Tensor] = None   # (N, C) v_i from the exact (else the fast) estimator, likewise
     grad_norm: float = float("nan")        # ‖ḡ‖
+    want_features: bool = False            # whether the exact estimator should keep the head's inputs
+    features: Optional[torch.Tensor] = None  # (n, D) this rank's head inputs from the exact pass, if kept
 
     @property
     def n(self) -> int:
@@ -107,9 +109,11 @@ class GradientScore(Scorer):
     def measure(self, at: Measuring) -> dict[str, torch.Tensor]:
         name = self.names[0]
         dyn = docl_scores(at.model, at.X, at.y, at.task, batch_size=at.batch_size, estimator=name,
-                          gbar=at.mean_gradient(), eps=self.eps)
+                          gbar=at.mean_gradient(), eps=self.eps, features=at.want_features)
         if at.speed is None or name == "exact":
             at.speed, at.output, at.grad_norm = dyn.speed, dyn.output, dyn.grad_norm  # this rank's rows
+        if dyn.features is not None:
+            at.features = dyn.features
         return {name: at.dist.all_gather_rows(dyn.score)}
 
 

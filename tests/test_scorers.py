@@ -89,3 +89,97 @@ def test_meta_update_meta_and_resume_at_are_the_trainers_calls(tmp_path):
     assert tr.round == 3 and tr.run.last_complete_round == 2
     tr.resume_at(0)  # the commit point never moves back
     assert tr.round == 0 and tr.run.last_complete_round == 2
+
+
+# ------------------------------------------------------------------ features from the exact pass
+
+
+class _OffsetHead(nn.Module):
+    """features(x) is not what the head receives: forward = head(features(x) + 1)."""
+
+    def __init__(self, d=5, c=3):
+        super().__init__()
+        self.body, self.head = nn.Sequential(nn.Linear(d, 8), nn.ReLU()), nn.Linear(8, c)
+
+    def features(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        return self.head(self.body(x) + 1.0)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "signal"])
+def test_the_exact_pass_keeps_the_features(kind):
+    """docl_scores(features=True) returns the head's inputs from inside the JVP pass. Against a plain
+    eval forward of model.features on fresh random inputs: bit for bit without BatchNorm (MLP); with
+    trained BatchNorm statistics (SignalCNN, folded into one affine map in that pass) equal to float
+    rounding (float64: 1e-12 relative). Scores and outputs are those of the call without it."""
+    from docl_core.dynamics import docl_scores, eval_mode
+    from docl_core.measure import model_features
+    from docl_core.models import MLP, SignalCNN
+
+    for dtype in (torch.float64, torch.float32):
+        torch.manual_seed(3)
+        if kind == "mlp":
+            model, X = MLP(5, 3), torch.randn(70, 5)
+        else:
+            model, X = SignalCNN(1, 3, 40), torch.randn(70, 1, 40)
+        model, X = model.to(dtype), X.to(dtype)
+        model.train()
+        with torch.no_grad():
+            for _ in range(3):
+                model(3.0 * X + 1.0)       # running statistics far from (0, 1)
+        y = torch.randint(0, 3, (70,))
+        with_f = docl_scores(model, X, y, batch_size=32, features=True)
+        without = docl_scores(model, X, y, batch_size=32)
+        with torch.no_grad(), eval_mode(model):
+            plain = torch.cat([model_features(model, X[s:s + 32]) for s in range(0, 70, 32)])
+        assert with_f.features.shape == plain.shape
+        if kind == "mlp":
+            assert torch.equal(with_f.features, plain)
+        else:
+            bn = model.body[0][1]
+            assert float((bn.running_var - 1).abs().max()) > 0.1   # BatchNorm is not near the identity
+            rtol = 1e-12 if dtype == torch.float64 else 1e-5
+            torch.testing.assert_close(with_f.features, plain, rtol=rtol, atol=rtol * float(plain.abs().max()))
+        assert torch.equal(with_f.score, without.score) and torch.equal(with_f.output, without.output)
+        assert without.features is None
+        assert docl_scores(model, X, y, batch_size=32, estimator="fast", features=True).features is None
+
+
+def _count_feature_calls(model):
+    calls = []
+    inner = model.features
+    model.features = lambda x: (calls.append(len(x)), inner(x))[1]
+    return calls
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_the_measurer_maps_from_the_exact_pass_only_when_the_head_sees_the_features(offset):
+    """With the exact estimator the Measurer takes the map's features from the scoring pass (one
+    check batch the first time, no features forward after); a model whose head sees something else
+    keeps the separate forward. Either way the features equal model.features(X)."""
+    from docl_core.dynamics import eval_mode
+    from docl_core.measure import Measurer
+    from docl_core.models import MLP
+
+    _, X, y = _setup(n=100)
+    torch.manual_seed(1)
+    model = _OffsetHead() if offset else MLP(5, 3)
+    with torch.no_grad(), eval_mode(model):
+        truth = model.features(X)
+    counts, checked = [], []
+    for known in (None, False):                    # the check as it runs; the separate forward forced
+        calls = _count_feature_calls(model)
+        m = Measurer(model, X, y, "classification", make_scorers(["exact"], y, 3, "classification"),
+                     ["exact"], batch_size=40)
+        m.head_gives_features = known
+        first, second = m.measure(features=True), m.measure(features=True)
+        assert torch.equal(first.features, truth) and torch.equal(second.features, truth)
+        counts.append(len(calls))
+        checked.append(m.head_gives_features)
+        del model.features
+    assert checked == [not offset, False]
+    # 100 samples in batches of 40: the separate forward is 3 calls of features per measurement; the
+    # check is one call, once. Offset: the check fails, the separate forward stays (one call more).
+    assert counts[0] - counts[1] == (1 if offset else 1 - 2 * 3)
