@@ -300,41 +300,58 @@ def docl_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str = 
         # frozen weights ride along as constants: no tangent work is spent on them
         return functional_call(model, ({**frozen, **p}, buffers), (xb,))
 
-    outputs, speeds, feats = [], [], []
     head = getattr(model, "head", None)
     capture = features and estimator == "exact" and isinstance(head, nn.Module)
     with eval_mode(model), torch.no_grad():
         if estimator == "exact":
-            with _lean_batchnorm_jvp(model), _head_inputs(head if capture else None) as seen:
-                for sl in _batches(len(X), batch_size):
-                    xb = X[sl].contiguous(memory_format=fmt)
-
-                    def f_aux(p):
-                        out = f(p, xb)
-                        return out, (seen.pop() if capture else out)  # aux: primal only, no tangent
-
-                    out, dout, aux = jvp(f_aux, (params,), (tangent,), has_aux=True)  # (B, C), (B, C)
-                    outputs.append(out)
-                    speeds.append(dout)
-                    if capture:
-                        feats.append(aux)  # (B, D)
+            outputs, speeds, feats = _jvp_pass(f, params, tangent, X, batch_size, fmt, model,
+                                               head if capture else None)
         else:
-            if eps is None:
-                eps = 1e-6 if X.dtype == torch.float64 else 1e-4
-            h = eps * max(_norm(params), 1.0) / max(gnorm, 1e-30)
-            plus = {k: params[k] + h * tangent[k] for k in params}
-            minus = {k: params[k] - h * tangent[k] for k in params}
-            for sl in _batches(len(X), batch_size):
-                xb = X[sl].contiguous(memory_format=fmt)
-                fp, fm = f(plus, xb), f(minus, xb)
-                outputs.append(0.5 * (fp + fm))  # f(θ) + O(h²): no third forward needed
-                speeds.append((fp - fm) / (2 * h))
+            outputs, speeds = _difference_pass(f, params, tangent, gnorm, X, batch_size, fmt, eps)
     output = torch.cat(outputs)  # (N, C)
     speed = torch.cat(speeds)  # (N, C)
     residual, loss = residual_and_loss(output, y, task)  # (N, C), (N,)
     return Dynamics(score=(residual * speed).sum(1), residual=residual, speed=speed, loss=loss,
                     output=output, grad_norm=gnorm, estimator=estimator,
                     features=torch.cat(feats) if capture else None)
+
+
+def _jvp_pass(f, params: dict, tangent: dict, X: torch.Tensor, batch_size: int, fmt, model: nn.Module,
+              head: Optional[nn.Module]) -> tuple[list, list, list]:
+    """The exact estimator's forward-mode pass along ḡ, in batches: → (outputs, speeds, head inputs)
+    per batch, (B, C), (B, C), (B, D); the head inputs only when `head` is given (primal values)."""
+    outputs, speeds, feats = [], [], []
+    with _lean_batchnorm_jvp(model), _head_inputs(head) as seen:
+        for sl in _batches(len(X), batch_size):
+            xb = X[sl].contiguous(memory_format=fmt)
+
+            def f_aux(p):
+                out = f(p, xb)
+                return out, (seen.pop() if head is not None else out)  # aux: primal only, no tangent
+
+            out, dout, aux = jvp(f_aux, (params,), (tangent,), has_aux=True)
+            outputs.append(out)
+            speeds.append(dout)
+            if head is not None:
+                feats.append(aux)
+    return outputs, speeds, feats
+
+
+def _difference_pass(f, params: dict, tangent: dict, gnorm: float, X: torch.Tensor, batch_size: int, fmt,
+                     eps: Optional[float]) -> tuple[list, list]:
+    """The fast estimator: central differences of the outputs along ḡ → (outputs, speeds) per batch."""
+    if eps is None:
+        eps = 1e-6 if X.dtype == torch.float64 else 1e-4
+    h = eps * max(_norm(params), 1.0) / max(gnorm, 1e-30)
+    plus = {k: params[k] + h * tangent[k] for k in params}
+    minus = {k: params[k] - h * tangent[k] for k in params}
+    outputs, speeds = [], []
+    for sl in _batches(len(X), batch_size):
+        xb = X[sl].contiguous(memory_format=fmt)
+        fp, fm = f(plus, xb), f(minus, xb)
+        outputs.append(0.5 * (fp + fm))  # f(θ) + O(h²): no third forward needed
+        speeds.append((fp - fm) / (2 * h))
+    return outputs, speeds
 
 
 @contextlib.contextmanager
