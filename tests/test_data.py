@@ -220,8 +220,13 @@ def test_mnist1d_at_any_size_draws_from_the_same_generator():
     assert len(load_dataset("mnist1d", seed=0, n_samples=1200).y_test) == 240
     assert data_module._BUILTINS["mnist1d-100k"].__doc__ and "mnist1d-100k" in data_module.DATASETS
     from docl_core.data.splits import _split_sizes
-    pool = int(data_module.MNIST1D_100K_SAMPLES * 0.8)                # the generator's own train split
-    assert _split_sizes(pool, 0.15, 0.2, own_test=data_module.MNIST1D_100K_SAMPLES - pool) == (100_000, 17_647, 29_412)
+    n, pool = data_module.MNIST1D_100K_SAMPLES, data_module.MNIST1D_100K_POOL
+    assert n % 10 == 0 and pool <= int(n * 0.8)          # n // 10 per class; pool within the generator's 80 %
+    assert _split_sizes(pool, 0.15, 0.2, own_test=n - int(n * 0.8)) == (100_000, 17_647, 30_000)
+    from docl_core.data.builtin import _mnist1d
+    kept = _mnist1d({"n_samples": 1000}, pool=700)          # the named size's pool cut, at a small size
+    assert len(kept.x) == 700 and np.array_equal(kept.x, x[:700]) and np.array_equal(kept.y, y[:700])
+    assert np.array_equal(kept.x_test, xt)                  # the test set stays whole
     with pytest.raises(ValueError, match="n_samples = 10 is too few"):
         load_dataset("mnist1d", n_samples=10)
     with pytest.raises(ValueError, match="n_samples"):

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from ..store import DATASET_COLUMNS
-from .builtin import (_BUILTINS, DATASET_DESCRIPTIONS, DATASETS, MNIST1D_100K_SAMPLES, MNIST1D_SEED,  # noqa: F401
+from .builtin import (_BUILTINS, DATASET_DESCRIPTIONS, DATASETS, MNIST1D_100K_POOL, MNIST1D_100K_SAMPLES, MNIST1D_SEED,  # noqa: F401
                       _mnist1d_arrays)
 from .files import (_READERS, CIFAR10_CLASSES, FASHION_MNIST_CLASSES, PATH_HELP,  # noqa: F401
                     ForbiddenPickle, RestrictedUnpickler, _check_label_column, _cifar_folder, _idx_file, read_idx,
@@ -272,7 +272,7 @@ def load_dataset(name_or_path: str, seed: int = 0, label_noise: float = 0.0, val
     test_fraction: share held out for testing when the source has no test set of its own.
     options: n_samples, noise, data_seed (moons, blobs, sine; data_seed also for mnist1d, whose
         default 42 is the benchmark's own generator seed, and n_samples, the signals it draws in
-        all, 80 % of them train: "mnist1d-100k" is n_samples = 147,059: 100,000 train); outliers (sine, fraction of
+        all, 80 % of them train: "mnist1d-100k" is n_samples = 150,000 with its pool cut to 117,647: 100,000 train); outliers (sine, fraction of
         train targets replaced by outliers, marked noisy; default 0.05); task, label_column
         (.npz/.csv); limit (cap on samples read from the training pool, stratified) and
         test_limit (cap on a given test set), for any source.
