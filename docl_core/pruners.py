@@ -28,6 +28,10 @@ import torch
 
 from . import selection as sel
 
+# measured: rounds 0 and 1 of `docl run --dataset mnist1d-100k` (steps), benchmarks/README.md
+SLOW_NOTE = ("expect minutes per round on a CPU (169 s for 40,000 candidates, 236 s for 48,000, on one core); "
+             "--diversity none (the top scores) or centrality select in under a second")
+
 
 class Objective:
     """max (1/k) Σ_S w̃ + λ_t F̄(S) with F = `diversity` ("facility" | "centrality" | "none"),
@@ -36,6 +40,7 @@ class Objective:
     def __init__(self, curriculum: str, diversity: str = "facility", method: str = "stochastic",
                  epsilon: float = 0.01):
         self.curriculum, self.diversity, self.method, self.epsilon = curriculum, diversity, method, epsilon
+        self.slow_said = False  # the chunked route's cost is said once per run
 
     @property
     def needs_features(self) -> bool:
@@ -62,7 +67,7 @@ class Objective:
             return sel.top_k(w, k)
         if diversity == "centrality":
             return sel.modular_select(w, features, k, state.lam)
-        return sel.maximize_facility(w, features, k, state.lam, self.method, state.generator, self.epsilon)
+        return self._facility(state, w, features, k)
 
     def prune(self, state, pool: torch.Tensor, w: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """Positions in `pool` (k0,) of the k kept: the top of mod·p + centrality in the order numpy's
@@ -73,9 +78,20 @@ class Objective:
             return sel.argpartition_top(state.mod * p[pool] + state.centrality.to(p.device, p.dtype)[pool], state.k)
         feats = state.features[pool] if state.features is not None else None
         if diversity == "facility" and feats is not None:
-            return sel.maximize_facility(w[pool], feats, state.k, state.lam, self.method, state.generator,
-                                         self.epsilon)
+            return self._facility(state, w[pool], feats, state.k)
         return sel.top_k(w[pool], state.k)
+
+    def _facility(self, state, w: torch.Tensor, features: torch.Tensor, k: int) -> torch.Tensor:
+        """Facility location by `method`; the first time its n×n similarities exceed selection's
+        memory budget (the chunked route: rows recomputed as the greedy asks for them), a warning
+        says what that costs and what selects fast instead."""
+        n = len(w)
+        if not self.slow_said and sel.facility_route(n, features.dtype) == "chunked":
+            self.slow_said = True
+            warnings.warn(f"{self.curriculum}: facility location over {n:,} candidates exceeds the "
+                          f"{sel.MEMORY_BUDGET_BYTES / 2**30:g} GiB similarity budget and runs chunked: {SLOW_NOTE}",
+                          RuntimeWarning, stacklevel=4)
+        return sel.maximize_facility(w, features, k, state.lam, self.method, state.generator, self.epsilon)
 
 
 class LowestLoss(Objective):

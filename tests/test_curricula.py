@@ -237,3 +237,23 @@ def test_the_protocol_not_the_class_picks_the_draw():
     assert_valid(paper, 5, 40)
     assert paper.probability is not None and paper.probability.dtype == torch.float64
     assert torch.isclose(paper.probability.sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("protocol", ["steps", "paper"])
+def test_facility_on_the_chunked_route_says_its_cost_once(monkeypatch, protocol):
+    """Past selection's memory budget (n×n similarities, here forced by the route function) facility
+    location warns once per run, naming the candidates and the fast alternatives; picks are the
+    same as without the warning, and the in-budget route says nothing."""
+    from docl_core import selection
+    kw = dict(pool=20, centrality=None) if protocol == "paper" else {}
+    quiet = make_curriculum("docl", protocol=protocol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                  # in budget: no warning at all
+        expected = quiet.select(state(n=60, k=8, **kw)).indices
+    monkeypatch.setattr(selection, "facility_route", lambda n, dtype=None, memory_budget_bytes=None: "chunked")
+    cur = make_curriculum("docl", protocol=protocol)
+    with pytest.warns(RuntimeWarning, match=r"facility location over \d+ candidates .* --diversity none") as rec:
+        got = cur.select(state(n=60, k=8, **kw)).indices
+        cur.select(state(n=60, k=8, seed=1, **kw))
+    assert len([w for w in rec if "facility location over" in str(w.message)]) == 1
+    assert torch.equal(got, expected)
