@@ -327,7 +327,11 @@ def _jvp_pass(f, params: dict, tangent: dict, X: torch.Tensor, batch_size: int, 
 
             def f_aux(p):
                 out = f(p, xb)
-                return out, (seen.pop() if head is not None else out)  # aux: primal only, no tangent
+                # aux comes back primal only; a head called other than once gives the outputs, which
+                # the caller's check against the model's features then refuses
+                got = seen[0] if len(seen) == 1 else out
+                seen.clear()
+                return out, got
 
             out, dout, aux = jvp(f_aux, (params,), (tangent,), has_aux=True)
             outputs.append(out)

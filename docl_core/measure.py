@@ -3,10 +3,11 @@
 `Measurer.measure` runs the scorers (scorers.py) in order — the estimators first (the exact or fast
 one also gives the outputs and speeds, and the exact one the features the head receives), then one
 eval forward for outputs and features when no estimator gave them, then the residuals and losses
-(outputs.py) and the per-sample scores read off them — and the probe kernel (`KernelProbe`). `evaluate` scores held-out sets; `EmbeddingMap` keeps
-the run's fixed 2-D map of the features. Nothing here writes a run or changes the model's
-parameters, buffers, mode or .grad. Under torch.distributed each rank measures its shard and the
-per-sample results are all-gathered, so every rank holds the same full measurement.
+(outputs.py) and the per-sample scores read off them — and the probe kernel (`KernelProbe`).
+`evaluate` scores held-out sets; `EmbeddingMap` keeps the run's fixed 2-D map of the features.
+Nothing here writes a run or changes the model's parameters, buffers, mode or .grad. Under
+torch.distributed each rank measures its shard and the per-sample results are all-gathered, so
+every rank holds the same full measurement.
 """
 from __future__ import annotations
 

@@ -95,17 +95,19 @@ def test_meta_update_meta_and_resume_at_are_the_trainers_calls(tmp_path):
 
 
 class _OffsetHead(nn.Module):
-    """features(x) is not what the head receives: forward = head(features(x) + 1)."""
+    """features(x) is not what the head receives: forward = head(features(x) + 1), or (twice) the
+    head called on the features and again on their halves."""
 
-    def __init__(self, d=5, c=3):
+    def __init__(self, d=5, c=3, twice=False):
         super().__init__()
-        self.body, self.head = nn.Sequential(nn.Linear(d, 8), nn.ReLU()), nn.Linear(8, c)
+        self.body, self.head, self.twice = nn.Sequential(nn.Linear(d, 8), nn.ReLU()), nn.Linear(8, c), twice
 
     def features(self, x):
         return self.body(x)
 
     def forward(self, x):
-        return self.head(self.body(x) + 1.0)
+        h = self.body(x)
+        return self.head(h) + self.head(0.5 * h) if self.twice else self.head(h + 1.0)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "signal"])
@@ -154,7 +156,7 @@ def _count_feature_calls(model):
     return calls
 
 
-@pytest.mark.parametrize("offset", [False, True])
+@pytest.mark.parametrize("offset", [False, True, "twice"])
 def test_the_measurer_maps_from_the_exact_pass_only_when_the_head_sees_the_features(offset):
     """With the exact estimator the Measurer takes the map's features from the scoring pass (one
     check batch the first time, no features forward after); a model whose head sees something else
@@ -165,7 +167,7 @@ def test_the_measurer_maps_from_the_exact_pass_only_when_the_head_sees_the_featu
 
     _, X, y = _setup(n=100)
     torch.manual_seed(1)
-    model = _OffsetHead() if offset else MLP(5, 3)
+    model = _OffsetHead(twice=offset == "twice") if offset else MLP(5, 3)
     with torch.no_grad(), eval_mode(model):
         truth = model.features(X)
     counts, checked = [], []
