@@ -13,6 +13,20 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mnist1d_cache(tmp_path_factory):
+    # generated MNIST-1D arrays are cached on disk between processes (data/builtin.py): the suite
+    # (and the processes it starts) keeps them in its own folder, never in the user's ~/.cache
+    import os
+    before = os.environ.get("DOCL_CACHE")
+    os.environ["DOCL_CACHE"] = str(tmp_path_factory.mktemp("docl-cache"))
+    yield
+    if before is None:
+        os.environ.pop("DOCL_CACHE", None)
+    else:
+        os.environ["DOCL_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def readme_loop_runs(tmp_path_factory):
     """Runs the README's 'Your own loop' example as written, in a fresh folder; returns its

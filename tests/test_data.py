@@ -233,6 +233,48 @@ def test_mnist1d_at_any_size_draws_from_the_same_generator():
         load_dataset("mnist1d-100k", n_samples=10)                    # the named size is fixed
 
 
+def test_mnist1d_arrays_are_cached_on_disk_between_processes(tmp_path, monkeypatch):
+    """A fresh process (the in-process cache cleared) reads the arrays the first one generated, bit
+    for bit, without calling the generator; a corrupted or wrong-sized file is generated again and
+    replaced; DOCL_CACHE="" keeps nothing on disk; an unwritable folder only skips the write."""
+    import mnist1d.data as gen
+    monkeypatch.setenv("DOCL_CACHE", str(tmp_path / "cache"))
+    data_module._mnist1d_arrays.cache_clear()
+    first = data_module._mnist1d_arrays(11, 600)
+    files = list((tmp_path / "cache").glob("mnist1d-*-seed11-n600.npz"))
+    assert len(files) == 1 and not list((tmp_path / "cache").glob("*.tmp"))
+
+    real = gen.make_dataset
+    monkeypatch.setattr(gen, "make_dataset", lambda *a, **k: pytest.fail("generated although cached"))
+    data_module._mnist1d_arrays.cache_clear()
+    again = data_module._mnist1d_arrays(11, 600)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(first, again))
+    assert not again[0].flags.writeable
+
+    monkeypatch.setattr(gen, "make_dataset", real)
+    for bad in (b"not an npz", None):
+        if bad is None:   # a valid npz of the wrong size
+            np.savez(files[0], x=first[0][:10], y=first[1][:10], x_test=first[2], y_test=first[3])
+        else:
+            files[0].write_bytes(bad)
+        data_module._mnist1d_arrays.cache_clear()
+        fixed = data_module._mnist1d_arrays(11, 600)
+        assert all(np.array_equal(a, b) for a, b in zip(first, fixed))
+        with np.load(files[0]) as z:
+            assert np.array_equal(z["x"], first[0])             # the file was replaced
+
+    monkeypatch.setenv("DOCL_CACHE", "")
+    data_module._mnist1d_arrays.cache_clear()
+    data_module._mnist1d_arrays(12, 600)
+    assert not list(tmp_path.rglob("*seed12*"))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("DOCL_CACHE", str(blocked / "sub"))    # cannot be created: no write, no error
+    data_module._mnist1d_arrays.cache_clear()
+    assert len(data_module._mnist1d_arrays(13, 600)[0]) == 480
+    data_module._mnist1d_arrays.cache_clear()
+
+
 def test_mnist1d_without_the_package_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # import fails as if not installed
     with pytest.raises(ValueError, match="pip install mnist1d") as info:
