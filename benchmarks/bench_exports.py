@@ -20,7 +20,6 @@ import os
 import platform
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_large import load, med, time_v_figures  # noqa: E402
 from docl_core import export  # noqa: E402
 from docl_core.envinfo import cpu_model  # noqa: E402
 from docl_core.store import RunReader  # noqa: E402
@@ -41,10 +42,6 @@ def _peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
 
 
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
 def _downloads(run: RunReader, trials: int) -> None:
     t_last = run.last_complete_round
     for label, build in (("whole run (npz)", lambda: export.run_npz_bytes(run)),
@@ -54,12 +51,8 @@ def _downloads(run: RunReader, trials: int) -> None:
             t0 = time.perf_counter()
             size = len(build())
             secs.append(time.perf_counter() - t0)
-        print(f"  dashboard download, {label:<18} {statistics.median(secs):6.2f} s  {size / 1e6:7.1f} MB   "
-              f"(this process's peak RSS so far {_peak_gb():.2f} GB; load {_load()})")
-
-
-def _time_v(stderr: str, key: str) -> str:
-    return next(line.split(": ", 1)[1] for line in stderr.splitlines() if key in line)
+        print(f"  dashboard download, {label:<18} {med(secs):6.2f} s  {size / 1e6:7.1f} MB   "
+              f"(this process's peak RSS so far {_peak_gb():.2f} GB; load {load()})")
 
 
 def _cli(run_dir: Path, fmt: str, trials: int) -> None:
@@ -71,15 +64,15 @@ def _cli(run_dir: Path, fmt: str, trials: int) -> None:
                                 str(tmp / "out"), "--to", fmt], capture_output=True, text=True, cwd=REPO)
             if p.returncode != 0:
                 raise SystemExit(f"docl export --to {fmt} failed ({p.returncode}):\n{p.stderr[-1500:]}")
-            m, s = _time_v(p.stderr, "Elapsed (wall clock)").rsplit(":", 1)[-2:]
-            secs.append(60 * float(m.split(":")[-1]) + float(s))
-            peaks.append(int(_time_v(p.stderr, "Maximum resident set size")) / 1e6)
+            figures = time_v_figures(p.stderr)
+            secs.append(figures["wall_s"])
+            peaks.append(figures["peak_gb"])
             written = [f for f in (tmp / "out").rglob("*") if f.is_file()]
             size, files = sum(f.stat().st_size for f in written), len(written)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(f"  docl export --to {fmt:<8} {statistics.median(secs):6.2f} s  {size / 1e6:7.1f} MB in {files} files, "
-          f"peak RSS {statistics.median(peaks):.2f} GB (load {_load()})")
+    print(f"  docl export --to {fmt:<8} {med(secs):6.2f} s  {size / 1e6:7.1f} MB in {files} files, "
+          f"peak RSS {med(peaks):.2f} GB (load {load()})")
 
 
 def main(argv=None) -> int:

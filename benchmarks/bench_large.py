@@ -67,8 +67,11 @@ def med(xs) -> float:
 def peak_from_log(path: Path) -> dict:
     """{"peak_gb", "wall_s"} from `/usr/bin/time -v` output or from --record's JSON."""
     text = Path(path).read_text(errors="replace")
-    if text.lstrip().startswith("{"):
-        return json.loads(text)
+    return json.loads(text) if text.lstrip().startswith("{") else time_v_figures(text)
+
+
+def time_v_figures(text: str) -> dict:
+    """{"peak_gb", "wall_s"} read off `/usr/bin/time -v`'s report (each only when found)."""
     out = {}
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
     if m:
