@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from ..store import atomic_write_bytes
 from .source import _Source, _check_fraction, _data_seed, _nonnegative, _positive_int
 
 # Built-in datasets, for CLI help and the app.
@@ -118,20 +119,14 @@ def _read_cache(path: Optional[Path], num_samples: int) -> Optional[tuple[np.nda
 
 
 def _write_cache(path: Optional[Path], arrays: tuple[np.ndarray, ...]) -> None:
-    """Atomically, best effort: an unwritable cache folder only costs the next process the generation."""
+    """Atomically (the run store's write), best effort: an unwritable cache folder only costs the
+    next process the generation."""
     if path is None:
         return
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **dict(zip(("x", "y", "x_test", "y_test"), arrays)))
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    buf = io.BytesIO()
+    np.savez(buf, **dict(zip(("x", "y", "x_test", "y_test"), arrays)))
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(path, buf.getvalue())
 
 
 @functools.lru_cache(maxsize=4)
